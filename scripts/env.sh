@@ -6,7 +6,8 @@ BINDGEN_VERSION=$(sed -n 's/^BINDGEN_VERSION=//p' "$(dirname "${BASH_SOURCE[0]}"
 BINDGEN=$VHOST_CACHE/bindgen-$BINDGEN_VERSION/bin/bindgen
 LLVM_SUFFIX=-19
 KMAKE_ARGS=(LLVM=$LLVM_SUFFIX RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
-            HOSTRUSTC=/usr/bin/rustc BINDGEN="$BINDGEN")
+            HOSTRUSTC=/usr/bin/rustc CLIPPY_DRIVER=/usr/bin/clippy-driver
+            BINDGEN="$BINDGEN")
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NPROC=$(( $(nproc) + 1 ))

@@ -22,15 +22,17 @@ if [ ! -f "$src/.vhost-extracted" ]; then
 fi
 
 echo "kernel: building $variant kernel into $out (once per machine)" >&2
-rm -rf "$out"
 mkdir -p "$out"
 frags=("$REPO/kconfig/base.config")
 [ "$variant" = debug ] && frags+=("$REPO/kconfig/debug.config")
-{
+# An interrupted build resumes (make is incremental); the directory name
+# already pins every input, so its configuration never needs redoing.
+[ -f "$out/.vhost-configured" ] || {
     make -C "$src" O="$out" "${KMAKE_ARGS[@]}" tinyconfig
     # merge_config.sh warns about every tinyconfig value the fragment overrides.
     (cd "$out" && "$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${frags[@]}")
     make -C "$src" O="$out" "${KMAKE_ARGS[@]}" olddefconfig
+    touch "$out/.vhost-configured"
 } >"$out/config.log" 2>&1 || { cat "$out/config.log" >&2; exit 1; }
 
 # Every line of a fragment must have survived olddefconfig, or the kernel is
@@ -54,7 +56,8 @@ if ! make -C "$src" O="$out" "${KMAKE_ARGS[@]}" -j"$NPROC" bzImage modules >"$ou
     exit 1
 fi
 # Headers for userspace tools built against this tree (vhost_net_test).
-make -C "$src" O="$out" "${KMAKE_ARGS[@]}" headers_install >>"$out/build.log" 2>&1
+make -C "$src" O="$out" "${KMAKE_ARGS[@]}" headers_install >>"$out/build.log" 2>&1 || {
+    tail -n 20 "$out/build.log" >&2; exit 1; }
 echo "$src" >"$out/.vhost-source"
 touch "$out/.vhost-complete"
 echo "$out"

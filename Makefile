@@ -1,0 +1,35 @@
+# vhost-net-rs: top-level commands. The README names two: `make demo` and
+# `make check`. Everything installs what it needs (scripts/bootstrap.sh).
+SHELL := /bin/bash
+.DEFAULT_GOAL := module
+
+# The kernel to build against: the cached test kernel unless given.
+KDIR ?=
+
+.PHONY: module kdir check demo bench fmt clean bootstrap kernel
+
+bootstrap:
+	@scripts/bootstrap.sh >&2
+
+kernel: bootstrap
+	@scripts/kernel.sh release >/dev/null
+
+# Prints the absolute path of the test kernel's build directory.
+kdir: bootstrap
+	@scripts/kernel.sh release
+
+module: bootstrap
+	@scripts/module.sh $(if $(KDIR),$(KDIR),$$(scripts/kernel.sh release))
+
+check:
+	@scripts/check.sh
+
+demo:
+	@scripts/demo.sh
+
+fmt:
+	@scripts/fmt.sh fix
+
+clean:
+	@rm -f vhost_net_rs.ko *.o *.mod *.mod.c .*.cmd Module.symvers modules.order
+	@find src -name '*.o' -o -name '.*.cmd' -o -name '*.rmeta' -o -name '*.d' | xargs -r rm -f

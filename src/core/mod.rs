@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The logic of vhost-net that does not need the kernel.
+//!
+//! These files are compiled twice: into the kernel module (`no_std`, kernel
+//! lints) and into the host test crate `tests/unit`. They therefore use only
+//! `core`, refer to each other through `super::`, and report failures as
+//! [`errno::Errno`] values that the kernel glue converts.
+
+pub(crate) mod errno;
+pub(crate) mod features;
+pub(crate) mod intervalmap;
+pub(crate) mod uapi;
+pub(crate) mod validate;

@@ -1,0 +1,1 @@
+//! Tests of validate.rs that need a storage.

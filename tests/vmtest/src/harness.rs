@@ -1,0 +1,376 @@
+//! The test harness: observations, forked test runs with a timeout, and the
+//! comparison of the C run with ours.
+
+use crate::modules::{Impl, Paths};
+use crate::sys::{fmt_res, Res};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// What one run of a test saw. Differential tests record `entries`, which
+/// must be equal for C and ours; `failures` are broken expectations that
+/// fail the test whatever the other run saw; `notes` are diagnostics only.
+#[derive(Default, Debug, Clone)]
+pub struct Obs {
+    pub entries: Vec<(String, String)>,
+    pub failures: Vec<String>,
+    pub notes: Vec<String>,
+    pub skip: Option<String>,
+}
+
+impl Obs {
+    /// Records a value.
+    pub fn val(&mut self, key: impl Into<String>, v: impl ToString) {
+        self.entries.push((key.into(), v.to_string()));
+    }
+
+    /// Records what a syscall returned: `0`, `3` or `-1 EBUSY(16)`.
+    pub fn ret(&mut self, key: impl Into<String>, r: Res) {
+        self.val(key, fmt_res(&r));
+    }
+
+    /// Records a syscall result and requires it to be `Err(errno)`.
+    pub fn ret_err(&mut self, key: impl Into<String>, r: Res, errno: i32) {
+        let key = key.into();
+        if r != Err(crate::sys::Errno(errno)) {
+            self.fail(format!(
+                "{key}: got {}, want -1 {}",
+                fmt_res(&r),
+                crate::sys::Errno(errno)
+            ));
+        }
+        self.ret(key, r)
+    }
+
+    /// Records a syscall result and requires it to succeed.
+    pub fn ret_ok(&mut self, key: impl Into<String>, r: Res) {
+        let key = key.into();
+        if r.is_err() {
+            self.fail(format!("{key}: got {}, want success", fmt_res(&r)));
+        }
+        self.ret(key, r)
+    }
+
+    /// A broken expectation: the test fails.
+    pub fn fail(&mut self, msg: impl Into<String>) {
+        self.failures.push(msg.into());
+    }
+
+    /// Fails with `msg` unless `cond`.
+    pub fn check(&mut self, cond: bool, msg: impl Into<String>) -> bool {
+        if !cond {
+            self.fail(msg);
+        }
+        cond
+    }
+
+    /// A diagnostic line, printed as `# ...`, never compared.
+    pub fn note(&mut self, msg: impl Into<String>) {
+        self.notes.push(msg.into());
+    }
+
+    /// Marks this run as skipped.
+    pub fn skip(&mut self, reason: impl Into<String>) {
+        self.skip = Some(reason.into());
+    }
+
+    // Wire format from the forked child: a tag byte, a u32 length, the bytes.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut put = |tag: u8, s: &str| {
+            out.push(tag);
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        };
+        for (k, v) in &self.entries {
+            put(b'k', k);
+            put(b'v', v);
+        }
+        for f in &self.failures {
+            put(b'f', f);
+        }
+        for n in &self.notes {
+            put(b'n', n);
+        }
+        if let Some(s) = &self.skip {
+            put(b's', s);
+        }
+        put(b'E', "");
+        out
+    }
+
+    fn decode(d: &[u8]) -> Result<Obs, String> {
+        let mut o = Obs::default();
+        let mut i = 0;
+        let mut key: Option<String> = None;
+        while i + 5 <= d.len() {
+            let tag = d[i];
+            let len = u32::from_le_bytes(d[i + 1..i + 5].try_into().unwrap()) as usize;
+            let s = d
+                .get(i + 5..i + 5 + len)
+                .ok_or("truncated observation")?;
+            let s = String::from_utf8_lossy(s).to_string();
+            i += 5 + len;
+            match tag {
+                b'k' => key = Some(s),
+                b'v' => o.entries.push((key.take().ok_or("value without key")?, s)),
+                b'f' => o.failures.push(s),
+                b'n' => o.notes.push(s),
+                b's' => o.skip = Some(s),
+                b'E' => return Ok(o),
+                _ => return Err(format!("bad tag {tag}")),
+            }
+        }
+        Err("observation ended early (the test died)".into())
+    }
+}
+
+/// What a test can see of its environment.
+pub struct Ctx<'a> {
+    /// The implementation loaded for this run (differential tests), or
+    /// `None` for special tests, which run with no vhost module loaded.
+    pub imp: Option<Impl>,
+    pub paths: &'a Paths,
+}
+
+impl Ctx<'_> {
+    /// The implementation under test (differential tests only).
+    pub fn imp(&self) -> Impl {
+        self.imp.expect("not a differential test")
+    }
+    /// The name of the module that provides /dev/vhost-net in this run.
+    pub fn module(&self) -> &'static str {
+        self.paths.main_module(self.imp())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Run once with the C modules loaded and once with ours; the
+    /// observations must be equal.
+    Diff,
+    /// Run once with no vhost module loaded; manages modules itself and
+    /// passes if it records no failure.
+    Special,
+}
+
+pub struct Test {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Per-run timeout in seconds (TCG is slow: be generous).
+    pub timeout: u64,
+    pub f: fn(&mut Obs, &Ctx),
+}
+
+/// A deliberate, documented difference between C and ours: the entry `key`
+/// of test `test` is not compared.
+pub struct Allowed {
+    pub test: &'static str,
+    pub key: &'static str,
+    pub reason: &'static str,
+}
+
+/// How one run ended.
+pub enum RunResult {
+    Done(Obs),
+    Crashed(String),
+}
+
+/// Runs `t` in a forked child with a timeout; the child sends its
+/// observation back over a pipe.
+pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
+    let mut fds = [0i32; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return RunResult::Crashed(format!("pipe2: {}", crate::sys::Errno::last()));
+    }
+    let _ = std::io::stdout().flush();
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return RunResult::Crashed(format!("fork: {}", crate::sys::Errno::last()));
+    }
+    if pid == 0 {
+        unsafe { libc::close(fds[0]) };
+        // Own process group, so a timeout kills whatever the test forked.
+        unsafe { libc::setpgid(0, 0) };
+        let mut obs = Obs::default();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (t.f)(&mut obs, ctx)));
+        if let Err(p) = r {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            obs.fail(format!("panicked: {msg}"));
+        }
+        let buf = obs.encode();
+        let mut off = 0;
+        while off < buf.len() {
+            let n = unsafe { libc::write(fds[1], buf[off..].as_ptr().cast(), buf.len() - off) };
+            if n <= 0 {
+                break;
+            }
+            off += n as usize;
+        }
+        unsafe { libc::_exit(0) };
+    }
+    unsafe { libc::close(fds[1]) };
+    unsafe { libc::setpgid(pid, pid) };
+    let mut pipe = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
+    let deadline = Instant::now() + Duration::from_secs(t.timeout);
+    let mut data = Vec::new();
+    let mut timed_out = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            timed_out = true;
+            break;
+        }
+        let mut pfd = libc::pollfd { fd: fds[0], events: libc::POLLIN, revents: 0 };
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as i32) };
+        if n < 0 {
+            continue;
+        }
+        if n == 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => data.extend_from_slice(&buf[..k]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if timed_out {
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let mut status = 0;
+    // The child may be stuck in the kernel (D state): wait a little, then
+    // report it rather than hanging the suite.
+    let wait_until = Instant::now() + Duration::from_secs(10);
+    let mut reaped = false;
+    while Instant::now() < wait_until {
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            reaped = true;
+            break;
+        }
+        if r < 0 {
+            break;
+        }
+        crate::sys::sleep_ms(20);
+    }
+    // Reap the test's own children left in its group, if any.
+    while unsafe { libc::waitpid(-pid, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    if timed_out {
+        return RunResult::Crashed(format!(
+            "timed out after {} s{}",
+            t.timeout,
+            if reaped { "" } else { " (child could not be killed: stuck in the kernel?)" }
+        ));
+    }
+    if !reaped {
+        return RunResult::Crashed("child did not exit after sending its result".into());
+    }
+    if libc::WIFSIGNALED(status) {
+        return RunResult::Crashed(format!("killed by signal {}", libc::WTERMSIG(status)));
+    }
+    match Obs::decode(&data) {
+        Ok(o) => RunResult::Done(o),
+        Err(e) => RunResult::Crashed(e),
+    }
+}
+
+/// The differences between two observations, as diagnostic lines, after
+/// removing the allowed entries (reported as notes).
+pub fn compare(test: &str, c: &Obs, ours: &Obs, allowed: &[Allowed]) -> (Vec<String>, Vec<String>) {
+    let allowed_here: Vec<&Allowed> = allowed.iter().filter(|a| a.test == test).collect();
+    let keep = |e: &&(String, String)| !allowed_here.iter().any(|a| a.key == e.0);
+    let a: Vec<&(String, String)> = c.entries.iter().filter(keep).collect();
+    let b: Vec<&(String, String)> = ours.entries.iter().filter(keep).collect();
+    let mut diffs = Vec::new();
+    for i in 0..a.len().max(b.len()) {
+        match (a.get(i), b.get(i)) {
+            (Some(x), Some(y)) if x == y => {}
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                diffs.push(format!("{}: c={} ours={}", x.0, x.1, y.1));
+            }
+            (Some(x), Some(y)) => {
+                diffs.push(format!("entry {i}: c {}={} / ours {}={}", x.0, x.1, y.0, y.1));
+            }
+            (Some(x), None) => diffs.push(format!("{}: c={} ours=(missing)", x.0, x.1)),
+            (None, Some(y)) => diffs.push(format!("{}: c=(missing) ours={}", y.0, y.1)),
+            (None, None) => {}
+        }
+        if diffs.len() >= 20 {
+            diffs.push("... (more differences left out)".into());
+            break;
+        }
+    }
+    let notes = allowed_here
+        .iter()
+        .map(|a| format!("allowed difference in {}: {}", a.key, a.reason))
+        .collect();
+    (diffs, notes)
+}
+
+/// TAP output with kselftest's closing line.
+pub struct Tap {
+    n: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Tap {
+    pub fn start(total: usize) -> Tap {
+        println!("TAP version 13");
+        println!("1..{total}");
+        flush();
+        Tap { n: 0, passed: 0, failed: 0, skipped: 0 }
+    }
+
+    pub fn diag(&self, msg: &str) {
+        for l in msg.lines() {
+            println!("# {l}");
+        }
+        flush();
+    }
+
+    pub fn ok(&mut self, name: &str) {
+        self.n += 1;
+        self.passed += 1;
+        println!("ok {} {name}", self.n);
+        flush();
+    }
+
+    pub fn not_ok(&mut self, name: &str, why: &[String]) {
+        for w in why {
+            self.diag(w);
+        }
+        self.n += 1;
+        self.failed += 1;
+        println!("not ok {} {name}", self.n);
+        flush();
+    }
+
+    pub fn skip(&mut self, name: &str, reason: &str) {
+        self.n += 1;
+        self.skipped += 1;
+        println!("ok {} {name} # SKIP {reason}", self.n);
+        flush();
+    }
+
+    pub fn finish(self) -> bool {
+        println!("# {} skipped", self.skipped);
+        println!("{} passed, {} failed", self.passed, self.failed);
+        flush();
+        // Let the UART drain before init powers the machine off.
+        unsafe { libc::tcdrain(1) };
+        self.failed == 0
+    }
+}
+
+pub fn flush() {
+    let _ = std::io::stdout().flush();
+}

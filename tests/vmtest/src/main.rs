@@ -1,0 +1,229 @@
+//! vmtest: the in-VM test suite of vhost-net-rs.
+//!
+//! Runs every differential test against the kernel's C vhost_net (the
+//! oracle) and against vhost_net_rs.ko, in the same boot, and compares what
+//! userspace saw. Output is TAP (kselftest style) closed by
+//! `<n> passed, <m> failed`.
+//!
+//! Usage: vmtest [--c-dir DIR] [--ours PATH.ko] [--filter SUBSTR]...
+//!               [--list] [--dump]
+
+mod harness;
+mod modules;
+mod sys;
+mod tests;
+
+#[allow(dead_code)]
+#[path = "../../../src/core/uapi.rs"]
+mod uapi;
+
+use harness::{compare, run_forked, Ctx, Kind, Obs, RunResult, Tap, Test};
+use modules::{Impl, Paths};
+use std::path::PathBuf;
+
+struct Args {
+    paths: Paths,
+    filters: Vec<String>,
+    list: bool,
+    dump: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: vmtest [--c-dir DIR] [--ours PATH.ko] [--filter SUBSTR]... [--list] [--dump]\n\
+         defaults: --c-dir /lib/vhost/c --ours /lib/vhost/vhost_net_rs.ko\n\
+         --dump prints every observation of every run as # lines"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut c_dir = PathBuf::from("/lib/vhost/c");
+    let mut ours = PathBuf::from("/lib/vhost/vhost_net_rs.ko");
+    let mut filters = Vec::new();
+    let mut list = false;
+    let mut dump = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--c-dir" => c_dir = it.next().unwrap_or_else(|| usage()).into(),
+            "--ours" => ours = it.next().unwrap_or_else(|| usage()).into(),
+            "--filter" => filters.push(it.next().unwrap_or_else(|| usage())),
+            "--list" => list = true,
+            "--dump" => dump = true,
+            _ => usage(),
+        }
+    }
+    let ours = ours.exists().then_some(ours);
+    Args { paths: Paths { c_dir, ours }, filters, list, dump }
+}
+
+fn run_notes(tap: &Tap, label: &str, o: &Obs) {
+    for n in &o.notes {
+        tap.diag(&format!("{label}{n}"));
+    }
+}
+
+fn dump(tap: &Tap, label: &str, o: &Obs) {
+    for (k, v) in &o.entries {
+        tap.diag(&format!("{label}{k} = {v}"));
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let all = tests::all();
+    let selected: Vec<&Test> = all
+        .iter()
+        .filter(|t| args.filters.is_empty() || args.filters.iter().any(|f| t.name.contains(f.as_str())))
+        .collect();
+    if args.list {
+        for t in &selected {
+            println!("{} {}", if t.kind == Kind::Diff { "diff   " } else { "special" }, t.name);
+        }
+        return;
+    }
+    let special: Vec<&Test> = selected.iter().copied().filter(|t| t.kind == Kind::Special).collect();
+    let diff: Vec<&Test> = selected.iter().copied().filter(|t| t.kind == Kind::Diff).collect();
+    let phases = if diff.is_empty() { 0 } else { 2 };
+    let mut tap = Tap::start(special.len() + diff.len() + phases);
+    tap.diag(&format!(
+        "c modules: {}; ours: {}",
+        args.paths.c_dir.display(),
+        args.paths.ours.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not built".into())
+    ));
+
+    let (unloaded, errors) = modules::unload_all();
+    if !unloaded.is_empty() || !errors.is_empty() {
+        tap.diag(&format!("before the tests: unloaded {unloaded:?}, errors {errors:?}"));
+    }
+
+    // Special tests: no vhost module loaded before or after each.
+    for t in &special {
+        let ctx = Ctx { imp: None, paths: &args.paths };
+        let r = run_forked(t, &ctx);
+        let (unloaded, errors) = modules::unload_all();
+        let mut why = Vec::new();
+        if !unloaded.is_empty() {
+            why.push(format!("left modules loaded: {unloaded:?}"));
+        }
+        why.extend(errors);
+        match r {
+            RunResult::Crashed(e) => {
+                why.insert(0, e);
+                tap.not_ok(t.name, &why);
+            }
+            RunResult::Done(o) => {
+                run_notes(&tap, "", &o);
+                why.splice(0..0, o.failures.iter().cloned());
+                if !why.is_empty() {
+                    tap.not_ok(t.name, &why);
+                } else if let Some(s) = &o.skip {
+                    tap.skip(t.name, s);
+                } else {
+                    tap.ok(t.name);
+                }
+            }
+        }
+    }
+    if diff.is_empty() {
+        std::process::exit(if tap.finish() { 0 } else { 1 });
+    }
+
+    // Differential phases: C first, then ours.
+    let mut results: Vec<[Option<RunResult>; 2]> = diff.iter().map(|_| [None, None]).collect();
+    let mut phase_results = Vec::new();
+    for (pi, imp) in [Impl::C, Impl::Ours].into_iter().enumerate() {
+        let name = format!("phase_{}_load_run_unload", imp.label());
+        if imp == Impl::Ours && args.paths.ours.is_none() {
+            phase_results.push((name, Err(None)));
+            continue;
+        }
+        if let Err(e) = args.paths.load(imp) {
+            for r in results.iter_mut() {
+                r[pi] = Some(RunResult::Crashed(format!("{} not loaded: {e}", imp.label())));
+            }
+            phase_results.push((name, Err(Some(vec![format!("load: {e}")]))));
+            continue;
+        }
+        let main_mod = args.paths.main_module(imp);
+        let mut why = Vec::new();
+        for (i, t) in diff.iter().enumerate() {
+            if !modules::is_loaded(main_mod) {
+                results[i][pi] = Some(RunResult::Crashed(format!("{main_mod} is no longer loaded")));
+                continue;
+            }
+            let ctx = Ctx { imp: Some(imp), paths: &args.paths };
+            results[i][pi] = Some(run_forked(t, &ctx));
+        }
+        // Every file is closed and every test process gone: the module
+        // must unload now, or a reference leaked.
+        match modules::refcnt(main_mod) {
+            Ok(rc) if rc != "0" => why.push(format!("{main_mod} refcnt {rc} after all tests")),
+            _ => {}
+        }
+        if let Err(e) = args.paths.unload(imp) {
+            why.push(format!("unload: {e}"));
+        }
+        phase_results.push((name, if why.is_empty() { Ok(()) } else { Err(Some(why)) }));
+    }
+
+    for (i, t) in diff.iter().enumerate() {
+        let [c, ours] = &results[i];
+        let c = c.as_ref().expect("C phase always runs");
+        let c_obs = match c {
+            RunResult::Crashed(e) => {
+                tap.not_ok(t.name, &[format!("c: {e}")]);
+                continue;
+            }
+            RunResult::Done(o) => o,
+        };
+        if args.dump {
+            dump(&tap, "c: ", c_obs);
+        }
+        let mut why: Vec<String> = c_obs.failures.iter().map(|f| format!("c: {f}")).collect();
+        let ours_obs = match ours {
+            None => {
+                run_notes(&tap, "c: ", c_obs);
+                if why.is_empty() {
+                    tap.skip(t.name, "ours: module not built");
+                } else {
+                    tap.not_ok(t.name, &why);
+                }
+                continue;
+            }
+            Some(RunResult::Crashed(e)) => {
+                why.push(format!("ours: {e}"));
+                tap.not_ok(t.name, &why);
+                continue;
+            }
+            Some(RunResult::Done(o)) => o,
+        };
+        if args.dump {
+            dump(&tap, "ours: ", ours_obs);
+        }
+        why.extend(ours_obs.failures.iter().map(|f| format!("ours: {f}")));
+        let (diffs, notes) = compare(t.name, c_obs, ours_obs, tests::ALLOWED);
+        for n in notes {
+            tap.diag(&n);
+        }
+        why.extend(diffs);
+        if !why.is_empty() {
+            run_notes(&tap, "c: ", c_obs);
+            run_notes(&tap, "ours: ", ours_obs);
+            tap.not_ok(t.name, &why);
+        } else if let Some(s) = c_obs.skip.as_ref().or(ours_obs.skip.as_ref()) {
+            tap.skip(t.name, s);
+        } else {
+            tap.ok(t.name);
+        }
+    }
+    for (name, r) in phase_results {
+        match r {
+            Ok(()) => tap.ok(&name),
+            Err(None) => tap.skip(&name, "module not built"),
+            Err(Some(why)) => tap.not_ok(&name, &why),
+        }
+    }
+    std::process::exit(if tap.finish() { 0 } else { 1 });
+}
