@@ -1,77 +1,101 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! One open `/dev/vhost-net`: the device state machine and the ioctl
-//! dispatcher.
+//! dispatcher, with the C module's semantics, errno for errno.
 //!
 //! # Lock order
 //!
-//! `VhostNet::dev` (the C module's `dev->mutex`) is taken first; virtqueue
-//! locks (added with the virtqueues) nest inside it, in index order.
+//! `VhostNet::dev` (C's `dev->mutex`) first, then the virtqueue mutexes
+//! (C's `vq->mutex`) in index order: RX (0) before TX (1). Nothing else is
+//! taken inside a virtqueue mutex except the eventfd and socket internals.
+//! References that may sleep or call back into us when dropped (eventfds,
+//! sockets, memory maps) are dropped after the locks are released where the
+//! C module does so too.
 
-use crate::kapi::miscdev::{errno, MiscDevice};
+use crate::kapi::errno;
+use crate::kapi::eventfd::{EventFdCtx, EventFdFile};
+use crate::kapi::miscdev::MiscDevice;
 use crate::kapi::mm::MmRef;
-use crate::vcore::uapi;
+use crate::kapi::poll::{poll_mask, EPOLLERR};
+use crate::kapi::socket::Socket;
+use crate::kapi::uaccess;
+use crate::mem::{new_map, GuestMap};
+use crate::params;
 use crate::vcore::errno::Errno;
+use crate::vcore::features::{self, IotlbAction, SET_FEATURES_FAILED};
+use crate::vcore::uapi::{self, VhostMemory, VhostMemoryRegion, VhostVringAddr, VhostVringFile};
+use crate::vcore::uapi::{VhostVringState, VHOST_FILE_UNBIND};
+use crate::vcore::validate;
+use crate::vq::{memory_access_ok, Vq};
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow, Mutex};
-use kernel::uaccess::{UserPtr, UserSlice};
 
 /// Number of virtqueues of a vhost-net device: RX (0) and TX (1).
-pub(crate) const VHOST_NET_VQ_MAX: u32 = 2;
+const NVQS: u32 = validate::NET_VQ_MAX;
 
-/// The state under the device mutex.
+/// The device-wide state, under the device mutex.
 struct DevState {
     /// The owner's address space, set by `VHOST_SET_OWNER`.
     owner: Option<MmRef>,
+    /// Whether the worker will be a task of the owner (else a kthread).
+    fork_owner: bool,
+    /// The memory table; `None` until the first `VHOST_SET_MEM_TABLE`
+    /// (and an empty table after `VHOST_RESET_OWNER`, as in C).
+    umem: Option<Arc<GuestMap>>,
+    /// Whether `VIRTIO_F_ACCESS_PLATFORM` gave the device an IOTLB.
+    iotlb: bool,
+    /// The dirty-log eventfd (`VHOST_SET_LOG_FD`).
+    log_ctx: Option<Arc<EventFdCtx>>,
+}
+
+impl DevState {
+    const fn new() -> Self {
+        Self {
+            owner: None,
+            fork_owner: true,
+            umem: None,
+            iotlb: false,
+            log_ctx: None,
+        }
+    }
 }
 
 /// One open file of `/dev/vhost-net`.
 #[pin_data]
 pub(crate) struct VhostNet {
-    /// The device mutex: serialises the control plane, as `dev->mutex` does
-    /// in the C module.
+    /// The device mutex: serialises the control plane.
     #[pin]
     dev: Mutex<DevState>,
+    /// The receive queue (index 0).
+    #[pin]
+    rx: Mutex<Vq>,
+    /// The transmit queue (index 1).
+    #[pin]
+    tx: Mutex<Vq>,
 }
 
-/// The `_IOC_SIZE` field of an ioctl number.
-fn ioc_size(cmd: u32) -> usize {
-    ((cmd >> 16) & 0x3fff) as usize
-}
-
-/// Reads a `T` from the user pointer `arg`.
-fn read_user<T: kernel::types::FromBytes>(arg: usize) -> Result<T> {
-    UserSlice::new(arg as UserPtr, core::mem::size_of::<T>())
-        .reader()
-        .read::<T>()
-}
-
-/// Writes `value` to the user pointer `arg`.
-fn write_user<T: kernel::types::AsBytes>(arg: usize, value: &T) -> Result {
-    UserSlice::new(arg as UserPtr, core::mem::size_of::<T>())
-        .writer()
-        .write(value)
+/// What a virtqueue ioctl has to release after the locks are dropped.
+#[derive(Default)]
+struct Garbage {
+    ctx: Option<EventFdCtx>,
+    file: Option<EventFdFile>,
 }
 
 impl VhostNet {
-    /// `VHOST_SET_OWNER`: the caller's address space becomes the owner.
-    fn set_owner(&self) -> Result<isize> {
-        let mut dev = self.dev.lock();
-        if dev.owner.is_some() {
-            return Err(EBUSY);
+    /// The virtqueue with a checked index.
+    fn vq(&self, index: usize) -> &Mutex<Vq> {
+        if index == 0 {
+            &self.rx
+        } else {
+            &self.tx
         }
-        // A kernel thread has no mm to own the device with; C would oops
-        // later, we refuse.
-        dev.owner = Some(MmRef::current().ok_or(EINVAL)?);
-        Ok(0)
     }
 
-    /// `VHOST_RESET_OWNER`: back to the state right after `open`.
-    fn reset_owner(&self) -> Result<isize> {
-        let mut dev = self.dev.lock();
-        Self::check_owner(&dev)?;
-        dev.owner = None;
-        Ok(0)
+    /// Runs `f` on every virtqueue, each under its own mutex, in index
+    /// order, like the C module's loops over `dev->vqs`.
+    fn for_each_vq(&self, mut f: impl FnMut(&mut Vq)) {
+        f(&mut self.rx.lock());
+        f(&mut self.tx.lock());
     }
 
     /// The C module's `vhost_dev_check_owner`: only the owner's address
@@ -83,18 +107,393 @@ impl VhostNet {
         }
     }
 
-    /// The ioctls that need the device mutex and an owner, in the C
-    /// module's order: device-wide ones first, then per-virtqueue ones.
-    fn locked_ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
-        let dev = self.dev.lock();
-        Self::check_owner(&dev)?;
-        // Per-virtqueue ioctls start by reading the queue index.
-        let index: u32 = read_user(arg)?;
-        if index >= VHOST_NET_VQ_MAX {
-            return Err(errno(Errno::ENOBUFS));
+    /// `VHOST_SET_OWNER`: the caller's address space becomes the owner.
+    fn set_owner(&self) -> Result<isize> {
+        let mut dev = self.dev.lock();
+        if dev.owner.is_some() {
+            return Err(EBUSY);
         }
-        let _ = ioc_size(cmd);
-        Err(ENOTTY)
+        // Only a kernel thread has no mm, and it cannot reach an fd's ioctl.
+        dev.owner = Some(MmRef::current().ok_or(EINVAL)?);
+        Ok(0)
+    }
+
+    /// Brings every ring and the device back to their state after `open`
+    /// (C's `vhost_dev_cleanup` + `vhost_net_vq_reset`), leaving `umem` as
+    /// given. Returns what must be dropped outside the locks.
+    fn cleanup(&self, dev: &mut DevState, umem: Option<Arc<GuestMap>>) -> KVec<Vq> {
+        let mut old = KVec::new();
+        self.for_each_vq(|vq| {
+            let mut fresh = Vq::new();
+            fresh.umem = umem.clone();
+            let prev = core::mem::replace(vq, fresh);
+            // Pushing cannot fail for want of memory here in practice, but
+            // if it did, dropping under the lock is still correct, only
+            // slower for whoever waits.
+            let _ = old.push(prev, GFP_KERNEL);
+        });
+        dev.log_ctx = None;
+        dev.umem = umem;
+        dev.iotlb = false;
+        dev.owner = None;
+        dev.fork_owner = params::fork_from_owner_default();
+        old
+    }
+
+    /// `VHOST_RESET_OWNER`: back to the state right after `open`, with an
+    /// empty memory table.
+    fn reset_owner(&self) -> Result<isize> {
+        let garbage;
+        {
+            let mut dev = self.dev.lock();
+            Self::check_owner(&dev)?;
+            let umem = Arc::new(new_map(0)?, GFP_KERNEL)?;
+            garbage = self.cleanup(&mut dev, Some(umem));
+        }
+        drop(garbage);
+        Ok(0)
+    }
+
+    /// `VHOST_SET_FEATURES`.
+    fn set_features(&self, value: u64) -> Result<isize> {
+        let f = features::set_net_features(value).map_err(errno)?;
+        let mut dev = self.dev.lock();
+        if f.needs_log_check && !self.log_access_ok(&dev) {
+            return Err(errno(SET_FEATURES_FAILED));
+        }
+        match f.iotlb {
+            IotlbAction::Init => {
+                if !params::valid_max_iotlb_entries() {
+                    return Err(errno(SET_FEATURES_FAILED));
+                }
+                dev.iotlb = true;
+            }
+            IotlbAction::Clear => dev.iotlb = false,
+        }
+        let iotlb = dev.iotlb;
+        self.for_each_vq(|vq| {
+            vq.acked_features = f.features;
+            vq.vhost_hlen = f.vhost_hlen;
+            vq.sock_hlen = f.sock_hlen;
+            vq.iotlb = iotlb;
+        });
+        Ok(0)
+    }
+
+    /// `vhost_log_access_ok`: with logging of all memory, every active ring
+    /// can log every region.
+    fn log_access_ok(&self, dev: &DevState) -> bool {
+        self.memory_access_ok(dev.umem.as_deref(), true)
+    }
+
+    /// `memory_access_ok`: `umem` is acceptable to every active ring.
+    fn memory_access_ok(&self, umem: Option<&GuestMap>, log_all: bool) -> bool {
+        let mut ok = true;
+        self.for_each_vq(|vq| {
+            if ok && vq.backend.is_some() {
+                let log = log_all || vq.has_feature(uapi::VHOST_F_LOG_ALL);
+                ok = memory_access_ok(vq.log_base, umem, log);
+            }
+        });
+        ok
+    }
+
+    /// `VHOST_SET_BACKEND_FEATURES`.
+    fn set_backend_features(&self, value: u64) -> Result<isize> {
+        let value = features::set_net_backend_features(value).map_err(errno)?;
+        let _dev = self.dev.lock();
+        self.for_each_vq(|vq| vq.acked_backend_features = value);
+        Ok(0)
+    }
+
+    /// `VHOST_SET_MEM_TABLE`.
+    fn set_mem_table(&self, dev: &mut DevState, arg: usize) -> Result<isize> {
+        let hdr: VhostMemory = uaccess::read(arg)?;
+        let n = validate::mem_table_header(&hdr, params::max_mem_regions()).map_err(errno)?;
+        if !params::valid_max_iotlb_entries() {
+            return Err(EINVAL);
+        }
+        let n = n as usize;
+        let mut regions = KVec::<VhostMemoryRegion>::with_capacity(n, GFP_KERNEL)?;
+        let base = arg + core::mem::size_of::<VhostMemory>();
+        for i in 0..n {
+            let r = uaccess::read(base + i * core::mem::size_of::<VhostMemoryRegion>())?;
+            regions.push(r, GFP_KERNEL)?;
+        }
+        let mut map = new_map(n)?;
+        validate::fill_mem_table(&mut map, regions.as_slice()).map_err(errno)?;
+        if !self.memory_access_ok(Some(&map), false) {
+            return Err(EFAULT);
+        }
+        let map = Arc::new(map, GFP_KERNEL)?;
+        let _old = dev.umem.replace(map.clone());
+        self.for_each_vq(|vq| vq.umem = Some(map.clone()));
+        Ok(0)
+    }
+
+    /// `VHOST_SET_LOG_BASE`: every ring takes the new base unless it is
+    /// active and cannot log there; then the ioctl fails with `EFAULT` but
+    /// the other rings keep the new base, as in C.
+    fn set_log_base(&self, arg: usize) -> Result<isize> {
+        let base: u64 = uaccess::read(arg)?;
+        let base = validate::user_ulong(base).map_err(errno)?;
+        let mut r = Ok(0);
+        self.for_each_vq(|vq| {
+            if vq.backend.is_some() && !vq.log_access_ok(base) {
+                r = Err(EFAULT);
+            } else {
+                vq.log_base = base;
+            }
+        });
+        r
+    }
+
+    /// `VHOST_SET_LOG_FD`.
+    fn set_log_fd(&self, dev: &mut DevState, arg: usize) -> Result<isize> {
+        let fd: i32 = uaccess::read(arg)?;
+        let ctx = if fd == VHOST_FILE_UNBIND {
+            None
+        } else {
+            Some(Arc::new(EventFdCtx::fdget(fd)?, GFP_KERNEL)?)
+        };
+        let _old = core::mem::replace(&mut dev.log_ctx, ctx);
+        let shared = dev.log_ctx.clone();
+        self.for_each_vq(|vq| vq.log_ctx = shared.clone());
+        Ok(0)
+    }
+
+    /// The device ioctls handled under the device mutex (C's
+    /// `vhost_dev_ioctl`); `None` when `cmd` is not one of them.
+    fn dev_ioctl(&self, dev: &mut DevState, cmd: u32, arg: usize) -> Option<Result<isize>> {
+        match cmd {
+            uapi::VHOST_SET_FORK_FROM_OWNER => {
+                return Some((|| {
+                    if dev.owner.is_some() {
+                        return Err(EBUSY);
+                    }
+                    let v: u8 = uaccess::read(arg)?;
+                    dev.fork_owner = validate::set_fork_from_owner(false, v).map_err(errno)?;
+                    Ok(0)
+                })());
+            }
+            uapi::VHOST_GET_FORK_FROM_OWNER => {
+                let v = validate::get_fork_from_owner(dev.fork_owner);
+                return Some(uaccess::write(arg, &v).map(|()| 0));
+            }
+            _ => {}
+        }
+        if let Err(e) = Self::check_owner(dev) {
+            return Some(Err(e));
+        }
+        Some(match cmd {
+            uapi::VHOST_SET_MEM_TABLE => self.set_mem_table(dev, arg),
+            uapi::VHOST_SET_LOG_BASE => self.set_log_base(arg),
+            uapi::VHOST_SET_LOG_FD => self.set_log_fd(dev, arg),
+            _ => return None,
+        })
+    }
+
+    /// The per-virtqueue ioctls (C's `vhost_vring_ioctl`).
+    fn vring_ioctl(&self, cmd: u32, arg: usize, garbage: &mut Garbage) -> Result<isize> {
+        let index: u32 = uaccess::read(arg)?;
+        let index = validate::vring_index(index, NVQS).map_err(errno)?;
+        let mut vq = self.vq(index).lock();
+        match cmd {
+            uapi::VHOST_SET_VRING_NUM => {
+                if vq.backend.is_some() {
+                    return Err(EBUSY);
+                }
+                let s: VhostVringState = uaccess::read(arg)?;
+                vq.num = validate::set_vring_num(false, s.num).map_err(errno)?;
+                Ok(0)
+            }
+            uapi::VHOST_SET_VRING_ADDR => {
+                let a: VhostVringAddr = uaccess::read(arg)?;
+                let a = validate::set_vring_addr(&a).map_err(errno)?;
+                if vq.backend.is_some() {
+                    if !vq.rings_access_ok(vq.num, a.desc, a.avail, a.used)
+                        || !vq.log_used_access_ok(vq.log_base, a.log_used, a.log_addr)
+                    {
+                        return Err(EINVAL);
+                    }
+                }
+                vq.log_used = a.log_used;
+                vq.desc = a.desc;
+                vq.avail = a.avail;
+                vq.log_addr = a.log_addr;
+                vq.used = a.used;
+                Ok(0)
+            }
+            uapi::VHOST_SET_VRING_BASE => {
+                if vq.backend.is_some() {
+                    return Err(EBUSY);
+                }
+                let s: VhostVringState = uaccess::read(arg)?;
+                let b = validate::set_vring_base(false, vq.packed(), s.num).map_err(errno)?;
+                vq.last_avail_idx = b.last_avail_idx;
+                if let Some(used) = b.last_used_idx {
+                    vq.last_used_idx = used;
+                }
+                vq.avail_idx = vq.last_avail_idx;
+                Ok(0)
+            }
+            uapi::VHOST_GET_VRING_BASE => {
+                let s = VhostVringState {
+                    index: index as u32,
+                    num: validate::get_vring_base(vq.packed(), vq.last_avail_idx, vq.last_used_idx),
+                };
+                uaccess::write(arg, &s).map(|()| 0)
+            }
+            uapi::VHOST_SET_VRING_KICK => {
+                let f: VhostVringFile = uaccess::read(arg)?;
+                let file = if f.fd == VHOST_FILE_UNBIND {
+                    None
+                } else {
+                    Some(EventFdFile::fget(f.fd)?)
+                };
+                match (&vq.kick, file) {
+                    (Some(old), Some(new)) if old.same_file(&new) => garbage.file = Some(new),
+                    (_, new) => garbage.file = core::mem::replace(&mut vq.kick, new),
+                }
+                Ok(0)
+            }
+            uapi::VHOST_SET_VRING_CALL | uapi::VHOST_SET_VRING_ERR => {
+                let f: VhostVringFile = uaccess::read(arg)?;
+                let ctx = if f.fd == VHOST_FILE_UNBIND {
+                    None
+                } else {
+                    Some(EventFdCtx::fdget(f.fd)?)
+                };
+                let slot = if cmd == uapi::VHOST_SET_VRING_CALL {
+                    &mut vq.call
+                } else {
+                    &mut vq.err
+                };
+                garbage.ctx = core::mem::replace(slot, ctx);
+                Ok(0)
+            }
+            uapi::VHOST_SET_VRING_ENDIAN => {
+                let s: VhostVringState = uaccess::read(arg)?;
+                validate::set_vring_endian(
+                    validate::CROSS_ENDIAN_LEGACY,
+                    vq.backend.is_some(),
+                    s.num,
+                )
+                .map(|_| 0)
+                .map_err(errno)
+            }
+            uapi::VHOST_GET_VRING_ENDIAN => {
+                validate::get_vring_endian(validate::CROSS_ENDIAN_LEGACY, false)
+                    .map_err(errno)
+                    .and_then(|num| {
+                        let s = VhostVringState {
+                            index: index as u32,
+                            num,
+                        };
+                        uaccess::write(arg, &s).map(|()| 0)
+                    })
+            }
+            uapi::VHOST_SET_VRING_BUSYLOOP_TIMEOUT => {
+                let s: VhostVringState = uaccess::read(arg)?;
+                vq.busyloop_timeout = s.num;
+                Ok(0)
+            }
+            uapi::VHOST_GET_VRING_BUSYLOOP_TIMEOUT => {
+                let s = VhostVringState {
+                    index: index as u32,
+                    num: vq.busyloop_timeout,
+                };
+                uaccess::write(arg, &s).map(|()| 0)
+            }
+            _ => Err(errno(Errno::ENOIOCTLCMD)),
+        }
+    }
+
+    /// `VHOST_NET_SET_BACKEND`: attach, replace or (fd -1) detach the
+    /// socket of a ring.
+    fn set_backend(&self, index: u32, fd: i32) -> Result<isize> {
+        let old;
+        {
+            let dev = self.dev.lock();
+            Self::check_owner(&dev)?;
+            let index = validate::vring_index(index, NVQS).map_err(errno)?;
+            let mut vq = self.vq(index).lock();
+            if !vq.access_ok() {
+                return Err(EFAULT);
+            }
+            let sock = if fd == -1 {
+                None
+            } else {
+                Some(Socket::lookup(fd)?)
+            };
+            let same = match (&vq.backend, &sock) {
+                (Some(a), Some(b)) => a.same(b),
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                // The new reference goes; the ring keeps the one it has.
+                drop(vq);
+                drop(dev);
+                drop(sock);
+                return Ok(0);
+            }
+            let prev = core::mem::replace(&mut vq.backend, sock);
+            if let Err(e) = Self::init_access(&mut vq).and_then(|()| Self::enable_vq(&vq)) {
+                // Put the old backend back; the new one is dropped.
+                let _new = core::mem::replace(&mut vq.backend, prev);
+                return Err(e);
+            }
+            old = prev;
+        }
+        drop(old);
+        Ok(0)
+    }
+
+    /// `vhost_net_enable_vq`: a socket that reports an error when first
+    /// polled (for example a tun file not attached to a device) is refused
+    /// with `EINVAL`.
+    fn enable_vq(vq: &Vq) -> Result {
+        let Some(sock) = &vq.backend else {
+            return Ok(());
+        };
+        // SAFETY: The socket holds a reference on its file.
+        if unsafe { poll_mask(sock.file()) } & EPOLLERR != 0 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// `vhost_vq_init_access`: with a backend, clear the used flags and read
+    /// the used index the guest left (the owner's memory, we run in it).
+    fn init_access(vq: &mut Vq) -> Result {
+        if vq.backend.is_none() {
+            return Ok(());
+        }
+        // Used ring layout: le16 flags, le16 idx, elements.
+        uaccess::write(vq.used as usize, &0u16)?;
+        vq.signalled_used_valid = false;
+        if !vq.iotlb && !uaccess::access_ok(vq.used + 2, 2) {
+            return Err(EFAULT);
+        }
+        let idx: u16 = uaccess::read(vq.used as usize + 2)?;
+        vq.last_used_idx = u16::from_le(idx);
+        Ok(())
+    }
+
+    /// The ioctls the C module handles under the device mutex after its
+    /// own switch: device ioctls, then virtqueue ioctls.
+    fn locked_ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        let mut garbage = Garbage::default();
+        let r = {
+            let mut dev = self.dev.lock();
+            match self.dev_ioctl(&mut dev, cmd, arg) {
+                Some(r) => r,
+                None => self.vring_ioctl(cmd, arg, &mut garbage),
+            }
+        };
+        drop(garbage);
+        r
     }
 }
 
@@ -102,31 +501,38 @@ impl MiscDevice for VhostNet {
     type Ptr = Arc<VhostNet>;
 
     fn open() -> Result<Arc<VhostNet>> {
+        let mut state = DevState::new();
+        state.fork_owner = params::fork_from_owner_default();
         Arc::pin_init(
             pin_init!(VhostNet {
-                dev <- kernel::new_mutex!(DevState { owner: None }, "VhostNet::dev"),
+                dev <- kernel::new_mutex!(state, "VhostNet::dev"),
+                rx <- kernel::new_mutex!(Vq::new(), "VhostNet::rx"),
+                tx <- kernel::new_mutex!(Vq::new(), "VhostNet::tx"),
             }),
             GFP_KERNEL,
         )
     }
 
-    fn release(_device: Arc<VhostNet>) {}
+    fn release(device: Arc<VhostNet>) {
+        let garbage = {
+            let mut dev = device.dev.lock();
+            device.cleanup(&mut dev, None)
+        };
+        drop(garbage);
+    }
 
     fn ioctl(this: ArcBorrow<'_, VhostNet>, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            uapi::VHOST_GET_FEATURES => {
-                write_user(arg, &uapi::VHOST_NET_FEATURES).map(|()| 0)
+            uapi::VHOST_NET_SET_BACKEND => {
+                let f: VhostVringFile = uaccess::read(arg)?;
+                this.set_backend(f.index, f.fd)
             }
-            uapi::VHOST_SET_FEATURES => {
-                let features: u64 = read_user(arg)?;
-                if features & !uapi::VHOST_NET_FEATURES != 0 {
-                    return Err(errno(Errno::EOPNOTSUPP));
-                }
-                Ok(0)
-            }
+            uapi::VHOST_GET_FEATURES => uaccess::write(arg, &uapi::VHOST_NET_FEATURES).map(|()| 0),
+            uapi::VHOST_SET_FEATURES => this.set_features(uaccess::read(arg)?),
             uapi::VHOST_GET_BACKEND_FEATURES => {
-                write_user(arg, &uapi::VHOST_NET_BACKEND_FEATURES).map(|()| 0)
+                uaccess::write(arg, &uapi::VHOST_NET_BACKEND_FEATURES).map(|()| 0)
             }
+            uapi::VHOST_SET_BACKEND_FEATURES => this.set_backend_features(uaccess::read(arg)?),
             uapi::VHOST_RESET_OWNER => this.reset_owner(),
             uapi::VHOST_SET_OWNER => this.set_owner(),
             _ => this.locked_ioctl(cmd, arg),

@@ -9,11 +9,15 @@
 
 use kernel::prelude::*;
 
+mod abi;
 mod dev;
 mod kapi;
+mod mem;
+mod params;
 #[path = "core/mod.rs"]
 #[expect(dead_code, reason = "the control plane and data path use the rest")]
 mod vcore;
+mod vq;
 
 module! {
     type: VhostNetModule,

@@ -32,8 +32,14 @@ impl Errno {
     pub(crate) const ENOTTY: Errno = Errno(25);
     /// No space left on device.
     pub(crate) const ENOSPC: Errno = Errno(28);
+    /// Socket operation on non-socket.
+    pub(crate) const ENOTSOCK: Errno = Errno(88);
+    /// Socket type not supported.
+    pub(crate) const ESOCKTNOSUPPORT: Errno = Errno(94);
     /// Operation not supported on transport endpoint.
     pub(crate) const EOPNOTSUPP: Errno = Errno(95);
+    /// Protocol family not supported.
+    pub(crate) const EPFNOSUPPORT: Errno = Errno(96);
     /// No buffer space available.
     pub(crate) const ENOBUFS: Errno = Errno(105);
     /// Kernel-internal "no such ioctl"; the VFS turns it into `ENOTTY`.
@@ -60,7 +66,10 @@ mod tests {
         assert_eq!(Errno::EINVAL.0, 22);
         assert_eq!(Errno::ENOTTY.0, 25);
         assert_eq!(Errno::ENOSPC.0, 28);
+        assert_eq!(Errno::ENOTSOCK.0, 88);
+        assert_eq!(Errno::ESOCKTNOSUPPORT.0, 94);
         assert_eq!(Errno::EOPNOTSUPP.0, 95);
+        assert_eq!(Errno::EPFNOSUPPORT.0, 96);
         assert_eq!(Errno::ENOBUFS.0, 105);
         assert_eq!(Errno::ENOIOCTLCMD.0, 515);
         assert_eq!(Errno::EINVAL.to_neg(), -22);

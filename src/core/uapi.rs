@@ -268,17 +268,13 @@ pub(crate) const VHOST_NEW_WORKER: u32 = ior(VHOST_VIRTIO, 0x8, size_of::<VhostW
 /// Frees a worker.
 pub(crate) const VHOST_FREE_WORKER: u32 = iow(VHOST_VIRTIO, 0x9, size_of::<VhostWorkerState>());
 /// Sets the ring size.
-pub(crate) const VHOST_SET_VRING_NUM: u32 =
-    iow(VHOST_VIRTIO, 0x10, size_of::<VhostVringState>());
+pub(crate) const VHOST_SET_VRING_NUM: u32 = iow(VHOST_VIRTIO, 0x10, size_of::<VhostVringState>());
 /// Sets the ring addresses.
-pub(crate) const VHOST_SET_VRING_ADDR: u32 =
-    iow(VHOST_VIRTIO, 0x11, size_of::<VhostVringAddr>());
+pub(crate) const VHOST_SET_VRING_ADDR: u32 = iow(VHOST_VIRTIO, 0x11, size_of::<VhostVringAddr>());
 /// Sets the index where the device resumes reading the available ring.
-pub(crate) const VHOST_SET_VRING_BASE: u32 =
-    iow(VHOST_VIRTIO, 0x12, size_of::<VhostVringState>());
+pub(crate) const VHOST_SET_VRING_BASE: u32 = iow(VHOST_VIRTIO, 0x12, size_of::<VhostVringState>());
 /// Returns the ring base.
-pub(crate) const VHOST_GET_VRING_BASE: u32 =
-    iowr(VHOST_VIRTIO, 0x12, size_of::<VhostVringState>());
+pub(crate) const VHOST_GET_VRING_BASE: u32 = iowr(VHOST_VIRTIO, 0x12, size_of::<VhostVringState>());
 /// Sets the byte order of a legacy ring.
 pub(crate) const VHOST_SET_VRING_ENDIAN: u32 =
     iow(VHOST_VIRTIO, 0x13, size_of::<VhostVringState>());
@@ -292,14 +288,11 @@ pub(crate) const VHOST_ATTACH_VRING_WORKER: u32 =
 pub(crate) const VHOST_GET_VRING_WORKER: u32 =
     iowr(VHOST_VIRTIO, 0x16, size_of::<VhostVringWorker>());
 /// Sets the eventfd the device polls for guest kicks.
-pub(crate) const VHOST_SET_VRING_KICK: u32 =
-    iow(VHOST_VIRTIO, 0x20, size_of::<VhostVringFile>());
+pub(crate) const VHOST_SET_VRING_KICK: u32 = iow(VHOST_VIRTIO, 0x20, size_of::<VhostVringFile>());
 /// Sets the eventfd the device signals when it used buffers.
-pub(crate) const VHOST_SET_VRING_CALL: u32 =
-    iow(VHOST_VIRTIO, 0x21, size_of::<VhostVringFile>());
+pub(crate) const VHOST_SET_VRING_CALL: u32 = iow(VHOST_VIRTIO, 0x21, size_of::<VhostVringFile>());
 /// Sets the eventfd the device signals on ring errors.
-pub(crate) const VHOST_SET_VRING_ERR: u32 =
-    iow(VHOST_VIRTIO, 0x22, size_of::<VhostVringFile>());
+pub(crate) const VHOST_SET_VRING_ERR: u32 = iow(VHOST_VIRTIO, 0x22, size_of::<VhostVringFile>());
 /// Sets the busy-poll timeout in microseconds.
 pub(crate) const VHOST_SET_VRING_BUSYLOOP_TIMEOUT: u32 =
     iow(VHOST_VIRTIO, 0x23, size_of::<VhostVringState>());
@@ -311,8 +304,7 @@ pub(crate) const VHOST_SET_BACKEND_FEATURES: u32 = iow(VHOST_VIRTIO, 0x25, size_
 /// Returns the backend feature bits the device offers.
 pub(crate) const VHOST_GET_BACKEND_FEATURES: u32 = ior(VHOST_VIRTIO, 0x26, size_of::<u64>());
 /// Attaches a ring to a tap or packet socket.
-pub(crate) const VHOST_NET_SET_BACKEND: u32 =
-    iow(VHOST_VIRTIO, 0x30, size_of::<VhostVringFile>());
+pub(crate) const VHOST_NET_SET_BACKEND: u32 = iow(VHOST_VIRTIO, 0x30, size_of::<VhostVringFile>());
 /// Selects how workers are created (Debian tree only).
 pub(crate) const VHOST_SET_FORK_FROM_OWNER: u32 = iow(VHOST_VIRTIO, 0x84, size_of::<u8>());
 /// Returns how workers are created (Debian tree only).
@@ -451,32 +443,100 @@ mod tests {
         ("VHOST_GET_VRING_BASE", VHOST_GET_VRING_BASE, 0xc008af12),
         ("VHOST_SET_VRING_ENDIAN", VHOST_SET_VRING_ENDIAN, 0x4008af13),
         ("VHOST_GET_VRING_ENDIAN", VHOST_GET_VRING_ENDIAN, 0x4008af14),
-        ("VHOST_ATTACH_VRING_WORKER", VHOST_ATTACH_VRING_WORKER, 0x4008af15),
+        (
+            "VHOST_ATTACH_VRING_WORKER",
+            VHOST_ATTACH_VRING_WORKER,
+            0x4008af15,
+        ),
         ("VHOST_GET_VRING_WORKER", VHOST_GET_VRING_WORKER, 0xc008af16),
         ("VHOST_SET_VRING_KICK", VHOST_SET_VRING_KICK, 0x4008af20),
         ("VHOST_SET_VRING_CALL", VHOST_SET_VRING_CALL, 0x4008af21),
         ("VHOST_SET_VRING_ERR", VHOST_SET_VRING_ERR, 0x4008af22),
-        ("VHOST_SET_VRING_BUSYLOOP_TIMEOUT", VHOST_SET_VRING_BUSYLOOP_TIMEOUT, 0x4008af23),
-        ("VHOST_GET_VRING_BUSYLOOP_TIMEOUT", VHOST_GET_VRING_BUSYLOOP_TIMEOUT, 0x4008af24),
-        ("VHOST_SET_BACKEND_FEATURES", VHOST_SET_BACKEND_FEATURES, 0x4008af25),
-        ("VHOST_GET_BACKEND_FEATURES", VHOST_GET_BACKEND_FEATURES, 0x8008af26),
+        (
+            "VHOST_SET_VRING_BUSYLOOP_TIMEOUT",
+            VHOST_SET_VRING_BUSYLOOP_TIMEOUT,
+            0x4008af23,
+        ),
+        (
+            "VHOST_GET_VRING_BUSYLOOP_TIMEOUT",
+            VHOST_GET_VRING_BUSYLOOP_TIMEOUT,
+            0x4008af24,
+        ),
+        (
+            "VHOST_SET_BACKEND_FEATURES",
+            VHOST_SET_BACKEND_FEATURES,
+            0x4008af25,
+        ),
+        (
+            "VHOST_GET_BACKEND_FEATURES",
+            VHOST_GET_BACKEND_FEATURES,
+            0x8008af26,
+        ),
         ("VHOST_NET_SET_BACKEND", VHOST_NET_SET_BACKEND, 0x4008af30),
-        ("VHOST_SET_FORK_FROM_OWNER", VHOST_SET_FORK_FROM_OWNER, 0x4001af84),
-        ("VHOST_GET_FORK_FROM_OWNER", VHOST_GET_FORK_FROM_OWNER, 0x8001af85),
-        ("VHOST_SCSI_SET_ENDPOINT", VHOST_SCSI_SET_ENDPOINT, 0x40e8af40),
-        ("VHOST_SCSI_CLEAR_ENDPOINT", VHOST_SCSI_CLEAR_ENDPOINT, 0x40e8af41),
-        ("VHOST_SCSI_GET_ABI_VERSION", VHOST_SCSI_GET_ABI_VERSION, 0x4004af42),
-        ("VHOST_VSOCK_SET_GUEST_CID", VHOST_VSOCK_SET_GUEST_CID, 0x4008af60),
-        ("VHOST_VSOCK_SET_RUNNING", VHOST_VSOCK_SET_RUNNING, 0x4004af61),
-        ("VHOST_VDPA_GET_DEVICE_ID", VHOST_VDPA_GET_DEVICE_ID, 0x8004af70),
+        (
+            "VHOST_SET_FORK_FROM_OWNER",
+            VHOST_SET_FORK_FROM_OWNER,
+            0x4001af84,
+        ),
+        (
+            "VHOST_GET_FORK_FROM_OWNER",
+            VHOST_GET_FORK_FROM_OWNER,
+            0x8001af85,
+        ),
+        (
+            "VHOST_SCSI_SET_ENDPOINT",
+            VHOST_SCSI_SET_ENDPOINT,
+            0x40e8af40,
+        ),
+        (
+            "VHOST_SCSI_CLEAR_ENDPOINT",
+            VHOST_SCSI_CLEAR_ENDPOINT,
+            0x40e8af41,
+        ),
+        (
+            "VHOST_SCSI_GET_ABI_VERSION",
+            VHOST_SCSI_GET_ABI_VERSION,
+            0x4004af42,
+        ),
+        (
+            "VHOST_VSOCK_SET_GUEST_CID",
+            VHOST_VSOCK_SET_GUEST_CID,
+            0x4008af60,
+        ),
+        (
+            "VHOST_VSOCK_SET_RUNNING",
+            VHOST_VSOCK_SET_RUNNING,
+            0x4004af61,
+        ),
+        (
+            "VHOST_VDPA_GET_DEVICE_ID",
+            VHOST_VDPA_GET_DEVICE_ID,
+            0x8004af70,
+        ),
         ("VHOST_VDPA_GET_STATUS", VHOST_VDPA_GET_STATUS, 0x8001af71),
         ("VHOST_VDPA_SET_STATUS", VHOST_VDPA_SET_STATUS, 0x4001af72),
         ("VHOST_VDPA_GET_CONFIG", VHOST_VDPA_GET_CONFIG, 0x8008af73),
-        ("VHOST_VDPA_SET_VRING_ENABLE", VHOST_VDPA_SET_VRING_ENABLE, 0x4008af75),
-        ("VHOST_VDPA_GET_VRING_NUM", VHOST_VDPA_GET_VRING_NUM, 0x8002af76),
-        ("VHOST_VDPA_GET_IOVA_RANGE", VHOST_VDPA_GET_IOVA_RANGE, 0x8010af78),
+        (
+            "VHOST_VDPA_SET_VRING_ENABLE",
+            VHOST_VDPA_SET_VRING_ENABLE,
+            0x4008af75,
+        ),
+        (
+            "VHOST_VDPA_GET_VRING_NUM",
+            VHOST_VDPA_GET_VRING_NUM,
+            0x8002af76,
+        ),
+        (
+            "VHOST_VDPA_GET_IOVA_RANGE",
+            VHOST_VDPA_GET_IOVA_RANGE,
+            0x8010af78,
+        ),
         ("VHOST_VDPA_SUSPEND", VHOST_VDPA_SUSPEND, 0x0000af7d),
-        ("VHOST_VDPA_GET_VRING_SIZE", VHOST_VDPA_GET_VRING_SIZE, 0xc008af82),
+        (
+            "VHOST_VDPA_GET_VRING_SIZE",
+            VHOST_VDPA_GET_VRING_SIZE,
+            0xc008af82,
+        ),
     ];
 
     #[test]

@@ -2,6 +2,7 @@
 
 //! Eventfd references: the call/err/log contexts and the kick file.
 
+use core::ffi::c_void;
 use kernel::bindings;
 use kernel::error::from_err_ptr;
 use kernel::prelude::*;
@@ -9,9 +10,9 @@ use kernel::prelude::*;
 extern "C" {
     fn eventfd_ctx_fdget(fd: i32) -> *mut bindings::eventfd_ctx;
     fn eventfd_ctx_put(ctx: *mut bindings::eventfd_ctx);
-    fn eventfd_signal_mask(ctx: *mut bindings::eventfd_ctx, mask: u32);
-    fn eventfd_fget(fd: i32) -> *mut bindings::file;
-    fn fput(file: *mut bindings::file);
+    // `struct file` is opaque here (bindgen's layout is not FFI-safe).
+    fn eventfd_fget(fd: i32) -> *mut c_void;
+    fn fput(file: *mut c_void);
 }
 
 /// A counted reference to an eventfd context: what `VHOST_SET_VRING_CALL`,
@@ -39,12 +40,6 @@ impl EventFdCtx {
         // INVARIANT: `eventfd_ctx_fdget` returned a counted reference.
         Ok(Self { ptr })
     }
-
-    /// Adds one to the counter and wakes its waiters.
-    pub(crate) fn signal(&self) {
-        // SAFETY: By the type invariant, `ptr` is valid.
-        unsafe { eventfd_signal_mask(self.ptr, 0) };
-    }
 }
 
 impl Drop for EventFdCtx {
@@ -61,7 +56,7 @@ impl Drop for EventFdCtx {
 ///
 /// `ptr` is a valid eventfd file on which we own one reference.
 pub(crate) struct EventFdFile {
-    ptr: *mut bindings::file,
+    ptr: *mut c_void,
 }
 
 // SAFETY: File references may be moved and dropped from any task.
@@ -81,11 +76,6 @@ impl EventFdFile {
     /// Whether both refer to the same open file.
     pub(crate) fn same_file(&self, other: &Self) -> bool {
         self.ptr == other.ptr
-    }
-
-    /// The raw file, for polling.
-    pub(crate) fn as_ptr(&self) -> *mut bindings::file {
-        self.ptr
     }
 }
 

@@ -12,7 +12,7 @@
 use core::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
 use core::marker::PhantomData;
 use kernel::bindings;
-use kernel::error::{to_result, Error};
+use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::types::ForeignOwnable;
 
@@ -137,9 +137,4 @@ unsafe extern "C" fn ioctl_callback<T: MiscDevice>(
         Ok(ret) => ret as c_long,
         Err(e) => c_long::from(e.to_errno()),
     }
-}
-
-/// Converts a positive errno from `vcore` to a kernel [`Error`].
-pub(crate) fn errno(e: crate::vcore::errno::Errno) -> Error {
-    Error::from_errno(-e.0)
 }

@@ -6,5 +6,17 @@
 //! (`kernel::miscdevice`, `kernel::mm`), so that moving to those later is
 //! mostly a deletion.
 
+pub(crate) mod eventfd;
 pub(crate) mod miscdev;
 pub(crate) mod mm;
+pub(crate) mod poll;
+pub(crate) mod socket;
+pub(crate) mod uaccess;
+
+use crate::vcore::errno::Errno;
+use kernel::error::Error;
+
+/// Converts a positive errno from `vcore` to a kernel [`Error`].
+pub(crate) fn errno(e: Errno) -> Error {
+    Error::from_errno(-e.0)
+}

@@ -8,10 +8,56 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/net.h>
+#include <linux/poll.h>
 #include <linux/sched/mm.h>
 #include <linux/uaccess.h>
+#include <net/sock.h>
 
 #include "shim.h"
+
+/*
+ * Module parameters: the same names, types, defaults and meaning as the C
+ * modules' (vhost.ko: max_mem_regions, max_iotlb_entries,
+ * fork_from_owner_default; vhost_net.ko: experimental_zcopytx). The 6.12
+ * Rust module! macro cannot declare parameters. Read-only after load.
+ */
+static ushort max_mem_regions = 64;
+module_param(max_mem_regions, ushort, 0444);
+MODULE_PARM_DESC(max_mem_regions,
+	"Maximum number of memory regions in memory map. (default: 64)");
+static int max_iotlb_entries = 2048;
+module_param(max_iotlb_entries, int, 0444);
+MODULE_PARM_DESC(max_iotlb_entries,
+	"Maximum number of iotlb entries. (default: 2048)");
+static bool fork_from_owner_default = true;
+module_param(fork_from_owner_default, bool, 0444);
+MODULE_PARM_DESC(fork_from_owner_default,
+	"Set task mode as the default(default: Y)");
+static int experimental_zcopytx;
+module_param(experimental_zcopytx, int, 0444);
+MODULE_PARM_DESC(experimental_zcopytx, "Enable Zero Copy TX;"
+		 " 1 -Enable; 0 - Disable");
+
+unsigned int vhost_net_rs_param_max_mem_regions(void)
+{
+	return max_mem_regions;
+}
+
+int vhost_net_rs_param_max_iotlb_entries(void)
+{
+	return max_iotlb_entries;
+}
+
+bool vhost_net_rs_param_fork_from_owner_default(void)
+{
+	return fork_from_owner_default;
+}
+
+int vhost_net_rs_param_experimental_zcopytx(void)
+{
+	return experimental_zcopytx;
+}
 
 /* The callbacks are Rust functions, handed over at registration. */
 static struct file_operations vhost_net_rs_fops = {
@@ -68,4 +114,22 @@ bool vhost_net_rs_current_mm_is(const struct mm_struct *mm)
 bool vhost_net_rs_access_ok(unsigned long addr, unsigned long size)
 {
 	return access_ok((const void __user *)addr, size);
+}
+
+/* The events a file reports now, without registering a waiter (vfs_poll is
+ * static inline). */
+__poll_t vhost_net_rs_poll_mask(struct file *file)
+{
+	return vfs_poll(file, NULL);
+}
+
+/* struct sock is opaque to Rust's bindings: its type and family. */
+int vhost_net_rs_sock_type(const struct socket *sock)
+{
+	return sock->sk->sk_type;
+}
+
+int vhost_net_rs_sock_family(const struct socket *sock)
+{
+	return sock->sk->sk_family;
 }

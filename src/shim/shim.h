@@ -11,6 +11,7 @@
 #include <linux/uio.h>
 
 struct mm_struct;
+struct socket;
 
 int vhost_net_rs_misc_register(int (*open)(struct inode *, struct file *),
 			       int (*release)(struct inode *, struct file *),
@@ -23,8 +24,15 @@ int vhost_net_rs_misc_register(int (*open)(struct inode *, struct file *),
 			       __poll_t (*poll)(struct file *,
 						struct poll_table_struct *));
 void vhost_net_rs_misc_deregister(void);
+unsigned int vhost_net_rs_param_max_mem_regions(void);
+int vhost_net_rs_param_max_iotlb_entries(void);
+bool vhost_net_rs_param_fork_from_owner_default(void);
+int vhost_net_rs_param_experimental_zcopytx(void);
 struct mm_struct *vhost_net_rs_get_current_mm(void);
 bool vhost_net_rs_current_mm_is(const struct mm_struct *mm);
 bool vhost_net_rs_access_ok(unsigned long addr, unsigned long size);
+__poll_t vhost_net_rs_poll_mask(struct file *file);
+int vhost_net_rs_sock_type(const struct socket *sock);
+int vhost_net_rs_sock_family(const struct socket *sock);
 
 #endif

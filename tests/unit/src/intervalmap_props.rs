@@ -12,10 +12,26 @@ const ARRAY_CAP: usize = 6;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Add { start: u64, last: u64, addr: u64, perm: u32 },
-    Del { start: u64, last: u64 },
-    Query { start: u64, last: u64 },
-    Translate { addr: u64, len: u32, access: u32, cap: usize },
+    Add {
+        start: u64,
+        last: u64,
+        addr: u64,
+        perm: u32,
+    },
+    Del {
+        start: u64,
+        last: u64,
+    },
+    Query {
+        start: u64,
+        last: u64,
+    },
+    Translate {
+        addr: u64,
+        len: u32,
+        access: u32,
+        cap: usize,
+    },
 }
 
 /// Addresses concentrated where things happen: small values (many overlaps),
@@ -71,7 +87,12 @@ fn check<S: Storage>(storage: S, capacity: usize, limit: u32, flags: u32, ops: &
     let mut model = Model::new(limit, flags, capacity);
     for op in ops {
         match *op {
-            Op::Add { start, last, addr, perm } => {
+            Op::Add {
+                start,
+                last,
+                addr,
+                perm,
+            } => {
                 assert_eq!(
                     map.add_range(start, last, addr, perm),
                     model.add_range(start, last, addr, perm),
@@ -98,7 +119,12 @@ fn check<S: Storage>(storage: S, capacity: usize, limit: u32, flags: u32, ops: &
                 }
                 assert_eq!(got, want, "{op:?}");
             }
-            Op::Translate { addr, len, access, cap } => {
+            Op::Translate {
+                addr,
+                len,
+                access,
+                cap,
+            } => {
                 let mut out = [Piece::default(); 8];
                 let got = map
                     .translate(addr, len, access, &mut out[..cap])
@@ -117,7 +143,15 @@ fn check<S: Storage>(storage: S, capacity: usize, limit: u32, flags: u32, ops: &
 }
 
 fn limit() -> impl Strategy<Value = u32> {
-    prop_oneof![Just(0u32), Just(1), Just(2), Just(3), Just(5), Just(8), Just(64)]
+    prop_oneof![
+        Just(0u32),
+        Just(1),
+        Just(2),
+        Just(3),
+        Just(5),
+        Just(8),
+        Just(64)
+    ]
 }
 
 fn flags() -> impl Strategy<Value = u32> {

@@ -1,10 +1,10 @@
 //! Example-based tests of the interval map, one C behaviour each.
 
 use crate::storage::{ArrayStorage, VecStorage};
+use crate::vcore::errno::Errno;
 use crate::vcore::intervalmap::{
     IntervalMap, Piece, Slot, TranslateError, FLAG_RETIRE, PERM_RO, PERM_RW, PERM_WO,
 };
-use crate::vcore::errno::Errno;
 
 fn map(limit: u32, flags: u32) -> IntervalMap<VecStorage> {
     IntervalMap::new(VecStorage::default(), limit, flags)
@@ -49,7 +49,11 @@ fn whole_space_is_split_in_two() {
         ranges(&m),
         vec![
             (0, u64::MAX / 2, 0x1000),
-            (u64::MAX / 2 + 1, u64::MAX, 0x1000u64.wrapping_add(u64::MAX / 2 + 1)),
+            (
+                u64::MAX / 2 + 1,
+                u64::MAX,
+                0x1000u64.wrapping_add(u64::MAX / 2 + 1)
+            ),
         ]
     );
     // The second half's address wraps like C's u64 arithmetic.
@@ -60,7 +64,10 @@ fn whole_space_is_split_in_two() {
 
 #[test]
 fn split_needs_two_free_entries_without_retire() {
-    assert_eq!(map(1, 0).add_range(0, u64::MAX, 0, PERM_RW), Err(Errno::ENOSPC));
+    assert_eq!(
+        map(1, 0).add_range(0, u64::MAX, 0, PERM_RW),
+        Err(Errno::ENOSPC)
+    );
     assert_eq!(
         map(1, FLAG_RETIRE).add_range(0, u64::MAX, 0, PERM_RW),
         Err(Errno::ENOSPC)
@@ -85,10 +92,7 @@ fn split_keeps_first_half_when_second_fails() {
     let mut m = IntervalMap::new(ArrayStorage::<2>::default(), 10, 0);
     m.add_range(100, 200, 0, PERM_RW).unwrap();
     assert_eq!(m.add_range(0, u64::MAX, 0, PERM_RW), Err(Errno::ENOMEM));
-    assert_eq!(
-        ranges(&m),
-        vec![(0, u64::MAX / 2, 0), (100, 200, 0)]
-    );
+    assert_eq!(ranges(&m), vec![(0, u64::MAX / 2, 0), (100, 200, 0)]);
 }
 
 #[test]
@@ -196,8 +200,14 @@ fn translate_contiguous_pieces() {
     assert_eq!(
         &out[..2],
         &[
-            Piece { addr: 0xaff0, len: 0x10 },
-            Piece { addr: 0x5000, len: 0x10 }
+            Piece {
+                addr: 0xaff0,
+                len: 0x10
+            },
+            Piece {
+                addr: 0x5000,
+                len: 0x10
+            }
         ]
     );
     // A write needs WO on every piece.
@@ -247,7 +257,13 @@ fn translate_uses_the_first_entry_even_when_a_later_one_covers_more() {
     let mut out = [Piece::default(); 4];
     assert_eq!(m.translate(10, 20, PERM_RO, &mut out), Ok(2));
     assert_eq!(out[0], Piece { addr: 1010, len: 6 });
-    assert_eq!(out[1], Piece { addr: 2016, len: 14 });
+    assert_eq!(
+        out[1],
+        Piece {
+            addr: 2016,
+            len: 14
+        }
+    );
 }
 
 #[test]
@@ -265,7 +281,13 @@ fn translate_across_the_top_of_the_address_space_misses() {
     );
     // Ending exactly at u64::MAX does not wrap and works.
     assert_eq!(m.translate(u64::MAX - 1, 2, PERM_RW, &mut out), Ok(1));
-    assert_eq!(out[0], Piece { addr: 0x102, len: 2 });
+    assert_eq!(
+        out[0],
+        Piece {
+            addr: 0x102,
+            len: 2
+        }
+    );
     // An entry starting at 1 matches the wrapped lookup; the walk then wraps
     // to address 0, which that entry does not cover.
     let mut m = map(16, 0);

@@ -4,8 +4,8 @@
 //! every lookup scans all of them; the order of the interval tree is
 //! recomputed on each query as "lowest start, then earliest inserted".
 
-use crate::vcore::intervalmap::{Entry, Piece, TranslateError, FLAG_RETIRE};
 use crate::vcore::errno::Errno;
+use crate::vcore::intervalmap::{Entry, Piece, TranslateError, FLAG_RETIRE};
 
 /// The model map.
 pub(crate) struct Model {

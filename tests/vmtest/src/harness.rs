@@ -105,9 +105,7 @@ impl Obs {
         while i + 5 <= d.len() {
             let tag = d[i];
             let len = u32::from_le_bytes(d[i + 1..i + 5].try_into().unwrap()) as usize;
-            let s = d
-                .get(i + 5..i + 5 + len)
-                .ok_or("truncated observation")?;
+            let s = d.get(i + 5..i + 5 + len).ok_or("truncated observation")?;
             let s = String::from_utf8_lossy(s).to_string();
             i += 5 + len;
             match tag {
@@ -224,7 +222,11 @@ pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
             timed_out = true;
             break;
         }
-        let mut pfd = libc::pollfd { fd: fds[0], events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: fds[0],
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as i32) };
         if n < 0 {
             continue;
@@ -266,7 +268,11 @@ pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
         return RunResult::Crashed(format!(
             "timed out after {} s{}",
             t.timeout,
-            if reaped { "" } else { " (child could not be killed: stuck in the kernel?)" }
+            if reaped {
+                ""
+            } else {
+                " (child could not be killed: stuck in the kernel?)"
+            }
         ));
     }
     if !reaped {
@@ -296,7 +302,10 @@ pub fn compare(test: &str, c: &Obs, ours: &Obs, allowed: &[Allowed]) -> (Vec<Str
                 diffs.push(format!("{}: c={} ours={}", x.0, x.1, y.1));
             }
             (Some(x), Some(y)) => {
-                diffs.push(format!("entry {i}: c {}={} / ours {}={}", x.0, x.1, y.0, y.1));
+                diffs.push(format!(
+                    "entry {i}: c {}={} / ours {}={}",
+                    x.0, x.1, y.0, y.1
+                ));
             }
             (Some(x), None) => diffs.push(format!("{}: c={} ours=(missing)", x.0, x.1)),
             (None, Some(y)) => diffs.push(format!("{}: c=(missing) ours={}", y.0, y.1)),
@@ -327,7 +336,12 @@ impl Tap {
         println!("TAP version 13");
         println!("1..{total}");
         flush();
-        Tap { n: 0, passed: 0, failed: 0, skipped: 0 }
+        Tap {
+            n: 0,
+            passed: 0,
+            failed: 0,
+            skipped: 0,
+        }
     }
 
     pub fn diag(&self, msg: &str) {

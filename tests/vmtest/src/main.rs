@@ -55,7 +55,12 @@ fn parse_args() -> Args {
         }
     }
     let ours = ours.exists().then_some(ours);
-    Args { paths: Paths { c_dir, ours }, filters, list, dump }
+    Args {
+        paths: Paths { c_dir, ours },
+        filters,
+        list,
+        dump,
+    }
 }
 
 fn run_notes(tap: &Tap, label: &str, o: &Obs) {
@@ -75,32 +80,59 @@ fn main() {
     let all = tests::all();
     let selected: Vec<&Test> = all
         .iter()
-        .filter(|t| args.filters.is_empty() || args.filters.iter().any(|f| t.name.contains(f.as_str())))
+        .filter(|t| {
+            args.filters.is_empty() || args.filters.iter().any(|f| t.name.contains(f.as_str()))
+        })
         .collect();
     if args.list {
         for t in &selected {
-            println!("{} {}", if t.kind == Kind::Diff { "diff   " } else { "special" }, t.name);
+            println!(
+                "{} {}",
+                if t.kind == Kind::Diff {
+                    "diff   "
+                } else {
+                    "special"
+                },
+                t.name
+            );
         }
         return;
     }
-    let special: Vec<&Test> = selected.iter().copied().filter(|t| t.kind == Kind::Special).collect();
-    let diff: Vec<&Test> = selected.iter().copied().filter(|t| t.kind == Kind::Diff).collect();
+    let special: Vec<&Test> = selected
+        .iter()
+        .copied()
+        .filter(|t| t.kind == Kind::Special)
+        .collect();
+    let diff: Vec<&Test> = selected
+        .iter()
+        .copied()
+        .filter(|t| t.kind == Kind::Diff)
+        .collect();
     let phases = if diff.is_empty() { 0 } else { 2 };
     let mut tap = Tap::start(special.len() + diff.len() + phases);
     tap.diag(&format!(
         "c modules: {}; ours: {}",
         args.paths.c_dir.display(),
-        args.paths.ours.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not built".into())
+        args.paths
+            .ours
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not built".into())
     ));
 
     let (unloaded, errors) = modules::unload_all();
     if !unloaded.is_empty() || !errors.is_empty() {
-        tap.diag(&format!("before the tests: unloaded {unloaded:?}, errors {errors:?}"));
+        tap.diag(&format!(
+            "before the tests: unloaded {unloaded:?}, errors {errors:?}"
+        ));
     }
 
     // Special tests: no vhost module loaded before or after each.
     for t in &special {
-        let ctx = Ctx { imp: None, paths: &args.paths };
+        let ctx = Ctx {
+            imp: None,
+            paths: &args.paths,
+        };
         let r = run_forked(t, &ctx);
         let (unloaded, errors) = modules::unload_all();
         let mut why = Vec::new();
@@ -141,7 +173,10 @@ fn main() {
         }
         if let Err(e) = args.paths.load(imp) {
             for r in results.iter_mut() {
-                r[pi] = Some(RunResult::Crashed(format!("{} not loaded: {e}", imp.label())));
+                r[pi] = Some(RunResult::Crashed(format!(
+                    "{} not loaded: {e}",
+                    imp.label()
+                )));
             }
             phase_results.push((name, Err(Some(vec![format!("load: {e}")]))));
             continue;
@@ -150,10 +185,15 @@ fn main() {
         let mut why = Vec::new();
         for (i, t) in diff.iter().enumerate() {
             if !modules::is_loaded(main_mod) {
-                results[i][pi] = Some(RunResult::Crashed(format!("{main_mod} is no longer loaded")));
+                results[i][pi] = Some(RunResult::Crashed(format!(
+                    "{main_mod} is no longer loaded"
+                )));
                 continue;
             }
-            let ctx = Ctx { imp: Some(imp), paths: &args.paths };
+            let ctx = Ctx {
+                imp: Some(imp),
+                paths: &args.paths,
+            };
             results[i][pi] = Some(run_forked(t, &ctx));
         }
         // Every file is closed and every test process gone: the module
@@ -165,7 +205,14 @@ fn main() {
         if let Err(e) = args.paths.unload(imp) {
             why.push(format!("unload: {e}"));
         }
-        phase_results.push((name, if why.is_empty() { Ok(()) } else { Err(Some(why)) }));
+        phase_results.push((
+            name,
+            if why.is_empty() {
+                Ok(())
+            } else {
+                Err(Some(why))
+            },
+        ));
     }
 
     for (i, t) in diff.iter().enumerate() {

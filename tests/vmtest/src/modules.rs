@@ -192,7 +192,9 @@ fn elf_section<'a>(d: &'a [u8], want: &str) -> Result<&'a [u8], String> {
         if &d[name_start..name_end] == want.as_bytes() {
             let off = u64_at(sh(i) + 0x18)? as usize;
             let size = u64_at(sh(i) + 0x20)? as usize;
-            return d.get(off..off + size).ok_or_else(|| "section out of file".into());
+            return d
+                .get(off..off + size)
+                .ok_or_else(|| "section out of file".into());
         }
     }
     Err(format!("no {want} section"))

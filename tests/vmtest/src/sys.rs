@@ -129,7 +129,14 @@ pub fn open(path: &str, flags: i32) -> Result<Fd, Errno> {
 
 /// `ioctl(fd, req, arg)` with an integer/pointer argument.
 pub fn ioctl(fd: i32, req: u64, arg: usize) -> Res {
-    chk(unsafe { libc::syscall(libc::SYS_ioctl, fd as libc::c_long, req as libc::c_ulong, arg) })
+    chk(unsafe {
+        libc::syscall(
+            libc::SYS_ioctl,
+            fd as libc::c_long,
+            req as libc::c_ulong,
+            arg,
+        )
+    })
 }
 
 /// `ioctl(fd, req, &mut *val)`.

@@ -10,7 +10,12 @@ use crate::uapi;
 pub const DEV: &str = "/dev/vhost-net";
 
 pub fn tests() -> Vec<Test> {
-    let t = |name, f| Test { name, kind: Kind::Diff, timeout: 60, f };
+    let t = |name, f| Test {
+        name,
+        kind: Kind::Diff,
+        timeout: 60,
+        f,
+    };
     vec![
         t("devnode", devnode),
         t("open_close", open_close),
@@ -74,7 +79,14 @@ pub fn in_child(obs: &mut Obs, prefix: &str, f: impl FnOnce(&mut Obs)) {
 fn devnode(obs: &mut Obs, ctx: &Ctx) {
     match sys::stat(DEV) {
         Ok((mode, maj, min, uid, gid)) => {
-            obs.val("type", if mode & libc::S_IFMT == libc::S_IFCHR { "char" } else { "other" });
+            obs.val(
+                "type",
+                if mode & libc::S_IFMT == libc::S_IFCHR {
+                    "char"
+                } else {
+                    "other"
+                },
+            );
             obs.val("perm", format!("{:o}", mode & 0o7777));
             obs.val("rdev", format!("{maj}:{min}"));
             obs.val("owner", format!("{uid}:{gid}"));
@@ -92,7 +104,10 @@ fn devnode(obs: &mut Obs, ctx: &Ctx) {
     obs.val("sys/class/misc/vhost-net/dev", format!("{sysdev:?}"));
     let uevent = sys::read_trim("/sys/class/misc/vhost-net/uevent");
     obs.val("sys/class/misc/vhost-net/uevent", format!("{uevent:?}"));
-    obs.val("refcnt idle", format!("{:?}", modules::refcnt(ctx.module())));
+    obs.val(
+        "refcnt idle",
+        format!("{:?}", modules::refcnt(ctx.module())),
+    );
 }
 
 fn open_close(obs: &mut Obs, ctx: &Ctx) {
@@ -108,7 +123,14 @@ fn open_close(obs: &mut Obs, ctx: &Ctx) {
             Err(e) => bad.push(format!("open #{i}: {e}")),
         }
     }
-    obs.val("200 sequential open/close", if bad.is_empty() { "ok".into() } else { bad.join(", ") });
+    obs.val(
+        "200 sequential open/close",
+        if bad.is_empty() {
+            "ok".into()
+        } else {
+            bad.join(", ")
+        },
+    );
     // Access modes and flags.
     for (name, flags) in [
         ("O_RDONLY", libc::O_RDONLY),
@@ -120,18 +142,27 @@ fn open_close(obs: &mut Obs, ctx: &Ctx) {
             let c = fd.close();
             format!("open ok, close {}", fmt_res(&c))
         });
-        obs.val(format!("open {name}"), match r {
-            Ok(s) => s,
-            Err(e) => format!("-1 {e}"),
-        });
+        obs.val(
+            format!("open {name}"),
+            match r {
+                Ok(s) => s,
+                Err(e) => format!("-1 {e}"),
+            },
+        );
     }
     // Many files open at once, each one a separate device; and the module
     // reference count follows the open files.
     let before = modules::refcnt(ctx.module());
     let fds: Vec<_> = (0..32).map(|_| sys::open(DEV, libc::O_RDWR)).collect();
-    obs.val("32 concurrent opens", fds.iter().filter(|r| r.is_ok()).count());
+    obs.val(
+        "32 concurrent opens",
+        fds.iter().filter(|r| r.is_ok()).count(),
+    );
     obs.val("refcnt before", format!("{before:?}"));
-    obs.val("refcnt with 32 open", format!("{:?}", modules::refcnt(ctx.module())));
+    obs.val(
+        "refcnt with 32 open",
+        format!("{:?}", modules::refcnt(ctx.module())),
+    );
     // Each file has its own owner state: SET_OWNER works on every one.
     let owners = fds
         .iter()
@@ -140,17 +171,38 @@ fn open_close(obs: &mut Obs, ctx: &Ctx) {
         .collect::<Vec<_>>();
     obs.val("SET_OWNER on each", dedup_summary(&owners));
     drop(fds);
-    obs.val("refcnt after close", format!("{:?}", modules::refcnt(ctx.module())));
+    obs.val(
+        "refcnt after close",
+        format!("{:?}", modules::refcnt(ctx.module())),
+    );
     // read/write/poll on a bare device (no IOTLB enabled).
     let fd = open_dev();
     let mut buf = [0u8; 128];
     let fl = unsafe { libc::fcntl(fd.raw(), libc::F_GETFL) };
     unsafe { libc::fcntl(fd.raw(), libc::F_SETFL, fl | libc::O_NONBLOCK) };
     let r = unsafe { libc::read(fd.raw(), buf.as_mut_ptr().cast(), buf.len()) };
-    obs.val("read nonblock", fmt_res(&if r < 0 { Err(sys::Errno::last()) } else { Ok(r as i64) }));
+    obs.val(
+        "read nonblock",
+        fmt_res(&if r < 0 {
+            Err(sys::Errno::last())
+        } else {
+            Ok(r as i64)
+        }),
+    );
     let r = unsafe { libc::write(fd.raw(), buf.as_ptr().cast(), 0) };
-    obs.val("write 0 bytes", fmt_res(&if r < 0 { Err(sys::Errno::last()) } else { Ok(r as i64) }));
-    let mut pfd = libc::pollfd { fd: fd.raw(), events: libc::POLLIN | libc::POLLOUT, revents: 0 };
+    obs.val(
+        "write 0 bytes",
+        fmt_res(&if r < 0 {
+            Err(sys::Errno::last())
+        } else {
+            Ok(r as i64)
+        }),
+    );
+    let mut pfd = libc::pollfd {
+        fd: fd.raw(),
+        events: libc::POLLIN | libc::POLLOUT,
+        revents: 0,
+    };
     let r = unsafe { libc::poll(&mut pfd, 1, 0) };
     obs.val("poll", format!("{r} revents={:#x}", pfd.revents));
     obs.ret("close", fd.close());
@@ -164,33 +216,63 @@ fn dedup_summary(v: &[String]) -> String {
             None => out.push((s.clone(), 1)),
         }
     }
-    out.iter().map(|(s, n)| format!("{n}x {s}")).collect::<Vec<_>>().join(", ")
+    out.iter()
+        .map(|(s, n)| format!("{n}x {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn get_features(obs: &mut Obs, _ctx: &Ctx) {
     let fd = open_dev();
     let mut f: u64 = 0xdead_beef;
-    obs.ret_ok("GET_FEATURES", ioctl_ptr(fd.raw(), uapi::VHOST_GET_FEATURES as u64, &mut f));
+    obs.ret_ok(
+        "GET_FEATURES",
+        ioctl_ptr(fd.raw(), uapi::VHOST_GET_FEATURES as u64, &mut f),
+    );
     obs.val("features", format!("{f:#x}"));
     obs.check(
         f == uapi::VHOST_NET_FEATURES,
-        format!("features {f:#x} != uapi::VHOST_NET_FEATURES {:#x}", uapi::VHOST_NET_FEATURES),
+        format!(
+            "features {f:#x} != uapi::VHOST_NET_FEATURES {:#x}",
+            uapi::VHOST_NET_FEATURES
+        ),
     );
     let mut b: u64 = 0xdead_beef;
-    obs.ret_ok("GET_BACKEND_FEATURES", ioctl_ptr(fd.raw(), uapi::VHOST_GET_BACKEND_FEATURES as u64, &mut b));
+    obs.ret_ok(
+        "GET_BACKEND_FEATURES",
+        ioctl_ptr(fd.raw(), uapi::VHOST_GET_BACKEND_FEATURES as u64, &mut b),
+    );
     obs.val("backend features", format!("{b:#x}"));
     obs.check(
         b == uapi::VHOST_NET_BACKEND_FEATURES,
-        format!("backend features {b:#x} != uapi {:#x}", uapi::VHOST_NET_BACKEND_FEATURES),
+        format!(
+            "backend features {b:#x} != uapi {:#x}",
+            uapi::VHOST_NET_BACKEND_FEATURES
+        ),
     );
     // Bad user pointers.
-    obs.ret("GET_FEATURES NULL", ioctl(fd.raw(), uapi::VHOST_GET_FEATURES as u64, 0));
-    obs.ret("GET_FEATURES bad ptr", ioctl(fd.raw(), uapi::VHOST_GET_FEATURES as u64, 0x10));
-    obs.ret("GET_BACKEND_FEATURES NULL", ioctl(fd.raw(), uapi::VHOST_GET_BACKEND_FEATURES as u64, 0));
+    obs.ret(
+        "GET_FEATURES NULL",
+        ioctl(fd.raw(), uapi::VHOST_GET_FEATURES as u64, 0),
+    );
+    obs.ret(
+        "GET_FEATURES bad ptr",
+        ioctl(fd.raw(), uapi::VHOST_GET_FEATURES as u64, 0x10),
+    );
+    obs.ret(
+        "GET_BACKEND_FEATURES NULL",
+        ioctl(fd.raw(), uapi::VHOST_GET_BACKEND_FEATURES as u64, 0),
+    );
     // Same after SET_OWNER.
-    obs.ret_ok("SET_OWNER", ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0));
+    obs.ret_ok(
+        "SET_OWNER",
+        ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0),
+    );
     let mut f2: u64 = 0;
-    obs.ret("GET_FEATURES owned", ioctl_ptr(fd.raw(), uapi::VHOST_GET_FEATURES as u64, &mut f2));
+    obs.ret(
+        "GET_FEATURES owned",
+        ioctl_ptr(fd.raw(), uapi::VHOST_GET_FEATURES as u64, &mut f2),
+    );
     obs.val("features owned", format!("{f2:#x}"));
 }
 
@@ -198,51 +280,102 @@ fn set_features(obs: &mut Obs, _ctx: &Ctx) {
     let fd = open_dev();
     let all = uapi::VHOST_NET_FEATURES;
     let set = |obs: &mut Obs, key: &str, mut v: u64| {
-        obs.ret(key, ioctl_ptr(fd.raw(), uapi::VHOST_SET_FEATURES as u64, &mut v));
+        obs.ret(
+            key,
+            ioctl_ptr(fd.raw(), uapi::VHOST_SET_FEATURES as u64, &mut v),
+        );
     };
     set(obs, "SET_FEATURES 0 (no owner)", 0);
     set(obs, "SET_FEATURES unsupported bit 0", 1);
     set(obs, "SET_FEATURES unsupported bit 63", 1 << 63);
-    set(obs, "SET_FEATURES VERSION_1|MRG_RXBUF", (1 << uapi::VIRTIO_F_VERSION_1) | (1 << uapi::VIRTIO_NET_F_MRG_RXBUF));
-    obs.ret("SET_FEATURES NULL", ioctl(fd.raw(), uapi::VHOST_SET_FEATURES as u64, 0));
-    obs.ret_ok("SET_OWNER", ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0));
+    set(
+        obs,
+        "SET_FEATURES VERSION_1|MRG_RXBUF",
+        (1 << uapi::VIRTIO_F_VERSION_1) | (1 << uapi::VIRTIO_NET_F_MRG_RXBUF),
+    );
+    obs.ret(
+        "SET_FEATURES NULL",
+        ioctl(fd.raw(), uapi::VHOST_SET_FEATURES as u64, 0),
+    );
+    obs.ret_ok(
+        "SET_OWNER",
+        ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0),
+    );
     set(obs, "SET_FEATURES 0", 0);
-    set(obs, "SET_FEATURES all but LOG_ALL", all & !(1 << uapi::VHOST_F_LOG_ALL));
+    set(
+        obs,
+        "SET_FEATURES all but LOG_ALL",
+        all & !(1 << uapi::VHOST_F_LOG_ALL),
+    );
     set(obs, "SET_FEATURES all", all);
     set(obs, "SET_FEATURES all|bit 41", all | (1 << 41));
     let setb = |obs: &mut Obs, key: &str, mut v: u64| {
-        obs.ret(key, ioctl_ptr(fd.raw(), uapi::VHOST_SET_BACKEND_FEATURES as u64, &mut v));
+        obs.ret(
+            key,
+            ioctl_ptr(fd.raw(), uapi::VHOST_SET_BACKEND_FEATURES as u64, &mut v),
+        );
     };
     setb(obs, "SET_BACKEND_FEATURES 0", 0);
-    setb(obs, "SET_BACKEND_FEATURES MSG_V2", 1 << uapi::VHOST_BACKEND_F_IOTLB_MSG_V2);
-    setb(obs, "SET_BACKEND_FEATURES BATCH", 1 << uapi::VHOST_BACKEND_F_IOTLB_BATCH);
+    setb(
+        obs,
+        "SET_BACKEND_FEATURES MSG_V2",
+        1 << uapi::VHOST_BACKEND_F_IOTLB_MSG_V2,
+    );
+    setb(
+        obs,
+        "SET_BACKEND_FEATURES BATCH",
+        1 << uapi::VHOST_BACKEND_F_IOTLB_BATCH,
+    );
     setb(obs, "SET_BACKEND_FEATURES bit 0", 1);
 }
 
 fn set_owner_twice(obs: &mut Obs, _ctx: &Ctx) {
     let fd = open_dev();
-    obs.ret_ok("SET_OWNER#1", ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0));
-    obs.ret_err("SET_OWNER#2", ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0), libc::EBUSY);
+    obs.ret_ok(
+        "SET_OWNER#1",
+        ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0),
+    );
+    obs.ret_err(
+        "SET_OWNER#2",
+        ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0),
+        libc::EBUSY,
+    );
     // A second device in the same process is independent.
     let fd2 = open_dev();
-    obs.ret_ok("second fd SET_OWNER", ioctl(fd2.raw(), uapi::VHOST_SET_OWNER as u64, 0));
+    obs.ret_ok(
+        "second fd SET_OWNER",
+        ioctl(fd2.raw(), uapi::VHOST_SET_OWNER as u64, 0),
+    );
     obs.ret("second fd close", fd2.close());
-    obs.ret_err("SET_OWNER#3", ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0), libc::EBUSY);
+    obs.ret_err(
+        "SET_OWNER#3",
+        ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0),
+        libc::EBUSY,
+    );
     obs.ret("close", fd.close());
 }
 
 fn set_owner_other_process(obs: &mut Obs, _ctx: &Ctx) {
     let fd = open_dev();
     let raw = fd.raw();
-    obs.ret_ok("parent SET_OWNER", ioctl(raw, uapi::VHOST_SET_OWNER as u64, 0));
+    obs.ret_ok(
+        "parent SET_OWNER",
+        ioctl(raw, uapi::VHOST_SET_OWNER as u64, 0),
+    );
     // A forked child shares the file but not the mm: it is not the owner.
     in_child(obs, "child ", |o| {
         o.ret("SET_OWNER", ioctl(raw, uapi::VHOST_SET_OWNER as u64, 0));
         o.ret("RESET_OWNER", ioctl(raw, uapi::VHOST_RESET_OWNER as u64, 0));
         let mut s = uapi::VhostVringState { index: 0, num: 256 };
-        o.ret("SET_VRING_NUM", ioctl_ptr(raw, uapi::VHOST_SET_VRING_NUM as u64, &mut s));
+        o.ret(
+            "SET_VRING_NUM",
+            ioctl_ptr(raw, uapi::VHOST_SET_VRING_NUM as u64, &mut s),
+        );
         let mut f: u64 = 0;
-        o.ret("GET_FEATURES", ioctl_ptr(raw, uapi::VHOST_GET_FEATURES as u64, &mut f));
+        o.ret(
+            "GET_FEATURES",
+            ioctl_ptr(raw, uapi::VHOST_GET_FEATURES as u64, &mut f),
+        );
     });
     // A device opened but not owned, then owned by a child: the parent is
     // then the stranger.
@@ -251,24 +384,52 @@ fn set_owner_other_process(obs: &mut Obs, _ctx: &Ctx) {
     in_child(obs, "child2 ", |o| {
         o.ret("SET_OWNER", ioctl(raw2, uapi::VHOST_SET_OWNER as u64, 0));
     });
-    obs.ret("parent SET_OWNER after child owned", ioctl(raw2, uapi::VHOST_SET_OWNER as u64, 0));
-    obs.ret("parent RESET_OWNER after child owned", ioctl(raw2, uapi::VHOST_RESET_OWNER as u64, 0));
+    obs.ret(
+        "parent SET_OWNER after child owned",
+        ioctl(raw2, uapi::VHOST_SET_OWNER as u64, 0),
+    );
+    obs.ret(
+        "parent RESET_OWNER after child owned",
+        ioctl(raw2, uapi::VHOST_RESET_OWNER as u64, 0),
+    );
     let mut s = uapi::VhostVringState { index: 0, num: 256 };
-    obs.ret("parent SET_VRING_NUM after child owned", ioctl_ptr(raw2, uapi::VHOST_SET_VRING_NUM as u64, &mut s));
+    obs.ret(
+        "parent SET_VRING_NUM after child owned",
+        ioctl_ptr(raw2, uapi::VHOST_SET_VRING_NUM as u64, &mut s),
+    );
 }
 
 fn reset_owner(obs: &mut Obs, _ctx: &Ctx) {
     let fd = open_dev();
     let raw = fd.raw();
-    obs.ret("RESET_OWNER before owner", ioctl(raw, uapi::VHOST_RESET_OWNER as u64, 0));
+    obs.ret(
+        "RESET_OWNER before owner",
+        ioctl(raw, uapi::VHOST_RESET_OWNER as u64, 0),
+    );
     obs.ret_ok("SET_OWNER", ioctl(raw, uapi::VHOST_SET_OWNER as u64, 0));
-    obs.ret_ok("RESET_OWNER after owner", ioctl(raw, uapi::VHOST_RESET_OWNER as u64, 0));
-    obs.ret("RESET_OWNER again", ioctl(raw, uapi::VHOST_RESET_OWNER as u64, 0));
-    obs.ret_ok("SET_OWNER after reset", ioctl(raw, uapi::VHOST_SET_OWNER as u64, 0));
-    obs.ret_err("SET_OWNER again", ioctl(raw, uapi::VHOST_SET_OWNER as u64, 0), libc::EBUSY);
+    obs.ret_ok(
+        "RESET_OWNER after owner",
+        ioctl(raw, uapi::VHOST_RESET_OWNER as u64, 0),
+    );
+    obs.ret(
+        "RESET_OWNER again",
+        ioctl(raw, uapi::VHOST_RESET_OWNER as u64, 0),
+    );
+    obs.ret_ok(
+        "SET_OWNER after reset",
+        ioctl(raw, uapi::VHOST_SET_OWNER as u64, 0),
+    );
+    obs.ret_err(
+        "SET_OWNER again",
+        ioctl(raw, uapi::VHOST_SET_OWNER as u64, 0),
+        libc::EBUSY,
+    );
     // Features survive a reset? Recorded, whatever they are.
     let mut f: u64 = 1 << uapi::VIRTIO_F_VERSION_1;
-    obs.ret("SET_FEATURES VERSION_1", ioctl_ptr(raw, uapi::VHOST_SET_FEATURES as u64, &mut f));
+    obs.ret(
+        "SET_FEATURES VERSION_1",
+        ioctl_ptr(raw, uapi::VHOST_SET_FEATURES as u64, &mut f),
+    );
     obs.ret("RESET_OWNER", ioctl(raw, uapi::VHOST_RESET_OWNER as u64, 0));
     // After a reset another process may take the device.
     in_child(obs, "child ", |o| {
@@ -277,7 +438,10 @@ fn reset_owner(obs: &mut Obs, _ctx: &Ctx) {
     });
     // RESET_OWNER with a (meaningless) argument.
     obs.ret("SET_OWNER 3", ioctl(raw, uapi::VHOST_SET_OWNER as u64, 0));
-    obs.ret("RESET_OWNER arg=1", ioctl(raw, uapi::VHOST_RESET_OWNER as u64, 1));
+    obs.ret(
+        "RESET_OWNER arg=1",
+        ioctl(raw, uapi::VHOST_RESET_OWNER as u64, 1),
+    );
     obs.ret("close", fd.close());
 }
 
@@ -290,13 +454,41 @@ fn unknown_ioctl(obs: &mut Obs, _ctx: &Ctx) {
     big[0] = 1000; // a vring index far out of range
     let bp = big.as_mut_ptr() as usize;
     let cases: [(&str, u64, usize); 11] = [
-        ("_IO(0xAF,0x7F) NULL", uapi::io(uapi::VHOST_VIRTIO, 0x7F) as u64, 0),
-        ("_IO(0xAF,0x7F) &0", uapi::io(uapi::VHOST_VIRTIO, 0x7F) as u64, zp),
-        ("_IO(0xAF,0x7F) &1000", uapi::io(uapi::VHOST_VIRTIO, 0x7F) as u64, bp),
-        ("_IOR(0xAF,0x7E,u64) &0", uapi::ior(uapi::VHOST_VIRTIO, 0x7E, 8) as u64, zp),
-        ("VHOST_VDPA_GET_DEVICE_ID &0", uapi::VHOST_VDPA_GET_DEVICE_ID as u64, zp),
-        ("VHOST_VSOCK_SET_RUNNING &0", uapi::VHOST_VSOCK_SET_RUNNING as u64, zp),
-        ("VHOST_SCSI_GET_ABI_VERSION &0", uapi::VHOST_SCSI_GET_ABI_VERSION as u64, zp),
+        (
+            "_IO(0xAF,0x7F) NULL",
+            uapi::io(uapi::VHOST_VIRTIO, 0x7F) as u64,
+            0,
+        ),
+        (
+            "_IO(0xAF,0x7F) &0",
+            uapi::io(uapi::VHOST_VIRTIO, 0x7F) as u64,
+            zp,
+        ),
+        (
+            "_IO(0xAF,0x7F) &1000",
+            uapi::io(uapi::VHOST_VIRTIO, 0x7F) as u64,
+            bp,
+        ),
+        (
+            "_IOR(0xAF,0x7E,u64) &0",
+            uapi::ior(uapi::VHOST_VIRTIO, 0x7E, 8) as u64,
+            zp,
+        ),
+        (
+            "VHOST_VDPA_GET_DEVICE_ID &0",
+            uapi::VHOST_VDPA_GET_DEVICE_ID as u64,
+            zp,
+        ),
+        (
+            "VHOST_VSOCK_SET_RUNNING &0",
+            uapi::VHOST_VSOCK_SET_RUNNING as u64,
+            zp,
+        ),
+        (
+            "VHOST_SCSI_GET_ABI_VERSION &0",
+            uapi::VHOST_SCSI_GET_ABI_VERSION as u64,
+            zp,
+        ),
         ("TCGETS &0", libc::TCGETS as u64, zp),
         ("FIONREAD &0", libc::FIONREAD as u64, zp),
         ("_IO('X',1) NULL", uapi::io(b'X' as u32, 1) as u64, 0),
@@ -311,5 +503,8 @@ fn unknown_ioctl(obs: &mut Obs, _ctx: &Ctx) {
     }
     // The device still works.
     let mut f: u64 = 0;
-    obs.ret("GET_FEATURES after", ioctl_ptr(raw, uapi::VHOST_GET_FEATURES as u64, &mut f));
+    obs.ret(
+        "GET_FEATURES after",
+        ioctl_ptr(raw, uapi::VHOST_GET_FEATURES as u64, &mut f),
+    );
 }

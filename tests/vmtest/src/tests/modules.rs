@@ -10,7 +10,12 @@ use crate::uapi;
 const CYCLES: usize = 5;
 
 pub fn tests() -> Vec<Test> {
-    let t = |name, f| Test { name, kind: Kind::Special, timeout: 300, f };
+    let t = |name, f| Test {
+        name,
+        kind: Kind::Special,
+        timeout: 300,
+        f,
+    };
     vec![
         t("modinfo_c", modinfo_c),
         t("modinfo_ours", modinfo_ours),
@@ -70,7 +75,10 @@ fn cycles(obs: &mut Obs, ctx: &Ctx, imp: Impl) {
             obs.fail(format!("{what}: load: {e}"));
             return;
         }
-        obs.check(modules::is_loaded(main), format!("{what}: /sys/module/{main} missing"));
+        obs.check(
+            modules::is_loaded(main),
+            format!("{what}: /sys/module/{main} missing"),
+        );
         check_dev_present(obs, &what);
         if let Err(e) = ctx.paths.unload(imp) {
             obs.fail(format!("{what}: unload: {e}"));
@@ -106,16 +114,28 @@ fn modinfo_check(obs: &mut Obs, path: &std::path::Path, ours: bool) {
     for (k, v) in &info {
         obs.note(format!("{k}={v}"));
     }
-    obs.check(has("alias", "char-major-10-238"), "no alias=char-major-10-238");
-    obs.check(has("alias", "devname:vhost-net"), "no alias=devname:vhost-net");
+    obs.check(
+        has("alias", "char-major-10-238"),
+        "no alias=char-major-10-238",
+    );
+    obs.check(
+        has("alias", "devname:vhost-net"),
+        "no alias=devname:vhost-net",
+    );
     if ours {
         obs.check(
             get("license").is_some_and(|l| l.starts_with("GPL")),
             format!("license is {:?}, want GPL", get("license")),
         );
-        obs.check(get("description").is_some_and(|d| !d.is_empty()), "no description");
+        obs.check(
+            get("description").is_some_and(|d| !d.is_empty()),
+            "no description",
+        );
         obs.check(get("author").is_some_and(|d| !d.is_empty()), "no author");
-        obs.check(get("name").as_deref() == Some(OURS_NAME), format!("name is {:?}", get("name")));
+        obs.check(
+            get("name").as_deref() == Some(OURS_NAME),
+            format!("name is {:?}", get("name")),
+        );
     }
 }
 
@@ -141,7 +161,10 @@ fn ours_refused_beside_c(obs: &mut Obs, ctx: &Ctx) {
     let r = sys::finit_module(&ours, "");
     obs.check(
         r == Err(sys::Errno(libc::EBUSY)),
-        format!("finit_module(ours) beside C: {}, want -1 EBUSY", sys::fmt_res(&r)),
+        format!(
+            "finit_module(ours) beside C: {}, want -1 EBUSY",
+            sys::fmt_res(&r)
+        ),
     );
     if r.is_ok() {
         let _ = modules::unload_one(OURS_NAME);
@@ -149,7 +172,9 @@ fn ours_refused_beside_c(obs: &mut Obs, ctx: &Ctx) {
     match kmsg {
         Ok(fd) => {
             let lines = sys::kmsg_drain(&fd);
-            let hit = lines.iter().find(|l| l.contains("vhost_net_rs") && l.contains("minor 238"));
+            let hit = lines
+                .iter()
+                .find(|l| l.contains("vhost_net_rs") && l.contains("minor 238"));
             match hit {
                 Some(l) => obs.note(format!("kmsg: {l}")),
                 None => {
@@ -182,14 +207,23 @@ fn c_refused_beside_ours(obs: &mut Obs, ctx: &Ctx) {
     // vhost_iotlb and vhost load fine; vhost_net's misc_register fails.
     for m in ["vhost_iotlb", "vhost"] {
         let r = sys::finit_module(&ctx.paths.c_module(m), "");
-        obs.check(r.is_ok(), format!("finit_module({m}) beside ours: {}", sys::fmt_res(&r)));
+        obs.check(
+            r.is_ok(),
+            format!("finit_module({m}) beside ours: {}", sys::fmt_res(&r)),
+        );
     }
     let r = sys::finit_module(&ctx.paths.c_module("vhost_net"), "");
     obs.check(
         r == Err(sys::Errno(libc::EBUSY)),
-        format!("finit_module(vhost_net) beside ours: {}, want -1 EBUSY", sys::fmt_res(&r)),
+        format!(
+            "finit_module(vhost_net) beside ours: {}, want -1 EBUSY",
+            sys::fmt_res(&r)
+        ),
     );
-    obs.check(!modules::is_loaded("vhost_net"), "vhost_net is loaded beside ours");
+    obs.check(
+        !modules::is_loaded("vhost_net"),
+        "vhost_net is loaded beside ours",
+    );
     check_dev_present(obs, "ours after refused load of C");
     for m in ["vhost_net", "vhost", "vhost_iotlb", OURS_NAME] {
         if let Err(e) = modules::unload_one(m) {

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The backend of a virtqueue: a tun/tap, macvtap or `AF_PACKET` socket.
+
+use super::errno;
+use crate::vcore::errno::Errno;
+use core::ffi::{c_int, c_void};
+use kernel::bindings;
+use kernel::error::from_err_ptr;
+use kernel::prelude::*;
+
+extern "C" {
+    // Opaque pointers: bindgen's layouts of these are not FFI-safe.
+    fn vhost_net_rs_sock_type(sock: *const c_void) -> c_int;
+    fn vhost_net_rs_sock_family(sock: *const c_void) -> c_int;
+    fn tun_get_socket(file: *mut c_void) -> *mut c_void;
+    fn tap_get_socket(file: *mut c_void) -> *mut c_void;
+    fn fput(file: *mut c_void);
+}
+
+/// `SOCK_RAW` of `include/linux/net.h`.
+const SOCK_RAW: c_int = 3;
+
+/// A socket the device sends to and receives from.
+///
+/// # Invariants
+///
+/// `sock` is a valid socket and we own one reference on its `file`, which
+/// keeps the socket alive (`sockfd_lookup`/`fget`, released by `fput`, the
+/// C module's `sockfd_put`).
+pub(crate) struct Socket {
+    sock: *mut bindings::socket,
+}
+
+// SAFETY: A file reference may be moved to and dropped from any task, and
+// socket operations lock internally.
+unsafe impl Send for Socket {}
+// SAFETY: See `Send`; shared use only calls thread-safe socket operations.
+unsafe impl Sync for Socket {}
+
+impl Socket {
+    /// The backend behind `fd`, as the C module's `get_socket` finds it: an
+    /// `AF_PACKET` raw socket, or a tun/tap or macvtap file. Every failure
+    /// is `ENOTSOCK`, as in C (which drops the specific reasons).
+    pub(crate) fn lookup(fd: i32) -> Result<Self> {
+        Self::raw(fd)
+            .or_else(|_| Self::tap(fd))
+            .map_err(|_| errno(Errno::ENOTSOCK))
+    }
+
+    /// An `AF_PACKET` socket of type `SOCK_RAW` (CVE-2020-10942: nothing
+    /// else may pass, whatever its family).
+    fn raw(fd: i32) -> Result<Self> {
+        let mut err: c_int = 0;
+        // SAFETY: `err` is a valid out-pointer; any `fd` is acceptable.
+        let sock = unsafe { bindings::sockfd_lookup(fd, &mut err) };
+        if sock.is_null() {
+            return Err(errno(Errno::ENOTSOCK));
+        }
+        // INVARIANT: `sockfd_lookup` took a reference on the socket's file.
+        let this = Self { sock };
+        // SAFETY: `sock` is a valid socket with its `sk` set.
+        if unsafe { vhost_net_rs_sock_type(sock.cast()) } != SOCK_RAW {
+            return Err(errno(Errno::ESOCKTNOSUPPORT));
+        }
+        // SAFETY: As above.
+        if unsafe { vhost_net_rs_sock_family(sock.cast()) } != bindings::AF_PACKET as c_int {
+            return Err(errno(Errno::EPFNOSUPPORT));
+        }
+        Ok(this)
+    }
+
+    /// The socket of a tun/tap or macvtap file.
+    fn tap(fd: i32) -> Result<Self> {
+        // SAFETY: Any descriptor value is acceptable; `fget` returns a
+        // counted reference or null.
+        let file: *mut c_void = unsafe { bindings::fget(fd as u32) }.cast();
+        if file.is_null() {
+            return Err(EBADF);
+        }
+        // SAFETY: `file` is a valid file; both calls only compare its
+        // `f_op` before returning its socket or an error pointer.
+        let sock = from_err_ptr(unsafe { tun_get_socket(file) })
+            // SAFETY: As above.
+            .or_else(|_| from_err_ptr(unsafe { tap_get_socket(file) }));
+        match sock {
+            // INVARIANT: the reference from `fget` is the one on
+            // `sock->file` (tun and tap sockets point at their own file).
+            Ok(sock) => Ok(Self { sock: sock.cast() }),
+            Err(e) => {
+                // SAFETY: We own the reference `fget` returned.
+                unsafe { fput(file) };
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether both are the same socket.
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        self.sock == other.sock
+    }
+
+    /// The socket's file, for polling.
+    pub(crate) fn file(&self) -> *mut c_void {
+        // SAFETY: By the type invariant, `sock` is valid.
+        unsafe { (*self.sock).file.cast() }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own one reference on the file.
+        unsafe { fput((*self.sock).file.cast()) };
+    }
+}
