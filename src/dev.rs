@@ -12,8 +12,10 @@
 //! sockets, memory maps) are dropped after the locks are released where the
 //! C module does so too.
 
+use crate::iotlb::{new_iotlb, parse_iotlb_msg, Iotlb, Msgs};
 use crate::kapi::errno;
 use crate::kapi::eventfd::{EventFdCtx, EventFdFile};
+use crate::kapi::iov::IovIter;
 use crate::kapi::miscdev::MiscDevice;
 use crate::kapi::mm::MmRef;
 use crate::kapi::poll::{poll_mask, EPOLLERR};
@@ -23,10 +25,13 @@ use crate::mem::{new_map, GuestMap};
 use crate::params;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{self, IotlbAction, SET_FEATURES_FAILED};
+use crate::vcore::intervalmap::{Piece, PERM_RO};
 use crate::vcore::uapi::{self, VhostMemory, VhostMemoryRegion, VhostVringAddr, VhostVringFile};
 use crate::vcore::uapi::{VhostVringState, VHOST_FILE_UNBIND};
 use crate::vcore::validate;
+use crate::vcore::validate::IotlbOutcome;
 use crate::vq::{memory_access_ok, Vq};
+use core::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow, Mutex};
 
@@ -42,8 +47,8 @@ struct DevState {
     /// The memory table; `None` until the first `VHOST_SET_MEM_TABLE`
     /// (and an empty table after `VHOST_RESET_OWNER`, as in C).
     umem: Option<Arc<GuestMap>>,
-    /// Whether `VIRTIO_F_ACCESS_PLATFORM` gave the device an IOTLB.
-    iotlb: bool,
+    /// The device IOTLB, present while `VIRTIO_F_ACCESS_PLATFORM` is acked.
+    iotlb: Option<Arc<Iotlb>>,
     /// The dirty-log eventfd (`VHOST_SET_LOG_FD`).
     log_ctx: Option<Arc<EventFdCtx>>,
 }
@@ -54,7 +59,7 @@ impl DevState {
             owner: None,
             fork_owner: true,
             umem: None,
-            iotlb: false,
+            iotlb: None,
             log_ctx: None,
         }
     }
@@ -72,6 +77,9 @@ pub(crate) struct VhostNet {
     /// The transmit queue (index 1).
     #[pin]
     tx: Mutex<Vq>,
+    /// IOTLB messages for userspace (`read`/`poll` on the fd).
+    #[pin]
+    msgs: Msgs,
 }
 
 /// What a virtqueue ioctl has to release after the locks are dropped.
@@ -134,9 +142,12 @@ impl VhostNet {
         });
         dev.log_ctx = None;
         dev.umem = umem;
-        dev.iotlb = false;
+        dev.iotlb = None;
         dev.owner = None;
         dev.fork_owner = params::fork_from_owner_default();
+        self.msgs.set_iotlb_on(false);
+        self.msgs.clear();
+        self.msgs.wake();
         old
     }
 
@@ -163,19 +174,30 @@ impl VhostNet {
         }
         match f.iotlb {
             IotlbAction::Init => {
+                // A second ack replaces the IOTLB with an empty one, as C's
+                // vhost_init_device_iotlb does.
                 if !params::valid_max_iotlb_entries() {
                     return Err(errno(SET_FEATURES_FAILED));
                 }
-                dev.iotlb = true;
+                let iotlb = new_iotlb().map_err(|_| errno(SET_FEATURES_FAILED))?;
+                let _old = dev.iotlb.replace(iotlb.clone());
+                self.for_each_vq(|vq| vq.iotlb = Some(iotlb.clone()));
+                self.msgs.set_iotlb_on(true);
             }
-            IotlbAction::Clear => dev.iotlb = false,
+            IotlbAction::Clear => {
+                if let Some(old) = dev.iotlb.take() {
+                    self.for_each_vq(|vq| vq.iotlb = None);
+                    self.msgs.set_iotlb_on(false);
+                    self.msgs.clear();
+                    drop(old);
+                    self.msgs.wake();
+                }
+            }
         }
-        let iotlb = dev.iotlb;
         self.for_each_vq(|vq| {
             vq.acked_features = f.features;
             vq.vhost_hlen = f.vhost_hlen;
             vq.sock_hlen = f.sock_hlen;
-            vq.iotlb = iotlb;
         });
         Ok(0)
     }
@@ -418,6 +440,9 @@ impl VhostNet {
             Self::check_owner(&dev)?;
             let index = validate::vring_index(index, NVQS).map_err(errno)?;
             let mut vq = self.vq(index).lock();
+            if fd == -1 {
+                self.msgs.clear();
+            }
             if !vq.access_ok() {
                 return Err(EFAULT);
             }
@@ -471,14 +496,80 @@ impl VhostNet {
             return Ok(());
         }
         // Used ring layout: le16 flags, le16 idx, elements.
-        uaccess::write(vq.used as usize, &0u16)?;
+        let flags = Self::ring_uaddr(vq, vq.used, 2)?;
+        uaccess::write(flags as usize, &0u16).map_err(|_| EFAULT)?;
         vq.signalled_used_valid = false;
-        if !vq.iotlb && !uaccess::access_ok(vq.used + 2, 2) {
+        if vq.iotlb.is_none() && !uaccess::access_ok(vq.used + 2, 2) {
             return Err(EFAULT);
         }
-        let idx: u16 = uaccess::read(vq.used as usize + 2)?;
-        vq.last_used_idx = u16::from_le(idx);
+        let idx = Self::ring_uaddr(vq, vq.used + 2, 2)?;
+        match uaccess::read::<u16>(idx as usize) {
+            Ok(idx) => vq.last_used_idx = u16::from_le(idx),
+            Err(_) => {
+                vq.signal_err();
+                return Err(EFAULT);
+            }
+        }
         Ok(())
+    }
+
+    /// The user address of `size` bytes of ring metadata at `addr`: the
+    /// address itself, or its translation through the device IOTLB, which
+    /// must be one piece (C's `__vhost_get_user_slow`, which asks for read
+    /// permission even for writes). A failed translation is reported on
+    /// the ring's err eventfd.
+    fn ring_uaddr(vq: &Vq, addr: u64, size: u32) -> Result<u64> {
+        let Some(iotlb) = &vq.iotlb else {
+            return Ok(addr);
+        };
+        let mut pieces = [Piece::default(); 1];
+        let r = iotlb.lock().translate(addr, size, PERM_RO, &mut pieces);
+        match r {
+            Ok(1) if pieces[0].len == u64::from(size) => Ok(pieces[0].addr),
+            _ => {
+                vq.signal_err();
+                Err(EFAULT)
+            }
+        }
+    }
+
+    /// `write` on the fd: one IOTLB message (C's `vhost_chr_write_iter`).
+    fn write_msg(&self, iter: &mut IovIter) -> Result<isize> {
+        let mut ty = [0u8; 4];
+        if iter.copy_from(&mut ty) != ty.len() {
+            return Err(EINVAL);
+        }
+        // C reads the backend features of ring 0 without its lock.
+        let backend_features = self.rx.lock().acked_backend_features;
+        let layout = validate::iotlb_write_layout(i32::from_ne_bytes(ty), backend_features)
+            .map_err(errno)?;
+        let mut asid = 0u32;
+        if layout.reads_asid {
+            let mut b = [0u8; 4];
+            if iter.copy_from(&mut b) != b.len() {
+                return Err(EINVAL);
+            }
+            asid = u32::from_ne_bytes(b);
+        }
+        iter.advance(layout.skip);
+        let mut raw = [0u8; 32];
+        if iter.copy_from(&mut raw) != raw.len() {
+            return Err(EINVAL);
+        }
+        let msg = parse_iotlb_msg(&raw);
+        let outcome = {
+            let dev = self.dev.lock();
+            let iotlb = dev.iotlb.clone();
+            let mut guard = iotlb.as_ref().map(|i| i.lock());
+            validate::process_iotlb_msg(guard.as_deref_mut(), asid, &msg, uaccess::access_ok)
+                .map_err(errno)?
+        };
+        if outcome == IotlbOutcome::Updated {
+            // A ring waiting for this translation runs again once the
+            // worker exists; until then a resolved miss is only dropped.
+            self.msgs.resolve(msg.iova, msg.size, |_vq| {});
+        }
+        Ok(layout.written as isize)
     }
 
     /// The ioctls the C module handles under the device mutex after its
@@ -508,9 +599,28 @@ impl MiscDevice for VhostNet {
                 dev <- kernel::new_mutex!(state, "VhostNet::dev"),
                 rx <- kernel::new_mutex!(Vq::new(), "VhostNet::rx"),
                 tx <- kernel::new_mutex!(Vq::new(), "VhostNet::tx"),
+                msgs <- Msgs::new(),
             }),
             GFP_KERNEL,
         )
+    }
+
+    fn read_iter(
+        this: ArcBorrow<'_, VhostNet>,
+        iter: &mut IovIter,
+        nonblock: bool,
+    ) -> Result<isize> {
+        this.msgs.read(iter, nonblock)
+    }
+
+    fn write_iter(this: ArcBorrow<'_, VhostNet>, iter: &mut IovIter) -> Result<isize> {
+        this.write_msg(iter)
+    }
+
+    fn poll(this: ArcBorrow<'_, VhostNet>, file: *mut c_void, table: *mut c_void) -> u32 {
+        // SAFETY: The VFS passes the file and table of the running poll;
+        // `msgs` lives until `release`, after every poller is gone.
+        unsafe { this.msgs.poll(file, table) }
     }
 
     fn release(device: Arc<VhostNet>) {

@@ -31,14 +31,20 @@ impl Storage for KStorage {
     }
 
     fn remove(&mut self, index: usize) -> Slot {
-        let len = self.slots.len();
-        self.slots.as_mut_slice()[index..].rotate_left(1);
-        let slot = self.slots.as_slice()[len - 1];
-        // SAFETY: `len - 1 < len`, and `Slot` is `Copy`, so shortening the
-        // vector needs no drop of the element left behind.
-        unsafe { self.slots.set_len(len - 1) };
-        slot
+        kvec_remove(&mut self.slots, index)
     }
+}
+
+/// Removes and returns `v[index]`, shifting the rest down (the 6.12 `KVec`
+/// has no `remove`). `index` must be in bounds.
+pub(crate) fn kvec_remove<T: Copy>(v: &mut KVec<T>, index: usize) -> T {
+    let len = v.len();
+    v.as_mut_slice()[index..].rotate_left(1);
+    let item = v.as_slice()[len - 1];
+    // SAFETY: `len - 1 < len`, and `T: Copy` has no destructor, so the
+    // element left past the new length needs no drop.
+    unsafe { v.set_len(len - 1) };
+    item
 }
 
 /// A guest memory map as C's `vhost_iotlb_alloc(max_iotlb_entries,

@@ -11,6 +11,7 @@ use kernel::prelude::*;
 
 mod abi;
 mod dev;
+mod iotlb;
 mod kapi;
 mod mem;
 mod params;

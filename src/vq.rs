@@ -2,6 +2,7 @@
 
 //! The control-plane state of one virtqueue, kept under its mutex.
 
+use crate::iotlb::Iotlb;
 use crate::kapi::eventfd::{EventFdCtx, EventFdFile};
 use crate::kapi::socket::Socket;
 use crate::kapi::uaccess::access_ok;
@@ -54,8 +55,8 @@ pub(crate) struct Vq {
     pub(crate) busyloop_timeout: u32,
     /// The memory table this ring translates through.
     pub(crate) umem: Option<Arc<GuestMap>>,
-    /// Whether a device IOTLB is in use (then ring addresses are IOVAs).
-    pub(crate) iotlb: bool,
+    /// The device IOTLB, when in use (then ring addresses are IOVAs).
+    pub(crate) iotlb: Option<Arc<Iotlb>>,
     /// The backend; the ring is "active" while it is set (C's
     /// `private_data`).
     pub(crate) backend: Option<Socket>,
@@ -88,10 +89,17 @@ impl Vq {
             log_ctx: None,
             busyloop_timeout: 0,
             umem: None,
-            iotlb: false,
+            iotlb: None,
             backend: None,
             vhost_hlen: 0,
             sock_hlen: 0,
+        }
+    }
+
+    /// Reports an error of this ring to userspace (C's `vq_err`).
+    pub(crate) fn signal_err(&self) {
+        if let Some(err) = &self.err {
+            err.signal();
         }
     }
 
@@ -108,7 +116,7 @@ impl Vq {
     /// `vq_access_ok`: the three rings of `num` entries at the given
     /// addresses are user memory (IOVAs are checked at translation time).
     pub(crate) fn rings_access_ok(&self, num: u32, desc: u64, avail: u64, used: u64) -> bool {
-        if self.iotlb {
+        if self.iotlb.is_some() {
             return true;
         }
         let event = self.has_feature(VIRTIO_RING_F_EVENT_IDX);
@@ -119,7 +127,7 @@ impl Vq {
 
     /// `vq_log_used_access_ok`: the log bits of the used ring are writable.
     pub(crate) fn log_used_access_ok(&self, log_base: u64, log_used: bool, log_addr: u64) -> bool {
-        if self.iotlb || !log_used {
+        if self.iotlb.is_some() || !log_used {
             return true;
         }
         let size = validate::used_size(self.num, self.has_feature(VIRTIO_RING_F_EVENT_IDX));

@@ -32,6 +32,8 @@ impl Errno {
     pub(crate) const ENOTTY: Errno = Errno(25);
     /// No space left on device.
     pub(crate) const ENOSPC: Errno = Errno(28);
+    /// File descriptor in bad state.
+    pub(crate) const EBADFD: Errno = Errno(77);
     /// Socket operation on non-socket.
     pub(crate) const ENOTSOCK: Errno = Errno(88);
     /// Socket type not supported.

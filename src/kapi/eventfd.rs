@@ -10,6 +10,7 @@ use kernel::prelude::*;
 extern "C" {
     fn eventfd_ctx_fdget(fd: i32) -> *mut bindings::eventfd_ctx;
     fn eventfd_ctx_put(ctx: *mut bindings::eventfd_ctx);
+    fn eventfd_signal_mask(ctx: *mut bindings::eventfd_ctx, mask: u32);
     // `struct file` is opaque here (bindgen's layout is not FFI-safe).
     fn eventfd_fget(fd: i32) -> *mut c_void;
     fn fput(file: *mut c_void);
@@ -32,6 +33,12 @@ unsafe impl Send for EventFdCtx {}
 unsafe impl Sync for EventFdCtx {}
 
 impl EventFdCtx {
+    /// Adds one to the counter and wakes its waiters.
+    pub(crate) fn signal(&self) {
+        // SAFETY: By the type invariant, `ptr` is valid.
+        unsafe { eventfd_signal_mask(self.ptr, 0) };
+    }
+
     /// The context behind file descriptor `fd` of the calling process:
     /// `EBADF` if `fd` is not open, `EINVAL` if it is not an eventfd.
     pub(crate) fn fdget(fd: i32) -> Result<Self> {

@@ -9,6 +9,7 @@
 //! in the C shim (they need `THIS_MODULE`); the callbacks are the generic
 //! trampolines below, which forward to a [`MiscDevice`] implementation.
 
+use super::iov::IovIter;
 use core::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
 use core::marker::PhantomData;
 use kernel::bindings;
@@ -33,6 +34,27 @@ pub(crate) trait MiscDevice: Sized {
         cmd: u32,
         arg: usize,
     ) -> Result<isize>;
+
+    /// `read_iter`; `nonblock` is the file's `O_NONBLOCK`.
+    fn read_iter(
+        device: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        iter: &mut IovIter,
+        nonblock: bool,
+    ) -> Result<isize>;
+
+    /// `write_iter`.
+    fn write_iter(
+        device: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        iter: &mut IovIter,
+    ) -> Result<isize>;
+
+    /// `poll`: registers on the device's wait queue through `poll_wait`
+    /// and returns the current event mask.
+    fn poll(
+        device: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        file: *mut c_void,
+        table: *mut c_void,
+    ) -> u32;
 }
 
 extern "C" {
@@ -40,10 +62,11 @@ extern "C" {
         open: unsafe extern "C" fn(*mut bindings::inode, *mut bindings::file) -> c_int,
         release: unsafe extern "C" fn(*mut bindings::inode, *mut bindings::file) -> c_int,
         ioctl: unsafe extern "C" fn(*mut bindings::file, c_uint, c_ulong) -> c_long,
-        read_iter: *const c_void,
-        write_iter: *const c_void,
-        poll: *const c_void,
+        read_iter: unsafe extern "C" fn(*mut bindings::kiocb, *mut bindings::iov_iter) -> isize,
+        write_iter: unsafe extern "C" fn(*mut bindings::kiocb, *mut bindings::iov_iter) -> isize,
+        poll: unsafe extern "C" fn(*mut bindings::file, *mut bindings::poll_table_struct) -> c_uint,
     ) -> c_int;
+    fn vhost_net_rs_kiocb_flags(iocb: *const c_void) -> c_uint;
     fn vhost_net_rs_misc_deregister();
 }
 
@@ -65,15 +88,14 @@ impl<T: MiscDevice> Registration<T> {
         // SAFETY: The callbacks are `extern "C"` functions with exactly the
         // C prototypes the shim declares; they stay valid for the lifetime
         // of the module, and `Drop` deregisters before the module goes away.
-        // The null pointers mean "no such operation" to the VFS.
         let ret = unsafe {
             vhost_net_rs_misc_register(
                 open_callback::<T>,
                 release_callback::<T>,
                 ioctl_callback::<T>,
-                core::ptr::null(),
-                core::ptr::null(),
-                core::ptr::null(),
+                read_iter_callback::<T>,
+                write_iter_callback::<T>,
+                poll_callback::<T>,
             )
         };
         to_result(ret)?;
@@ -137,4 +159,54 @@ unsafe extern "C" fn ioctl_callback<T: MiscDevice>(
         Ok(ret) => ret as c_long,
         Err(e) => c_long::from(e.to_errno()),
     }
+}
+
+/// # Safety
+///
+/// Called by the VFS only, with a valid `iocb` of an open file of ours and
+/// an `iter` that is ours for the duration of the call.
+unsafe extern "C" fn read_iter_callback<T: MiscDevice>(
+    iocb: *mut bindings::kiocb,
+    iter: *mut bindings::iov_iter,
+) -> isize {
+    // SAFETY: `iocb` is valid, so is its file, whose `private_data` was set
+    // by `open_callback`; the file is open for the whole call.
+    let device = unsafe { T::Ptr::borrow((*(*iocb).ki_filp).private_data) };
+    // SAFETY: As above.
+    let nonblock = unsafe { vhost_net_rs_kiocb_flags(iocb.cast()) } & bindings::O_NONBLOCK != 0;
+    // SAFETY: The VFS lends us `iter` for this call.
+    let mut iter = unsafe { IovIter::from_raw(iter) };
+    match T::read_iter(device, &mut iter, nonblock) {
+        Ok(n) => n,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// As [`read_iter_callback`].
+unsafe extern "C" fn write_iter_callback<T: MiscDevice>(
+    iocb: *mut bindings::kiocb,
+    iter: *mut bindings::iov_iter,
+) -> isize {
+    // SAFETY: As in `read_iter_callback`.
+    let device = unsafe { T::Ptr::borrow((*(*iocb).ki_filp).private_data) };
+    // SAFETY: The VFS lends us `iter` for this call.
+    let mut iter = unsafe { IovIter::from_raw(iter) };
+    match T::write_iter(device, &mut iter) {
+        Ok(n) => n,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS only, with an open file of ours and its poll table.
+unsafe extern "C" fn poll_callback<T: MiscDevice>(
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table_struct,
+) -> c_uint {
+    // SAFETY: `private_data` was set by `open_callback`; the file is open.
+    let device = unsafe { T::Ptr::borrow((*file).private_data) };
+    T::poll(device, file.cast(), table.cast())
 }

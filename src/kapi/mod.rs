@@ -7,11 +7,13 @@
 //! mostly a deletion.
 
 pub(crate) mod eventfd;
+pub(crate) mod iov;
 pub(crate) mod miscdev;
 pub(crate) mod mm;
 pub(crate) mod poll;
 pub(crate) mod socket;
 pub(crate) mod uaccess;
+pub(crate) mod waitqueue;
 
 use crate::vcore::errno::Errno;
 use kernel::error::Error;

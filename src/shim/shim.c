@@ -133,3 +133,28 @@ int vhost_net_rs_sock_family(const struct socket *sock)
 {
 	return sock->sk->sk_family;
 }
+
+/* init_waitqueue_head() is a macro (it defines the lockdep class). */
+void vhost_net_rs_init_waitqueue_head(struct wait_queue_head *wq)
+{
+	init_waitqueue_head(wq);
+}
+
+/* poll_wait() is static inline. */
+void vhost_net_rs_poll_wait(struct file *file, wait_queue_head_t *wq,
+			    poll_table *table)
+{
+	poll_wait(file, wq, table);
+}
+
+/* iov_iter_count() is static inline. */
+size_t vhost_net_rs_iov_iter_count(const struct iov_iter *iter)
+{
+	return iov_iter_count(iter);
+}
+
+/* The file's open flags (O_NONBLOCK), for read_iter. */
+unsigned int vhost_net_rs_kiocb_flags(const struct kiocb *iocb)
+{
+	return iocb->ki_filp->f_flags;
+}

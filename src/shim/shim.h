@@ -34,5 +34,10 @@ bool vhost_net_rs_access_ok(unsigned long addr, unsigned long size);
 __poll_t vhost_net_rs_poll_mask(struct file *file);
 int vhost_net_rs_sock_type(const struct socket *sock);
 int vhost_net_rs_sock_family(const struct socket *sock);
+void vhost_net_rs_init_waitqueue_head(struct wait_queue_head *wq);
+void vhost_net_rs_poll_wait(struct file *file, wait_queue_head_t *wq,
+			    poll_table *table);
+size_t vhost_net_rs_iov_iter_count(const struct iov_iter *iter);
+unsigned int vhost_net_rs_kiocb_flags(const struct kiocb *iocb);
 
 #endif

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The device IOTLB message interface (`VIRTIO_F_ACCESS_PLATFORM`): the
+//! fd's `read`/`write`/`poll`, with `struct vhost_msg` and
+//! `struct vhost_msg_v2`.
+//!
+//! Userspace writes `VHOST_IOTLB_UPDATE`/`INVALIDATE` messages into the
+//! device IOTLB; the device queues `VHOST_IOTLB_MISS` messages for userspace
+//! to read when a translation misses. A read miss moves to the pending list
+//! until an update covers it, which kicks the ring that missed.
+
+use crate::kapi::iov::IovIter;
+use crate::kapi::waitqueue::WaitQueue;
+use crate::mem::{kvec_remove, GuestMap};
+use crate::vcore::errno::Errno;
+use crate::vcore::uapi::{
+    VhostIotlbMsg, VhostMsg, VHOST_IOTLB_MISS, VHOST_IOTLB_MSG, VHOST_IOTLB_MSG_V2,
+};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+/// `EPOLLIN | EPOLLRDNORM`.
+pub(crate) const POLL_READABLE: u32 = 0x1 | 0x40;
+
+/// Size of both message formats (`struct vhost_msg` and `vhost_msg_v2`).
+pub(crate) const MSG_LEN: usize = core::mem::size_of::<VhostMsg>();
+
+/// The device IOTLB; its own lock nests inside the virtqueue locks.
+pub(crate) type Iotlb = Mutex<GuestMap>;
+
+/// A message queued for userspace.
+#[derive(Clone, Copy)]
+pub(crate) struct MsgNode {
+    /// The ring whose translation missed.
+    pub(crate) vq: usize,
+    /// `VHOST_IOTLB_MSG_V2` format (the ring acked
+    /// `VHOST_BACKEND_F_IOTLB_MSG_V2`) or the original one.
+    pub(crate) v2: bool,
+    /// The payload.
+    pub(crate) iotlb: VhostIotlbMsg,
+}
+
+impl MsgNode {
+    /// The bytes userspace reads: type, hole/asid (0), payload, zeroed
+    /// padding, so no kernel memory leaks out (CVE-2018-1118).
+    fn to_bytes(self) -> [u8; MSG_LEN] {
+        let mut b = [0u8; MSG_LEN];
+        let ty = if self.v2 {
+            VHOST_IOTLB_MSG_V2
+        } else {
+            VHOST_IOTLB_MSG
+        };
+        b[0..4].copy_from_slice(&ty.to_ne_bytes());
+        let m = &self.iotlb;
+        b[8..16].copy_from_slice(&m.iova.to_ne_bytes());
+        b[16..24].copy_from_slice(&m.size.to_ne_bytes());
+        b[24..32].copy_from_slice(&m.uaddr.to_ne_bytes());
+        b[32] = m.perm;
+        b[33] = m.type_;
+        b
+    }
+}
+
+/// The two message lists of C's `struct vhost_dev`.
+pub(crate) struct MsgLists {
+    /// Messages waiting to be read.
+    read: KVec<MsgNode>,
+    /// Misses read by userspace, waiting for an update.
+    pending: KVec<MsgNode>,
+}
+
+/// The message queues, their wait queue, and what a sleeping reader may
+/// look at without sleeping locks.
+#[pin_data]
+pub(crate) struct Msgs {
+    #[pin]
+    lists: Mutex<MsgLists>,
+    /// Readers and pollers wait here (C's `dev->wait`).
+    #[pin]
+    wait: WaitQueue,
+    /// Length of the read list, readable from a wait condition.
+    readable: AtomicUsize,
+    /// Whether the device has an IOTLB (a reader without one gets
+    /// `EBADFD` instead of sleeping forever).
+    iotlb_on: AtomicBool,
+}
+
+impl Msgs {
+    /// Empty queues.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            lists <- kernel::new_mutex!(
+                MsgLists { read: KVec::new(), pending: KVec::new() },
+                "Msgs::lists"
+            ),
+            wait <- WaitQueue::new(),
+            readable: AtomicUsize::new(0),
+            iotlb_on: AtomicBool::new(false),
+        })
+    }
+
+    /// Records whether the device has an IOTLB; losing it wakes readers.
+    pub(crate) fn set_iotlb_on(&self, on: bool) {
+        self.iotlb_on.store(on, Ordering::Release);
+    }
+
+    /// Queues a message for userspace and wakes readers and pollers.
+    #[expect(dead_code, reason = "translation misses come with the data path")]
+    pub(crate) fn enqueue(&self, node: MsgNode) -> Result {
+        {
+            let mut l = self.lists.lock();
+            l.read.push(node, GFP_KERNEL)?;
+            self.readable.store(l.read.len(), Ordering::Release);
+        }
+        self.wait.wake_up_poll(POLL_READABLE);
+        Ok(())
+    }
+
+    /// Drops every queued message (C's `vhost_clear_msg`).
+    pub(crate) fn clear(&self) {
+        let (read, pending) = {
+            let mut l = self.lists.lock();
+            self.readable.store(0, Ordering::Release);
+            (
+                core::mem::replace(&mut l.read, KVec::new()),
+                core::mem::replace(&mut l.pending, KVec::new()),
+            )
+        };
+        drop((read, pending));
+    }
+
+    /// Wakes readers and pollers.
+    pub(crate) fn wake(&self) {
+        self.wait.wake_up_poll(POLL_READABLE);
+    }
+
+    /// Takes the oldest readable message.
+    fn dequeue(&self) -> Option<MsgNode> {
+        let mut l = self.lists.lock();
+        if l.read.is_empty() {
+            return None;
+        }
+        let node = kvec_remove(&mut l.read, 0);
+        self.readable.store(l.read.len(), Ordering::Release);
+        Some(node)
+    }
+
+    /// Removes the pending misses that an update of `[iova, iova + size)`
+    /// resolves, calling `kick` with the ring of each (C's
+    /// `vhost_iotlb_notify_vq`, including its wrapping arithmetic).
+    pub(crate) fn resolve(&self, iova: u64, size: u64, mut kick: impl FnMut(usize)) {
+        let last = iova.wrapping_add(size).wrapping_sub(1);
+        let mut l = self.lists.lock();
+        let mut i = 0;
+        while i < l.pending.len() {
+            let m = &l.pending.as_slice()[i];
+            if iova <= m.iotlb.iova && last >= m.iotlb.iova && m.iotlb.type_ == VHOST_IOTLB_MISS {
+                kick(m.vq);
+                kvec_remove(&mut l.pending, i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// `read_iter`: one message, blocking unless `nonblock`.
+    pub(crate) fn read(&self, iter: &mut IovIter, nonblock: bool) -> Result<isize> {
+        if iter.count() < MSG_LEN {
+            return Ok(0);
+        }
+        let node = loop {
+            if let Some(node) = self.dequeue() {
+                break node;
+            }
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            if kernel::current!().signal_pending() {
+                return Err(ERESTARTSYS);
+            }
+            if !self.iotlb_on.load(Ordering::Acquire) {
+                return Err(crate::kapi::errno(Errno::EBADFD));
+            }
+            self.wait.wait_interruptible(|| {
+                self.readable.load(Ordering::Acquire) > 0 || !self.iotlb_on.load(Ordering::Acquire)
+            })?;
+        };
+        let bytes = node.to_bytes();
+        let copied = iter.copy_to(&bytes);
+        if copied == MSG_LEN && node.iotlb.type_ == VHOST_IOTLB_MISS {
+            let mut l = self.lists.lock();
+            // If this allocation fails the miss is forgotten, as if it
+            // had been resolved: the ring retries and misses again.
+            let _ = l.pending.push(node, GFP_KERNEL);
+        }
+        Ok(copied as isize)
+    }
+
+    /// `poll`: readable while the read list is not empty.
+    ///
+    /// # Safety
+    ///
+    /// As [`WaitQueue::poll_wait`]: `file`/`table` from the running `poll`,
+    /// and `self` lives as long as the file.
+    pub(crate) unsafe fn poll(
+        &self,
+        file: *mut core::ffi::c_void,
+        table: *mut core::ffi::c_void,
+    ) -> u32 {
+        // SAFETY: Guaranteed by the caller.
+        unsafe { self.wait.poll_wait(file, table) };
+        if self.readable.load(Ordering::Acquire) > 0 {
+            POLL_READABLE
+        } else {
+            0
+        }
+    }
+}
+
+/// Parses the message part of a `write`: `struct vhost_iotlb_msg` bytes.
+pub(crate) fn parse_iotlb_msg(b: &[u8; 32]) -> VhostIotlbMsg {
+    let u64_at = |o: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[o..o + 8]);
+        u64::from_ne_bytes(w)
+    };
+    VhostIotlbMsg {
+        iova: u64_at(0),
+        size: u64_at(8),
+        uaddr: u64_at(16),
+        perm: b[24],
+        type_: b[25],
+        padding: [0; 6],
+    }
+}
+
+/// A new, empty device IOTLB.
+pub(crate) fn new_iotlb() -> Result<Arc<Iotlb>> {
+    Arc::pin_init(
+        kernel::new_mutex!(crate::mem::new_map(0)?, "VhostNet::iotlb"),
+        GFP_KERNEL,
+    )
+}

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A wait queue that can be polled (`poll_wait`) and slept on.
+//!
+//! The 6.12 `CondVar` keeps its `wait_queue_head` private, so it cannot be
+//! handed to `poll_wait`; this is the same object with that door open.
+
+use core::ffi::c_void;
+use core::marker::PhantomPinned;
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::types::Opaque;
+
+extern "C" {
+    fn vhost_net_rs_init_waitqueue_head(wq: *mut bindings::wait_queue_head);
+    fn vhost_net_rs_poll_wait(
+        file: *mut c_void,
+        wq: *mut bindings::wait_queue_head,
+        table: *mut c_void,
+    );
+}
+
+/// A `struct wait_queue_head`.
+#[pin_data]
+pub(crate) struct WaitQueue {
+    #[pin]
+    wq: Opaque<bindings::wait_queue_head>,
+    /// The head is a self-referential list: it must not move.
+    #[pin]
+    _pin: PhantomPinned,
+}
+
+// SAFETY: A wait queue head has its own lock; it may be used from any task.
+unsafe impl Send for WaitQueue {}
+// SAFETY: As above, concurrent use is what it is for.
+unsafe impl Sync for WaitQueue {}
+
+impl WaitQueue {
+    /// An initialiser for an empty wait queue. All of ours share one
+    /// lockdep class (the shim's `init_waitqueue_head` call site): they are
+    /// never nested.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            _pin: PhantomPinned,
+            // SAFETY: `slot` is valid memory for a head while the closure runs.
+            wq <- Opaque::ffi_init(|slot| unsafe { vhost_net_rs_init_waitqueue_head(slot) }),
+        })
+    }
+
+    /// `wake_up_interruptible_poll(wq, mask)`.
+    pub(crate) fn wake_up_poll(&self, mask: u32) {
+        // SAFETY: The head is initialised; the key is the poll mask, as
+        // `poll_to_key` encodes it.
+        unsafe {
+            bindings::__wake_up(
+                self.wq.get(),
+                bindings::TASK_INTERRUPTIBLE,
+                1,
+                mask as usize as *mut c_void,
+            )
+        };
+    }
+
+    /// `poll_wait(file, wq, table)`: registers the poller on this queue.
+    ///
+    /// # Safety
+    ///
+    /// `file` and `table` must be what the VFS passed to the `poll` file
+    /// operation that is running, and `self` must outlive the file (the
+    /// poller is removed when the file's pollers are torn down).
+    pub(crate) unsafe fn poll_wait(&self, file: *mut c_void, table: *mut c_void) {
+        // SAFETY: Guaranteed by the caller; the head is initialised.
+        unsafe { vhost_net_rs_poll_wait(file, self.wq.get(), table) };
+    }
+
+    /// Sleeps until `ready()` holds or a signal arrives (`ERESTARTSYS`).
+    ///
+    /// `ready` runs with the task state set to `TASK_INTERRUPTIBLE`, so it
+    /// must not sleep: atomics or spinlocks only.
+    pub(crate) fn wait_interruptible(&self, mut ready: impl FnMut() -> bool) -> Result {
+        let wait = Opaque::<bindings::wait_queue_entry>::uninit();
+        // SAFETY: `wait` is valid memory for an entry.
+        unsafe { bindings::init_wait(wait.get()) };
+        let r = loop {
+            // SAFETY: Both are initialised; `wait` stays put until
+            // `finish_wait` below.
+            unsafe {
+                bindings::prepare_to_wait(
+                    self.wq.get(),
+                    wait.get(),
+                    bindings::TASK_INTERRUPTIBLE as i32,
+                )
+            };
+            if ready() {
+                break Ok(());
+            }
+            if kernel::current!().signal_pending() {
+                break Err(ERESTARTSYS);
+            }
+            // SAFETY: Sleeping is allowed in the process context we run in.
+            unsafe { bindings::schedule() };
+        };
+        // SAFETY: `wait` was prepared on this queue.
+        unsafe { bindings::finish_wait(self.wq.get(), wait.get()) };
+        r
+    }
+}
