@@ -18,7 +18,8 @@
 # built, plus whatever the vhost modules depend on, in dependency order),
 # runs the command given as vmtest.cmd=<base64> on the kernel command line
 # (else /etc/vmtest.cmd, else an interactive shell), prints
-# "vmtest-exit-status=<rc>" to the kernel log and powers off.
+# "vmtest-exit-status=<rc>" to the kernel log and reboots (QEMU runs with
+# -no-reboot, so it exits; the kernel has no ACPI to power off).
 # The C oracle is at /lib/vhost/c/{vhost_iotlb,vhost,vhost_net}.ko.
 set -euo pipefail
 
@@ -188,7 +189,9 @@ fi
 # marker cannot be lost in a UART buffer at power-off.
 echo "vmtest-exit-status=$rc" > /dev/kmsg
 sync
-poweroff -f
+# No ACPI in the test kernel: power-off would only halt. With -no-reboot,
+# QEMU exits on the reset instead.
+reboot -f
 EOF
 chmod 755 init
 

@@ -71,7 +71,7 @@ kvm_works() {
             '/bin/busybox mount -t devtmpfs devtmpfs /dev' \
             '/bin/busybox echo VMTEST-KVM-PROBE-OK' \
             '/bin/busybox echo VMTEST-KVM-PROBE-OK > /dev/kmsg' \
-            '/bin/busybox poweroff -f' > "$dir/root/init"
+            '/bin/busybox reboot -f' > "$dir/root/init"
         chmod 755 "$dir/root/init"
         (cd "$dir/root" && find . | cpio -o -H newc --quiet | gzip -1) > "$dir/probe.cpio.gz"
         rc=0

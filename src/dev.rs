@@ -18,8 +18,9 @@ use crate::kapi::eventfd::{EventFdCtx, EventFdFile};
 use crate::kapi::iov::IovIter;
 use crate::kapi::miscdev::MiscDevice;
 use crate::kapi::mm::MmRef;
-use crate::kapi::poll::{poll_mask, EPOLLERR};
+use crate::kapi::poll::{PollEntry, EPOLLIN, EPOLLOUT};
 use crate::kapi::socket::Socket;
+use crate::kapi::task::{TaskBody, VhostTask};
 use crate::kapi::uaccess;
 use crate::mem::{new_map, GuestMap};
 use crate::params;
@@ -31,8 +32,10 @@ use crate::vcore::uapi::{VhostVringState, VHOST_FILE_UNBIND};
 use crate::vcore::validate;
 use crate::vcore::validate::IotlbOutcome;
 use crate::vq::{memory_access_ok, Vq};
+use crate::worker::{Worker, WORK_RX, WORK_TX};
 use core::ffi::c_void;
 use kernel::prelude::*;
+use kernel::str::CString;
 use kernel::sync::{Arc, ArcBorrow, Mutex};
 
 /// Number of virtqueues of a vhost-net device: RX (0) and TX (1).
@@ -51,6 +54,8 @@ struct DevState {
     iotlb: Option<Arc<Iotlb>>,
     /// The dirty-log eventfd (`VHOST_SET_LOG_FD`).
     log_ctx: Option<Arc<EventFdCtx>>,
+    /// The worker thread, from `VHOST_SET_OWNER` on.
+    task: Option<VhostTask>,
 }
 
 impl DevState {
@@ -61,6 +66,7 @@ impl DevState {
             umem: None,
             iotlb: None,
             log_ctx: None,
+            task: None,
         }
     }
 }
@@ -80,6 +86,20 @@ pub(crate) struct VhostNet {
     /// IOTLB messages for userspace (`read`/`poll` on the fd).
     #[pin]
     msgs: Msgs,
+    /// Pending work and flushing; the poll entries point at it.
+    worker: Arc<Worker>,
+    /// Polls the RX kick eventfd (C's `vq->poll`).
+    #[pin]
+    rx_kick: PollEntry,
+    /// Polls the TX kick eventfd.
+    #[pin]
+    tx_kick: PollEntry,
+    /// Polls the backend for readable data (C's `n->poll[VHOST_NET_VQ_RX]`).
+    #[pin]
+    rx_sock: PollEntry,
+    /// Polls the backend for room to send.
+    #[pin]
+    tx_sock: PollEntry,
 }
 
 /// What a virtqueue ioctl has to release after the locks are dropped.
@@ -87,6 +107,8 @@ pub(crate) struct VhostNet {
 struct Garbage {
     ctx: Option<EventFdCtx>,
     file: Option<EventFdFile>,
+    /// A poll was stopped: flush the worker before dropping its file.
+    flush: bool,
 }
 
 impl VhostNet {
@@ -96,6 +118,35 @@ impl VhostNet {
             &self.rx
         } else {
             &self.tx
+        }
+    }
+
+    /// The kick poll entry of a ring.
+    fn kick_poll(&self, index: usize) -> &PollEntry {
+        if index == 0 {
+            &self.rx_kick
+        } else {
+            &self.tx_kick
+        }
+    }
+
+    /// The socket poll entry of a ring.
+    fn sock_poll(&self, index: usize) -> &PollEntry {
+        if index == 0 {
+            &self.rx_sock
+        } else {
+            &self.tx_sock
+        }
+    }
+
+    /// Stops every poll of ring `index`, whose mutex the caller holds (the
+    /// guard proves it).
+    fn stop_polls(&self, index: usize, _vq: &mut Vq) {
+        // SAFETY: Serialised by the ring's mutex; the files are still
+        // referenced by the ring.
+        unsafe {
+            self.kick_poll(index).stop();
+            self.sock_poll(index).stop();
         }
     }
 
@@ -122,7 +173,14 @@ impl VhostNet {
             return Err(EBUSY);
         }
         // Only a kernel thread has no mm, and it cannot reach an fd's ioctl.
-        dev.owner = Some(MmRef::current().ok_or(EINVAL)?);
+        let mm = MmRef::current().ok_or(EINVAL)?;
+        let name = CString::try_from_fmt(kernel::fmt!("vhost-{}", kernel::current!().pid()))?;
+        // SAFETY: `self` lives in an `Arc` that the file holds until
+        // `release`, and `release` stops the task (in `cleanup`) first.
+        let task = unsafe { VhostTask::start(self as *const VhostNet, &name) }?;
+        self.worker.set_task(task.as_raw());
+        dev.task = Some(task);
+        dev.owner = Some(mm);
         Ok(0)
     }
 
@@ -130,6 +188,13 @@ impl VhostNet {
     /// (C's `vhost_dev_cleanup` + `vhost_net_vq_reset`), leaving `umem` as
     /// given. Returns what must be dropped outside the locks.
     fn cleanup(&self, dev: &mut DevState, umem: Option<Arc<GuestMap>>) -> KVec<Vq> {
+        // Nothing may wake the worker any more, then it finishes what it
+        // has and stops, before anything it uses goes away.
+        self.stop_polls(0, &mut self.rx.lock());
+        self.stop_polls(1, &mut self.tx.lock());
+        self.worker.flush();
+        self.worker.set_task(core::ptr::null_mut());
+        drop(dev.task.take());
         let mut old = KVec::new();
         self.for_each_vq(|vq| {
             let mut fresh = Vq::new();
@@ -374,10 +439,25 @@ impl VhostNet {
                     Some(EventFdFile::fget(f.fd)?)
                 };
                 match (&vq.kick, file) {
-                    (Some(old), Some(new)) if old.same_file(&new) => garbage.file = Some(new),
-                    (_, new) => garbage.file = core::mem::replace(&mut vq.kick, new),
+                    (Some(old), Some(new)) if old.same_file(&new) => {
+                        garbage.file = Some(new);
+                        Ok(0)
+                    }
+                    (_, new) => {
+                        let poll = self.kick_poll(index);
+                        // SAFETY: Serialised by the ring mutex; the old
+                        // kick is still referenced (it goes to `garbage`).
+                        unsafe { poll.stop() };
+                        garbage.file = core::mem::replace(&mut vq.kick, new);
+                        garbage.flush = garbage.file.is_some();
+                        match &vq.kick {
+                            // SAFETY: As above; the ring holds the new
+                            // kick until it stops this poll again.
+                            Some(kick) => unsafe { poll.start(kick.as_ptr()) }.map(|()| 0),
+                            None => Ok(0),
+                        }
+                    }
                 }
-                Ok(0)
             }
             uapi::VHOST_SET_VRING_CALL | uapi::VHOST_SET_VRING_ERR => {
                 let f: VhostVringFile = uaccess::read(arg)?;
@@ -463,30 +543,40 @@ impl VhostNet {
                 drop(sock);
                 return Ok(0);
             }
+            let poll = self.sock_poll(index);
+            // SAFETY: Serialised by the ring mutex; the old socket is still
+            // referenced by the ring.
+            unsafe { poll.stop() };
             let prev = core::mem::replace(&mut vq.backend, sock);
-            if let Err(e) = Self::init_access(&mut vq).and_then(|()| Self::enable_vq(&vq)) {
-                // Put the old backend back; the new one is dropped.
+            if let Err(e) = Self::init_access(&mut vq).and_then(|()| Self::enable_vq(poll, &vq)) {
+                // Put the old backend back (and poll it again); the new
+                // one is dropped.
+                // SAFETY: As above.
+                unsafe { poll.stop() };
                 let _new = core::mem::replace(&mut vq.backend, prev);
+                let _ = Self::enable_vq(poll, &vq);
                 return Err(e);
             }
             old = prev;
+            if old.is_some() {
+                drop(vq);
+                self.worker.flush();
+            }
         }
         drop(old);
         Ok(0)
     }
 
-    /// `vhost_net_enable_vq`: a socket that reports an error when first
-    /// polled (for example a tun file not attached to a device) is refused
-    /// with `EINVAL`.
-    fn enable_vq(vq: &Vq) -> Result {
+    /// `vhost_net_enable_vq`: polls the ring's socket. A socket that
+    /// reports an error when first polled (for example a tun file not
+    /// attached to a device) is refused with `EINVAL`.
+    fn enable_vq(poll: &PollEntry, vq: &Vq) -> Result {
         let Some(sock) = &vq.backend else {
             return Ok(());
         };
-        // SAFETY: The socket holds a reference on its file.
-        if unsafe { poll_mask(sock.file()) } & EPOLLERR != 0 {
-            return Err(EINVAL);
-        }
-        Ok(())
+        // SAFETY: Serialised by the ring mutex the caller holds; the ring
+        // keeps the socket (and its file) until the poll is stopped.
+        unsafe { poll.start(sock.file()) }
     }
 
     /// `vhost_vq_init_access`: with a backend, clear the used flags and read
@@ -579,8 +669,18 @@ impl VhostNet {
         let r = {
             let mut dev = self.dev.lock();
             match self.dev_ioctl(&mut dev, cmd, arg) {
-                Some(r) => r,
-                None => self.vring_ioctl(cmd, arg, &mut garbage),
+                Some(r) => {
+                    // C flushes after every device ioctl (vhost_net_flush).
+                    self.worker.flush();
+                    r
+                }
+                None => {
+                    let r = self.vring_ioctl(cmd, arg, &mut garbage);
+                    if garbage.flush {
+                        self.worker.flush();
+                    }
+                    r
+                }
             }
         };
         drop(garbage);
@@ -594,12 +694,25 @@ impl MiscDevice for VhostNet {
     fn open() -> Result<Arc<VhostNet>> {
         let mut state = DevState::new();
         state.fork_owner = params::fork_from_owner_default();
+        let worker = Arc::pin_init(Worker::new(), GFP_KERNEL)?;
+        let w: *const c_void = (&*worker as *const Worker).cast();
+        let wake = Worker::wake_from_poll;
         Arc::pin_init(
             pin_init!(VhostNet {
                 dev <- kernel::new_mutex!(state, "VhostNet::dev"),
                 rx <- kernel::new_mutex!(Vq::new(), "VhostNet::rx"),
                 tx <- kernel::new_mutex!(Vq::new(), "VhostNet::tx"),
                 msgs <- Msgs::new(),
+                worker,
+                // SAFETY: `w` points to `worker`, which the device keeps in
+                // its field `worker` for as long as the entries exist.
+                rx_kick <- unsafe { PollEntry::new(EPOLLIN, WORK_RX, wake, w) },
+                // SAFETY: As above.
+                tx_kick <- unsafe { PollEntry::new(EPOLLIN, WORK_TX, wake, w) },
+                // SAFETY: As above.
+                rx_sock <- unsafe { PollEntry::new(EPOLLIN, WORK_RX, wake, w) },
+                // SAFETY: As above.
+                tx_sock <- unsafe { PollEntry::new(EPOLLOUT, WORK_TX, wake, w) },
             }),
             GFP_KERNEL,
         )
@@ -647,5 +760,26 @@ impl MiscDevice for VhostNet {
             uapi::VHOST_SET_OWNER => this.set_owner(),
             _ => this.locked_ioctl(cmd, arg),
         }
+    }
+}
+
+impl TaskBody for VhostNet {
+    fn run(&self) -> bool {
+        let work = self.worker.take();
+        if work.is_empty() {
+            return false;
+        }
+        if work.has(WORK_RX) {
+            crate::net::handle_rx(self, &self.rx);
+        }
+        if work.has(WORK_TX) {
+            crate::net::handle_tx(self, &self.tx);
+        }
+        self.worker.done(&work);
+        true
+    }
+
+    fn killed(&self) {
+        self.worker.kill();
     }
 }

@@ -7,8 +7,10 @@
 //! `core`, refer to each other through `super::`, and report failures as
 //! [`errno::Errno`] values that the kernel glue converts.
 
+pub(crate) mod dirtylog;
 pub(crate) mod errno;
 pub(crate) mod features;
 pub(crate) mod intervalmap;
+pub(crate) mod ring;
 pub(crate) mod uapi;
 pub(crate) mod validate;

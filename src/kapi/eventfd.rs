@@ -80,6 +80,11 @@ impl EventFdFile {
         Ok(Self { ptr })
     }
 
+    /// The file, for polling.
+    pub(crate) fn as_ptr(&self) -> *mut c_void {
+        self.ptr
+    }
+
     /// Whether both refer to the same open file.
     pub(crate) fn same_file(&self, other: &Self) -> bool {
         self.ptr == other.ptr

@@ -12,6 +12,7 @@ pub(crate) mod miscdev;
 pub(crate) mod mm;
 pub(crate) mod poll;
 pub(crate) mod socket;
+pub(crate) mod task;
 pub(crate) mod uaccess;
 pub(crate) mod waitqueue;
 

@@ -73,6 +73,45 @@ impl WaitQueue {
         unsafe { vhost_net_rs_poll_wait(file, self.wq.get(), table) };
     }
 
+    /// Sleeps, deaf to signals, until `ready()` holds (C's
+    /// `wait_for_completion`). `ready` must not sleep, as below.
+    pub(crate) fn wait_uninterruptible(&self, mut ready: impl FnMut() -> bool) {
+        let wait = Opaque::<bindings::wait_queue_entry>::uninit();
+        // SAFETY: `wait` is valid memory for an entry.
+        unsafe { bindings::init_wait(wait.get()) };
+        loop {
+            // SAFETY: Both are initialised; `wait` stays put until
+            // `finish_wait` below.
+            unsafe {
+                bindings::prepare_to_wait(
+                    self.wq.get(),
+                    wait.get(),
+                    bindings::TASK_UNINTERRUPTIBLE as i32,
+                )
+            };
+            if ready() {
+                break;
+            }
+            // SAFETY: Sleeping is allowed in the process context we run in.
+            unsafe { bindings::schedule() };
+        }
+        // SAFETY: `wait` was prepared on this queue.
+        unsafe { bindings::finish_wait(self.wq.get(), wait.get()) };
+    }
+
+    /// Wakes every sleeper (`wake_up_all`).
+    pub(crate) fn wake_up_all(&self) {
+        // SAFETY: The head is initialised; no key.
+        unsafe {
+            bindings::__wake_up(
+                self.wq.get(),
+                bindings::TASK_NORMAL,
+                0,
+                core::ptr::null_mut(),
+            )
+        };
+    }
+
     /// Sleeps until `ready()` holds or a signal arrives (`ERESTARTSYS`).
     ///
     /// `ready` runs with the task state set to `TASK_INTERRUPTIBLE`, so it

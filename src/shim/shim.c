@@ -116,11 +116,19 @@ bool vhost_net_rs_access_ok(unsigned long addr, unsigned long size)
 	return access_ok((const void __user *)addr, size);
 }
 
-/* The events a file reports now, without registering a waiter (vfs_poll is
- * static inline). */
-__poll_t vhost_net_rs_poll_mask(struct file *file)
+/* vfs_poll() is static inline; a NULL table only asks for the mask. */
+__poll_t vhost_net_rs_vfs_poll(struct file *file, poll_table *table)
 {
-	return vfs_poll(file, NULL);
+	return vfs_poll(file, table);
+}
+
+/* init_poll_funcptr() and init_waitqueue_func_entry() are static inline. */
+void vhost_net_rs_init_poll_entry(poll_table *table, poll_queue_proc qproc,
+				  struct wait_queue_entry *wait,
+				  wait_queue_func_t func)
+{
+	init_poll_funcptr(table, qproc);
+	init_waitqueue_func_entry(wait, func);
 }
 
 /* struct sock is opaque to Rust's bindings: its type and family. */
@@ -132,6 +140,12 @@ int vhost_net_rs_sock_type(const struct socket *sock)
 int vhost_net_rs_sock_family(const struct socket *sock)
 {
 	return sock->sk->sk_family;
+}
+
+/* __set_current_state() is a macro: a worker round that has work runs. */
+void vhost_net_rs_set_current_running(void)
+{
+	__set_current_state(TASK_RUNNING);
 }
 
 /* init_waitqueue_head() is a macro (it defines the lockdep class). */

@@ -31,9 +31,13 @@ int vhost_net_rs_param_experimental_zcopytx(void);
 struct mm_struct *vhost_net_rs_get_current_mm(void);
 bool vhost_net_rs_current_mm_is(const struct mm_struct *mm);
 bool vhost_net_rs_access_ok(unsigned long addr, unsigned long size);
-__poll_t vhost_net_rs_poll_mask(struct file *file);
+__poll_t vhost_net_rs_vfs_poll(struct file *file, poll_table *table);
+void vhost_net_rs_init_poll_entry(poll_table *table, poll_queue_proc qproc,
+				  struct wait_queue_entry *wait,
+				  wait_queue_func_t func);
 int vhost_net_rs_sock_type(const struct socket *sock);
 int vhost_net_rs_sock_family(const struct socket *sock);
+void vhost_net_rs_set_current_running(void);
 void vhost_net_rs_init_waitqueue_head(struct wait_queue_head *wq);
 void vhost_net_rs_poll_wait(struct file *file, wait_queue_head_t *wq,
 			    poll_table *table);

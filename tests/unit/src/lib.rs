@@ -10,6 +10,16 @@
 #[path = "../../../src/core/mod.rs"]
 mod vcore;
 
+// The simulated guest is shared with the fuzz target, so it is not test-only.
+#[allow(dead_code)]
+mod ringsim;
+
+pub use ringsim::fuzz_desc_chain;
+
+#[cfg(test)]
+mod dirtylog_tests;
+#[cfg(test)]
+mod fuzz_replay;
 #[cfg(test)]
 mod intervalmap_props;
 #[cfg(test)]
@@ -18,6 +28,10 @@ mod intervalmap_tests;
 mod model;
 #[cfg(test)]
 mod nostd_check;
+#[cfg(test)]
+mod ring_props;
+#[cfg(test)]
+mod ring_tests;
 #[cfg(test)]
 mod storage;
 #[cfg(test)]

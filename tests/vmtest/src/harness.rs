@@ -388,3 +388,141 @@ impl Tap {
 pub fn flush() {
     let _ = std::io::stdout().flush();
 }
+
+#[cfg(test)]
+mod tests {
+    //! Host-side checks of the harness itself (`cargo test`, one thread:
+    //! see .cargo/config.toml; the runner forks).
+    use super::*;
+
+    fn paths() -> Paths {
+        Paths {
+            c_dir: "/nonexistent".into(),
+            ours: None,
+            self_diff: false,
+        }
+    }
+
+    fn run(f: fn(&mut Obs, &Ctx), timeout: u64) -> RunResult {
+        let p = paths();
+        let t = Test {
+            name: "t",
+            kind: Kind::Diff,
+            timeout,
+            f,
+        };
+        run_forked(
+            &t,
+            &Ctx {
+                imp: Some(Impl::C),
+                paths: &p,
+            },
+        )
+    }
+
+    #[test]
+    fn observation_round_trip() {
+        let mut o = Obs::default();
+        o.val("a", "1\n2\t3");
+        o.ret("b", Err(crate::sys::Errno(libc::EBUSY)));
+        o.ret("c", Ok(7));
+        o.fail("broken");
+        o.note("note");
+        o.skip("why");
+        let d = Obs::decode(&o.encode()).unwrap();
+        assert_eq!(d.entries, o.entries);
+        assert_eq!(d.entries[1].1, "-1 EBUSY(16)");
+        assert_eq!(d.failures, vec!["broken"]);
+        assert_eq!(d.notes, vec!["note"]);
+        assert_eq!(d.skip.as_deref(), Some("why"));
+        assert!(Obs::decode(&o.encode()[..10]).is_err());
+    }
+
+    #[test]
+    fn compare_reports_differences_and_allowed_keys() {
+        let mut a = Obs::default();
+        let mut b = Obs::default();
+        a.val("x", 1);
+        b.val("x", 1);
+        assert!(compare("t", &a, &b, &[]).0.is_empty());
+        a.val("y", "EBUSY");
+        b.val("y", "EPERM");
+        a.val("z", 3);
+        let (d, _) = compare("t", &a, &b, &[]);
+        assert_eq!(d, vec!["y: c=EBUSY ours=EPERM", "z: c=3 ours=(missing)"]);
+        let allowed = [
+            Allowed {
+                test: "t",
+                key: "y",
+                reason: "documented",
+            },
+            Allowed {
+                test: "t",
+                key: "z",
+                reason: "documented",
+            },
+        ];
+        let (d, notes) = compare("t", &a, &b, &allowed);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(notes.len(), 2);
+        // An allowance for another test does not apply.
+        assert_eq!(compare("u", &a, &b, &allowed).0.len(), 2);
+    }
+
+    #[test]
+    fn forked_run_returns_observation() {
+        match run(|o, _| o.val("k", "v"), 10) {
+            RunResult::Done(o) => assert_eq!(o.entries, vec![("k".to_string(), "v".to_string())]),
+            RunResult::Crashed(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn forked_run_catches_panic() {
+        match run(|_, _| panic!("boom"), 10) {
+            RunResult::Done(o) => assert!(o.failures[0].contains("boom"), "{:?}", o.failures),
+            RunResult::Crashed(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn forked_run_reports_signal() {
+        match run(|_, _| unsafe { libc::abort() }, 10) {
+            RunResult::Crashed(e) => assert!(e.contains("signal 6"), "{e}"),
+            RunResult::Done(_) => panic!("abort not noticed"),
+        }
+    }
+
+    #[test]
+    fn forked_run_times_out() {
+        let start = Instant::now();
+        match run(|_, _| std::thread::sleep(Duration::from_secs(30)), 1) {
+            RunResult::Crashed(e) => assert!(e.contains("timed out"), "{e}"),
+            RunResult::Done(_) => panic!("timeout not noticed"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn forked_run_kills_grandchildren_on_timeout() {
+        match run(
+            |_, _| {
+                if unsafe { libc::fork() } == 0 {
+                    std::thread::sleep(Duration::from_secs(30));
+                }
+                std::thread::sleep(Duration::from_secs(30));
+            },
+            1,
+        ) {
+            RunResult::Crashed(e) => assert!(e.contains("timed out"), "{e}"),
+            RunResult::Done(_) => panic!("timeout not noticed"),
+        }
+    }
+
+    #[test]
+    fn elf_sections_are_found() {
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let e = crate::modules::modinfo(&exe).unwrap_err();
+        assert!(e.contains("no .modinfo section"), "{e}");
+    }
+}

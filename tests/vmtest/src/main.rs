@@ -6,7 +6,7 @@
 //! `<n> passed, <m> failed`.
 //!
 //! Usage: vmtest [--c-dir DIR] [--ours PATH.ko] [--filter SUBSTR]...
-//!               [--list] [--dump]
+//!               [--list] [--dump] [--self-diff]
 
 mod harness;
 mod modules;
@@ -30,9 +30,11 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: vmtest [--c-dir DIR] [--ours PATH.ko] [--filter SUBSTR]... [--list] [--dump]\n\
+        "usage: vmtest [--c-dir DIR] [--ours PATH.ko] [--filter SUBSTR]... [--list] [--dump] [--self-diff]\n\
          defaults: --c-dir /lib/vhost/c --ours /lib/vhost/vhost_net_rs.ko\n\
-         --dump prints every observation of every run as # lines"
+         --filter   run only tests whose name contains SUBSTR\n\
+         --dump     print every observation of every run as # lines\n\
+         --self-diff  harness check: the differential tests compare C with C"
     );
     std::process::exit(2)
 }
@@ -43,6 +45,7 @@ fn parse_args() -> Args {
     let mut filters = Vec::new();
     let mut list = false;
     let mut dump = false;
+    let mut self_diff = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -51,12 +54,18 @@ fn parse_args() -> Args {
             "--filter" => filters.push(it.next().unwrap_or_else(|| usage())),
             "--list" => list = true,
             "--dump" => dump = true,
+            "--self-diff" => self_diff = true,
             _ => usage(),
         }
     }
-    let ours = ours.exists().then_some(ours);
+    // --self-diff stands "ours" in for C everywhere: the real ours is not used.
+    let ours = (ours.exists() && !self_diff).then_some(ours);
     Args {
-        paths: Paths { c_dir, ours },
+        paths: Paths {
+            c_dir,
+            ours,
+            self_diff,
+        },
         filters,
         list,
         dump,
@@ -73,6 +82,21 @@ fn dump(tap: &Tap, label: &str, o: &Obs) {
     for (k, v) in &o.entries {
         tap.diag(&format!("{label}{k} = {v}"));
     }
+}
+
+/// Waits up to a second for a module's reference count to drop to 0;
+/// returns the count if it does not.
+fn wait_idle(module: &str) -> Option<String> {
+    let mut last = String::new();
+    for _ in 0..50 {
+        match modules::refcnt(module) {
+            Ok(rc) if rc == "0" => return None,
+            Ok(rc) => last = rc,
+            Err(e) => return Some(format!("unreadable ({e})")),
+        }
+        sys::sleep_ms(20);
+    }
+    Some(last)
 }
 
 fn main() {
@@ -113,11 +137,15 @@ fn main() {
     tap.diag(&format!(
         "c modules: {}; ours: {}",
         args.paths.c_dir.display(),
-        args.paths
-            .ours
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "not built".into())
+        if args.paths.self_diff {
+            "the C modules again (--self-diff)".to_string()
+        } else {
+            args.paths
+                .ours
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "not built".into())
+        }
     ));
 
     let (unloaded, errors) = modules::unload_all();
@@ -167,7 +195,7 @@ fn main() {
     let mut phase_results = Vec::new();
     for (pi, imp) in [Impl::C, Impl::Ours].into_iter().enumerate() {
         let name = format!("phase_{}_load_run_unload", imp.label());
-        if imp == Impl::Ours && args.paths.ours.is_none() {
+        if imp == Impl::Ours && !args.paths.has_ours() {
             phase_results.push((name, Err(None)));
             continue;
         }
@@ -194,7 +222,17 @@ fn main() {
                 imp: Some(imp),
                 paths: &args.paths,
             };
-            results[i][pi] = Some(run_forked(t, &ctx));
+            let mut r = run_forked(t, &ctx);
+            // The test's files are closed and its processes gone: the
+            // module must be idle again, or this test leaked a reference.
+            if let RunResult::Done(o) = &mut r {
+                if let Some(rc) = wait_idle(main_mod) {
+                    o.fail(format!(
+                        "{main_mod} refcnt {rc} after the test: a reference leaked"
+                    ));
+                }
+            }
+            results[i][pi] = Some(r);
         }
         // Every file is closed and every test process gone: the module
         // must unload now, or a reference leaked.

@@ -29,6 +29,9 @@ pub struct Paths {
     pub c_dir: PathBuf,
     /// vhost_net_rs.ko, if it exists.
     pub ours: Option<PathBuf>,
+    /// Harness self-check: "ours" is the C module again (C against C must
+    /// compare equal; any difference is a nondeterministic observation).
+    pub self_diff: bool,
 }
 
 /// The C modules, in load order.
@@ -45,12 +48,19 @@ impl Paths {
     pub fn main_module(&self, imp: Impl) -> &'static str {
         match imp {
             Impl::C => "vhost_net",
+            Impl::Ours if self.self_diff => "vhost_net",
             Impl::Ours => OURS_NAME,
         }
     }
 
+    /// Whether the "ours" side can run at all.
+    pub fn has_ours(&self) -> bool {
+        self.ours.is_some() || self.self_diff
+    }
+
     /// Loads an implementation; on failure nothing stays loaded.
     pub fn load(&self, imp: Impl) -> Result<(), String> {
+        let imp = if self.self_diff { Impl::C } else { imp };
         match imp {
             Impl::C => {
                 let mut loaded: Vec<&str> = Vec::new();
@@ -81,6 +91,7 @@ impl Paths {
     /// being released on another CPU); a reference still held after that is
     /// reported as an error: something leaked.
     pub fn unload(&self, imp: Impl) -> Result<(), String> {
+        let imp = if self.self_diff { Impl::C } else { imp };
         let names: Vec<&str> = match imp {
             Impl::C => C_MODULES.iter().rev().copied().collect(),
             Impl::Ours => vec![OURS_NAME],

@@ -25,6 +25,8 @@ pub fn tests() -> Vec<Test> {
         t("set_owner_other_process", set_owner_other_process),
         t("reset_owner", reset_owner),
         t("unknown_ioctl", unknown_ioctl),
+        t("unload_while_open", unload_while_open),
+        t("owner_worker_thread", owner_worker_thread),
     ]
 }
 
@@ -489,8 +491,8 @@ fn unknown_ioctl(obs: &mut Obs, _ctx: &Ctx) {
             uapi::VHOST_SCSI_GET_ABI_VERSION as u64,
             zp,
         ),
-        ("TCGETS &0", libc::TCGETS as u64, zp),
-        ("FIONREAD &0", libc::FIONREAD as u64, zp),
+        ("TCGETS &0", libc::TCGETS, zp),
+        ("FIONREAD &0", libc::FIONREAD, zp),
         ("_IO('X',1) NULL", uapi::io(b'X' as u32, 1) as u64, 0),
         ("0xffffffff &0", 0xffff_ffff, zp),
     ];
@@ -506,5 +508,118 @@ fn unknown_ioctl(obs: &mut Obs, _ctx: &Ctx) {
     obs.ret(
         "GET_FEATURES after",
         ioctl_ptr(raw, uapi::VHOST_GET_FEATURES as u64, &mut f),
+    );
+}
+
+fn unload_while_open(obs: &mut Obs, ctx: &Ctx) {
+    // An open file pins the module: delete_module must refuse.
+    let fd = open_dev();
+    let r = sys::delete_module(ctx.module());
+    obs.check(
+        r.is_err(),
+        format!("delete_module({}) succeeded with a file open", ctx.module()),
+    );
+    obs.ret("delete_module with fd open", r);
+    obs.ret_ok(
+        "SET_OWNER",
+        ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0),
+    );
+    let r = sys::delete_module(ctx.module());
+    obs.check(
+        r.is_err(),
+        format!(
+            "delete_module({}) succeeded with an owned file open",
+            ctx.module()
+        ),
+    );
+    obs.ret("delete_module with owned fd open", r);
+    let mut f: u64 = 0;
+    obs.ret(
+        "GET_FEATURES after",
+        ioctl_ptr(fd.raw(), uapi::VHOST_GET_FEATURES as u64, &mut f),
+    );
+    obs.ret("close", fd.close());
+}
+
+/// The threads of this process other than the main one, as
+/// comm names with every number replaced by N (worker names carry pids).
+fn other_threads() -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut v: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|t| *t != me)
+                .map(|t| {
+                    let comm =
+                        sys::read_trim(&format!("/proc/self/task/{t}/comm")).unwrap_or_default();
+                    let mut out = String::new();
+                    let mut in_num = false;
+                    for c in comm.chars() {
+                        if c.is_ascii_digit() {
+                            if !in_num {
+                                out.push('N');
+                            }
+                            in_num = true;
+                        } else {
+                            out.push(c);
+                            in_num = false;
+                        }
+                    }
+                    out
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Polls up to a second for the thread list to become `want`.
+fn threads_settle(want: &[String]) -> Vec<String> {
+    let mut t = other_threads();
+    for _ in 0..50 {
+        if t == want {
+            break;
+        }
+        sys::sleep_ms(20);
+        t = other_threads();
+    }
+    t
+}
+
+fn owner_worker_thread(obs: &mut Obs, _ctx: &Ctx) {
+    // SET_OWNER creates the worker (a vhost task in the owner's thread
+    // group, or a kthread); RESET_OWNER and close stop it.
+    let none: Vec<String> = Vec::new();
+    obs.val("threads before", format!("{:?}", other_threads()));
+    let fd = open_dev();
+    obs.val("threads after open", format!("{:?}", other_threads()));
+    obs.ret_ok(
+        "SET_OWNER",
+        ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0),
+    );
+    let owned = other_threads();
+    obs.val("threads after SET_OWNER", format!("{owned:?}"));
+    obs.ret_ok(
+        "RESET_OWNER",
+        ioctl(fd.raw(), uapi::VHOST_RESET_OWNER as u64, 0),
+    );
+    obs.val(
+        "threads after RESET_OWNER",
+        format!("{:?}", threads_settle(&none)),
+    );
+    obs.ret_ok(
+        "SET_OWNER again",
+        ioctl(fd.raw(), uapi::VHOST_SET_OWNER as u64, 0),
+    );
+    obs.val(
+        "threads after SET_OWNER again",
+        format!("{:?}", threads_settle(&owned)),
+    );
+    obs.ret("close", fd.close());
+    obs.val(
+        "threads after close",
+        format!("{:?}", threads_settle(&none)),
     );
 }

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The device's work queue: which rings need a round, who runs them, and
+//! flushing (C's `vhost_worker` with its `work_list`).
+//!
+//! vhost-net has exactly two kinds of work, "run the RX ring" and "run the
+//! TX ring" (the kick and the socket poll of a ring both ask for the same
+//! handler), so pending work is a bit mask rather than a list: queueing is
+//! one atomic `fetch_or` that is safe from wait-queue callbacks, and work
+//! queued many times before it runs runs once, as C's `VHOST_WORK_QUEUED`
+//! bit also ensures.
+//!
+//! # Ordering
+//!
+//! Wakers: `pending |= bit`, then wake the task. The task (state already
+//! `TASK_INTERRUPTIBLE` when its body runs, see `vhost_task_fn`): swaps
+//! `pending` to 0 and runs the handlers, or sleeps if it was 0. A wake
+//! between the swap and `schedule()` sets the task running, so no work is
+//! lost.
+//!
+//! The task handle is only used under these rules: it is published after
+//! the task starts and cleared before the task stops, both under the device
+//! mutex; every waker outside that mutex is a poll callback, and all polls
+//! are stopped (which waits for running callbacks) before the handle is
+//! cleared.
+
+use crate::kapi::task::set_running;
+use crate::kapi::waitqueue::WaitQueue;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use kernel::prelude::*;
+
+/// Run the RX ring.
+pub(crate) const WORK_RX: u32 = 1 << 0;
+/// Run the TX ring.
+pub(crate) const WORK_TX: u32 = 1 << 1;
+/// Complete the flushes requested so far.
+const WORK_FLUSH: u32 = 1 << 31;
+
+/// Pending work and the means to wake whoever runs it.
+#[pin_data]
+pub(crate) struct Worker {
+    /// `WORK_*` bits queued and not yet taken by the task.
+    pending: AtomicU32,
+    /// The running task (`struct vhost_task *`), null when there is none.
+    task: AtomicPtr<c_void>,
+    /// The owner was killed: the task is gone, queueing does nothing.
+    killed: AtomicBool,
+    /// Flushes requested so far.
+    flush_req: AtomicU64,
+    /// Flushes completed so far.
+    flush_done: AtomicU64,
+    /// Flushers sleep here.
+    #[pin]
+    flushed: WaitQueue,
+}
+
+impl Worker {
+    /// A worker without a task.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            pending: AtomicU32::new(0),
+            task: AtomicPtr::new(core::ptr::null_mut()),
+            killed: AtomicBool::new(false),
+            flush_req: AtomicU64::new(0),
+            flush_done: AtomicU64::new(0),
+            flushed <- WaitQueue::new(),
+        })
+    }
+
+    /// Publishes the task that runs the work (null: none). Callers hold the
+    /// device mutex and, when clearing, have stopped every poll first.
+    pub(crate) fn set_task(&self, vtsk: *mut c_void) {
+        self.killed.store(false, Ordering::Relaxed);
+        self.task.store(vtsk, Ordering::Release);
+    }
+
+    /// Queues `bits` and wakes the task (C's `vhost_vq_work_queue`).
+    /// Returns whether a task will run it.
+    pub(crate) fn queue(&self, bits: u32) -> bool {
+        self.pending.fetch_or(bits, Ordering::AcqRel);
+        let task = self.task.load(Ordering::Acquire);
+        if task.is_null() || self.killed.load(Ordering::Acquire) {
+            return false;
+        }
+        // SAFETY: The handle is live while published (module docs).
+        unsafe { crate::kapi::task::wake_raw(task) };
+        true
+    }
+
+    /// The wake function of the device's poll entries: `data` is the
+    /// worker, `token` the work bit.
+    ///
+    /// # Safety
+    ///
+    /// `data` must point to a live `Worker`.
+    pub(crate) unsafe fn wake_from_poll(data: *const c_void, token: u32) {
+        // SAFETY: Guaranteed by the caller (the poll entry's contract).
+        let this = unsafe { &*data.cast::<Worker>() };
+        this.queue(token);
+    }
+
+    /// Takes the queued work, for the task's round. Returns 0 if none.
+    pub(crate) fn take(&self) -> Work {
+        let flush_req = self.flush_req.load(Ordering::Acquire);
+        let bits = self.pending.swap(0, Ordering::AcqRel);
+        if bits != 0 {
+            set_running();
+        }
+        Work { bits, flush_req }
+    }
+
+    /// Completes the flushes a round's work carried.
+    pub(crate) fn done(&self, work: &Work) {
+        if work.bits & WORK_FLUSH != 0 {
+            self.flush_done.fetch_max(work.flush_req, Ordering::AcqRel);
+            self.flushed.wake_up_all();
+        }
+    }
+
+    /// The owner was killed: no more rounds will run. Releases flushers.
+    pub(crate) fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.flush_done
+            .fetch_max(self.flush_req.load(Ordering::Acquire), Ordering::AcqRel);
+        self.flushed.wake_up_all();
+    }
+
+    /// Waits until all work queued before the call has run (C's
+    /// `vhost_dev_flush`). Returns at once when no task runs work.
+    pub(crate) fn flush(&self) {
+        let ticket = self.flush_req.fetch_add(1, Ordering::AcqRel) + 1;
+        if !self.queue(WORK_FLUSH) {
+            return;
+        }
+        self.flushed.wait_uninterruptible(|| {
+            self.flush_done.load(Ordering::Acquire) >= ticket || self.killed.load(Ordering::Acquire)
+        });
+    }
+}
+
+/// The work of one round.
+pub(crate) struct Work {
+    bits: u32,
+    flush_req: u64,
+}
+
+impl Work {
+    /// Whether there is anything to do.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bits == 0
+    }
+
+    /// Whether the ring work `bit` is part of this round.
+    pub(crate) fn has(&self, bit: u32) -> bool {
+        self.bits & bit != 0
+    }
+}
