@@ -17,7 +17,8 @@
 # base modules (tun, tap, macvlan, macvtap, veth, llc, stp, bridge, 8021q as
 # built, plus whatever the vhost modules depend on, in dependency order),
 # runs the command given as vmtest.cmd=<base64> on the kernel command line
-# (else /etc/vmtest.cmd, else an interactive shell), prints
+# (else /etc/vmtest.cmd; an interactive shell if there is none or the
+# command line has vmtest.shell=1), prints
 # "vmtest-exit-status=<rc>" to the kernel log and reboots (QEMU runs with
 # -no-reboot, so it exits; the kernel has no ACPI to power off).
 # The C oracle is at /lib/vhost/c/{vhost_iotlb,vhost,vhost_net}.ko.
@@ -160,12 +161,15 @@ while read -r ko; do
 done < /lib/base/order
 
 cmd=""
+shell=0
 for w in $(cat /proc/cmdline); do
     case "$w" in
         vmtest.cmd=*) cmd=$(echo "${w#vmtest.cmd=}" | base64 -d) ;;
+        vmtest.shell=1) shell=1 ;;
     esac
 done
 [ -n "$cmd" ] || [ ! -f /etc/vmtest.cmd ] || cmd=$(cat /etc/vmtest.cmd)
+[ "$shell" = 0 ] || cmd=""
 
 cd /tmp
 if [ -z "$cmd" ]; then

@@ -3,7 +3,7 @@
 # and judge the run.
 #
 # Usage: vm.sh -k KDIR -i INITRAMFS [-t SECONDS] [-c CMD] [-a KERNEL_ARGS]
-#              [-l LOGFILE]
+#              [-l LOGFILE] [-I]
 #   -k KDIR       kernel build directory (KDIR/arch/x86/boot/bzImage)
 #   -i INITRAMFS  image from scripts/initramfs.sh
 #   -t SECONDS    hard timeout of the whole run (default 600): QEMU is killed
@@ -14,6 +14,8 @@
 #   -l LOGFILE    where the console log goes (kept); by default a file under
 #                 build/vm/ that is deleted after a successful run and kept
 #                 (its path printed) after a failed one
+#   -I            interactive: a shell on the console instead of the command
+#                 (stdin is attached; exit the shell to end the VM)
 # Environment: VMTEST_ACCEL=auto|tcg|kvm (default auto: KVM only if a cached
 #   probe boot proved that it works), VM_MEM (MiB, 2048), VM_SMP (2),
 #   VHOST_CACHE (/var/cache/vhost-net-rs, where the probe result is cached).
@@ -31,8 +33,8 @@ REPO=$(cd "$HERE/.." && pwd)
 : "${VM_SMP:=2}"
 QEMU=${QEMU:-qemu-system-x86_64}
 
-KDIR="" INITRD="" TIMEOUT=600 CMD="" APPEND="" LOG="" KEEP_LOG=0
-while getopts "k:i:t:c:a:l:h" opt; do
+KDIR="" INITRD="" TIMEOUT=600 CMD="" APPEND="" LOG="" KEEP_LOG=0 INTERACTIVE=0
+while getopts "k:i:t:c:a:l:Ih" opt; do
     case $opt in
         k) KDIR=$OPTARG ;;
         i) INITRD=$OPTARG ;;
@@ -40,6 +42,7 @@ while getopts "k:i:t:c:a:l:h" opt; do
         c) CMD=$OPTARG ;;
         a) APPEND=$OPTARG ;;
         l) LOG=$OPTARG; KEEP_LOG=1 ;;
+        I) INTERACTIVE=1 ;;
         *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d' >&2; exit 2 ;;
     esac
 done
@@ -115,6 +118,11 @@ if [ -n "$CMD" ]; then
     KARGS+=" vmtest.cmd=$enc"
 fi
 [ -z "$APPEND" ] || KARGS+=" $APPEND"
+STDIN=/dev/null
+if [ "$INTERACTIVE" = 1 ]; then
+    KARGS+=" vmtest.shell=1"
+    STDIN=/dev/stdin
+fi
 
 echo "vm.sh: booting $BZIMAGE ($accel, ${VM_SMP} CPUs, ${VM_MEM} MiB, timeout ${TIMEOUT}s), log $LOG" >&2
 start=$(date +%s%N)
@@ -123,7 +131,7 @@ timeout -k 10 "$TIMEOUT" "$QEMU" "${ACCEL_ARGS[@]}" -m "$VM_MEM" -smp "$VM_SMP" 
     -nographic -monitor none -no-reboot -nic none \
     -kernel "$BZIMAGE" -initrd "$INITRD" -append "$KARGS" \
     -chardev "stdio,id=con,signal=off,logfile=$LOG" -serial chardev:con \
-    </dev/null || qrc=$?
+    <"$STDIN" || qrc=$?
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 secs=$((ms / 1000)).$(( (ms % 1000) / 100 ))
 
