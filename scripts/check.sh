@@ -36,18 +36,20 @@ step "module (CLIPPY=1, warnings are errors)" scripts/module.sh "$kdir"
 step "rustfmt --check" scripts/fmt.sh check
 
 # Host tests: every cargo test counts.
-echo "=== host tests (tests/unit)"
-out=$(cd tests/unit && cargo test --quiet 2>&1); rc=$?
-echo "$out" | grep -E '^test result:|FAILED|panicked' || true
-p=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' | paste -sd+ | bc)
-f=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' | paste -sd+ | bc)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
-if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
-    echo "$out" | tail -n 30; failed=$((failed + 1))
-fi
-if [ -x tests/unit/nostd-check.sh ]; then
-    step "src/core builds as no_std with the kernel's lints" tests/unit/nostd-check.sh
-fi
+cargo_tests() { # cargo_tests DIR TITLE
+    echo "=== host tests ($1: $2)"
+    local out rc p f
+    out=$(cd "$1" && cargo test --quiet 2>&1); rc=$?
+    echo "$out" | grep -E '^test result:|FAILED|panicked' || true
+    p=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' | paste -sd+ | bc)
+    f=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' | paste -sd+ | bc)
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+    if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
+        echo "$out" | tail -n 30; failed=$((failed + 1))
+    fi
+}
+cargo_tests tests/unit "src/core, property tests, no_std build with kernel lints"
+cargo_tests tests/vmtest "harness, comparison, uapi layout"
 
 # The VM suite: its last line is its own totals.
 echo "=== VM suite (ours and the C vhost_net, same boot)"
