@@ -1073,6 +1073,24 @@ pub(crate) enum Ring {
 }
 
 impl Ring {
+    /// See [`SplitRing::init_access`].
+    pub(crate) fn init_access<M, T>(&mut self, mem: &M, xlate: &T) -> Result<(), Errno>
+    where
+        M: RingMemory + ?Sized,
+        T: Translate + ?Sized,
+    {
+        match self {
+            Ring::Split(r) => r.init_access(mem, xlate),
+        }
+    }
+
+    /// The next available entry to take, as `VHOST_GET_VRING_BASE` reports.
+    pub(crate) fn last_avail_idx(&self) -> u16 {
+        match self {
+            Ring::Split(r) => r.last_avail_idx(),
+        }
+    }
+
     /// See [`SplitRing::get_desc_chain`].
     pub(crate) fn get_desc_chain<M, T>(
         &mut self,

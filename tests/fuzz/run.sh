@@ -1,0 +1,42 @@
+#!/bin/sh
+# Runs every cargo-fuzz target of tests/fuzz for SECONDS seconds each
+# (default 20); exits non-zero if a target crashes.
+#
+# cargo-fuzz is installed once, pinned, into a cache directory. Only stable
+# Rust is needed: RUSTC_BOOTSTRAP=1 lets it pass the -Z flags that
+# cargo-fuzz uses. Set FUZZ_SANITIZER=none to run without AddressSanitizer
+# (the core has no unsafe code, so ASan finds little; panics are what count).
+set -eu
+
+SECONDS_PER_TARGET=${1:-20}
+CARGO_FUZZ_VERSION=0.13.2
+CACHE=${VHOST_NET_RS_CACHE:-/var/cache/vhost-net-rs}
+ROOT="$CACHE/cargo-fuzz-$CARGO_FUZZ_VERSION"
+SANITIZER=${FUZZ_SANITIZER:-address}
+
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [ ! -x "$ROOT/bin/cargo-fuzz" ]; then
+    echo "run.sh: installing cargo-fuzz $CARGO_FUZZ_VERSION into $ROOT" >&2
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$ROOT"
+fi
+PATH="$ROOT/bin:$PATH"
+export PATH RUSTC_BOOTSTRAP=1
+
+cd "$here"
+targets=$(cargo fuzz list --fuzz-dir "$here")
+[ -n "$targets" ] || { echo "run.sh: no fuzz targets found" >&2; exit 1; }
+status=0
+for target in $targets; do
+    # libFuzzer writes new inputs into the first corpus directory; give it a
+    # scratch one so the committed seeds stay as they are.
+    work="$here/target/corpus-work/$target"
+    mkdir -p "$work" "$here/corpus/$target"
+    echo "run.sh: fuzzing $target for ${SECONDS_PER_TARGET}s" >&2
+    if ! cargo fuzz run --fuzz-dir "$here" --sanitizer "$SANITIZER" "$target" "$work" "$here/corpus/$target" -- \
+        -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1; then
+        echo "run.sh: $target FAILED; crash inputs are in $here/artifacts/$target" >&2
+        status=1
+    fi
+done
+exit $status
