@@ -23,6 +23,7 @@ use crate::kapi::socket::Socket;
 use crate::kapi::task::{TaskBody, VhostTask};
 use crate::kapi::uaccess;
 use crate::mem::{new_map, GuestMap};
+use crate::net::Scratch;
 use crate::params;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{self, IotlbAction, SET_FEATURES_FAILED};
@@ -130,8 +131,18 @@ impl VhostNet {
         }
     }
 
+    /// The worker's queue.
+    pub(crate) fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    /// The IOTLB message queues.
+    pub(crate) fn msgs(&self) -> &Msgs {
+        &self.msgs
+    }
+
     /// The socket poll entry of a ring.
-    fn sock_poll(&self, index: usize) -> &PollEntry {
+    pub(crate) fn sock_poll(&self, index: usize) -> &PollEntry {
         if index == 0 {
             &self.rx_sock
         } else {
@@ -175,9 +186,13 @@ impl VhostNet {
         // Only a kernel thread has no mm, and it cannot reach an fd's ioctl.
         let mm = MmRef::current().ok_or(EINVAL)?;
         let name = CString::try_from_fmt(kernel::fmt!("vhost-{}", kernel::current!().pid()))?;
+        let rx_scratch = Scratch::new()?;
+        let tx_scratch = Scratch::new()?;
         // SAFETY: `self` lives in an `Arc` that the file holds until
         // `release`, and `release` stops the task (in `cleanup`) first.
         let task = unsafe { VhostTask::start(self as *const VhostNet, &name) }?;
+        self.rx.lock().scratch = Some(rx_scratch);
+        self.tx.lock().scratch = Some(tx_scratch);
         self.worker.set_task(task.as_raw());
         dev.task = Some(task);
         dev.owner = Some(mm);
@@ -548,7 +563,10 @@ impl VhostNet {
             // referenced by the ring.
             unsafe { poll.stop() };
             let prev = core::mem::replace(&mut vq.backend, sock);
-            if let Err(e) = Self::init_access(&mut vq).and_then(|()| Self::enable_vq(poll, &vq)) {
+            let started = Self::init_access(&mut vq)
+                .and_then(|()| vq.start_ring())
+                .and_then(|()| Self::enable_vq(poll, &vq));
+            if let Err(e) = started {
                 // Put the old backend back (and poll it again); the new
                 // one is dropped.
                 // SAFETY: As above.
@@ -586,8 +604,11 @@ impl VhostNet {
             return Ok(());
         }
         // Used ring layout: le16 flags, le16 idx, elements.
+        // C writes the flags it keeps (NO_NOTIFY if the ring was left with
+        // kicks disabled by an earlier backend).
+        let used_flags = vq.ring.as_ref().map_or(0, |r| r.used_flags());
         let flags = Self::ring_uaddr(vq, vq.used, 2)?;
-        uaccess::write(flags as usize, &0u16).map_err(|_| EFAULT)?;
+        uaccess::write(flags as usize, &used_flags.to_le()).map_err(|_| EFAULT)?;
         vq.signalled_used_valid = false;
         if vq.iotlb.is_none() && !uaccess::access_ok(vq.used + 2, 2) {
             return Err(EFAULT);

@@ -106,7 +106,6 @@ impl Msgs {
     }
 
     /// Queues a message for userspace and wakes readers and pollers.
-    #[expect(dead_code, reason = "translation misses come with the data path")]
     pub(crate) fn enqueue(&self, node: MsgNode) -> Result {
         {
             let mut l = self.lists.lock();

@@ -1,18 +1,730 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The packet handlers the worker runs: TX (guest to socket) and RX
-//! (socket to guest).
+//! (socket to guest), as `handle_tx_copy` and `handle_rx` of the C module,
+//! on top of the ring logic of `vcore::ring`.
+//!
+//! Everything here runs in the worker, a thread of the owner process, so
+//! the ring and buffer addresses (the owner's user addresses) are
+//! reachable with plain user copies, and the socket's `sendmsg`/`recvmsg`
+//! take iovecs of them.
 
 use crate::dev::VhostNet;
+use crate::iotlb::{Iotlb, MsgNode, Msgs};
+use crate::kapi::eventfd::EventFdCtx;
+use crate::kapi::socket::Socket;
+use crate::kapi::usermem;
+use crate::mem::GuestMap;
+use crate::vcore::dirtylog::{log_write_bufs, DirtyBitmap, LogEntry};
+use crate::vcore::errno::Errno;
+use crate::vcore::features::has_feature;
+use crate::vcore::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
+use crate::vcore::ring::{ChainBufs, Ring, RingError, RingMemory, Translate, UsedElem, UIO_MAXIOV};
+use crate::vcore::uapi::{
+    VhostIotlbMsg, VHOST_BACKEND_F_IOTLB_MSG_V2, VHOST_F_LOG_ALL, VHOST_IOTLB_MISS,
+    VIRTIO_NET_F_MRG_RXBUF,
+};
 use crate::vq::Vq;
+use crate::worker::{WORK_RX, WORK_TX};
+use kernel::bindings;
+use kernel::prelude::*;
 use kernel::sync::Mutex;
 
-/// Runs the TX ring: sends what the guest posted.
-pub(crate) fn handle_tx(_dev: &VhostNet, vq: &Mutex<Vq>) {
-    let _vq = vq.lock();
+/// Packets per round before the ring yields (C's `VHOST_NET_PKT_WEIGHT`).
+const PKT_WEIGHT: usize = 256;
+/// Bytes per round before the ring yields (C's `VHOST_NET_WEIGHT`).
+const BYTE_WEIGHT: usize = 0x80000;
+/// Used entries batched before they are published (`VHOST_NET_BATCH`).
+const BATCH: usize = 64;
+/// Room for used entries: a batch plus one packet's worth of heads.
+const HEADS: usize = UIO_MAXIOV + BATCH;
+/// Size of `struct virtio_net_hdr`, the part of the header before
+/// `num_buffers`.
+const VNET_HDR_LEN: usize = 10;
+/// Pieces a ring-metadata access may span through the IOTLB (C's
+/// `vq->iotlb_iov`).
+const META_PIECES: usize = 64;
+
+// A `Piece` is passed to the socket as a `struct iovec` without copying.
+const _: () = {
+    assert!(core::mem::size_of::<Piece>() == core::mem::size_of::<bindings::iovec>());
+    assert!(core::mem::align_of::<Piece>() == core::mem::align_of::<bindings::iovec>());
+};
+
+/// Views pieces as iovecs.
+fn as_iovecs(pieces: &[Piece]) -> &[bindings::iovec] {
+    // SAFETY: `Piece` is `#[repr(C)]` { u64 addr, u64 len } and `iovec` is
+    // { void *iov_base, size_t iov_len }: same size and alignment (asserted
+    // above) and field offsets on 64-bit, and every bit pattern is valid
+    // for both.
+    unsafe { core::slice::from_raw_parts(pieces.as_ptr().cast(), pieces.len()) }
 }
 
-/// Runs the RX ring: fills the guest's buffers from the socket.
-pub(crate) fn handle_rx(_dev: &VhostNet, vq: &Mutex<Vq>) {
-    let _vq = vq.lock();
+/// Per-ring buffers of the worker (C's `vq->iov`, `indirect`, `heads`,
+/// `log`), allocated with the owner.
+pub(crate) struct Scratch {
+    iov: KVec<Piece>,
+    indirect: KVec<Piece>,
+    heads: KVec<UsedElem>,
+    log: KVec<LogEntry>,
+    /// Used entries collected and not yet published (C's `done_idx`).
+    done: usize,
+}
+
+impl Scratch {
+    /// Buffers for one ring.
+    pub(crate) fn new() -> Result<KBox<Self>> {
+        Ok(KBox::new(
+            Self {
+                iov: KVec::from_elem(Piece::default(), UIO_MAXIOV, GFP_KERNEL)?,
+                indirect: KVec::from_elem(Piece::default(), UIO_MAXIOV, GFP_KERNEL)?,
+                heads: KVec::from_elem(UsedElem::default(), HEADS, GFP_KERNEL)?,
+                log: KVec::from_elem(LogEntry::default(), HEADS, GFP_KERNEL)?,
+                done: 0,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
+/// The owner's memory as the ring code sees it (C's `vhost_get_user`,
+/// `vhost_put_user`, `vhost_copy_to_user` and `set_bit_to_user`).
+struct OwnerMem<'a> {
+    iotlb: Option<&'a Iotlb>,
+    log_ctx: Option<&'a EventFdCtx>,
+}
+
+impl OwnerMem<'_> {
+    /// Copies between `buf` and ring memory at `addr`, through the IOTLB
+    /// when there is one (`access` is what C asks the mapping for).
+    fn access(
+        &self,
+        addr: u64,
+        len: usize,
+        access: u32,
+        mut f: impl FnMut(u64, usize, usize) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let Some(iotlb) = self.iotlb else {
+            return f(addr, 0, len);
+        };
+        let mut pieces = [Piece::default(); META_PIECES];
+        let n = iotlb
+            .lock()
+            .translate(addr, len as u32, access, &mut pieces)
+            .map_err(|_| Errno::EFAULT)?;
+        let mut done = 0usize;
+        for p in &pieces[..n] {
+            f(p.addr, done, p.len as usize)?;
+            done += p.len as usize;
+        }
+        Ok(())
+    }
+}
+
+impl DirtyBitmap for OwnerMem<'_> {
+    fn set_log_bits(&self, uaddr: u64, mask: u8) -> Result<(), Errno> {
+        usermem::set_bits_to_user(uaddr, mask).map_err(|_| Errno::EFAULT)
+    }
+}
+
+impl RingMemory for OwnerMem<'_> {
+    fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let len = buf.len();
+        self.access(uaddr, len, PERM_RO, |a, off, n| {
+            usermem::copy_from_user(a, &mut buf[off..off + n]).map_err(|_| Errno::EFAULT)
+        })
+    }
+
+    fn write(&self, uaddr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.access(uaddr, data.len(), PERM_WO, |a, off, n| {
+            usermem::copy_to_user(a, &data[off..off + n]).map_err(|_| Errno::EFAULT)
+        })
+    }
+
+    fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {
+        // C's `vhost_put_user` translates with read permission.
+        let data = value.to_le_bytes();
+        self.access(uaddr, 2, PERM_RO, |a, off, n| {
+            usermem::copy_to_user(a, &data[off..off + n]).map_err(|_| Errno::EFAULT)
+        })
+    }
+
+    fn rmb(&self) {
+        usermem::smp_rmb();
+    }
+
+    fn wmb(&self) {
+        usermem::smp_wmb();
+    }
+
+    fn mb(&self) {
+        usermem::smp_mb();
+    }
+
+    fn log_signal(&self) {
+        if let Some(ctx) = self.log_ctx {
+            ctx.signal();
+        }
+    }
+}
+
+/// Guest-address translation for one ring (C's `translate_desc`): the
+/// device IOTLB if there is one (a miss queues a `VHOST_IOTLB_MISS` for
+/// userspace), else the memory table.
+struct GuestXlate<'a> {
+    umem: Option<&'a GuestMap>,
+    iotlb: Option<&'a Iotlb>,
+    msgs: &'a Msgs,
+    vq: usize,
+    v2: bool,
+}
+
+impl Translate for GuestXlate<'_> {
+    fn translate(
+        &self,
+        addr: u64,
+        len: u32,
+        access: u32,
+        out: &mut [Piece],
+    ) -> Result<usize, TranslateError> {
+        if let Some(iotlb) = self.iotlb {
+            let r = iotlb.lock().translate(addr, len, access, out);
+            if let Err(TranslateError::Miss { addr }) = r {
+                self.miss(addr, access);
+            }
+            return r;
+        }
+        match self.umem {
+            Some(umem) => umem.translate(addr, len, access, out),
+            None => Err(TranslateError::Miss { addr }),
+        }
+    }
+
+    fn device_iotlb(&self) -> bool {
+        self.iotlb.is_some()
+    }
+
+    fn umem_region(&self, index: usize) -> Option<Entry> {
+        self.umem.and_then(|u| u.get(index).copied())
+    }
+}
+
+impl GuestXlate<'_> {
+    /// Queues a miss for userspace (C's `vhost_iotlb_miss`). If the message
+    /// cannot be allocated the ring simply retries on its next kick.
+    fn miss(&self, iova: u64, access: u32) {
+        let _ = self.msgs.enqueue(MsgNode {
+            vq: self.vq,
+            v2: self.v2,
+            iotlb: VhostIotlbMsg {
+                iova,
+                size: 0,
+                uaddr: 0,
+                perm: access as u8,
+                type_: VHOST_IOTLB_MISS,
+                padding: [0; 6],
+            },
+        });
+    }
+
+    /// C's `vq_meta_prefetch`: with a device IOTLB, the three rings must be
+    /// mapped before a round starts; a miss is queued and the round skipped.
+    fn prefetch_rings(&self, vq: &Vq) -> bool {
+        if vq.desc == 0 && vq.avail == 0 && vq.used == 0 {
+            return false;
+        }
+        if self.iotlb.is_none() {
+            return true;
+        }
+        let event = vq.has_feature(crate::vcore::uapi::VIRTIO_RING_F_EVENT_IDX);
+        let mut scratch = [Piece::default(); 1];
+        let mut covered = |addr: u64, size: u64, access: u32| -> bool {
+            let mut at = addr;
+            let end = addr.wrapping_add(size);
+            while at != end {
+                let left = end.wrapping_sub(at).min(u64::from(u32::MAX)) as u32;
+                match self.translate(at, left, access, &mut scratch) {
+                    Ok(_) | Err(TranslateError::NoBufs) => {}
+                    Err(_) => return false,
+                }
+                at = at.wrapping_add(scratch[0].len.max(1));
+            }
+            true
+        };
+        covered(vq.desc, crate::vcore::validate::desc_size(vq.num), PERM_RO)
+            && covered(
+                vq.avail,
+                crate::vcore::validate::avail_size(vq.num, event),
+                PERM_RO,
+            )
+            && covered(
+                vq.used,
+                crate::vcore::validate::used_size(vq.num, event),
+                PERM_WO,
+            )
+    }
+}
+
+/// C's `vq_meta_prefetch` for ring `index`.
+fn prefetch(dev: &VhostNet, vq: &Vq, index: usize) -> bool {
+    let xlate = GuestXlate {
+        umem: vq.umem.as_deref(),
+        iotlb: vq.iotlb.as_deref(),
+        msgs: dev.msgs(),
+        vq: index,
+        v2: has_feature(vq.acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2),
+    };
+    xlate.prefetch_rings(vq)
+}
+
+/// Whether a round has done enough (C's `vhost_exceeds_weight`); if so the
+/// ring is queued again so other work gets the worker first.
+fn exceeds_weight(dev: &VhostNet, bit: u32, pkts: usize, bytes: usize) -> bool {
+    if bytes >= BYTE_WEIGHT || pkts >= PKT_WEIGHT {
+        dev.worker().queue(bit);
+        return true;
+    }
+    false
+}
+
+/// Everything a round needs from a locked ring.
+struct Round<'a> {
+    ring: &'a mut Ring,
+    scratch: &'a mut Scratch,
+    mem: OwnerMem<'a>,
+    xlate: GuestXlate<'a>,
+    call: Option<&'a EventFdCtx>,
+    err: Option<&'a EventFdCtx>,
+}
+
+impl Round<'_> {
+    /// Reports a ring error to userspace (C's `vq_err`).
+    fn vq_err(&self) {
+        if let Some(err) = self.err {
+            err.signal();
+        }
+    }
+
+    /// Publishes the collected used entries and interrupts the guest if it
+    /// wants (C's `vhost_add_used_and_signal_n`).
+    fn signal_used(&mut self) {
+        let n = self.scratch.done;
+        if n == 0 {
+            return;
+        }
+        self.scratch.done = 0;
+        if self
+            .ring
+            .add_used(&self.mem, &self.xlate, &self.scratch.heads[..n])
+            .is_err()
+        {
+            self.vq_err();
+        }
+        // C only asks the ring when there is someone to signal.
+        if let Some(call) = self.call {
+            let r = self.ring.need_notify(&self.mem);
+            if r.error.is_some() {
+                self.vq_err();
+            }
+            if r.value {
+                call.signal();
+            }
+        }
+    }
+
+    /// Re-enables guest kicks; returns whether buffers arrived meanwhile
+    /// (then kicks are disabled again and the caller retries).
+    fn enable_notify_raced(&mut self) -> bool {
+        let r = self.ring.enable_notify(&self.mem, &self.xlate);
+        if r.error.is_some() {
+            self.vq_err();
+        }
+        if r.value {
+            self.disable_notify();
+        }
+        r.value
+    }
+
+    /// Disables guest kicks while the ring is being drained.
+    fn disable_notify(&mut self) {
+        if self
+            .ring
+            .disable_notify(&self.mem, &self.xlate)
+            .error
+            .is_some()
+        {
+            self.vq_err();
+        }
+    }
+}
+
+/// Splits a locked ring into a round and the parts the handler needs.
+macro_rules! round {
+    ($dev:expr, $vq:expr, $index:expr) => {{
+        let vq: &mut Vq = $vq;
+        let (Some(sock), Some(ring), Some(scratch)) = (
+            vq.backend.as_ref(),
+            vq.ring.as_mut(),
+            vq.scratch.as_deref_mut(),
+        ) else {
+            return;
+        };
+        let v2 = has_feature(vq.acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2);
+        let round = Round {
+            ring,
+            scratch,
+            mem: OwnerMem {
+                iotlb: vq.iotlb.as_deref(),
+                log_ctx: vq.log_ctx.as_deref(),
+            },
+            xlate: GuestXlate {
+                umem: vq.umem.as_deref(),
+                iotlb: vq.iotlb.as_deref(),
+                msgs: $dev.msgs(),
+                vq: $index,
+                v2,
+            },
+            call: vq.call.as_ref(),
+            err: vq.err.as_ref(),
+        };
+        (sock, round)
+    }};
+}
+
+/// Runs the TX ring: sends what the guest posted (C's `handle_tx_copy`).
+pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
+    let mut guard = vqm.lock();
+    let vq = &mut *guard;
+    vq.sync_ring();
+    let hlen = vq.vhost_hlen;
+    let poll = dev.sock_poll(1);
+    if !prefetch(dev, vq, 1) {
+        return;
+    }
+    let (sock, mut r) = round!(dev, vq, 1);
+    r.disable_notify();
+    // SAFETY: Serialised by the ring mutex we hold.
+    unsafe { poll.stop() };
+    let mut bytes = 0usize;
+    let mut pkts = 0usize;
+    loop {
+        if r.scratch.done == BATCH {
+            r.signal_used();
+        }
+        let Scratch { iov, indirect, .. } = &mut *r.scratch;
+        let bufs = ChainBufs {
+            iov: iov.as_mut_slice(),
+            indirect: indirect.as_mut_slice(),
+            log: None,
+        };
+        let chain = match r.ring.get_desc_chain(&r.mem, &r.xlate, bufs) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                if r.enable_notify_raced() {
+                    continue;
+                }
+                break;
+            }
+            Err(RingError::IotlbMiss { .. }) => break,
+            Err(RingError::Broken(_)) => {
+                r.vq_err();
+                break;
+            }
+        };
+        if chain.in_num != 0 {
+            // C: "Unexpected descriptor format for TX".
+            r.vq_err();
+            break;
+        }
+        let pieces = &r.scratch.iov[..chain.out_num];
+        let total: u64 = pieces.iter().map(|p| p.len).sum();
+        let len = (total as usize).saturating_sub(hlen);
+        if len == 0 {
+            // C: "Unexpected header len for TX".
+            r.vq_err();
+            break;
+        }
+        bytes += len;
+        let more = if bytes < BYTE_WEIGHT && !r.ring.avail_empty(&r.mem).value {
+            bindings::MSG_MORE
+        } else {
+            0
+        };
+        match sock.sendmsg(as_iovecs(pieces), hlen, len, more) {
+            Err(e) if e == EAGAIN || e == ENOMEM || e.to_errno() == -Errno::ENOBUFS.0 => {
+                // The socket is full: retry this chain when it has room.
+                r.ring.discard(1);
+                // SAFETY: Serialised by the ring mutex; the ring holds the
+                // socket until the poll is stopped.
+                let _ = unsafe { poll.start(sock.file()) };
+                break;
+            }
+            // Other errors and short sends drop the packet, as in C.
+            _ => {}
+        }
+        let done = r.scratch.done;
+        r.scratch.heads[done] = UsedElem {
+            id: u32::from(chain.head),
+            len: 0,
+        };
+        r.scratch.done += 1;
+        pkts += 1;
+        if exceeds_weight(dev, WORK_TX, pkts, bytes) {
+            break;
+        }
+    }
+    r.signal_used();
+    vq.sync_indices();
+}
+
+/// Runs the RX ring: fills the guest's buffers from the socket (C's
+/// `handle_rx`).
+pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
+    let mut guard = vqm.lock();
+    let vq = &mut *guard;
+    vq.sync_ring();
+    let vhost_hlen = vq.vhost_hlen;
+    let sock_hlen = vq.sock_hlen;
+    let mergeable = vq.has_feature(VIRTIO_NET_F_MRG_RXBUF);
+    let log_all = vq.has_feature(VHOST_F_LOG_ALL);
+    let log_base = vq.log_base;
+    let poll = dev.sock_poll(0);
+    if !prefetch(dev, vq, 0) {
+        return;
+    }
+    let (sock, mut r) = round!(dev, vq, 0);
+    r.disable_notify();
+    // SAFETY: Serialised by the ring mutex we hold.
+    unsafe { poll.stop() };
+    let mut bytes = 0usize;
+    let mut pkts = 0usize;
+    let mut sock_len;
+    loop {
+        sock_len = sock.peek_len();
+        if sock_len == 0 {
+            break;
+        }
+        sock_len += sock_hlen;
+        let vhost_len = sock_len + vhost_hlen;
+        let quota = if mergeable { UIO_MAXIOV } else { 1 };
+        let got = match get_rx_bufs(&mut r, vhost_len, quota, log_all) {
+            Ok(g) => g,
+            Err(()) => break,
+        };
+        let Some(got) = got else {
+            if r.enable_notify_raced() {
+                continue;
+            }
+            break;
+        };
+        if got.overrun {
+            // Too big for the buffers: truncate to nothing and drop it
+            // (CVE-2014-0077), the buffers stay with the guest.
+            let one = [r.scratch.iov[0]];
+            let _ = sock.recvmsg(as_iovecs(&one), 1);
+            continue;
+        }
+        let pieces = &r.scratch.iov[..got.in_num];
+        let r_len = recv_into(sock, pieces, vhost_hlen, sock_len).unwrap_or_default();
+        if r_len != sock_len {
+            // The packet went away or changed size meanwhile: give the
+            // buffers back and go on.
+            r.ring.discard(got.heads as u16);
+            continue;
+        }
+        if vhost_hlen != 0 && write_at(pieces, 0, &[0u8; VNET_HDR_LEN]).is_err() {
+            r.vq_err();
+            break;
+        }
+        if mergeable && write_at(pieces, VNET_HDR_LEN, &(got.heads as u16).to_le_bytes()).is_err() {
+            r.vq_err();
+            r.ring.discard(got.heads as u16);
+            break;
+        }
+        r.scratch.done += got.heads;
+        if r.scratch.done > BATCH {
+            r.signal_used();
+        }
+        if log_all {
+            let pieces = &r.scratch.iov[..got.in_num];
+            let log = &r.scratch.log[..got.log_num];
+            if let Ok(true) =
+                log_write_bufs(&r.mem, &r.xlate, log_base, log, vhost_len as u64, pieces)
+            {
+                r.mem.log_signal();
+            }
+        }
+        bytes += vhost_len;
+        pkts += 1;
+        if exceeds_weight(dev, WORK_RX, pkts, bytes) {
+            break;
+        }
+    }
+    if sock_len == 0 {
+        // SAFETY: Serialised by the ring mutex; the ring holds the socket.
+        let _ = unsafe { poll.start(sock.file()) };
+    }
+    r.signal_used();
+    vq.sync_indices();
+}
+
+/// The buffers collected for one received packet.
+struct RxBufs {
+    /// Chains taken (used entries filled at `done..done + heads`).
+    heads: usize,
+    /// Writable pieces, from the start of `iov`.
+    in_num: usize,
+    /// Log entries, from the start of the scratch log.
+    log_num: usize,
+    /// The packet is larger than the buffers the guest offered.
+    overrun: bool,
+}
+
+/// Collects chains for a packet of `datalen` bytes (C's `get_rx_bufs`).
+/// `Ok(None)`: the ring ran out of buffers (nothing consumed). `Err`: the
+/// ring is broken (reported) or missed in the IOTLB; nothing consumed.
+fn get_rx_bufs(
+    r: &mut Round<'_>,
+    datalen: usize,
+    quota: usize,
+    log_all: bool,
+) -> Result<Option<RxBufs>, ()> {
+    let mut left = datalen as i64;
+    let mut heads = 0usize;
+    let mut seg = 0usize;
+    let mut nlogs = 0usize;
+    let mut last_len = 0u32;
+    let done = r.scratch.done;
+    let fail = |r: &mut Round<'_>, heads: usize, e: Option<RingError>| {
+        r.ring.discard(heads as u16);
+        if let Some(RingError::Broken(_)) = e {
+            r.vq_err();
+        }
+    };
+    while left > 0 && heads < quota {
+        if seg >= UIO_MAXIOV {
+            fail(r, heads, Some(RingError::Broken(Errno::ENOBUFS)));
+            return Err(());
+        }
+        let Scratch {
+            iov, indirect, log, ..
+        } = &mut *r.scratch;
+        let bufs = ChainBufs {
+            iov: &mut iov[seg..],
+            indirect: indirect.as_mut_slice(),
+            log: if log_all {
+                Some(&mut log[nlogs..])
+            } else {
+                None
+            },
+        };
+        let chain = match r.ring.get_desc_chain(&r.mem, &r.xlate, bufs) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                fail(r, heads, None);
+                return Ok(None);
+            }
+            Err(e) => {
+                fail(r, heads, Some(e));
+                return Err(());
+            }
+        };
+        if chain.out_num != 0 || chain.in_num == 0 {
+            // C: "unexpected descriptor format for RX".
+            fail(r, heads + 1, Some(RingError::Broken(Errno::EINVAL)));
+            return Err(());
+        }
+        nlogs += chain.log_num;
+        let len: u64 = r.scratch.iov[seg..seg + chain.in_num]
+            .iter()
+            .map(|p| p.len)
+            .sum();
+        last_len = len as u32;
+        let Some(slot) = r.scratch.heads.get_mut(done + heads) else {
+            fail(r, heads + 1, Some(RingError::Broken(Errno::ENOBUFS)));
+            return Err(());
+        };
+        *slot = UsedElem {
+            id: u32::from(chain.head),
+            len: last_len,
+        };
+        left -= len as i64;
+        heads += 1;
+        seg += chain.in_num;
+    }
+    // The last buffer holds what is left of the packet.
+    r.scratch.heads[done + heads - 1].len = (i64::from(last_len) + left) as u32;
+    if left > 0 {
+        r.ring.discard(heads as u16);
+        return Ok(Some(RxBufs {
+            heads,
+            in_num: seg,
+            log_num: nlogs,
+            overrun: true,
+        }));
+    }
+    Ok(Some(RxBufs {
+        heads,
+        in_num: seg,
+        log_num: nlogs,
+        overrun: false,
+    }))
+}
+
+/// Receives one packet of `sock_len` bytes into `pieces` after the first
+/// `skip` bytes (the header vhost supplies itself).
+fn recv_into(sock: &Socket, pieces: &[Piece], skip: usize, sock_len: usize) -> Result<usize> {
+    if skip == 0 {
+        return sock.recvmsg(as_iovecs(pieces), sock_len);
+    }
+    // Find where `skip` bytes end and receive into the rest.
+    let mut off = skip as u64;
+    let mut first = 0;
+    while first < pieces.len() && off >= pieces[first].len {
+        off -= pieces[first].len;
+        first += 1;
+    }
+    let Some(p) = pieces.get(first) else {
+        return sock.recvmsg(&[], sock_len);
+    };
+    if off == 0 {
+        return sock.recvmsg(as_iovecs(&pieces[first..]), sock_len);
+    }
+    // The header ends inside a piece: receive into a trimmed copy of the
+    // iovecs (rare: guests put the header in its own buffer or at the start
+    // of a large one).
+    let mut trimmed = KVec::with_capacity(pieces.len() - first, GFP_KERNEL)?;
+    trimmed.push(
+        Piece {
+            addr: p.addr + off,
+            len: p.len - off,
+        },
+        GFP_KERNEL,
+    )?;
+    trimmed.extend_from_slice(&pieces[first + 1..], GFP_KERNEL)?;
+    sock.recvmsg(as_iovecs(&trimmed), sock_len)
+}
+
+/// Writes `data` at byte `offset` of the buffer made of `pieces`.
+fn write_at(pieces: &[Piece], offset: usize, data: &[u8]) -> Result {
+    let mut skip = offset as u64;
+    let mut written = 0usize;
+    for p in pieces {
+        if written == data.len() {
+            break;
+        }
+        if skip >= p.len {
+            skip -= p.len;
+            continue;
+        }
+        let n = ((p.len - skip) as usize).min(data.len() - written);
+        usermem::copy_to_user(p.addr + skip, &data[written..written + n])?;
+        written += n;
+        skip = 0;
+    }
+    if written == data.len() {
+        Ok(())
+    } else {
+        Err(EFAULT)
+    }
 }

@@ -3,13 +3,19 @@
 //! The control-plane state of one virtqueue, kept under its mutex.
 
 use crate::iotlb::Iotlb;
+use crate::kapi::errno;
 use crate::kapi::eventfd::{EventFdCtx, EventFdFile};
 use crate::kapi::socket::Socket;
 use crate::kapi::uaccess::access_ok;
 use crate::mem::GuestMap;
+use crate::net::Scratch;
 use crate::vcore::features::has_feature;
-use crate::vcore::uapi::{VHOST_F_LOG_ALL, VIRTIO_F_RING_PACKED, VIRTIO_RING_F_EVENT_IDX};
+use crate::vcore::ring::{Ring, SplitConfig, SplitRing, UsedLog};
+use crate::vcore::uapi::{
+    VHOST_F_LOG_ALL, VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_F_RING_PACKED, VIRTIO_RING_F_EVENT_IDX,
+};
 use crate::vcore::validate::{self, log_access_range, vhost_overflow};
+use kernel::prelude::*;
 use kernel::sync::Arc;
 
 /// One virtqueue's configuration and ring indices, as the C module's
@@ -64,6 +70,10 @@ pub(crate) struct Vq {
     pub(crate) vhost_hlen: usize,
     /// Virtio-net header bytes the socket adds/strips.
     pub(crate) sock_hlen: usize,
+    /// The ring state the worker drives, from the first backend on.
+    pub(crate) ring: Option<Ring>,
+    /// The worker's buffers for this ring, from `VHOST_SET_OWNER` on.
+    pub(crate) scratch: Option<KBox<Scratch>>,
 }
 
 impl Vq {
@@ -93,7 +103,58 @@ impl Vq {
             backend: None,
             vhost_hlen: 0,
             sock_hlen: 0,
+            ring: None,
+            scratch: None,
         }
+    }
+
+    /// Brings the ring state up to date with the configuration, which the
+    /// control plane may have changed since the last round.
+    pub(crate) fn sync_ring(&mut self) {
+        let event_idx = self.has_feature(VIRTIO_RING_F_EVENT_IDX);
+        let notify_on_empty = self.has_feature(VIRTIO_F_NOTIFY_ON_EMPTY);
+        let log = self.log_used.then_some(UsedLog {
+            log_base: self.log_base,
+            log_addr: self.log_addr,
+        });
+        if let Some(ring) = &mut self.ring {
+            // The size cannot change while a backend is set, and it was
+            // valid when the backend was set.
+            let _ = ring.set_layout(self.num, self.desc, self.avail, self.used);
+            ring.set_features(event_idx, notify_on_empty);
+            ring.set_used_log(log);
+        }
+    }
+
+    /// Copies the ring indices back for the control plane
+    /// (`VHOST_GET_VRING_BASE`).
+    pub(crate) fn sync_indices(&mut self) {
+        if let Some(ring) = &self.ring {
+            self.last_avail_idx = ring.last_avail_idx();
+            self.avail_idx = ring.avail_idx();
+            self.last_used_idx = ring.last_used_idx();
+        }
+    }
+
+    /// Starts the ring state at the indices the control plane holds, when a
+    /// backend is attached (after `init_access` read `last_used_idx`).
+    pub(crate) fn start_ring(&mut self) -> Result {
+        if self.ring.is_none() {
+            let cfg = SplitConfig {
+                num: self.num,
+                desc: self.desc,
+                avail: self.avail,
+                used: self.used,
+                event_idx: false,
+                notify_on_empty: false,
+            };
+            self.ring = Some(Ring::Split(SplitRing::new(&cfg).map_err(errno)?));
+        }
+        self.sync_ring();
+        if let Some(ring) = &mut self.ring {
+            ring.set_indices(self.last_avail_idx, self.last_used_idx);
+        }
+        Ok(())
     }
 
     /// Reports an error of this ring to userspace (C's `vq_err`).

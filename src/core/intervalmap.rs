@@ -100,7 +100,11 @@ pub(crate) trait Storage {
 }
 
 /// One contiguous piece of a translated guest range (an iovec).
+///
+/// `#[repr(C)]` with the layout of `struct iovec` on 64-bit, so the kernel
+/// can hand a slice of pieces to a socket without copying.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct Piece {
     /// User address of the piece.
     pub(crate) addr: u64,

@@ -510,6 +510,35 @@ impl SplitRing {
         self.avail_idx = last_avail_idx;
     }
 
+    /// Moves the ring (`VHOST_SET_VRING_NUM`/`ADDR` between rounds); the
+    /// indices stay. `EINVAL` for a size [`SplitRing::new`] refuses.
+    pub(crate) fn set_layout(
+        &mut self,
+        num: u32,
+        desc: u64,
+        avail: u64,
+        used: u64,
+    ) -> Result<(), Errno> {
+        if num == 0 || num > 32768 || !num.is_power_of_two() {
+            return Err(Errno::EINVAL);
+        }
+        self.num = num;
+        self.desc = desc;
+        self.avail = avail;
+        self.used = used;
+        Ok(())
+    }
+
+    /// Sets both indices, as attaching a backend does after reading
+    /// `used->idx` (`vhost_vq_init_access`): the avail cache restarts at
+    /// `last_avail_idx` and `signalled_used` is forgotten.
+    pub(crate) fn set_indices(&mut self, last_avail_idx: u16, last_used_idx: u16) {
+        self.last_avail_idx = last_avail_idx;
+        self.avail_idx = last_avail_idx;
+        self.last_used_idx = last_used_idx;
+        self.signalled_used_valid = false;
+    }
+
     /// Sets or clears the logging of used-ring writes (`VHOST_VRING_F_LOG`
     /// with `log_addr`, and the device's log base).
     pub(crate) fn set_used_log(&mut self, log: Option<UsedLog>) {
@@ -1073,6 +1102,61 @@ pub(crate) enum Ring {
 }
 
 impl Ring {
+    /// See [`SplitRing::set_layout`].
+    pub(crate) fn set_layout(
+        &mut self,
+        num: u32,
+        desc: u64,
+        avail: u64,
+        used: u64,
+    ) -> Result<(), Errno> {
+        match self {
+            Ring::Split(r) => r.set_layout(num, desc, avail, used),
+        }
+    }
+
+    /// See [`SplitRing::set_indices`].
+    pub(crate) fn set_indices(&mut self, last_avail_idx: u16, last_used_idx: u16) {
+        match self {
+            Ring::Split(r) => r.set_indices(last_avail_idx, last_used_idx),
+        }
+    }
+
+    /// See [`SplitRing::set_features`].
+    pub(crate) fn set_features(&mut self, event_idx: bool, notify_on_empty: bool) {
+        match self {
+            Ring::Split(r) => r.set_features(event_idx, notify_on_empty),
+        }
+    }
+
+    /// See [`SplitRing::set_used_log`].
+    pub(crate) fn set_used_log(&mut self, log: Option<UsedLog>) {
+        match self {
+            Ring::Split(r) => r.set_used_log(log),
+        }
+    }
+
+    /// The next used entry to fill.
+    pub(crate) fn last_used_idx(&self) -> u16 {
+        match self {
+            Ring::Split(r) => r.last_used_idx(),
+        }
+    }
+
+    /// The cached `avail->idx`.
+    pub(crate) fn avail_idx(&self) -> u16 {
+        match self {
+            Ring::Split(r) => r.avail_idx(),
+        }
+    }
+
+    /// The `used->flags` value the ring keeps.
+    pub(crate) fn used_flags(&self) -> u16 {
+        match self {
+            Ring::Split(r) => r.used_flags(),
+        }
+    }
+
     /// See [`SplitRing::init_access`].
     pub(crate) fn init_access<M, T>(&mut self, mem: &M, xlate: &T) -> Result<(), Errno>
     where

@@ -14,6 +14,7 @@ pub(crate) mod poll;
 pub(crate) mod socket;
 pub(crate) mod task;
 pub(crate) mod uaccess;
+pub(crate) mod usermem;
 pub(crate) mod waitqueue;
 
 use crate::vcore::errno::Errno;

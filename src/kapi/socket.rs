@@ -16,6 +16,7 @@ extern "C" {
     fn tun_get_socket(file: *mut c_void) -> *mut c_void;
     fn tap_get_socket(file: *mut c_void) -> *mut c_void;
     fn fput(file: *mut c_void);
+    fn vhost_net_rs_sk_peek_len(sock: *const c_void) -> c_int;
 }
 
 /// `SOCK_RAW` of `include/linux/net.h`.
@@ -93,6 +94,93 @@ impl Socket {
                 Err(e)
             }
         }
+    }
+
+    /// Sends one packet gathered from `iov` (`len` bytes in all), with
+    /// `MSG_DONTWAIT` and `flags`. Returns the bytes sent.
+    ///
+    /// `iov` holds user addresses of the calling task's address space (the
+    /// worker runs in the owner's).
+    pub(crate) fn sendmsg(
+        &self,
+        iov: &[bindings::iovec],
+        skip: usize,
+        len: usize,
+        flags: u32,
+    ) -> Result<usize> {
+        let mut msg = bindings::msghdr {
+            msg_flags: bindings::MSG_DONTWAIT | flags,
+            ..Default::default()
+        };
+        // SAFETY: `iov` is valid for `iov.len()` entries during the call;
+        // the iterator only lives in `msg`, which does not outlive it.
+        unsafe {
+            bindings::iov_iter_init(
+                &mut msg.msg_iter,
+                bindings::ITER_SOURCE,
+                iov.as_ptr(),
+                iov.len() as _,
+                len + skip,
+            );
+            bindings::iov_iter_advance(&mut msg.msg_iter, skip);
+        }
+        // SAFETY: By the type invariant `sock` is valid; its `ops` are set
+        // for a live socket and every socket family we accept has sendmsg.
+        let r = unsafe {
+            let ops = (*self.sock).ops;
+            match (*ops).sendmsg {
+                Some(f) => f(self.sock, &mut msg, len),
+                None => return Err(errno(Errno::EOPNOTSUPP)),
+            }
+        };
+        kernel::error::to_result(r)?;
+        Ok(r as usize)
+    }
+
+    /// Receives one packet into `iov` (`len` bytes of room) with
+    /// `MSG_DONTWAIT | MSG_TRUNC`: returns the packet's full length, which
+    /// may exceed `len` (then the packet was truncated).
+    pub(crate) fn recvmsg(&self, iov: &[bindings::iovec], len: usize) -> Result<usize> {
+        let mut msg = bindings::msghdr::default();
+        // SAFETY: As in `sendmsg`, with the iterator as destination.
+        unsafe {
+            bindings::iov_iter_init(
+                &mut msg.msg_iter,
+                bindings::ITER_DEST,
+                iov.as_ptr(),
+                iov.len() as _,
+                len,
+            )
+        };
+        // SAFETY: As in `sendmsg`.
+        let r = unsafe {
+            let ops = (*self.sock).ops;
+            match (*ops).recvmsg {
+                Some(f) => f(
+                    self.sock,
+                    &mut msg,
+                    len,
+                    (bindings::MSG_DONTWAIT | bindings::MSG_TRUNC) as c_int,
+                ),
+                None => return Err(errno(Errno::EOPNOTSUPP)),
+            }
+        };
+        kernel::error::to_result(r)?;
+        Ok(r as usize)
+    }
+
+    /// Length of the next packet waiting to be received, 0 if none (C's
+    /// `peek_head_len`): tun/tap and macvtap answer through their
+    /// `peek_len`, a packet socket by its receive queue.
+    pub(crate) fn peek_len(&self) -> usize {
+        // SAFETY: By the type invariant `sock` is valid.
+        let len = unsafe {
+            match (*(*self.sock).ops).peek_len {
+                Some(f) => f(self.sock),
+                None => vhost_net_rs_sk_peek_len(self.sock.cast()),
+            }
+        };
+        usize::try_from(len).unwrap_or(0)
     }
 
     /// Whether both are the same socket.

@@ -12,6 +12,7 @@
 #include <linux/poll.h>
 #include <linux/sched/mm.h>
 #include <linux/uaccess.h>
+#include <linux/if_vlan.h>
 #include <net/sock.h>
 
 #include "shim.h"
@@ -131,6 +132,29 @@ void vhost_net_rs_init_poll_entry(poll_table *table, poll_queue_proc qproc,
 	init_waitqueue_func_entry(wait, func);
 }
 
+/*
+ * Length of the packet at the head of a socket's receive queue, counting a
+ * VLAN tag held out of band (skb_peek and skb_vlan_tag_present are
+ * inline). C's peek_head_len for sockets without peek_len.
+ */
+int vhost_net_rs_sk_peek_len(const struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	struct sk_buff *head;
+	unsigned long flags;
+	int len = 0;
+
+	spin_lock_irqsave(&sk->sk_receive_queue.lock, flags);
+	head = skb_peek(&sk->sk_receive_queue);
+	if (head) {
+		len = head->len;
+		if (skb_vlan_tag_present(head))
+			len += VLAN_HLEN;
+	}
+	spin_unlock_irqrestore(&sk->sk_receive_queue.lock, flags);
+	return len;
+}
+
 /* struct sock is opaque to Rust's bindings: its type and family. */
 int vhost_net_rs_sock_type(const struct socket *sock)
 {
@@ -140,6 +164,22 @@ int vhost_net_rs_sock_type(const struct socket *sock)
 int vhost_net_rs_sock_family(const struct socket *sock)
 {
 	return sock->sk->sk_family;
+}
+
+/* The SMP barriers are macros. */
+void vhost_net_rs_smp_rmb(void)
+{
+	smp_rmb();
+}
+
+void vhost_net_rs_smp_wmb(void)
+{
+	smp_wmb();
+}
+
+void vhost_net_rs_smp_mb(void)
+{
+	smp_mb();
 }
 
 /* __set_current_state() is a macro: a worker round that has work runs. */

@@ -35,8 +35,12 @@ __poll_t vhost_net_rs_vfs_poll(struct file *file, poll_table *table);
 void vhost_net_rs_init_poll_entry(poll_table *table, poll_queue_proc qproc,
 				  struct wait_queue_entry *wait,
 				  wait_queue_func_t func);
+int vhost_net_rs_sk_peek_len(const struct socket *sock);
 int vhost_net_rs_sock_type(const struct socket *sock);
 int vhost_net_rs_sock_family(const struct socket *sock);
+void vhost_net_rs_smp_rmb(void);
+void vhost_net_rs_smp_wmb(void);
+void vhost_net_rs_smp_mb(void);
 void vhost_net_rs_set_current_running(void);
 void vhost_net_rs_init_waitqueue_head(struct wait_queue_head *wq);
 void vhost_net_rs_poll_wait(struct file *file, wait_queue_head_t *wq,

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Access to the owner's memory from the worker: byte copies, memory
+//! barriers for the ring protocol, and atomic bit setting in the dirty log.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::uaccess::{UserPtr, UserSlice};
+
+extern "C" {
+    fn vhost_net_rs_smp_rmb();
+    fn vhost_net_rs_smp_wmb();
+    fn vhost_net_rs_smp_mb();
+}
+
+/// Copies `buf.len()` bytes from user address `addr`.
+pub(crate) fn copy_from_user(addr: u64, buf: &mut [u8]) -> Result {
+    UserSlice::new(addr as UserPtr, buf.len())
+        .reader()
+        .read_slice(buf)
+}
+
+/// Copies `data` to user address `addr`.
+pub(crate) fn copy_to_user(addr: u64, data: &[u8]) -> Result {
+    UserSlice::new(addr as UserPtr, data.len())
+        .writer()
+        .write_slice(data)
+}
+
+/// `smp_rmb()`.
+pub(crate) fn smp_rmb() {
+    // SAFETY: A barrier has no preconditions.
+    unsafe { vhost_net_rs_smp_rmb() };
+}
+
+/// `smp_wmb()`.
+pub(crate) fn smp_wmb() {
+    // SAFETY: A barrier has no preconditions.
+    unsafe { vhost_net_rs_smp_wmb() };
+}
+
+/// `smp_mb()`.
+pub(crate) fn smp_mb() {
+    // SAFETY: A barrier has no preconditions.
+    unsafe { vhost_net_rs_smp_mb() };
+}
+
+/// Sets bits `mask` in the byte at user address `addr` atomically, as the
+/// C module's `set_bit_to_user` does: the page is pinned and the byte is
+/// updated through the kernel mapping with an atomic OR, so a concurrent
+/// reader-and-clearer in userspace (QEMU's migration code) loses no bit.
+pub(crate) fn set_bits_to_user(addr: u64, mask: u8) -> Result {
+    let mut page: *mut bindings::page = core::ptr::null_mut();
+    // SAFETY: One page is pinned into `page`; `addr` is any user address.
+    let r = unsafe { bindings::pin_user_pages_fast(addr as _, 1, bindings::FOLL_WRITE, &mut page) };
+    if r < 0 {
+        return Err(Error::from_errno(r));
+    }
+    if r != 1 {
+        return Err(EFAULT);
+    }
+    let offset = (addr as usize) & (bindings::PAGE_SIZE - 1);
+    // SAFETY: `page` is pinned; the local mapping is released below.
+    let base = unsafe { bindings::kmap_local_page(page) };
+    // Like C's `set_bit`, update the aligned 64-bit word that holds the
+    // byte (little endian), so userspace's word-sized atomic exchange and
+    // our update never tear.
+    let word_offset = offset & !7;
+    let shift = (offset & 7) * 8;
+    // SAFETY: `word_offset + 8 <= PAGE_SIZE` inside the mapped page, and
+    // the page mapping is page aligned, so the word is aligned.
+    let word = unsafe { &*base.cast::<u8>().add(word_offset).cast::<AtomicU64>() };
+    word.fetch_or(u64::from(mask) << shift, Ordering::Relaxed);
+    // SAFETY: Unmaps what `kmap_local_page` mapped, then unpins (marking
+    // the page dirty) what `pin_user_pages_fast` pinned.
+    unsafe {
+        bindings::kunmap_local(base.cast::<c_void>());
+        bindings::unpin_user_pages_dirty_lock(&mut page, 1, true);
+    }
+    Ok(())
+}
