@@ -668,18 +668,22 @@ impl VhostNet {
             return Err(EINVAL);
         }
         let msg = parse_iotlb_msg(&raw);
+        // The device mutex is held throughout, as in C, which also keeps
+        // the worker's task alive for the kicks below (see `worker`).
+        let dev = self.dev.lock();
+        let iotlb = dev.iotlb.clone();
         let outcome = {
-            let dev = self.dev.lock();
-            let iotlb = dev.iotlb.clone();
             let mut guard = iotlb.as_ref().map(|i| i.lock());
             validate::process_iotlb_msg(guard.as_deref_mut(), asid, &msg, uaccess::access_ok)
                 .map_err(errno)?
         };
         if outcome == IotlbOutcome::Updated {
-            // A ring waiting for this translation runs again once the
-            // worker exists; until then a resolved miss is only dropped.
-            self.msgs.resolve(msg.iova, msg.size, |_vq| {});
+            // A ring that missed in the new range runs again.
+            self.msgs.resolve(msg.iova, msg.size, |vq| {
+                self.worker.queue(if vq == 0 { WORK_RX } else { WORK_TX });
+            });
         }
+        drop(dev);
         Ok(layout.written as isize)
     }
 
