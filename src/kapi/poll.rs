@@ -36,6 +36,17 @@ pub(crate) const EPOLLOUT: u32 = 0x4;
 /// `EPOLLERR`.
 pub(crate) const EPOLLERR: u32 = 0x8;
 
+/// Storage for a `poll_table` (`{ poll_queue_proc _qproc; __poll_t _key; }`).
+///
+/// bindgen only sees a forward declaration of `struct poll_table_struct`
+/// and makes it zero-sized, so the entry reserves the bytes itself; the
+/// shim checks the size at build time.
+#[repr(C)]
+struct PollTable {
+    qproc: *const c_void,
+    key: u32,
+}
+
 /// Who a [`PollEntry`] wakes: `wake(data, token)` runs in the waker's
 /// context (atomic, under the polled file's wait-queue lock).
 pub(crate) type WakeFn = unsafe fn(data: *const c_void, token: u32);
@@ -53,7 +64,7 @@ pub(crate) type WakeFn = unsafe fn(data: *const c_void, token: u32);
 #[repr(C)]
 pub(crate) struct PollEntry {
     #[pin]
-    table: Opaque<bindings::poll_table_struct>,
+    table: Opaque<PollTable>,
     #[pin]
     wait: Opaque<bindings::wait_queue_entry>,
     wqh: UnsafeCell<*mut bindings::wait_queue_head>,
@@ -97,7 +108,7 @@ impl PollEntry {
             // SAFETY: Both fields are valid memory of a pinned entry.
             unsafe {
                 vhost_net_rs_init_poll_entry(
-                    this.table.get(),
+                    this.table.get().cast(),
                     queue_proc,
                     this.wait.get(),
                     wake_function,
@@ -124,7 +135,7 @@ impl PollEntry {
         }
         // SAFETY: `file` is valid; `table` is initialised; `queue_proc`
         // records the queue in `wqh`.
-        let mask = unsafe { vhost_net_rs_vfs_poll(file, self.table.get()) };
+        let mask = unsafe { vhost_net_rs_vfs_poll(file, self.table.get().cast()) };
         if mask & self.mask != 0 {
             // SAFETY: `data` is valid while started (constructor contract).
             unsafe { (self.wake)(self.data, self.token) };

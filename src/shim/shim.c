@@ -128,6 +128,8 @@ void vhost_net_rs_init_poll_entry(poll_table *table, poll_queue_proc qproc,
 				  struct wait_queue_entry *wait,
 				  wait_queue_func_t func)
 {
+	/* Rust reserves the table itself (kapi/poll.rs: PollTable). */
+	BUILD_BUG_ON(sizeof(poll_table) != 2 * sizeof(void *));
 	init_poll_funcptr(table, qproc);
 	init_waitqueue_func_entry(wait, func);
 }
