@@ -27,7 +27,7 @@ use crate::net::Scratch;
 use crate::params;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{self, IotlbAction, SET_FEATURES_FAILED};
-use crate::vcore::intervalmap::{Piece, PERM_RO};
+use crate::vcore::intervalmap::{Piece, TranslateError, PERM_RO};
 use crate::vcore::uapi::{self, VhostMemory, VhostMemoryRegion, VhostVringAddr, VhostVringFile};
 use crate::vcore::uapi::{VhostVringState, VHOST_FILE_UNBIND};
 use crate::vcore::validate;
@@ -260,13 +260,24 @@ impl VhostNet {
                     return Err(errno(SET_FEATURES_FAILED));
                 }
                 let iotlb = new_iotlb().map_err(|_| errno(SET_FEATURES_FAILED))?;
+                // The first IOTLB turns ring addresses into IOVAs: the old
+                // ones mean nothing any more (C's vhost_vq_invalidate_access).
+                let first = dev.iotlb.is_none();
                 let _old = dev.iotlb.replace(iotlb.clone());
-                self.for_each_vq(|vq| vq.iotlb = Some(iotlb.clone()));
+                self.for_each_vq(|vq| {
+                    vq.iotlb = Some(iotlb.clone());
+                    if first {
+                        vq.invalidate_access();
+                    }
+                });
                 self.msgs.set_iotlb_on(true);
             }
             IotlbAction::Clear => {
                 if let Some(old) = dev.iotlb.take() {
-                    self.for_each_vq(|vq| vq.iotlb = None);
+                    self.for_each_vq(|vq| {
+                        vq.iotlb = None;
+                        vq.invalidate_access();
+                    });
                     self.msgs.set_iotlb_on(false);
                     self.msgs.clear();
                     drop(old);
@@ -489,6 +500,13 @@ impl VhostNet {
                 garbage.ctx = core::mem::replace(slot, ctx);
                 Ok(0)
             }
+            // Without CONFIG_VHOST_CROSS_ENDIAN_LEGACY, C answers before
+            // it reads the argument.
+            uapi::VHOST_SET_VRING_ENDIAN | uapi::VHOST_GET_VRING_ENDIAN
+                if !validate::CROSS_ENDIAN_LEGACY =>
+            {
+                Err(errno(Errno::ENOIOCTLCMD))
+            }
             uapi::VHOST_SET_VRING_ENDIAN => {
                 let s: VhostVringState = uaccess::read(arg)?;
                 validate::set_vring_endian(
@@ -563,7 +581,8 @@ impl VhostNet {
             // referenced by the ring.
             unsafe { poll.stop() };
             let prev = core::mem::replace(&mut vq.backend, sock);
-            let started = Self::init_access(&mut vq)
+            let started = self
+                .init_access(&mut vq, index)
                 .and_then(|()| vq.start_ring())
                 .and_then(|()| Self::enable_vq(poll, &vq));
             if let Err(e) = started {
@@ -599,7 +618,7 @@ impl VhostNet {
 
     /// `vhost_vq_init_access`: with a backend, clear the used flags and read
     /// the used index the guest left (the owner's memory, we run in it).
-    fn init_access(vq: &mut Vq) -> Result {
+    fn init_access(&self, vq: &mut Vq, index: usize) -> Result {
         if vq.backend.is_none() {
             return Ok(());
         }
@@ -607,13 +626,16 @@ impl VhostNet {
         // C writes the flags it keeps (NO_NOTIFY if the ring was left with
         // kicks disabled by an earlier backend).
         let used_flags = vq.ring.as_ref().map_or(0, |r| r.used_flags());
-        let flags = Self::ring_uaddr(vq, vq.used, 2)?;
+        let flags = self.ring_uaddr(vq, index, vq.used, 2)?;
         uaccess::write(flags as usize, &used_flags.to_le()).map_err(|_| EFAULT)?;
+        if vq.log_used {
+            crate::net::log_used_flags(&self.msgs, vq, index);
+        }
         vq.signalled_used_valid = false;
         if vq.iotlb.is_none() && !uaccess::access_ok(vq.used + 2, 2) {
             return Err(EFAULT);
         }
-        let idx = Self::ring_uaddr(vq, vq.used + 2, 2)?;
+        let idx = self.ring_uaddr(vq, index, vq.used + 2, 2)?;
         match uaccess::read::<u16>(idx as usize) {
             Ok(idx) => vq.last_used_idx = u16::from_le(idx),
             Err(_) => {
@@ -629,7 +651,7 @@ impl VhostNet {
     /// must be one piece (C's `__vhost_get_user_slow`, which asks for read
     /// permission even for writes). A failed translation is reported on
     /// the ring's err eventfd.
-    fn ring_uaddr(vq: &Vq, addr: u64, size: u32) -> Result<u64> {
+    fn ring_uaddr(&self, vq: &Vq, index: usize, addr: u64, size: u32) -> Result<u64> {
         let Some(iotlb) = &vq.iotlb else {
             return Ok(addr);
         };
@@ -637,7 +659,11 @@ impl VhostNet {
         let r = iotlb.lock().translate(addr, size, PERM_RO, &mut pieces);
         match r {
             Ok(1) if pieces[0].len == u64::from(size) => Ok(pieces[0].addr),
-            _ => {
+            r => {
+                if let Err(TranslateError::Miss { addr }) = r {
+                    // C's translate_desc queues the miss for userspace.
+                    crate::net::queue_miss(&self.msgs, vq, index, addr, PERM_RO);
+                }
                 vq.signal_err();
                 Err(EFAULT)
             }

@@ -15,7 +15,7 @@ use crate::kapi::eventfd::EventFdCtx;
 use crate::kapi::socket::Socket;
 use crate::kapi::usermem;
 use crate::mem::GuestMap;
-use crate::vcore::dirtylog::{log_write_bufs, DirtyBitmap, LogEntry};
+use crate::vcore::dirtylog::{log_write, log_write_bufs, log_write_hva, DirtyBitmap, LogEntry};
 use crate::vcore::errno::Errno;
 use crate::vcore::features::has_feature;
 use crate::vcore::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
@@ -209,22 +209,65 @@ impl Translate for GuestXlate<'_> {
     }
 }
 
+/// Queues an IOTLB miss of ring `index` for userspace (C's
+/// `vhost_iotlb_miss`), in the format the ring's backend features ask for.
+/// If the message cannot be allocated the ring retries on its next kick.
+pub(crate) fn queue_miss(msgs: &Msgs, vq: &Vq, index: usize, iova: u64, access: u32) {
+    let v2 = has_feature(vq.acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2);
+    enqueue_miss(msgs, index, v2, iova, access);
+}
+
+/// Queues a `VHOST_IOTLB_MISS` message.
+fn enqueue_miss(msgs: &Msgs, index: usize, v2: bool, iova: u64, access: u32) {
+    let _ = msgs.enqueue(MsgNode {
+        vq: index,
+        v2,
+        iotlb: VhostIotlbMsg {
+            iova,
+            size: 0,
+            uaddr: 0,
+            perm: access as u8,
+            type_: VHOST_IOTLB_MISS,
+            padding: [0; 6],
+        },
+    });
+}
+
+/// Logs the write of `used->flags` made when a backend is attached, and
+/// signals the log eventfd (C's `vhost_update_used_flags` with `log_used`).
+pub(crate) fn log_used_flags(msgs: &Msgs, vq: &Vq, index: usize) {
+    let mem = OwnerMem {
+        iotlb: vq.iotlb.as_deref(),
+        log_ctx: vq.log_ctx.as_deref(),
+    };
+    let xlate = GuestXlate {
+        umem: vq.umem.as_deref(),
+        iotlb: vq.iotlb.as_deref(),
+        msgs,
+        vq: index,
+        v2: has_feature(vq.acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2),
+    };
+    // Barrier 5 of vcore::ring: the flags are in memory before the log.
+    mem.wmb();
+    if vq.iotlb.is_some() {
+        // The used ring is an IOVA: log what it maps to (at most the
+        // pieces C has room for), by guest address through the table.
+        let mut pieces = [Piece::default(); META_PIECES];
+        if let Ok(n) = xlate.translate(vq.used, 2, PERM_WO, &mut pieces) {
+            for p in &pieces[..n] {
+                let _ = log_write_hva(&mem, vq.log_base, |i| xlate.umem_region(i), p.addr, p.len);
+            }
+        }
+    } else {
+        let _ = log_write(&mem, vq.log_base, vq.log_addr, 2);
+    }
+    mem.log_signal();
+}
+
 impl GuestXlate<'_> {
-    /// Queues a miss for userspace (C's `vhost_iotlb_miss`). If the message
-    /// cannot be allocated the ring simply retries on its next kick.
+    /// Queues a miss for userspace (C's `vhost_iotlb_miss`).
     fn miss(&self, iova: u64, access: u32) {
-        let _ = self.msgs.enqueue(MsgNode {
-            vq: self.vq,
-            v2: self.v2,
-            iotlb: VhostIotlbMsg {
-                iova,
-                size: 0,
-                uaddr: 0,
-                perm: access as u8,
-                type_: VHOST_IOTLB_MISS,
-                padding: [0; 6],
-            },
-        });
+        enqueue_miss(self.msgs, self.vq, self.v2, iova, access);
     }
 
     /// C's `vq_meta_prefetch`: with a device IOTLB, the three rings must be

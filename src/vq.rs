@@ -157,6 +157,16 @@ impl Vq {
         Ok(())
     }
 
+    /// Forgets the ring addresses when they change meaning (IOTLB on or
+    /// off), as C's `vhost_vq_invalidate_access`.
+    pub(crate) fn invalidate_access(&mut self) {
+        self.desc = 0;
+        self.avail = 0;
+        self.used = 0;
+        self.log_used = false;
+        self.log_addr = u64::MAX;
+    }
+
     /// Reports an error of this ring to userspace (C's `vq_err`).
     pub(crate) fn signal_err(&self) {
         if let Some(err) = &self.err {

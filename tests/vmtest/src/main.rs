@@ -8,6 +8,7 @@
 //! Usage: vmtest [--c-dir DIR] [--ours PATH.ko] [--filter SUBSTR]...
 //!               [--list] [--dump] [--self-diff]
 
+mod driver;
 mod harness;
 mod modules;
 mod sys;

@@ -1,0 +1,489 @@
+//! The device IOTLB interface: write(2) of vhost_msg / vhost_msg_v2,
+//! read(2) and poll(2) of miss messages, and ACCESS_PLATFORM on and off.
+
+use super::ioctl_util::*;
+use crate::harness::{Ctx, Kind, Obs, Test};
+use crate::sys::fmt_res;
+use crate::uapi;
+
+pub fn tests() -> Vec<Test> {
+    let t = |name, f| Test {
+        name,
+        kind: Kind::Diff,
+        timeout: 60,
+        f,
+    };
+    vec![
+        t("iotlb_write_without_access_platform", write_without_ap),
+        t("iotlb_write_v1_messages", write_v1),
+        t("iotlb_write_v2_messages", write_v2),
+        t("iotlb_write_lengths", write_lengths),
+        t("iotlb_update_flood_retires", flood),
+        t("iotlb_read_and_poll_empty", read_empty),
+        t("iotlb_miss_message_on_attach", miss_on_attach),
+        t("access_platform_toggle_invalidates_rings", ap_toggle),
+    ]
+}
+
+const AP: u64 = 1 << uapi::VIRTIO_F_ACCESS_PLATFORM;
+const U: u8 = uapi::VHOST_IOTLB_UPDATE;
+const I: u8 = uapi::VHOST_IOTLB_INVALIDATE;
+
+fn write_without_ap(obs: &mut Obs, _ctx: &Ctx) {
+    let d = Dev::open();
+    let m = Map::new(0x4000);
+    let a = m.addr();
+    let run = |obs: &mut Obs, l: &str| {
+        obs.ret(
+            format!("{l}: V1 UPDATE"),
+            d.write(&msg_v1(U, 0, 0x1000, a, 3)),
+        );
+        obs.ret(
+            format!("{l}: V1 UPDATE size 0"),
+            d.write(&msg_v1(U, 0, 0, a, 3)),
+        );
+        obs.ret(
+            format!("{l}: V1 INVALIDATE"),
+            d.write(&msg_v1(I, 0, 0x1000, 0, 0)),
+        );
+        obs.ret(
+            format!("{l}: V1 type 9"),
+            d.write(&msg_v1(9, 0, 0x1000, a, 3)),
+        );
+        obs.ret(
+            format!("{l}: V2 UPDATE"),
+            d.write(&msg_v2(0, U, 0, 0x1000, a, 3)),
+        );
+        obs.ret(
+            format!("{l}: V2 asid 1 UPDATE"),
+            d.write(&msg_v2(1, U, 0, 0x1000, a, 3)),
+        );
+        let mut bad = msg_v1(U, 0, 0x1000, a, 3);
+        bad[0] = 3;
+        obs.ret(format!("{l}: message type 3"), d.write(&bad));
+        bad[0] = 0;
+        obs.ret(format!("{l}: message type 0"), d.write(&bad));
+    };
+    run(obs, "no owner");
+    obs.ret_ok("SET_OWNER", d.owner());
+    run(obs, "owner");
+    obs.ret("SET_FEATURES 0", d.features(0));
+    run(obs, "features 0");
+    // ACCESS_PLATFORM acked before the owner exists works too (no
+    // owner check on SET_FEATURES or write).
+    let d2 = Dev::open();
+    obs.ret("unowned: SET_FEATURES ACCESS_PLATFORM", d2.features(AP));
+    obs.ret(
+        "unowned: V1 UPDATE with IOTLB",
+        d2.write(&msg_v1(U, 0, 0x1000, a, 3)),
+    );
+}
+
+fn write_v1(obs: &mut Obs, _ctx: &Ctx) {
+    let d = Dev::open();
+    let m = Map::new(0x10000);
+    let a = m.addr();
+    obs.ret_ok("SET_OWNER", d.owner());
+    obs.ret_ok("SET_FEATURES ACCESS_PLATFORM", d.features(AP));
+    let cases: Vec<(&str, [u8; 72])> = vec![
+        ("UPDATE rw", msg_v1(U, 0x1000, 0x1000, a, 3)),
+        ("UPDATE ro", msg_v1(U, 0x2000, 0x1000, a, 1)),
+        ("UPDATE wo", msg_v1(U, 0x3000, 0x1000, a, 2)),
+        ("UPDATE perm 0", msg_v1(U, 0x4000, 0x1000, a, 0)),
+        ("UPDATE perm 0xff", msg_v1(U, 0x5000, 0x1000, a, 0xff)),
+        ("UPDATE size 0", msg_v1(U, 0x6000, 0, a, 3)),
+        ("UPDATE size 1", msg_v1(U, 0x6000, 1, a, 3)),
+        (
+            "UPDATE kernel uaddr rw",
+            msg_v1(U, 0x7000, 0x1000, KERNEL_ADDR, 3),
+        ),
+        (
+            "UPDATE kernel uaddr ro",
+            msg_v1(U, 0x7000, 0x1000, KERNEL_ADDR, 1),
+        ),
+        (
+            "UPDATE kernel uaddr perm 0",
+            msg_v1(U, 0x7000, 0x1000, KERNEL_ADDR, 0),
+        ),
+        (
+            "UPDATE uaddr ends at user end",
+            msg_v1(U, 0x8000, 0x1000, user_end() - 0x1000, 3),
+        ),
+        (
+            "UPDATE uaddr past user end",
+            msg_v1(U, 0x8000, 0x2000, user_end() - 0x1000, 3),
+        ),
+        (
+            "UPDATE uaddr wraps",
+            msg_v1(U, 0x8000, 0x2000, u64::MAX - 0xfff, 3),
+        ),
+        (
+            "UPDATE unmapped user uaddr",
+            msg_v1(U, 0x9000, 0x1000, 0x1000_0000, 3),
+        ),
+        (
+            "UPDATE iova wraps",
+            msg_v1(U, u64::MAX - 0xfff, 0x2000, a, 3),
+        ),
+        (
+            "UPDATE iova at top",
+            msg_v1(U, u64::MAX - 0xfff, 0x1000, a, 3),
+        ),
+        ("UPDATE whole space", msg_v1(U, 0, u64::MAX, a, 0)),
+        ("UPDATE overlapping", msg_v1(U, 0x1800, 0x1000, a, 3)),
+        ("INVALIDATE", msg_v1(I, 0x1000, 0x1000, 0, 0)),
+        (
+            "INVALIDATE nothing mapped",
+            msg_v1(I, 0x100_0000, 0x1000, 0, 0),
+        ),
+        ("INVALIDATE size 0", msg_v1(I, 0x2000, 0, 0, 0)),
+        ("INVALIDATE all", msg_v1(I, 0, u64::MAX, 0, 0)),
+        ("MISS", msg_v1(uapi::VHOST_IOTLB_MISS, 0, 0x1000, a, 3)),
+        (
+            "ACCESS_FAIL",
+            msg_v1(uapi::VHOST_IOTLB_ACCESS_FAIL, 0, 0x1000, a, 3),
+        ),
+        (
+            "BATCH_BEGIN",
+            msg_v1(uapi::VHOST_IOTLB_BATCH_BEGIN, 0, 0, 0, 0),
+        ),
+        ("BATCH_END", msg_v1(uapi::VHOST_IOTLB_BATCH_END, 0, 0, 0, 0)),
+        ("type 0", msg_v1(0, 0, 0x1000, a, 3)),
+        ("type 7", msg_v1(7, 0, 0x1000, a, 3)),
+        ("type 255", msg_v1(255, 0, 0x1000, a, 3)),
+    ];
+    for (name, m) in cases {
+        obs.ret(format!("V1 {name}"), d.write(&m));
+    }
+    // The hole after the type and the padding are ignored.
+    let mut m1 = msg_v1(U, 0xa000, 0x1000, a, 3);
+    m1[4..8].copy_from_slice(&[0xff; 4]);
+    m1[34..72].copy_from_slice(&[0xee; 38]);
+    obs.ret("V1 UPDATE garbage hole and padding", d.write(&m1));
+    // A message from a read-only page is fine.
+    let ro = Map::ro_with(&msg_v1(U, 0xb000, 0x1000, a, 3));
+    obs.ret("V1 UPDATE from read-only page", {
+        let r = unsafe { libc::write(d.raw(), ro.ptr.cast(), 72) };
+        if r < 0 {
+            Err(crate::sys::Errno::last())
+        } else {
+            Ok(r as i64)
+        }
+    });
+    obs.ret("write from NULL", {
+        let r = unsafe { libc::write(d.raw(), std::ptr::null(), 72) };
+        if r < 0 {
+            Err(crate::sys::Errno::last())
+        } else {
+            Ok(r as i64)
+        }
+    });
+}
+
+fn write_v2(obs: &mut Obs, _ctx: &Ctx) {
+    let d = Dev::open();
+    let m = Map::new(0x10000);
+    let a = m.addr();
+    obs.ret_ok("SET_OWNER", d.owner());
+    obs.ret_ok("SET_FEATURES ACCESS_PLATFORM", d.features(AP));
+    // V2 is accepted before MSG_V2 is acked.
+    obs.ret(
+        "V2 UPDATE, MSG_V2 not acked",
+        d.write(&msg_v2(0, U, 0, 0x1000, a, 3)),
+    );
+    obs.ret_ok(
+        "SET_BACKEND_FEATURES MSG_V2",
+        d.backend_features(1 << uapi::VHOST_BACKEND_F_IOTLB_MSG_V2),
+    );
+    let cases: Vec<(&str, [u8; 72])> = vec![
+        ("UPDATE", msg_v2(0, U, 0x1000, 0x1000, a, 3)),
+        (
+            "UPDATE asid 1 (ASID not acked: ignored)",
+            msg_v2(1, U, 0x2000, 0x1000, a, 3),
+        ),
+        (
+            "UPDATE asid 0xffffffff",
+            msg_v2(0xffff_ffff, U, 0x3000, 0x1000, a, 3),
+        ),
+        ("UPDATE size 0", msg_v2(0, U, 0x4000, 0, a, 3)),
+        (
+            "UPDATE kernel uaddr",
+            msg_v2(0, U, 0x4000, 0x1000, KERNEL_ADDR, 3),
+        ),
+        ("INVALIDATE", msg_v2(0, I, 0x1000, 0x1000, 0, 0)),
+        (
+            "BATCH_BEGIN",
+            msg_v2(0, uapi::VHOST_IOTLB_BATCH_BEGIN, 0, 0, 0, 0),
+        ),
+        (
+            "BATCH_END",
+            msg_v2(0, uapi::VHOST_IOTLB_BATCH_END, 0, 0, 0, 0),
+        ),
+        ("MISS", msg_v2(0, uapi::VHOST_IOTLB_MISS, 0, 0x1000, a, 3)),
+        ("type 9", msg_v2(0, 9, 0, 0x1000, a, 3)),
+    ];
+    for (name, m) in cases {
+        obs.ret(format!("V2 {name}"), d.write(&m));
+    }
+    obs.ret(
+        "V1 UPDATE with MSG_V2 acked",
+        d.write(&msg_v1(U, 0x5000, 0x1000, a, 3)),
+    );
+    obs.ret("SET_BACKEND_FEATURES 0", d.backend_features(0));
+    obs.ret(
+        "V2 UPDATE after MSG_V2 cleared",
+        d.write(&msg_v2(0, U, 0x6000, 0x1000, a, 3)),
+    );
+}
+
+fn write_lengths(obs: &mut Obs, _ctx: &Ctx) {
+    let d = Dev::open();
+    let m = Map::new(0x10000);
+    let a = m.addr();
+    obs.ret_ok("SET_OWNER", d.owner());
+    obs.ret_ok("SET_FEATURES ACCESS_PLATFORM", d.features(AP));
+    let v1 = msg_v1(U, 0x1000, 0x1000, a, 3);
+    let v2 = msg_v2(0, U, 0x1000, 0x1000, a, 3);
+    let mut big = vec![0u8; 200];
+    for n in [0usize, 1, 3, 4, 8, 39, 40, 41, 71, 72, 73, 200] {
+        big[..72].copy_from_slice(&v1);
+        obs.ret(format!("V1 UPDATE {n} bytes"), d.write(&big[..n]));
+        big[..72].copy_from_slice(&v2);
+        obs.ret(format!("V2 UPDATE {n} bytes"), d.write(&big[..n]));
+    }
+    // writev of the message in pieces.
+    let iov = [
+        libc::iovec {
+            iov_base: v1.as_ptr() as *mut libc::c_void,
+            iov_len: 4,
+        },
+        libc::iovec {
+            iov_base: v1[4..].as_ptr() as *mut libc::c_void,
+            iov_len: 30,
+        },
+        libc::iovec {
+            iov_base: v1[34..].as_ptr() as *mut libc::c_void,
+            iov_len: 38,
+        },
+    ];
+    let r = unsafe { libc::writev(d.raw(), iov.as_ptr(), 3) };
+    obs.val(
+        "writev V1 in 3 pieces",
+        fmt_res(&if r < 0 {
+            Err(crate::sys::Errno::last())
+        } else {
+            Ok(r as i64)
+        }),
+    );
+    // A size-0 UPDATE short of its last bytes is still too short.
+    let z = msg_v1(U, 0x1000, 0, a, 3);
+    obs.ret("V1 UPDATE size 0, 40 bytes", d.write(&z[..40]));
+    obs.ret("V1 UPDATE size 0, 39 bytes", d.write(&z[..39]));
+}
+
+fn flood(obs: &mut Obs, _ctx: &Ctx) {
+    let d = Dev::open();
+    let m = Map::new(0x1000);
+    obs.ret_ok("SET_OWNER", d.owner());
+    obs.ret_ok("SET_FEATURES ACCESS_PLATFORM", d.features(AP));
+    let mut res: Vec<(String, usize)> = Vec::new();
+    for i in 0..2100u64 {
+        let r = fmt_res(&d.write(&msg_v1(U, i * 0x1000, 0x1000, m.addr(), 3)));
+        match res.last_mut() {
+            Some((s, n)) if *s == r => *n += 1,
+            _ => res.push((r, 1)),
+        }
+    }
+    obs.val(
+        "2100 UPDATEs",
+        res.iter()
+            .map(|(s, n)| format!("{n}x {s}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    // Whole-space entries count twice.
+    obs.ret(
+        "UPDATE whole space",
+        d.write(&msg_v1(U, 0, u64::MAX, m.addr(), 1)),
+    );
+    obs.ret("INVALIDATE all", d.write(&msg_v1(I, 0, u64::MAX, 0, 0)));
+    obs.ret("UPDATE after", d.write(&msg_v1(U, 0, 0x1000, m.addr(), 3)));
+    // Re-acking ACCESS_PLATFORM replaces the IOTLB with an empty one.
+    obs.ret("SET_FEATURES ACCESS_PLATFORM again", d.features(AP));
+    obs.ret(
+        "UPDATE after re-ack",
+        d.write(&msg_v1(U, 0, 0x1000, m.addr(), 3)),
+    );
+}
+
+fn read_empty(obs: &mut Obs, _ctx: &Ctx) {
+    let d = Dev::open();
+    let run = |obs: &mut Obs, l: &str, blocking_ok: bool| {
+        d.set_nonblock(true);
+        for n in [0usize, 1, 71, 72, 100, 4096] {
+            let (r, b) = d.read(n);
+            obs.ret(format!("{l}: nonblock read {n}"), r);
+            obs.val(format!("{l}: bytes {n}"), hex(&b));
+        }
+        obs.val(format!("{l}: poll 0"), d.poll(0));
+        obs.val(format!("{l}: poll 50ms"), d.poll(50));
+        d.set_nonblock(false);
+        obs.ret(format!("{l}: blocking read 10"), d.read(10).0);
+        if blocking_ok {
+            obs.ret(format!("{l}: blocking read 72"), d.read(72).0);
+        }
+    };
+    run(obs, "no owner", true);
+    obs.ret_ok("SET_OWNER", d.owner());
+    run(obs, "owner", true);
+    obs.ret_ok("SET_FEATURES ACCESS_PLATFORM", d.features(AP));
+    // With an IOTLB a blocking read would wait for a miss: not done.
+    run(obs, "iotlb", false);
+    obs.ret("SET_FEATURES 0", d.features(0));
+    run(obs, "iotlb dropped", true);
+    // read into a bad buffer with nothing queued.
+    d.set_nonblock(true);
+    let r = unsafe { libc::read(d.raw(), std::ptr::null_mut(), 72) };
+    obs.val(
+        "nonblock read into NULL",
+        fmt_res(&if r < 0 {
+            Err(crate::sys::Errno::last())
+        } else {
+            Ok(r as i64)
+        }),
+    );
+}
+
+/// Sets up ring 0 with IOVA addresses under ACCESS_PLATFORM and attaches
+/// an AF_PACKET socket: the used ring has no translation yet, so the
+/// attach fails and a miss message is queued.
+fn miss_on_attach(obs: &mut Obs, _ctx: &Ctx) {
+    let d = Dev::open();
+    let rings = Rings::new();
+    let sock = socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+    obs.ret_ok("SET_OWNER", d.owner());
+    obs.ret_ok("SET_FEATURES ACCESS_PLATFORM", d.features(AP));
+    // A memory table is still needed for the attach check.
+    obs.ret("SET_MEM_TABLE", d.mem(&rings.table()));
+    obs.ret(
+        "SET_VRING_NUM",
+        d.st_r(uapi::VHOST_SET_VRING_NUM, 0, RING_NUM),
+    );
+    let iova = |off: usize| 0x4000_0000u64 + off as u64;
+    let addr = uapi::VhostVringAddr {
+        index: 0,
+        flags: 0,
+        desc_user_addr: iova(DESC_OFF),
+        used_user_addr: iova(USED_OFF),
+        avail_user_addr: iova(AVAIL_OFF),
+        log_guest_addr: 0,
+    };
+    obs.ret("SET_VRING_ADDR iova", d.addr(addr));
+    d.set_nonblock(true);
+    obs.val("poll before", d.poll(0));
+    obs.ret("SET_BACKEND 0 packet (miss)", d.backend(0, sock.raw()));
+    obs.val("poll after miss", d.poll(0));
+    obs.ret("read 71 (too short: consumes nothing)", d.read(71).0);
+    let (r, b) = d.read(200);
+    obs.ret("read miss V1", r);
+    obs.val("miss V1", msg_str(&b));
+    obs.ret("read again", d.read(200).0);
+    obs.val("poll after read", d.poll(0));
+    // V2 format once MSG_V2 is acked.
+    obs.ret(
+        "SET_BACKEND_FEATURES MSG_V2",
+        d.backend_features(1 << uapi::VHOST_BACKEND_F_IOTLB_MSG_V2),
+    );
+    obs.ret("SET_BACKEND 0 packet (miss 2)", d.backend(0, sock.raw()));
+    let (r, b) = d.read(72);
+    obs.ret("read miss V2", r);
+    obs.val("miss V2", msg_str(&b));
+    // Two failed attaches queue two messages.
+    obs.ret("SET_BACKEND 0 packet (miss 3)", d.backend(0, sock.raw()));
+    obs.ret("SET_BACKEND 0 packet (miss 4)", d.backend(0, sock.raw()));
+    let (r, b) = d.read(72);
+    obs.ret("read miss 3", r);
+    obs.val("miss 3", msg_str(&b));
+    // SET_BACKEND with fd -1 clears the queue.
+    obs.ret("SET_BACKEND 0 -1 (clears messages)", d.backend(0, -1));
+    obs.ret("read after -1", d.read(72).0);
+    // A read-only translation of the used ring: the flags write needs
+    // write permission; then a read-write one.
+    obs.ret(
+        "UPDATE used ring ro",
+        d.write(&msg_v1(U, iova(USED_OFF), 0x1000, rings.used(), 1)),
+    );
+    obs.ret("SET_BACKEND 0 packet (ro used)", d.backend(0, sock.raw()));
+    let (r, b) = d.read(72);
+    obs.ret("read after ro attempt", r);
+    obs.val("message after ro attempt", msg_str(&b));
+    obs.val(
+        "used flags after ro attempt",
+        format!("{:#x}", rings.used_flags()),
+    );
+    obs.ret("SET_BACKEND 0 -1 after ro attempt", d.backend(0, -1));
+    rings.m.w16(USED_OFF, 0xffff);
+    rings.m.w16(USED_OFF + 2, 5);
+    obs.ret(
+        "UPDATE used ring rw",
+        d.write(&msg_v1(U, iova(USED_OFF), 0x1000, rings.used(), 3)),
+    );
+    obs.ret("SET_BACKEND 0 packet (mapped)", d.backend(0, sock.raw()));
+    obs.val(
+        "used flags after attach",
+        format!("{:#x}", rings.used_flags()),
+    );
+    obs.val("used idx after attach", rings.used_idx());
+    obs.val("poll after attach", d.poll(0));
+    obs.ret("SET_BACKEND 0 -1", d.backend(0, -1));
+    // Dropping ACCESS_PLATFORM: the queue is emptied, blocking reads fail.
+    obs.ret("INVALIDATE all", d.write(&msg_v1(I, 0, u64::MAX, 0, 0)));
+    obs.ret("SET_BACKEND 0 packet (miss 5)", d.backend(0, sock.raw()));
+    obs.val("poll with a miss queued", d.poll(0));
+    obs.ret("SET_FEATURES 0", d.features(0));
+    obs.val("poll after features 0", d.poll(0));
+    obs.ret("read after features 0", d.read(72).0);
+    d.set_nonblock(false);
+    obs.ret("blocking read after features 0", d.read(72).0);
+}
+
+fn ap_toggle(obs: &mut Obs, _ctx: &Ctx) {
+    let t = tap();
+    for (l, feats) in [
+        ("control (no ACCESS_PLATFORM)", vec![0u64]),
+        ("on", vec![AP]),
+        ("on then off", vec![AP, 0]),
+        ("on, on", vec![AP, AP]),
+        ("off only", vec![0, 0]),
+    ] {
+        let d = Dev::open();
+        let rings = Rings::new();
+        obs.ret_ok(format!("{l}: SET_OWNER"), d.owner());
+        rings.setup(obs, &d, 0, &format!("{l}: "));
+        for f in &feats {
+            obs.ret(format!("{l}: SET_FEATURES {f:#x}"), d.features(*f));
+        }
+        rings.m.w16(USED_OFF, 0xffff);
+        obs.ret(format!("{l}: SET_BACKEND 0 tap"), d.backend(0, t.raw()));
+        obs.val(
+            format!("{l}: used flags"),
+            format!("{:#x}", rings.used_flags()),
+        );
+        d.set_nonblock(true);
+        let (r, b) = d.read(72);
+        obs.ret(format!("{l}: read"), r);
+        obs.val(format!("{l}: message"), msg_rel(&b, rings.m.addr()));
+        obs.ret(format!("{l}: SET_BACKEND 0 -1"), d.backend(0, -1));
+        // Setting the addresses again makes the rings usable (unless
+        // the IOTLB has no translation).
+        obs.ret(format!("{l}: SET_VRING_ADDR again"), d.addr(rings.vaddr(0)));
+        obs.ret(
+            format!("{l}: SET_BACKEND 0 tap again"),
+            d.backend(0, t.raw()),
+        );
+        let (r, b) = d.read(72);
+        obs.ret(format!("{l}: read again"), r);
+        obs.val(format!("{l}: message again"), msg_rel(&b, rings.m.addr()));
+        obs.ret(format!("{l}: SET_BACKEND 0 -1 end"), d.backend(0, -1));
+    }
+}
