@@ -20,7 +20,7 @@ use crate::kapi::miscdev::MiscDevice;
 use crate::kapi::mm::MmRef;
 use crate::kapi::poll::{PollEntry, EPOLLIN, EPOLLOUT};
 use crate::kapi::socket::Socket;
-use crate::kapi::task::{TaskBody, VhostTask};
+use crate::kapi::task::{current_pid, Kthread, TaskBody, VhostTask, WorkerThread};
 use crate::kapi::uaccess;
 use crate::mem::{new_map, GuestMap};
 use crate::net::Scratch;
@@ -56,7 +56,7 @@ struct DevState {
     /// The dirty-log eventfd (`VHOST_SET_LOG_FD`).
     log_ctx: Option<Arc<EventFdCtx>>,
     /// The worker thread, from `VHOST_SET_OWNER` on.
-    task: Option<VhostTask>,
+    task: Option<WorkerThread>,
 }
 
 impl DevState {
@@ -185,15 +185,23 @@ impl VhostNet {
         }
         // Only a kernel thread has no mm, and it cannot reach an fd's ioctl.
         let mm = MmRef::current().ok_or(EINVAL)?;
-        let name = CString::try_from_fmt(kernel::fmt!("vhost-{}", kernel::current!().pid()))?;
+        let name = CString::try_from_fmt(kernel::fmt!("vhost-{}", current_pid()))?;
         let rx_scratch = Scratch::new()?;
         let tx_scratch = Scratch::new()?;
-        // SAFETY: `self` lives in an `Arc` that the file holds until
-        // `release`, and `release` stops the task (in `cleanup`) first.
-        let task = unsafe { VhostTask::start(self as *const VhostNet, &name) }?;
+        let body = self as *const VhostNet;
+        let task = if dev.fork_owner {
+            // SAFETY: `self` lives in an `Arc` that the file holds until
+            // `release`, and `release` stops the thread (in `cleanup`) first.
+            WorkerThread::Task(unsafe { VhostTask::start(body, &name) }?)
+        } else {
+            // SAFETY: As above; the mm is referenced by `dev.owner` until
+            // the thread is stopped, too.
+            WorkerThread::Kthread(unsafe { Kthread::start(body, mm.as_ptr(), &name) }?)
+        };
         self.rx.lock().scratch = Some(rx_scratch);
         self.tx.lock().scratch = Some(tx_scratch);
-        self.worker.set_task(task.as_raw());
+        let (raw, kthread) = task.raw();
+        self.worker.set_task(raw, kthread);
         dev.task = Some(task);
         dev.owner = Some(mm);
         Ok(0)
@@ -208,7 +216,7 @@ impl VhostNet {
         self.stop_polls(0, &mut self.rx.lock());
         self.stop_polls(1, &mut self.tx.lock());
         self.worker.flush();
-        self.worker.set_task(core::ptr::null_mut());
+        self.worker.set_task(core::ptr::null_mut(), false);
         drop(dev.task.take());
         let mut old = KVec::new();
         self.for_each_vq(|vq| {

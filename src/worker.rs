@@ -42,8 +42,10 @@ const WORK_FLUSH: u32 = 1 << 31;
 pub(crate) struct Worker {
     /// `WORK_*` bits queued and not yet taken by the task.
     pending: AtomicU32,
-    /// The running task (`struct vhost_task *`), null when there is none.
+    /// The running thread (see `WorkerThread::raw`), null when none.
     task: AtomicPtr<c_void>,
+    /// Whether `task` is a kthread rather than a vhost_task.
+    kthread: AtomicBool,
     /// The owner was killed: the task is gone, queueing does nothing.
     killed: AtomicBool,
     /// Flushes requested so far.
@@ -61,6 +63,7 @@ impl Worker {
         pin_init!(Self {
             pending: AtomicU32::new(0),
             task: AtomicPtr::new(core::ptr::null_mut()),
+            kthread: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             flush_req: AtomicU64::new(0),
             flush_done: AtomicU64::new(0),
@@ -70,9 +73,10 @@ impl Worker {
 
     /// Publishes the task that runs the work (null: none). Callers hold the
     /// device mutex and, when clearing, have stopped every poll first.
-    pub(crate) fn set_task(&self, vtsk: *mut c_void) {
+    pub(crate) fn set_task(&self, raw: *mut c_void, kthread: bool) {
         self.killed.store(false, Ordering::Relaxed);
-        self.task.store(vtsk, Ordering::Release);
+        self.kthread.store(kthread, Ordering::Relaxed);
+        self.task.store(raw, Ordering::Release);
     }
 
     /// Queues `bits` and wakes the task (C's `vhost_vq_work_queue`).
@@ -83,8 +87,9 @@ impl Worker {
         if task.is_null() || self.killed.load(Ordering::Acquire) {
             return false;
         }
-        // SAFETY: The handle is live while published (module docs).
-        unsafe { crate::kapi::task::wake_raw(task) };
+        // SAFETY: The handle is live while published (module docs), and
+        // its kind was published before it.
+        unsafe { crate::kapi::task::wake_raw(task, self.kthread.load(Ordering::Relaxed)) };
         true
     }
 

@@ -37,6 +37,11 @@ impl MmRef {
         (!ptr.is_null()).then_some(Self { ptr })
     }
 
+    /// The raw `struct mm_struct *`, for `kthread_use_mm`.
+    pub(crate) fn as_ptr(&self) -> *mut c_void {
+        self.ptr
+    }
+
     /// Whether the calling task runs in this address space (the C module's
     /// owner check, `dev->mm == current->mm`).
     pub(crate) fn is_current(&self) -> bool {

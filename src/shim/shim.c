@@ -190,6 +190,18 @@ void vhost_net_rs_set_current_running(void)
 	__set_current_state(TASK_RUNNING);
 }
 
+/* set_current_state() is a macro (with the barrier kthread_stop pairs with). */
+void vhost_net_rs_set_current_interruptible(void)
+{
+	set_current_state(TASK_INTERRUPTIBLE);
+}
+
+/* task_pid_nr() is inline: the worker is named vhost-<owner pid>. */
+int vhost_net_rs_current_pid(void)
+{
+	return task_pid_nr(current);
+}
+
 /* init_waitqueue_head() is a macro (it defines the lockdep class). */
 void vhost_net_rs_init_waitqueue_head(struct wait_queue_head *wq)
 {

@@ -42,6 +42,8 @@ void vhost_net_rs_smp_rmb(void);
 void vhost_net_rs_smp_wmb(void);
 void vhost_net_rs_smp_mb(void);
 void vhost_net_rs_set_current_running(void);
+void vhost_net_rs_set_current_interruptible(void);
+int vhost_net_rs_current_pid(void);
 void vhost_net_rs_init_waitqueue_head(struct wait_queue_head *wq);
 void vhost_net_rs_poll_wait(struct file *file, wait_queue_head_t *wq,
 			    poll_table *table);
