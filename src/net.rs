@@ -320,6 +320,41 @@ fn prefetch(dev: &VhostNet, vq: &Vq, index: usize) -> bool {
     xlate.prefetch_rings(vq)
 }
 
+/// How a busy poll ended.
+enum BusyPoll {
+    /// The condition came true.
+    Ready,
+    /// Other work is queued for the worker: yield to it.
+    Interrupted,
+    /// The budget ran out, or the thread should reschedule or handle a
+    /// signal.
+    TimedOut,
+}
+
+/// Spins up to `budget_us` microseconds (C's `vhost_net_busy_poll`, with
+/// its clock and exit conditions) until `ready()` holds.
+///
+/// C also polls the paired ring, taking its mutex with a trylock; the 6.12
+/// kernel crate has no `try_lock`, so each ring polls its own sources (TX:
+/// its available ring; RX: the socket and its available ring). See
+/// Documentation/differences.rst.
+fn busy_poll(dev: &VhostNet, budget_us: u32, mut ready: impl FnMut() -> bool) -> BusyPoll {
+    let end = usermem::busy_clock() + u64::from(budget_us);
+    while usermem::busy_clock() <= end
+        && !usermem::need_resched()
+        && !kernel::current!().signal_pending()
+    {
+        if dev.worker().has_pending() {
+            return BusyPoll::Interrupted;
+        }
+        if ready() {
+            return BusyPoll::Ready;
+        }
+        core::hint::spin_loop();
+    }
+    BusyPoll::TimedOut
+}
+
 /// Whether a round has done enough (C's `vhost_exceeds_weight`); if so the
 /// ring is queued again so other work gets the worker first.
 fn exceeds_weight(dev: &VhostNet, bit: u32, pkts: usize, bytes: usize) -> bool {
@@ -440,6 +475,7 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
     let vq = &mut *guard;
     vq.sync_ring();
     let hlen = vq.vhost_hlen;
+    let busyloop_us = vq.busyloop_timeout;
     let poll = dev.sock_poll(1);
     if !prefetch(dev, vq, 1) {
         return;
@@ -450,6 +486,7 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
     unsafe { poll.stop() };
     let mut bytes = 0usize;
     let mut pkts = 0usize;
+    let mut busy_polled = false;
     loop {
         if r.scratch.done == BATCH {
             r.signal_used();
@@ -463,6 +500,20 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
         let chain = match r.ring.get_desc_chain(&r.mem, &r.xlate, bufs) {
             Ok(Some(c)) => c,
             Ok(None) => {
+                if busyloop_us != 0 && !busy_polled {
+                    // Publish what was sent, then spin briefly for more
+                    // before going back to kicks.
+                    busy_polled = true;
+                    r.signal_used();
+                    match busy_poll(dev, busyloop_us, || !r.ring.avail_empty(&r.mem).value) {
+                        BusyPoll::Ready => continue,
+                        BusyPoll::Interrupted => {
+                            dev.worker().queue(WORK_TX);
+                            break;
+                        }
+                        BusyPoll::TimedOut => {}
+                    }
+                }
                 if r.enable_notify_raced() {
                     continue;
                 }
@@ -531,6 +582,7 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
     let mergeable = vq.has_feature(VIRTIO_NET_F_MRG_RXBUF);
     let log_all = vq.has_feature(VHOST_F_LOG_ALL);
     let log_base = vq.log_base;
+    let busyloop_us = vq.busyloop_timeout;
     let poll = dev.sock_poll(0);
     if !prefetch(dev, vq, 0) {
         return;
@@ -542,8 +594,22 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
     let mut bytes = 0usize;
     let mut pkts = 0usize;
     let mut sock_len;
+    let mut busy_polled = false;
     loop {
         sock_len = sock.peek_len();
+        if sock_len == 0 && busyloop_us != 0 && !busy_polled {
+            busy_polled = true;
+            r.signal_used();
+            let ready = || sock.peek_len() != 0 && !r.ring.avail_empty(&r.mem).value;
+            match busy_poll(dev, busyloop_us, ready) {
+                BusyPoll::Ready => sock_len = sock.peek_len(),
+                BusyPoll::Interrupted => {
+                    dev.worker().queue(WORK_RX);
+                    break;
+                }
+                BusyPoll::TimedOut => {}
+            }
+        }
         if sock_len == 0 {
             break;
         }

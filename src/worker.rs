@@ -93,6 +93,11 @@ impl Worker {
         true
     }
 
+    /// Whether work is queued and not yet taken (C's `vhost_vq_has_work`).
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire) != 0
+    }
+
     /// The wake function of the device's poll entries: `data` is the
     /// worker, `token` the work bit.
     ///

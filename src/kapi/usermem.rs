@@ -10,6 +10,8 @@ use kernel::prelude::*;
 use kernel::uaccess::{UserPtr, UserSlice};
 
 extern "C" {
+    fn vhost_net_rs_busy_clock() -> u64;
+    fn vhost_net_rs_need_resched() -> bool;
     fn vhost_net_rs_smp_rmb();
     fn vhost_net_rs_smp_wmb();
     fn vhost_net_rs_smp_mb();
@@ -27,6 +29,18 @@ pub(crate) fn copy_to_user(addr: u64, data: &[u8]) -> Result {
     UserSlice::new(addr as UserPtr, data.len())
         .writer()
         .write_slice(data)
+}
+
+/// The busy-poll clock: `local_clock() >> 10`, about microseconds.
+pub(crate) fn busy_clock() -> u64 {
+    // SAFETY: Reading the clock has no preconditions.
+    unsafe { vhost_net_rs_busy_clock() }
+}
+
+/// Whether the current task should yield the CPU.
+pub(crate) fn need_resched() -> bool {
+    // SAFETY: Reading the current task's flag has no preconditions.
+    unsafe { vhost_net_rs_need_resched() }
 }
 
 /// `smp_rmb()`.

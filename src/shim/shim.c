@@ -10,6 +10,7 @@
 #include <linux/module.h>
 #include <linux/net.h>
 #include <linux/poll.h>
+#include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
 #include <linux/uaccess.h>
 #include <linux/if_vlan.h>
@@ -166,6 +167,18 @@ int vhost_net_rs_sock_type(const struct socket *sock)
 int vhost_net_rs_sock_family(const struct socket *sock)
 {
 	return sock->sk->sk_family;
+}
+
+/* The busy-poll clock of C's vhost_net (local_clock is inline). */
+u64 vhost_net_rs_busy_clock(void)
+{
+	return local_clock() >> 10;
+}
+
+/* need_resched() is inline. */
+bool vhost_net_rs_need_resched(void)
+{
+	return need_resched();
 }
 
 /* The SMP barriers are macros. */
