@@ -27,6 +27,9 @@ check:
 demo:
 	@scripts/demo.sh
 
+bench: module
+	@scripts/bench.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
+
 fmt:
 	@scripts/fmt.sh fix
 

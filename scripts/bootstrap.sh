@@ -4,8 +4,8 @@
 set -euo pipefail
 
 PKGS=(rustc-web rust-web-src rust-web-clippy rustfmt-web clang-19 lld-19 llvm-19 libclang-19-dev
-      flex bison bc rsync libelf-dev libssl-dev cpio kmod zstd xz-utils
-      qemu-system-x86 busybox-static linux-source-6.12 python3 gcc libc6-dev)
+      flex bison bc rsync gcc-multilib libelf-dev libssl-dev cpio kmod zstd xz-utils
+      qemu-system-x86 busybox-static linux-source-6.12 python3 python3-matplotlib gcc libc6-dev)
 BINDGEN_VERSION=0.73.2
 : "${VHOST_CACHE:=/var/cache/vhost-net-rs}"
 BINDGEN_ROOT="$VHOST_CACHE/bindgen-$BINDGEN_VERSION"

@@ -66,6 +66,8 @@ if [ -f vhost_net_rs.ko ]; then
     if [ "$vmrc" -ne 0 ] && { [ -z "$totals" ] || [ "${f%% *}" -eq 0 ]; }; then
         echo "not ok - VM run (boot, timeout or kernel report)"; failed=$((failed + 1))
     fi
+    step "bench smoke test (BENCH_QUICK=1: runs, well-formed output)" \
+        env BENCH_QUICK=1 BENCH_OUT="$REPO/build/bench-quick" scripts/bench.sh "$kdir" "$REPO/vhost_net_rs.ko"
 else
     echo "not ok - VM suite: the module was not built"; failed=$((failed + 1))
 fi

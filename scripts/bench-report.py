@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""The report of `make bench` (scripts/bench.sh): medians over the rounds,
+ours / C ratios, a table on stdout, and optionally the documentation page
+(Documentation/performance.rst), its CSV files and its chart.
+
+--check validates the raw CSV instead of judging the numbers: every row
+present for both modules, every field well formed (the `make check` stage).
+"""
+import argparse
+import csv
+import datetime
+import math
+import os
+import platform
+import shutil
+import statistics
+import sys
+
+COLUMNS = ("round,impl,test,size,packets,seconds,pps,gbps,worker_ns_per_pkt,"
+           "worker_stat_ns_per_pkt,lat_p50_us,lat_p99_us,delivered,offered").split(",")
+IMPLS = ("c", "ours")
+TEST_ORDER = {"tx": 0, "rx": 1, "lat": 2, "qemu_g2h": 3, "qemu_h2g": 4}
+
+
+def num(s):
+    if s is None or s == "":
+        return None
+    v = float(s)
+    return v if math.isfinite(v) else None
+
+
+def load(path):
+    with open(path, newline="") as f:
+        r = csv.reader(f)
+        header = next(r, None)
+        rows, errors = [], []
+        if header != COLUMNS:
+            errors.append(f"header is {header}, expected {COLUMNS}")
+            return rows, errors
+        for n, rec in enumerate(r, 2):
+            if len(rec) != len(COLUMNS):
+                errors.append(f"line {n}: {len(rec)} fields, expected {len(COLUMNS)}: {rec}")
+                continue
+            d = dict(zip(COLUMNS, rec))
+            try:
+                d["round"] = int(d["round"])
+                d["size"] = int(d["size"])
+                d["packets"] = int(d["packets"])
+                for k in COLUMNS[5:]:
+                    d[k] = num(d[k])
+            except ValueError as e:
+                errors.append(f"line {n}: {e}: {rec}")
+                continue
+            rows.append(d)
+    return rows, errors
+
+
+def check(rows, rounds):
+    """Well-formedness: the errors found (empty when fine)."""
+    errs = []
+    keys = {}
+    for d in rows:
+        keys.setdefault((d["test"], d["size"]), {}).setdefault(d["impl"], []).append(d)
+    if not rows:
+        errs.append("no result rows")
+    for t in ("tx", "rx", "lat"):
+        if not any(k[0] == t for k in keys):
+            errs.append(f"no {t} row")
+    for (t, s), by in sorted(keys.items()):
+        for i in IMPLS:
+            got = by.get(i, [])
+            if len(got) < rounds:
+                errs.append(f"{t} {s} {i}: {len(got)} rows, expected {rounds}")
+            for d in got:
+                where = f"{t} {s} {i} round {d['round']}"
+                if d["packets"] <= 0 or not d["seconds"] or not d["pps"] or d["pps"] <= 0:
+                    errs.append(f"{where}: no packets or no time: {d}")
+                if d["worker_ns_per_pkt"] is None or d["worker_stat_ns_per_pkt"] is None:
+                    errs.append(f"{where}: no worker CPU time")
+                if t == "lat" and (d["lat_p50_us"] is None or d["lat_p99_us"] is None
+                                   or d["lat_p50_us"] > d["lat_p99_us"]):
+                    errs.append(f"{where}: bad latency percentiles")
+                if t == "tx" and d["delivered"] is not None and d["delivered"] < d["packets"] * 0.9:
+                    errs.append(f"{where}: tap accepted {d['delivered']} of {d['packets']}")
+    return errs
+
+
+# Metrics per kind of row: (column, label, unit scale, higher is better).
+METRICS = {
+    "tx": [("pps", "kpps", 1e-3, True), ("worker_ns_per_pkt", "worker ns/pkt", 1, False)],
+    "rx": [("pps", "kpps", 1e-3, True), ("worker_ns_per_pkt", "worker ns/pkt", 1, False)],
+    "lat": [("lat_p50_us", "p50 us", 1, False), ("lat_p99_us", "p99 us", 1, False),
+            ("worker_ns_per_pkt", "worker ns/trip", 1, False)],
+}
+METRICS["qemu_g2h"] = METRICS["qemu_h2g"] = [("gbps", "Gbit/s", 1, True)]
+
+
+def label(test, size):
+    if test == "lat":
+        return f"latency {size} B"
+    if test.startswith("qemu"):
+        return {"qemu_g2h": "QEMU guest->host", "qemu_h2g": "QEMU host->guest"}[test]
+    s = "64 KiB GSO" if size > 9000 and test == "tx" else \
+        "64 KiB" if size > 9000 else f"{size} B"
+    return f"{test.upper()} {s}"
+
+
+def summarize(rows):
+    """[(test, size, column, label, scale, higher, {impl: (median, min, max, n)}, ratio)]"""
+    out = []
+    keys = sorted({(d["test"], d["size"]) for d in rows},
+                  key=lambda k: (TEST_ORDER.get(k[0], 9), k[1]))
+    for t, s in keys:
+        for col, lab, scale, higher in METRICS.get(t, []):
+            st = {}
+            for i in IMPLS + ("novhost",):
+                v = [d[col] for d in rows if d["test"] == t and d["size"] == s
+                     and d["impl"] == i and d[col] is not None]
+                if v:
+                    st[i] = (statistics.median(v), min(v), max(v), len(v))
+            ratio = None
+            if "c" in st and "ours" in st and st["c"][0]:
+                ratio = st["ours"][0] / st["c"][0]
+            out.append((t, s, col, lab, scale, higher, st, ratio))
+    return out
+
+
+def fmt(v, scale):
+    x = v * scale
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def cell(st, i, scale):
+    if i not in st:
+        return "-"
+    m, lo, hi, _ = st[i]
+    return f"{fmt(m, scale)} ({fmt(lo, scale)}-{fmt(hi, scale)})"
+
+
+def table(summary):
+    head = ["row", "metric", "C median (min-max)", "ours median (min-max)", "ours/C", "better"]
+    body = []
+    for t, s, col, lab, scale, higher, st, ratio in summary:
+        body.append([label(t, s), lab, cell(st, "c", scale), cell(st, "ours", scale),
+                     f"{ratio:.2f}" if ratio is not None else "-",
+                     "higher" if higher else "lower"])
+    return head, body
+
+
+def text_table(head, body):
+    w = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    line = lambda r: "  ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(r))
+    return "\n".join([line(head), "  ".join("-" * x for x in w)] + [line(r) for r in body])
+
+
+def rst_table(head, body):
+    w = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    sep = "  ".join("=" * x for x in w)
+    line = lambda r: "  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip()
+    return "\n".join([sep, line(head), sep] + [line(r) for r in body] + [sep])
+
+
+def write_summary(path, summary):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["test", "size", "metric", "higher_is_better", "c_median", "c_min", "c_max",
+                    "ours_median", "ours_min", "ours_max", "rounds", "ratio_ours_over_c"])
+        for t, s, col, lab, scale, higher, st, ratio in summary:
+            c = st.get("c", (None,) * 4)
+            o = st.get("ours", (None,) * 4)
+            w.writerow([t, s, col, int(higher), *c[:3], *o[:3], min(c[3] or 0, o[3] or 0),
+                        f"{ratio:.4f}" if ratio is not None else ""])
+
+
+def chart(path, summary):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bench-report: no matplotlib (python3-matplotlib): no chart", file=sys.stderr)
+        return False
+    rows = [x for x in summary if x[7] is not None]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    # left: throughput medians with min/max
+    tp = [x for x in rows if x[2] in ("pps", "gbps")]
+    ax = axes[0]
+    ys = range(len(tp))
+    for k, (i, colr) in enumerate((("c", "tab:gray"), ("ours", "tab:orange"))):
+        med = [x[6][i][0] for x in tp]
+        err = [[x[6][i][0] - x[6][i][1] for x in tp], [x[6][i][2] - x[6][i][0] for x in tp]]
+        ax.barh([y + (0.2 if k else -0.2) for y in ys], med, height=0.4, xerr=err,
+                color=colr, label={"c": "C vhost_net", "ours": "vhost_net_rs"}[i])
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels([label(x[0], x[1]) for x in tp])
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("packets/s (median, min-max), TCG")
+    ax.legend()
+    ax.set_title("Throughput")
+    # right: ratios, normalised so that > 1 is better for every metric
+    ax = axes[1]
+    labels = [f"{label(x[0], x[1])}: {x[3]}" for x in rows]
+    vals = [x[7] if x[5] else 1 / x[7] for x in rows]
+    colors = ["tab:green" if v >= 1 else "tab:red" for v in vals]
+    ax.barh(range(len(rows)), vals, color=colors)
+    ax.axvline(1.0, color="black", lw=1)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ours relative to C (>1: ours better; throughput ours/C, cost C/ours)")
+    ax.set_title("vhost_net_rs / C vhost_net")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return True
+
+
+def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
+    pdir = os.path.join(docdir, "performance")
+    os.makedirs(pdir, exist_ok=True)
+    shutil.copyfile(raw, os.path.join(pdir, "raw.csv"))
+    shutil.copyfile(summary_csv, os.path.join(pdir, "summary.csv"))
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{cpu}, {os.cpu_count()} host CPUs, host kernel {platform.release()}"
+    notes = os.path.join(pdir, "notes.inc")
+    out = [
+        "===========",
+        "Performance",
+        "===========",
+        "",
+        "``make bench`` (``scripts/bench.sh``) boots the test VM once and measures",
+        "the data path of ``vhost_net_rs`` and of the C ``vhost_net`` of the same",
+        "kernel build, in alternating rounds (C, ours, C, ours, ...), with a",
+        "userspace guest-side ring driver (``tests/vmtest/src/bin/vbench.rs``).",
+        "Medians over the rounds, with the minimum and maximum.",
+        "",
+        ".. important::",
+        "",
+        "   These numbers come from a test VM under **TCG** (QEMU's emulator, no",
+        "   KVM), on shared host CPUs. They are **ratios, not absolute speeds**:",
+        "   only the ``ours/C`` column means something, and a real machine runs",
+        "   both several times faster. Single rounds vary by up to 50% on a",
+        "   shared host (see min-max); trust only ratios well away from 1.",
+        "",
+        f"Latest run: {date}. Guest kernel {args.kernel} ({args.accel or '?'});",
+        f"host: {machine}; vbench arguments ``{args.args.strip()}``.",
+        "",
+        "Rows:",
+        "",
+        "- **TX**: the driver keeps the 256-entry TX ring full and counts",
+        "  completions; the frames leave through the tap into the host stack,",
+        "  which drops them. 64 KiB frames are sent as GSO TCPv4 frames",
+        "  (``VIRTIO_NET_HDR_GSO_TCPV4``, partial checksum) through the vnet header.",
+        "- **RX**: a thread injects frames into the tap as fast as it can",
+        "  (``AF_PACKET``, qdisc bypass, ``sendmmsg``); the driver keeps the RX",
+        "  ring full of 4 KiB mergeable buffers and counts packets. 64 KiB RX",
+        "  frames are plain jumbo frames (the tap's MTU is 65521), not GSO.",
+        "- **latency**: ping-pong, guest TX -> reflector thread on the tap ->",
+        "  guest RX, the driver sleeping on the call eventfd; round trip.",
+        "- **worker ns/pkt**: CPU time of the ``vhost-<pid>`` worker thread",
+        "  (``/proc/<pid>/task/<tid>/schedstat``, nanoseconds; ``stat``'s",
+        "  utime+stime is in the CSV too) divided by the packets of the window.",
+        "",
+        "``ours/C``: higher is better for throughput, lower is better for",
+        "latency and CPU time (column ``better``).",
+        "",
+        rst_table(head, body),
+        "",
+    ]
+    if have_chart:
+        out += [".. image:: performance/bench.png", "   :alt: throughput and ours/C ratios", ""]
+    out += [
+        "Raw results: ``Documentation/performance/raw.csv`` (one line per row and",
+        "round), medians: ``Documentation/performance/summary.csv``.",
+        "",
+        "Not measured yet: the nested QEMU row (a real guest, ``-netdev",
+        "tap,vhost=on`` over ours and over C, and ``vhost=off``, guest->host and",
+        "host->guest throughput); ``scripts/bench.sh`` has the hook (``qemu_rows``).",
+        "",
+        "Running it::",
+        "",
+        "    make bench                                  # 5 rounds, about 10 minutes",
+        "    BENCH_ROUNDS=9 BENCH_SECS=3 make bench      # more rounds, longer windows",
+        "    BENCH_ARGS='--tests tx --sizes 64' BENCH_DOC=0 make bench",
+        "    BENCH_QUICK=1 scripts/bench.sh              # the make check smoke test",
+        "",
+    ]
+    if os.path.exists(notes):
+        out += [".. include:: performance/notes.inc", ""]
+    with open(os.path.join(docdir, "performance.rst"), "w") as f:
+        f.write("\n".join(out))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--summary", required=True)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--doc")
+    ap.add_argument("--kernel", default="?")
+    ap.add_argument("--accel", default="")
+    ap.add_argument("--args", default="")
+    a = ap.parse_args()
+    rows, errs = load(a.raw)
+    errs += check(rows, a.rounds)
+    summary = summarize(rows)
+    write_summary(a.summary, summary)
+    head, body = table(summary)
+    if body:
+        print(text_table(head, body))
+    for e in errs:
+        print(f"# bench-report: {e}")
+    if a.check:
+        print(f"bench smoke test: {len(rows)} rows, {len(errs)} problems")
+        return 1 if errs else 0
+    if a.doc and rows:
+        png = os.path.join(a.doc, "performance", "bench.png")
+        os.makedirs(os.path.dirname(png), exist_ok=True)
+        have = chart(png, summary)
+        write_doc(a.doc, a, head, body, a.raw, a.summary, have)
+        print(f"bench-report: wrote {os.path.join(a.doc, 'performance.rst')} and performance/")
+    return 1 if errs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `make bench`: the data-path benchmark, our module side by side with the C
+# vhost_net in the same boot of the test VM (tests/vmtest/src/bin/vbench.rs).
+#
+# Usage: bench.sh [KDIR [MODULE.ko]]   (default: the cached test kernel and
+#                                       ./vhost_net_rs.ko)
+# Environment:
+#   BENCH_QUICK=1   smoke test for `make check`: 1 round, 300 packets a row;
+#                   checks that every row is there and well formed; does not
+#                   touch Documentation/
+#   BENCH_ROUNDS    rounds (default 5; each round runs C then ours: ABAB...)
+#   BENCH_SECS      measured window of a row in seconds (default 1.5)
+#   BENCH_ARGS      extra vbench arguments (e.g. "--tests tx --sizes 64")
+#   BENCH_DOC=0     do not write Documentation/performance{.rst,/}
+#   BENCH_OUT       work directory (default build/bench; VMCHECK_OUT too)
+#   BENCH_TIMEOUT   hard timeout of the VM run (default 2400 s)
+#   BENCH_KARGS     extra guest kernel arguments (default: the host's TSC
+#                   frequency, see below; empty: none)
+#   VMTEST_ACCEL, VM_MEM, VM_SMP: see scripts/vm.sh
+#
+# Writes OUT/raw.csv (every row of every round), OUT/summary.csv (medians),
+# prints the table (ours / C ratios) and, unless BENCH_QUICK or BENCH_DOC=0,
+# Documentation/performance.rst, Documentation/performance/{raw,summary}.csv
+# and Documentation/performance/bench.png.
+#
+# The nested QEMU row (a real guest with vhost=on over ours, over C, and
+# vhost=off) is not measured yet: see qemu_rows below.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+KDIR=${1:-$("$HERE/kernel.sh" release)}
+MODULE=${2:-$REPO/vhost_net_rs.ko}
+OUT=${BENCH_OUT:-${VMCHECK_OUT:-$REPO/build/bench}}
+QUICK=${BENCH_QUICK:-0}
+[ -f "$KDIR/.vhost-complete" ] || { echo "bench: $KDIR is not a complete kernel build" >&2; exit 2; }
+[ -f "$MODULE" ] || { echo "bench: $MODULE: no such file (build the module first)" >&2; exit 2; }
+mkdir -p "$OUT"
+
+# 1. The bench binary (in the suite's crate, sharing its driver), static.
+TARGET=x86_64-unknown-linux-gnu
+(cd "$REPO/tests/vmtest" &&
+    RUSTFLAGS="-C target-feature=+crt-static" ${CARGO:-cargo} build --quiet --locked \
+        --release --target "$TARGET" --bin vbench) >&2
+BIN=$REPO/tests/vmtest/target/$TARGET/release
+
+# 2. The image: the test VM's image with /bin/vbench (and no vmtest).
+"$HERE/initramfs.sh" -k "$KDIR" -o "$OUT/initramfs.cpio.gz" \
+    -m "$MODULE" -f "$BIN/vbench:/bin/vbench" -c vbench
+
+# 3. One boot: every round of both modules.
+if [ "$QUICK" = 1 ]; then
+    ARGS="--quick"
+else
+    ARGS="--rounds ${BENCH_ROUNDS:-5} --secs ${BENCH_SECS:-1.5}"
+fi
+ARGS+=" ${BENCH_ARGS:-}"
+LOG=$OUT/console.log
+# Only warnings and worse on the console (kernel reports are still seen):
+# module load messages must not cut the result lines. vbench's own lines
+# are shown as they come.
+# The test kernel cannot calibrate the TSC under TCG (no HPET/PM timer)
+# and falls back to the jiffies clocksource (4 ms steps): useless for
+# timing. TCG's guest TSC is the host's TSC, so give the kernel the host's
+# TSC frequency.
+tsc_khz=$(awk -F': ' '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
+KARGS=${BENCH_KARGS-${tsc_khz:+tsc_early_khz=$tsc_khz tsc=reliable clocksource=tsc}}
+set +e
+"$HERE/vm.sh" -k "$KDIR" -i "$OUT/initramfs.cpio.gz" -t "${BENCH_TIMEOUT:-2400}" -l "$LOG" \
+    ${KARGS:+-a "$KARGS"} \
+    -c "echo 5 > /proc/sys/kernel/printk; vbench $ARGS" 2>"$OUT/vm.stderr" |
+    sed -u -n 's/\r$//; /^vbench: /p'
+rc=${PIPESTATUS[0]}
+set -e
+cat "$OUT/vm.stderr" >&2
+tr -d '\r' < "$LOG" | sed -n 's/^vbench-header,//p' | head -n1 > "$OUT/raw.csv"
+tr -d '\r' < "$LOG" | sed -n 's/^vbench-row,//p' >> "$OUT/raw.csv"
+
+# 4. The nested QEMU rows. TODO(nested QEMU): when scripts/guestcheck.sh (or
+# demo.sh) can run a real guest with -netdev tap,vhost=on over our module,
+# over the C module, and vhost=off, and measure guest->host and host->guest
+# throughput (e.g. iperf-like TCP over the tap), have it append rows to
+# $OUT/raw.csv in the same columns:
+#   round,impl,test,size,packets,seconds,pps,gbps,...
+# with impl in {c,ours,novhost} and test in {qemu_g2h,qemu_h2g}; the report
+# then shows them (ratio ours/C; novhost as an extra column is TODO).
+qemu_rows() {
+    local hook=${BENCH_QEMU_HOOK:-$HERE/bench-qemu.sh}
+    [ -x "$hook" ] || { echo "# bench: nested QEMU rows: not measured yet ($hook missing)"; return 0; }
+    "$hook" "$KDIR" "$MODULE" "$OUT/raw.csv"
+}
+[ "$QUICK" = 1 ] || qemu_rows
+
+# 5. The report.
+REPORT=(/usr/bin/python3 "$HERE/bench-report.py" --raw "$OUT/raw.csv" --summary "$OUT/summary.csv"
+        --accel "$(sed -n 's/.*booting .* (\([a-z]*\), \([0-9]*\) CPUs, \([0-9]*\) MiB.*/\1, \2 vCPUs, \3 MiB/p' "$OUT/vm.stderr" | head -n1)"
+        --kernel "$(cat "$KDIR/include/config/kernel.release" 2>/dev/null || echo '?')"
+        --args "$ARGS")
+if [ "$QUICK" = 1 ]; then
+    REPORT+=(--check --rounds 1)
+elif [ "${BENCH_DOC:-1}" = 1 ]; then
+    REPORT+=(--doc "$REPO/Documentation" --rounds "${BENCH_ROUNDS:-5}")
+fi
+"${REPORT[@]}" || rc=1
+if [ "$rc" != 0 ]; then
+    echo "bench: FAILED (console log: $LOG)" >&2
+fi
+exit "$rc"

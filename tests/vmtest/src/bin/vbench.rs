@@ -1,0 +1,912 @@
+//! vbench: the data-path benchmark of vhost-net-rs, run in the test VM
+//! (`scripts/bench.sh`, `make bench`).
+//!
+//! In one boot, for `--rounds` rounds, it loads the C vhost_net, measures
+//! every row, unloads it, then does the same with vhost_net_rs (ABAB...).
+//! Each row uses a fresh /dev/vhost-net with a tap backend, set up by the
+//! test suite's userspace ring driver (`driver.rs`); the hot loops drive the
+//! split rings directly (fixed descriptor per buffer, no allocation per
+//! packet), like a guest's virtio-net driver would:
+//!
+//! - `tx SIZE`: the driver keeps the TX ring full (refills as completions
+//!   come back, waits on the call eventfd for half a ring when it is full)
+//!   and counts used entries. The frames go out of the tap into the host
+//!   stack, which drops them (unknown ethertype, or a GSO IPv4/TCP frame for
+//!   another host); nobody captures them. `delivered` is the tap's
+//!   rx_packets delta (what tun accepted).
+//! - `rx SIZE`: a second thread injects frames into the tap as fast as it
+//!   can (AF_PACKET, PACKET_QDISC_BYPASS, sendmmsg batches of 32); the driver
+//!   keeps the RX ring full of 4 KiB buffers (mergeable RX buffers) and
+//!   counts packets (used heads, following num_buffers).
+//! - `lat 64`: ping-pong: guest TX of one frame -> a reflector thread
+//!   (AF_PACKET on the tap, sends it back out) -> guest RX; the driver
+//!   sleeps on the RX call eventfd. Median and p99 round trip.
+//!
+//! Every row also reports the vhost worker's CPU time (the `vhost-<pid>`
+//! thread of this process) per packet: from /proc/self/task/TID/schedstat
+//! (nanoseconds) and from .../stat (utime+stime, clock ticks).
+//!
+//! Output: lines `vbench-row,...` (CSV, header `vbench-header,...`), and a
+//! last line `vbench: <n> rows, <m> errors`. Exit status 0 if no error.
+
+#[allow(dead_code)]
+#[path = "../driver.rs"]
+mod driver;
+#[allow(dead_code)]
+#[path = "../harness.rs"]
+mod harness;
+#[allow(dead_code)]
+#[path = "../modules.rs"]
+mod modules;
+#[allow(dead_code)]
+#[path = "../sys.rs"]
+mod sys;
+#[allow(dead_code)]
+#[path = "../../../../src/core/uapi.rs"]
+mod uapi;
+
+use driver::{Cfg, GuestMem, Net, VRING_DESC_F_WRITE};
+use harness::Obs;
+use modules::{Impl, Paths};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use sys::Fd;
+
+const HEADER: &str = "round,impl,test,size,packets,seconds,pps,gbps,\
+worker_ns_per_pkt,worker_stat_ns_per_pkt,lat_p50_us,lat_p99_us,delivered,offered";
+
+/// RX buffer size (mergeable RX buffers).
+const RX_BUF: usize = 4096;
+/// At most this much guest memory for TX buffers (the rest is rings, RX).
+const TX_MEM: usize = 6 << 20;
+/// A row fails when the device makes no progress for this long.
+const STALL: Duration = Duration::from_secs(5);
+
+const PACKET_QDISC_BYPASS: i32 = 20;
+const PACKET_IGNORE_OUTGOING: i32 = 23;
+
+#[derive(Clone, Debug)]
+struct Opts {
+    rounds: u32,
+    /// Measured window of a row.
+    secs: f64,
+    /// Warm-up before the window.
+    warm: f64,
+    /// Stop the window after this many packets (0: time only).
+    pkts: u64,
+    sizes: Vec<usize>,
+    tests: Vec<String>,
+    num: u16,
+    paths: Paths,
+    only: Option<Impl>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: vbench [--rounds N] [--secs S] [--warm S] [--pkts N] [--sizes 64,256,1500,65000]\n\
+         \x20             [--tests tx,rx,lat] [--num RING] [--only c|ours] [--c-dir DIR] [--ours KO]\n\
+         \x20      vbench --quick   (1 round, 300 packets a row: a smoke test)"
+    );
+    std::process::exit(2)
+}
+
+fn parse() -> Opts {
+    let mut o = Opts {
+        rounds: 5,
+        secs: 1.5,
+        warm: 0.3,
+        pkts: 0,
+        sizes: vec![64, 256, 1500, 65000],
+        tests: vec!["tx".into(), "rx".into(), "lat".into()],
+        num: 256,
+        paths: Paths {
+            c_dir: PathBuf::from("/lib/vhost/c"),
+            ours: Some(PathBuf::from("/lib/vhost/vhost_net_rs.ko")),
+            self_diff: false,
+        },
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    let num =
+        |v: Option<String>| -> f64 { v.and_then(|s| s.parse().ok()).unwrap_or_else(|| usage()) };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rounds" => o.rounds = num(it.next()) as u32,
+            "--secs" => o.secs = num(it.next()),
+            "--warm" => o.warm = num(it.next()),
+            "--pkts" => o.pkts = num(it.next()) as u64,
+            "--num" => o.num = num(it.next()) as u16,
+            "--sizes" => {
+                o.sizes = it
+                    .next()
+                    .unwrap_or_else(|| usage())
+                    .split(',')
+                    .map(|s| s.parse().unwrap_or_else(|_| usage()))
+                    .collect()
+            }
+            "--tests" => {
+                o.tests = it
+                    .next()
+                    .unwrap_or_else(|| usage())
+                    .split(',')
+                    .map(String::from)
+                    .collect()
+            }
+            "--quick" => {
+                o.rounds = 1;
+                o.secs = 2.0;
+                o.warm = 0.0;
+                o.pkts = 300;
+            }
+            "--only" => {
+                o.only = match it.next().as_deref() {
+                    Some("c") => Some(Impl::C),
+                    Some("ours") => Some(Impl::Ours),
+                    _ => usage(),
+                }
+            }
+            "--c-dir" => o.paths.c_dir = it.next().unwrap_or_else(|| usage()).into(),
+            "--ours" => o.paths.ours = Some(it.next().unwrap_or_else(|| usage()).into()),
+            _ => usage(),
+        }
+    }
+    if o.sizes.iter().any(|&s| !(60..=65000).contains(&s)) {
+        eprintln!("vbench: sizes must be 60..=65000 bytes");
+        usage();
+    }
+    o
+}
+
+// ------------------------------------------------------------------ ring
+
+/// The hot-loop view of one split ring set up by `driver::Net`: fixed
+/// descriptors, our own indices, the ring's kick and call eventfds.
+struct Ring {
+    num: u16,
+    desc: u64,
+    avail: u64,
+    used: u64,
+    avail_idx: u16,
+    kicked_idx: u16,
+    last_used: u16,
+    kick: i32,
+    call: i32,
+    kicks: u64,
+}
+
+impl Ring {
+    fn of(vq: &driver::Vq) -> Ring {
+        Ring {
+            num: vq.num,
+            desc: vq.desc,
+            avail: vq.avail,
+            used: vq.used,
+            avail_idx: 0,
+            kicked_idx: 0,
+            last_used: 0,
+            kick: vq.kick.raw(),
+            call: vq.call.raw(),
+            kicks: 0,
+        }
+    }
+    fn set_desc(&self, mem: &GuestMem, i: u16, gpa: u64, len: u32, flags: u16) {
+        let at = self.desc + 16 * i as u64;
+        mem.w64(at, gpa);
+        mem.w32(at + 8, len);
+        mem.w16(at + 12, flags);
+        mem.w16(at + 14, 0);
+    }
+    fn push(&mut self, mem: &GuestMem, id: u16) {
+        mem.w16(self.avail + 4 + 2 * (self.avail_idx % self.num) as u64, id);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+    }
+    /// Publishes avail->idx and kicks if the device's avail_event asks.
+    fn notify(&mut self, mem: &GuestMem) {
+        fence(Ordering::SeqCst);
+        mem.w16(self.avail + 2, self.avail_idx);
+        fence(Ordering::SeqCst);
+        let (old, new) = (self.kicked_idx, self.avail_idx);
+        self.kicked_idx = new;
+        let ev = mem.r16(self.used + 4 + 8 * self.num as u64);
+        if new.wrapping_sub(ev).wrapping_sub(1) < new.wrapping_sub(old) {
+            let v = 1u64;
+            unsafe { libc::write(self.kick, (&v as *const u64).cast(), 8) };
+            self.kicks += 1;
+        }
+    }
+    fn used_idx(&self, mem: &GuestMem) -> u16 {
+        let v = mem.r16(self.used + 2);
+        fence(Ordering::Acquire);
+        v
+    }
+    /// The used element at our `last_used`: (id, len).
+    fn used_elem(&self, mem: &GuestMem) -> (u16, u32) {
+        let e = self.used + 4 + 8 * (self.last_used % self.num) as u64;
+        (mem.r32(e) as u16, mem.r32(e + 4))
+    }
+    /// Asks for a call when used entry `idx` is published.
+    fn set_used_event(&self, mem: &GuestMem, idx: u16) {
+        mem.w16(self.avail + 4 + 2 * self.num as u64, idx);
+        fence(Ordering::SeqCst);
+    }
+    /// Sleeps on the call eventfd (up to `ms`) and clears it.
+    fn wait(&self, ms: i32) {
+        driver::poll_in(self.call, ms);
+        let mut v = 0u64;
+        unsafe { libc::read(self.call, (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+// ------------------------------------------------------------ CPU time
+
+/// The vhost worker of this process: the `vhost-<pid>` thread.
+fn worker_tid() -> Option<i32> {
+    let want = format!("vhost-{}", std::process::id());
+    for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == want {
+            return e.file_name().to_str()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// (schedstat run time in ns, utime+stime in clock ticks) of a thread.
+fn cpu_of(tid: i32) -> (u64, u64) {
+    let base = format!("/proc/self/task/{tid}");
+    let ns = std::fs::read_to_string(format!("{base}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let ticks = std::fs::read_to_string(format!("{base}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    (ns, ticks)
+}
+
+fn clk_tck() -> u64 {
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+// ------------------------------------------------------------- results
+
+#[derive(Default, Debug)]
+struct Row {
+    packets: u64,
+    secs: f64,
+    bytes: u64,
+    worker_ns: u64,
+    worker_ticks: u64,
+    lat: Vec<f64>,
+    delivered: Option<u64>,
+    offered: Option<u64>,
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+fn print_row(round: u32, imp: Impl, test: &str, size: usize, r: &mut Row) {
+    let per = |x: f64| {
+        if r.packets == 0 {
+            f64::NAN
+        } else {
+            x / r.packets as f64
+        }
+    };
+    let stat_ns = r.worker_ticks as f64 * 1e9 / clk_tck() as f64;
+    let p50 = pct(&mut r.lat, 0.5);
+    let p99 = pct(&mut r.lat, 0.99);
+    let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let nan = |x: f64, prec: usize| {
+        if x.is_finite() {
+            format!("{x:.prec$}")
+        } else {
+            String::new()
+        }
+    };
+    println!(
+        "vbench-row,{round},{},{test},{size},{},{:.4},{:.1},{:.4},{},{},{},{},{},{}",
+        imp.label(),
+        r.packets,
+        r.secs,
+        r.packets as f64 / r.secs,
+        r.bytes as f64 * 8.0 / r.secs / 1e9,
+        nan(per(r.worker_ns as f64), 0),
+        nan(per(stat_ns), 0),
+        nan(p50, 1),
+        nan(p99, 1),
+        opt(r.delivered),
+        opt(r.offered),
+    );
+    let _ = std::io::stdout().flush();
+}
+
+// --------------------------------------------------------------- set-up
+
+fn setup(o: &Opts) -> Result<(Net, i32), String> {
+    let mut obs = Obs::default();
+    let cfg = Cfg {
+        num: o.num,
+        ..Cfg::default()
+    };
+    let mut net =
+        Net::new(&mut obs, "", cfg).ok_or_else(|| format!("setup: {:?}", obs.failures))?;
+    // Nobody captures on the tap: frames the guest sends are dropped by the
+    // stack as cheaply as possible.
+    drop(std::mem::replace(&mut net.tap.cap, Fd(-1)));
+    let tid = worker_tid().ok_or("no vhost-<pid> worker thread")?;
+    Ok((net, tid))
+}
+
+fn tap_stat(net: &Net, what: &str) -> u64 {
+    net.tap.stat(what).parse().unwrap_or(0)
+}
+
+/// The measured window: warm-up, then `secs` or `pkts` packets.
+struct Window {
+    start: Instant,
+    warm: Duration,
+    secs: Duration,
+    pkts: u64,
+    on: Option<(Instant, u64, (u64, u64))>,
+    last_progress: Instant,
+    last_count: u64,
+}
+
+impl Window {
+    fn new(o: &Opts) -> Window {
+        let now = Instant::now();
+        Window {
+            start: now,
+            warm: Duration::from_secs_f64(o.warm),
+            secs: Duration::from_secs_f64(o.secs),
+            pkts: o.pkts,
+            on: None,
+            last_progress: now,
+            last_count: 0,
+        }
+    }
+    /// Called with the running packet count; returns Ok(true) when the
+    /// window is over (the row is then filled in).
+    fn tick(&mut self, count: u64, tid: i32, row: &mut Row) -> Result<bool, String> {
+        let now = Instant::now();
+        if count != self.last_count {
+            self.last_count = count;
+            self.last_progress = now;
+        } else if now - self.last_progress > STALL {
+            return Err(format!(
+                "no progress for {}s ({count} packets)",
+                STALL.as_secs()
+            ));
+        }
+        match self.on {
+            None => {
+                if now - self.start >= self.warm {
+                    self.on = Some((now, count, cpu_of(tid)));
+                }
+                Ok(false)
+            }
+            Some((t0, c0, (ns0, tk0))) => {
+                let n = count - c0;
+                if now - t0 >= self.secs || (self.pkts > 0 && n >= self.pkts) {
+                    let (ns1, tk1) = cpu_of(tid);
+                    row.packets = n;
+                    row.secs = (now - t0).as_secs_f64();
+                    row.worker_ns = ns1.saturating_sub(ns0);
+                    row.worker_ticks = tk1.saturating_sub(tk0);
+                    Ok(true)
+                } else {
+                    Ok(false)
+                }
+            }
+        }
+    }
+    fn measuring(&self) -> bool {
+        self.on.is_some()
+    }
+}
+
+/// A frame of `size` bytes for the benchmark: a local ethertype, or for
+/// sizes above 9000 an IPv4/TCP frame (the guest side sends it as a GSO
+/// frame), for another host: the stack drops it early.
+fn bench_frame(size: usize) -> Vec<u8> {
+    let mut f = driver::frame(size, driver::UNICAST, 0xbe, size as u32, None);
+    if size > 9000 {
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        let ip = &mut f[14..34];
+        ip.fill(0);
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((size - 14) as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6; // TCP
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let mut sum = 0u32;
+        for c in ip.chunks(2) {
+            sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        let tcp = &mut f[34..54];
+        tcp.fill(0);
+        tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&5678u16.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x10; // ACK
+        tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    }
+    f
+}
+
+/// The virtio-net header (12 bytes, little endian) for a TX frame: GSO
+/// TCPv4 with partial checksum for the big frames, none otherwise.
+fn tx_hdr(size: usize, hdr_len: usize) -> Vec<u8> {
+    let mut h = vec![0u8; hdr_len];
+    if size > 9000 {
+        h[0] = 1; // VIRTIO_NET_HDR_F_NEEDS_CSUM
+        h[1] = 1; // VIRTIO_NET_HDR_GSO_TCPV4
+        h[2..4].copy_from_slice(&54u16.to_le_bytes()); // hdr_len
+        h[4..6].copy_from_slice(&1448u16.to_le_bytes()); // gso_size
+        h[6..8].copy_from_slice(&34u16.to_le_bytes()); // csum_start
+        h[8..10].copy_from_slice(&16u16.to_le_bytes()); // csum_offset
+    }
+    h
+}
+
+// ------------------------------------------------------------------- TX
+
+fn bench_tx(o: &Opts, size: usize) -> Result<Row, String> {
+    let (mut net, tid) = setup(o)?;
+    let hdr = net.hdr_len;
+    let len = hdr + size;
+    let mut r = Ring::of(&net.tx);
+    let num = r.num;
+    let nbufs = (num as usize).min(TX_MEM / len).max(1);
+    let mut pkt = tx_hdr(size, hdr);
+    pkt.extend(bench_frame(size));
+    let bufs: Vec<u64> = (0..nbufs)
+        .map(|_| {
+            let g = net.mem.alloc(len);
+            net.mem.write(g, &pkt);
+            g
+        })
+        .collect();
+    let mem = &net.mem;
+    for i in 0..num {
+        r.set_desc(mem, i, bufs[i as usize % nbufs], len as u32, 0);
+    }
+    let mut free: Vec<u16> = (0..num).rev().collect();
+    let mut done = 0u64;
+    let mut row = Row::default();
+    let mut w = Window::new(o);
+    let mut d0 = 0;
+    loop {
+        let ui = r.used_idx(mem);
+        while r.last_used != ui {
+            let (id, _) = r.used_elem(mem);
+            free.push(id);
+            r.last_used = r.last_used.wrapping_add(1);
+            done += 1;
+        }
+        let was = w.measuring();
+        if w.tick(done, tid, &mut row)? {
+            break;
+        }
+        if !was && w.measuring() {
+            d0 = tap_stat(&net, "rx_packets");
+        }
+        if !free.is_empty() {
+            while let Some(id) = free.pop() {
+                r.push(mem, id);
+            }
+            r.notify(mem);
+            continue;
+        }
+        // Ring full: sleep until half of it came back.
+        r.set_used_event(mem, r.last_used.wrapping_add(num / 2 - 1));
+        if r.used_idx(mem) == r.last_used {
+            r.wait(100);
+        }
+    }
+    row.bytes = row.packets * size as u64;
+    row.delivered = Some(tap_stat(&net, "rx_packets") - d0);
+    Ok(row)
+}
+
+// ------------------------------------------------------------------- RX
+
+fn packet_socket(proto: u16, ifindex: i32) -> Result<Fd, String> {
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            proto.to_be() as i32,
+        )
+    };
+    if fd < 0 {
+        return Err(format!("AF_PACKET socket: {}", sys::Errno::last()));
+    }
+    let fd = Fd(fd);
+    let one: i32 = 1;
+    unsafe {
+        libc::setsockopt(
+            fd.raw(),
+            libc::SOL_PACKET,
+            PACKET_QDISC_BYPASS,
+            (&one as *const i32).cast(),
+            4,
+        )
+    };
+    if proto != 0 {
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto.to_be();
+        sll.sll_ifindex = ifindex;
+        let rc = unsafe {
+            libc::bind(
+                fd.raw(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if rc < 0 {
+            return Err(format!("bind AF_PACKET: {}", sys::Errno::last()));
+        }
+    }
+    Ok(fd)
+}
+
+fn sll_to(ifindex: i32, frame: &[u8]) -> libc::sockaddr_ll {
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex;
+    sll.sll_halen = 6;
+    sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+    sll.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
+    sll
+}
+
+/// Injects `frame` out of the tap until `stop`; counts frames sent.
+fn injector(
+    ifindex: i32,
+    frame: Vec<u8>,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+) -> Result<(), String> {
+    let sock = packet_socket(0, ifindex)?;
+    let sll = sll_to(ifindex, &frame);
+    const BATCH: usize = 32;
+    let mut iov = libc::iovec {
+        iov_base: frame.as_ptr() as *mut libc::c_void,
+        iov_len: frame.len(),
+    };
+    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH)
+        .map(|_| {
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_name = (&sll as *const libc::sockaddr_ll) as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            m.msg_hdr.msg_iov = &mut iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    while !stop.load(Ordering::Relaxed) {
+        let n = unsafe { libc::sendmmsg(sock.raw(), msgs.as_mut_ptr(), BATCH as u32, 0) };
+        if n > 0 {
+            sent.fetch_add(n as u64, Ordering::Relaxed);
+        } else {
+            unsafe { libc::sched_yield() };
+        }
+    }
+    Ok(())
+}
+
+fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
+    let (mut net, tid) = setup(o)?;
+    let mut r = Ring::of(&net.rx);
+    let num = r.num;
+    let bufs: Vec<u64> = (0..num).map(|_| net.mem.alloc(RX_BUF)).collect();
+    let mem = &net.mem;
+    for i in 0..num {
+        r.set_desc(mem, i, bufs[i as usize], RX_BUF as u32, VRING_DESC_F_WRITE);
+        r.push(mem, i);
+    }
+    r.notify(mem);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let th = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        let (ifindex, frame) = (net.tap.ifindex, bench_frame(size));
+        std::thread::spawn(move || injector(ifindex, frame, stop, sent))
+    };
+    let mut pkts = 0u64;
+    let mut rest = 0u16; // buffers left of the current packet
+    let mut row = Row::default();
+    let mut w = Window::new(o);
+    let mut s0 = 0;
+    let res = loop {
+        let ui = r.used_idx(mem);
+        let got = r.last_used != ui;
+        while r.last_used != ui {
+            let (id, _) = r.used_elem(mem);
+            if rest == 0 {
+                let nb = mem.r16(bufs[id as usize % bufs.len()] + 10);
+                rest = nb.max(1) - 1;
+                pkts += 1;
+            } else {
+                rest -= 1;
+            }
+            r.push(mem, id);
+            r.last_used = r.last_used.wrapping_add(1);
+        }
+        if got {
+            r.notify(mem);
+        }
+        let was = w.measuring();
+        match w.tick(pkts, tid, &mut row) {
+            Ok(true) => break Ok(()),
+            Ok(false) => {}
+            Err(e) => break Err(e),
+        }
+        if !was && w.measuring() {
+            s0 = sent.load(Ordering::Relaxed);
+        }
+        if !got {
+            r.set_used_event(mem, r.last_used);
+            if r.used_idx(mem) == r.last_used {
+                r.wait(100);
+            }
+        }
+    };
+    let offered = sent.load(Ordering::Relaxed) - s0;
+    stop.store(true, Ordering::Relaxed);
+    let inj = th.join().map_err(|_| "injector panicked".to_string())?;
+    res?;
+    inj?;
+    row.bytes = row.packets * size as u64;
+    row.offered = Some(offered);
+    Ok(row)
+}
+
+// -------------------------------------------------------------- latency
+
+/// Sends back out of the tap every frame the guest sent, until `stop`.
+fn reflector(ifindex: i32, stop: Arc<AtomicBool>) -> Result<(), String> {
+    let sock = packet_socket(libc::ETH_P_ALL as u16, ifindex)?;
+    let one: i32 = 1;
+    unsafe {
+        libc::setsockopt(
+            sock.raw(),
+            libc::SOL_PACKET,
+            PACKET_IGNORE_OUTGOING,
+            (&one as *const i32).cast(),
+            4,
+        )
+    };
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 50_000,
+    };
+    unsafe {
+        libc::setsockopt(
+            sock.raw(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        )
+    };
+    let mut buf = vec![0u8; 70000];
+    while !stop.load(Ordering::Relaxed) {
+        let n = unsafe { libc::recv(sock.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 14 || buf[6..9] != [0x02, 0x76, 0x68] {
+            continue;
+        }
+        let f = &buf[..n as usize];
+        let sll = sll_to(ifindex, f);
+        unsafe {
+            libc::sendto(
+                sock.raw(),
+                f.as_ptr().cast(),
+                f.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+    }
+    Ok(())
+}
+
+fn bench_lat(o: &Opts, size: usize) -> Result<Row, String> {
+    let (mut net, tid) = setup(o)?;
+    let hdr = net.hdr_len;
+    let mut rx = Ring::of(&net.rx);
+    let mut tx = Ring::of(&net.tx);
+    let num = rx.num;
+    let rbufs: Vec<u64> = (0..num).map(|_| net.mem.alloc(RX_BUF)).collect();
+    let mut pkt = vec![0u8; hdr];
+    pkt.extend(bench_frame(size));
+    let tbuf = net.mem.alloc(pkt.len());
+    net.mem.write(tbuf, &pkt);
+    let mem = &net.mem;
+    for i in 0..num {
+        rx.set_desc(mem, i, rbufs[i as usize], RX_BUF as u32, VRING_DESC_F_WRITE);
+        rx.push(mem, i);
+        tx.set_desc(mem, i, tbuf, pkt.len() as u32, 0);
+    }
+    rx.notify(mem);
+    let stop = Arc::new(AtomicBool::new(false));
+    let th = {
+        let stop = stop.clone();
+        let ifindex = net.tap.ifindex;
+        std::thread::spawn(move || reflector(ifindex, stop))
+    };
+    // let the reflector bind before the first ping
+    std::thread::sleep(Duration::from_millis(20));
+    let mut row = Row::default();
+    let mut w = Window::new(o);
+    let mut trips = 0u64;
+    let mut lat = Vec::new();
+    let mut next_tx = 0u16;
+    let res = loop {
+        // reclaim TX (fixed descriptors: nothing to do but advance)
+        let ui = tx.used_idx(mem);
+        tx.last_used = ui;
+        let t0 = Instant::now();
+        tx.push(mem, next_tx);
+        next_tx = (next_tx + 1) % num;
+        tx.notify(mem);
+        let deadline = t0 + Duration::from_secs(2);
+        let mut lost = false;
+        loop {
+            if rx.used_idx(mem) != rx.last_used {
+                break;
+            }
+            rx.set_used_event(mem, rx.last_used);
+            if rx.used_idx(mem) != rx.last_used {
+                break;
+            }
+            if Instant::now() > deadline {
+                lost = true;
+                break;
+            }
+            rx.wait(100);
+        }
+        let dt = t0.elapsed();
+        if !lost {
+            let ui = rx.used_idx(mem);
+            while rx.last_used != ui {
+                let (id, _) = rx.used_elem(mem);
+                rx.push(mem, id);
+                rx.last_used = rx.last_used.wrapping_add(1);
+            }
+            rx.notify(mem);
+            trips += 1;
+            if w.measuring() {
+                lat.push(dt.as_secs_f64() * 1e6);
+            }
+        }
+        match w.tick(trips, tid, &mut row) {
+            Ok(true) => break Ok(()),
+            Ok(false) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    let refl = th.join().map_err(|_| "reflector panicked".to_string())?;
+    res?;
+    refl?;
+    row.bytes = row.packets * size as u64;
+    row.lat = lat;
+    Ok(row)
+}
+
+// ----------------------------------------------------------------- main
+
+fn main() {
+    let o = parse();
+    let (unloaded, errors) = modules::unload_all();
+    if !unloaded.is_empty() || !errors.is_empty() {
+        println!("vbench: before: unloaded {unloaded:?}, errors {errors:?}");
+    }
+    println!(
+        "vbench: {} rounds, window {}s (warm-up {}s){}, ring {}, sizes {:?}, tests {:?}",
+        o.rounds,
+        o.secs,
+        o.warm,
+        if o.pkts > 0 {
+            format!(" or {} packets", o.pkts)
+        } else {
+            String::new()
+        },
+        o.num,
+        o.sizes,
+        o.tests
+    );
+    println!("vbench-header,{HEADER}");
+    let mut rows = 0;
+    let mut errors = 0;
+    let imps: Vec<Impl> = [Impl::C, Impl::Ours]
+        .into_iter()
+        .filter(|i| o.only.map_or(true, |x| x == *i))
+        .collect();
+    for round in 1..=o.rounds {
+        for &imp in &imps {
+            if let Err(e) = o.paths.load(imp) {
+                println!("vbench: ERROR round {round} {}: load: {e}", imp.label());
+                errors += 1;
+                continue;
+            }
+            let t = Instant::now();
+            for test in &o.tests {
+                let sizes: Vec<usize> = if test == "lat" {
+                    vec![64]
+                } else {
+                    o.sizes.clone()
+                };
+                for size in sizes {
+                    let r = match test.as_str() {
+                        "tx" => bench_tx(&o, size),
+                        "rx" => bench_rx(&o, size),
+                        "lat" => bench_lat(&o, size),
+                        _ => Err(format!("unknown test {test}")),
+                    };
+                    match r {
+                        Ok(mut row) => {
+                            print_row(round, imp, test, size, &mut row);
+                            rows += 1;
+                        }
+                        Err(e) => {
+                            println!(
+                                "vbench: ERROR round {round} {} {test} {size}: {e}",
+                                imp.label()
+                            );
+                            errors += 1;
+                        }
+                    }
+                }
+            }
+            // every device of this phase is closed: the module must unload
+            let main = o.paths.main_module(imp);
+            for _ in 0..50 {
+                if modules::refcnt(main).as_deref() == Ok("0") {
+                    break;
+                }
+                sys::sleep_ms(20);
+            }
+            if let Err(e) = o.paths.unload(imp) {
+                println!("vbench: ERROR round {round} {}: unload: {e}", imp.label());
+                errors += 1;
+            }
+            println!(
+                "vbench: round {round} {} took {:.1}s",
+                imp.label(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    println!("vbench: {rows} rows, {errors} errors");
+    std::process::exit(if errors == 0 { 0 } else { 1 });
+}
