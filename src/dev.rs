@@ -20,7 +20,7 @@ use crate::kapi::miscdev::MiscDevice;
 use crate::kapi::mm::MmRef;
 use crate::kapi::poll::{PollEntry, EPOLLIN, EPOLLOUT};
 use crate::kapi::socket::Socket;
-use crate::kapi::task::{current_pid, Kthread, TaskBody, VhostTask, WorkerThread};
+use crate::kapi::task::{cond_resched, current_pid, Kthread, TaskBody, VhostTask, WorkerThread};
 use crate::kapi::uaccess;
 use crate::mem::{new_map, GuestMap};
 use crate::net::Scratch;
@@ -828,11 +828,16 @@ impl TaskBody for VhostNet {
         if work.is_empty() {
             return false;
         }
+        // As C's worker, yield between work items: a ring that requeues
+        // itself (weights, a socket that is always writable) must not keep
+        // a non-preemptible kernel's CPU.
         if work.has(WORK_RX) {
             crate::net::handle_rx(self, &self.rx);
+            cond_resched();
         }
         if work.has(WORK_TX) {
             crate::net::handle_tx(self, &self.tx);
+            cond_resched();
         }
         self.worker.done(&work);
         true

@@ -14,6 +14,7 @@ use crate::iotlb::{Iotlb, MsgNode, Msgs};
 use crate::kapi::eventfd::EventFdCtx;
 use crate::kapi::socket::Socket;
 use crate::kapi::usermem;
+use crate::kapi::xdp::{BuildError, XdpBatch};
 use crate::mem::GuestMap;
 use crate::vcore::dirtylog::{log_write, log_write_bufs, log_write_hva, DirtyBitmap, LogEntry};
 use crate::vcore::errno::Errno;
@@ -69,6 +70,8 @@ pub(crate) struct Scratch {
     log: KVec<LogEntry>,
     /// Used entries collected and not yet published (C's `done_idx`).
     done: usize,
+    /// TX packets copied for tun/tap and not yet handed over.
+    xdp: XdpBatch,
 }
 
 impl Scratch {
@@ -81,6 +84,7 @@ impl Scratch {
                 heads: KVec::from_elem(UsedElem::default(), HEADS, GFP_KERNEL)?,
                 log: KVec::from_elem(LogEntry::default(), HEADS, GFP_KERNEL)?,
                 done: 0,
+                xdp: XdpBatch::new()?,
             },
             GFP_KERNEL,
         )?)
@@ -376,6 +380,16 @@ struct Round<'a> {
 }
 
 impl Round<'_> {
+    /// Records a sent TX chain for the used ring (length 0, as in C).
+    fn push_used(&mut self, head: u16) {
+        let done = self.scratch.done;
+        self.scratch.heads[done] = UsedElem {
+            id: u32::from(head),
+            len: 0,
+        };
+        self.scratch.done += 1;
+    }
+
     /// Reports a ring error to userspace (C's `vq_err`).
     fn vq_err(&self) {
         if let Some(err) = self.err {
@@ -408,6 +422,18 @@ impl Round<'_> {
                 call.signal();
             }
         }
+    }
+
+    /// Hands the TX batch to the socket, then publishes the used entries
+    /// (C's `vhost_tx_batch`). If the socket refuses the batch, C reports
+    /// it and forgets those used entries too; so does this.
+    fn tx_batch(&mut self, sock: &Socket) {
+        if self.scratch.xdp.len() != 0 && self.scratch.xdp.send(sock).is_err() {
+            self.vq_err();
+            self.scratch.done = 0;
+            return;
+        }
+        self.signal_used();
     }
 
     /// Re-enables guest kicks; returns whether buffers arrived meanwhile
@@ -475,6 +501,7 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
     let vq = &mut *guard;
     vq.sync_ring();
     let hlen = vq.vhost_hlen;
+    let sock_hlen = vq.sock_hlen;
     let busyloop_us = vq.busyloop_timeout;
     let poll = dev.sock_poll(1);
     if !prefetch(dev, vq, 1) {
@@ -487,9 +514,11 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
     let mut bytes = 0usize;
     let mut pkts = 0usize;
     let mut busy_polled = false;
+    // C batches into tun/tap only when their send buffer is unlimited.
+    let can_batch = sock.can_batch();
     loop {
         if r.scratch.done == BATCH {
-            r.signal_used();
+            r.tx_batch(sock);
         }
         let Scratch { iov, indirect, .. } = &mut *r.scratch;
         let bufs = ChainBufs {
@@ -504,7 +533,7 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
                     // Publish what was sent, then spin briefly for more
                     // before going back to kicks.
                     busy_polled = true;
-                    r.signal_used();
+                    r.tx_batch(sock);
                     match busy_poll(dev, busyloop_us, || !r.ring.avail_empty(&r.mem).value) {
                         BusyPoll::Ready => continue,
                         BusyPoll::Interrupted => {
@@ -539,11 +568,34 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
             break;
         }
         bytes += len;
-        let more = if bytes < BYTE_WEIGHT && !r.ring.avail_empty(&r.mem).value {
-            bindings::MSG_MORE
-        } else {
-            0
-        };
+        let mut more = 0;
+        if can_batch {
+            match r.scratch.xdp.build(sock, sock_hlen, pieces, hlen, len) {
+                Ok(()) => {
+                    r.push_used(chain.head);
+                    pkts += 1;
+                    if exceeds_weight(dev, WORK_TX, pkts, bytes) {
+                        break;
+                    }
+                    continue;
+                }
+                Err(BuildError::TooBig) => {
+                    // Sent on its own, after what is batched.
+                    r.tx_batch(sock);
+                }
+                Err(BuildError::Failed) => {
+                    r.tx_batch(sock);
+                    r.ring.discard(1);
+                    // SAFETY: Serialised by the ring mutex; the ring holds
+                    // the socket until the poll is stopped.
+                    let _ = unsafe { poll.start(sock.file()) };
+                    break;
+                }
+            }
+        } else if bytes < BYTE_WEIGHT && !r.ring.avail_empty(&r.mem).value {
+            more = bindings::MSG_MORE;
+        }
+        let pieces = &r.scratch.iov[..chain.out_num];
         match sock.sendmsg(as_iovecs(pieces), hlen, len, more) {
             Err(e) if e == EAGAIN || e == ENOMEM || e.to_errno() == -Errno::ENOBUFS.0 => {
                 // The socket is full: retry this chain when it has room.
@@ -556,18 +608,13 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
             // Other errors and short sends drop the packet, as in C.
             _ => {}
         }
-        let done = r.scratch.done;
-        r.scratch.heads[done] = UsedElem {
-            id: u32::from(chain.head),
-            len: 0,
-        };
-        r.scratch.done += 1;
+        r.push_used(chain.head);
         pkts += 1;
         if exceeds_weight(dev, WORK_TX, pkts, bytes) {
             break;
         }
     }
-    r.signal_used();
+    r.tx_batch(sock);
     vq.sync_indices();
 }
 

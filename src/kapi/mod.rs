@@ -16,6 +16,7 @@ pub(crate) mod task;
 pub(crate) mod uaccess;
 pub(crate) mod usermem;
 pub(crate) mod waitqueue;
+pub(crate) mod xdp;
 
 use crate::vcore::errno::Errno;
 use kernel::error::Error;

@@ -17,6 +17,7 @@ extern "C" {
     fn tap_get_socket(file: *mut c_void) -> *mut c_void;
     fn fput(file: *mut c_void);
     fn vhost_net_rs_sk_peek_len(sock: *const c_void) -> c_int;
+    fn vhost_net_rs_sock_can_batch(sock: *const c_void) -> bool;
 }
 
 /// `SOCK_RAW` of `include/linux/net.h`.
@@ -181,6 +182,18 @@ impl Socket {
             }
         };
         usize::try_from(len).unwrap_or(0)
+    }
+
+    /// The raw socket, for the shim.
+    pub(crate) fn as_ptr(&self) -> *mut c_void {
+        self.sock.cast()
+    }
+
+    /// Whether tun/tap batching applies: C batches only when the socket's
+    /// send buffer is unlimited (tun and tap set it so).
+    pub(crate) fn can_batch(&self) -> bool {
+        // SAFETY: By the type invariant `sock` is valid.
+        unsafe { vhost_net_rs_sock_can_batch(self.sock.cast()) }
     }
 
     /// Whether both are the same socket.

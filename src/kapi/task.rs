@@ -23,6 +23,7 @@ extern "C" {
     fn vhost_net_rs_set_current_running();
     fn vhost_net_rs_set_current_interruptible();
     fn vhost_net_rs_current_pid() -> i32;
+    fn vhost_net_rs_cond_resched();
     fn kthread_create_on_node(
         f: unsafe extern "C" fn(*mut c_void) -> i32,
         data: *mut c_void,
@@ -35,6 +36,12 @@ extern "C" {
     fn kthread_use_mm(mm: *mut c_void);
     fn kthread_unuse_mm(mm: *mut c_void);
     fn wake_up_process(task: *mut c_void) -> i32;
+}
+
+/// Yields the CPU if another task should run (`cond_resched`).
+pub(crate) fn cond_resched() {
+    // SAFETY: Called from process context without locks held.
+    unsafe { vhost_net_rs_cond_resched() };
 }
 
 /// The pid of the calling task (`current->pid`), for the worker's name.

@@ -13,7 +13,10 @@
 #include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
 #include <linux/uaccess.h>
+#include <linux/if_tun.h>
 #include <linux/if_vlan.h>
+#include <linux/skbuff.h>
+#include <net/xdp.h>
 #include <net/sock.h>
 
 #include "shim.h"
@@ -209,6 +212,12 @@ void vhost_net_rs_set_current_interruptible(void)
 	set_current_state(TASK_INTERRUPTIBLE);
 }
 
+/* cond_resched() is a macro. */
+void vhost_net_rs_cond_resched(void)
+{
+	cond_resched();
+}
+
 /* task_pid_nr() is inline: the worker is named vhost-<owner pid>. */
 int vhost_net_rs_current_pid(void)
 {
@@ -238,4 +247,119 @@ size_t vhost_net_rs_iov_iter_count(const struct iov_iter *iter)
 unsigned int vhost_net_rs_kiocb_flags(const struct kiocb *iocb)
 {
 	return iocb->ki_filp->f_flags;
+}
+
+/*
+ * TX batching into tun/tap with pre-built XDP buffers (C's
+ * vhost_net_build_xdp and vhost_tx_batch). The buffer layout comes from
+ * skb and XDP macros, so the shim owns the allocation and the xdp_buff
+ * array; Rust copies the packet in and decides what to do.
+ */
+#define VHOST_NET_RS_XDP_BATCH 64
+
+struct vhost_net_rs_xdp_batch {
+	struct page_frag_cache pf;
+	struct xdp_buff xdp[VHOST_NET_RS_XDP_BATCH];
+};
+
+void *vhost_net_rs_xdp_batch_new(void)
+{
+	return kzalloc(sizeof(struct vhost_net_rs_xdp_batch), GFP_KERNEL);
+}
+
+void vhost_net_rs_xdp_batch_free(void *batch)
+{
+	struct vhost_net_rs_xdp_batch *b = batch;
+
+	if (b) {
+		page_frag_cache_drain(&b->pf);
+		kfree(b);
+	}
+}
+
+/* Whether tun/tap may take batches: C batches only with unlimited sndbuf. */
+bool vhost_net_rs_sock_can_batch(const struct socket *sock)
+{
+	return sock->sk->sk_sndbuf == INT_MAX;
+}
+
+/*
+ * A buffer for a packet of @len bytes (header included) whose socket
+ * header is @sock_hlen bytes: NULL with *@err = -ENOSPC if it does not fit
+ * a page, -ENOMEM if allocation fails. *@pad is where the data goes.
+ */
+void *vhost_net_rs_xdp_buf(void *batch, struct socket *sock, size_t sock_hlen,
+			   size_t len, unsigned int *pad, unsigned int *buflen,
+			   int *err)
+{
+	struct vhost_net_rs_xdp_batch *b = batch;
+	int headroom = sock_flag(sock->sk, SOCK_XDP) ? XDP_PACKET_HEADROOM : 0;
+	unsigned int p = SKB_DATA_ALIGN(NET_IP_ALIGN + NET_SKB_PAD + headroom +
+					sock_hlen);
+	unsigned int n = SKB_DATA_ALIGN(sizeof(struct skb_shared_info));
+	void *buf;
+
+	if (SKB_DATA_ALIGN(len + p) + n > PAGE_SIZE) {
+		*err = -ENOSPC;
+		return NULL;
+	}
+	n += SKB_DATA_ALIGN(len + p);
+	buf = page_frag_alloc_align(&b->pf, n, GFP_KERNEL, SMP_CACHE_BYTES);
+	if (!buf) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (!sock_hlen)
+		memset(buf, 0, p);
+	*pad = p;
+	*buflen = n;
+	return buf;
+}
+
+/* Offset of the vnet header in a buffer (struct tun_xdp_hdr's gso). */
+size_t vhost_net_rs_xdp_hdr_offset(void)
+{
+	return offsetof(struct tun_xdp_hdr, gso);
+}
+
+/* Makes @buf the @idx-th buffer of the batch: @len data bytes at @pad. */
+void vhost_net_rs_xdp_commit(void *batch, unsigned int idx, void *buf,
+			     unsigned int pad, size_t len, unsigned int buflen)
+{
+	struct vhost_net_rs_xdp_batch *b = batch;
+	struct tun_xdp_hdr *hdr = buf;
+
+	xdp_init_buff(&b->xdp[idx], buflen, NULL);
+	xdp_prepare_buff(&b->xdp[idx], buf, pad, len, true);
+	hdr->buflen = buflen;
+}
+
+/* Gives back a buffer that was not committed. */
+void vhost_net_rs_xdp_discard(void *buf)
+{
+	page_frag_free(buf);
+}
+
+/* Sends the first @n buffers with TUN_MSG_PTR; frees them on failure. */
+int vhost_net_rs_xdp_send(void *batch, struct socket *sock, unsigned int n)
+{
+	struct vhost_net_rs_xdp_batch *b = batch;
+	struct tun_msg_ctl ctl = {
+		.type = TUN_MSG_PTR,
+		.num = n,
+		.ptr = b->xdp,
+	};
+	struct msghdr msg = {
+		.msg_flags = MSG_DONTWAIT,
+		.msg_control = &ctl,
+		.msg_controllen = sizeof(ctl),
+	};
+	unsigned int i;
+	int err;
+
+	err = sock->ops->sendmsg(sock, &msg, 0);
+	if (err < 0)
+		for (i = 0; i < n; i++)
+			put_page(virt_to_head_page(b->xdp[i].data));
+	return err;
 }

@@ -46,10 +46,22 @@ void vhost_net_rs_smp_mb(void);
 void vhost_net_rs_set_current_running(void);
 void vhost_net_rs_set_current_interruptible(void);
 int vhost_net_rs_current_pid(void);
+void vhost_net_rs_cond_resched(void);
 void vhost_net_rs_init_waitqueue_head(struct wait_queue_head *wq);
 void vhost_net_rs_poll_wait(struct file *file, wait_queue_head_t *wq,
 			    poll_table *table);
 size_t vhost_net_rs_iov_iter_count(const struct iov_iter *iter);
 unsigned int vhost_net_rs_kiocb_flags(const struct kiocb *iocb);
+void *vhost_net_rs_xdp_batch_new(void);
+void vhost_net_rs_xdp_batch_free(void *batch);
+bool vhost_net_rs_sock_can_batch(const struct socket *sock);
+void *vhost_net_rs_xdp_buf(void *batch, struct socket *sock, size_t sock_hlen,
+			   size_t len, unsigned int *pad, unsigned int *buflen,
+			   int *err);
+size_t vhost_net_rs_xdp_hdr_offset(void);
+void vhost_net_rs_xdp_commit(void *batch, unsigned int idx, void *buf,
+			     unsigned int pad, size_t len, unsigned int buflen);
+void vhost_net_rs_xdp_discard(void *buf);
+int vhost_net_rs_xdp_send(void *batch, struct socket *sock, unsigned int n);
 
 #endif

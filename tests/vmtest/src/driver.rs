@@ -853,13 +853,6 @@ impl Net {
     /// `"<prefix>setup <ioctl>"` and must succeed. Returns None (and
     /// records a failure) if the setup could not complete.
     pub fn new(obs: &mut Obs, prefix: &str, cfg: Cfg) -> Option<Net> {
-        let dev = match sys::open("/dev/vhost-net", libc::O_RDWR) {
-            Ok(f) => f,
-            Err(e) => {
-                obs.fail(format!("open /dev/vhost-net: {e}"));
-                return None;
-            }
-        };
         let hdr_len = cfg.hdr_len();
         let tap = match Tap::new(
             if cfg.net_hdr {
@@ -875,6 +868,39 @@ impl Net {
                 return None;
             }
         };
+        Net::with_backend(obs, prefix, cfg, tap, None)
+    }
+
+    /// Like `new`, with a backend the caller made (`tap.fd` is passed to
+    /// SET_BACKEND: a tap, macvtap or AF_PACKET socket; `cap`/`inj` are
+    /// where the test captures and injects), and `VHOST_SET_FORK_FROM_OWNER
+    /// fork` before SET_OWNER if given.
+    pub fn with_backend(
+        obs: &mut Obs,
+        prefix: &str,
+        cfg: Cfg,
+        tap: Tap,
+        fork: Option<u8>,
+    ) -> Option<Net> {
+        let dev = match sys::open("/dev/vhost-net", libc::O_RDWR) {
+            Ok(f) => f,
+            Err(e) => {
+                obs.fail(format!("open /dev/vhost-net: {e}"));
+                return None;
+            }
+        };
+        let hdr_len = cfg.hdr_len();
+        if let Some(v) = fork {
+            let mut v = v;
+            obs.ret_ok(
+                format!("{prefix}setup SET_FORK_FROM_OWNER {v}"),
+                ioctl(
+                    dev.raw(),
+                    uapi::VHOST_SET_FORK_FROM_OWNER as u64,
+                    &mut v as *mut u8 as usize,
+                ),
+            );
+        }
         let mut mem = GuestMem::new(cfg.two_regions);
         let rx = Vq::new(&mem, 0, cfg.num, RX_RING, cfg.event_idx);
         let tx = Vq::new(&mem, 1, cfg.num, TX_RING, cfg.event_idx);
@@ -1084,4 +1110,58 @@ pub fn hash(b: &[u8]) -> String {
 
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+// ------------------------------------------------- raw ring access (hostile)
+
+/// Raw access for tests that write rings no correct driver would write
+/// (tests/hostile.rs): descriptors by index, avail entries and index.
+impl Vq {
+    /// Writes descriptor `i` of the table as given (no bookkeeping).
+    pub fn raw_desc(&self, mem: &GuestMem, i: u16, gpa: u64, len: u32, flags: u16, next: u16) {
+        Self::write_desc(
+            mem,
+            self.desc + 16 * i as u64,
+            Buf { gpa, len },
+            flags,
+            next,
+        );
+    }
+
+    /// Writes a descriptor into a table anywhere in guest memory (an
+    /// indirect table): entry `i` of the table at `table`.
+    pub fn raw_table_desc(
+        mem: &GuestMem,
+        table: u64,
+        i: u16,
+        gpa: u64,
+        len: u32,
+        flags: u16,
+        next: u16,
+    ) {
+        Self::write_desc(mem, table + 16 * i as u64, Buf { gpa, len }, flags, next);
+    }
+
+    /// Puts `head` in the next avail slot (not published; no chain is
+    /// recorded, so its used element comes back with an empty chain).
+    pub fn raw_push(&mut self, mem: &GuestMem, head: u16) {
+        let slot = self.avail + 4 + 2 * (self.avail_idx % self.num) as u64;
+        mem.w16(slot, head);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+    }
+
+    /// Sets the avail index the next `publish` writes (any value).
+    pub fn raw_set_avail_idx(&mut self, idx: u16) {
+        self.avail_idx = idx;
+    }
+
+    /// The avail index as the driver last set it.
+    pub fn raw_avail_idx(&self) -> u16 {
+        self.avail_idx
+    }
+
+    /// Takes descriptor `i` out of the free list (the test uses it raw).
+    pub fn raw_reserve(&mut self, i: u16) {
+        self.free.retain(|&d| d != i);
+    }
 }

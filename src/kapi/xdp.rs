@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A TX batch for tun/tap: packets copied into pre-built XDP buffers and
+//! handed over in one `sendmsg` with `TUN_MSG_PTR` (C's
+//! `vhost_net_build_xdp` and `vhost_tx_batch`). The buffer layout is the
+//! shim's (skb and XDP macros); the copy and the decisions are here.
+
+use super::socket::Socket;
+use super::usermem;
+use crate::vcore::intervalmap::Piece;
+use core::ffi::c_void;
+use kernel::prelude::*;
+
+extern "C" {
+    fn vhost_net_rs_xdp_batch_new() -> *mut c_void;
+    fn vhost_net_rs_xdp_batch_free(batch: *mut c_void);
+    fn vhost_net_rs_xdp_buf(
+        batch: *mut c_void,
+        sock: *mut c_void,
+        sock_hlen: usize,
+        len: usize,
+        pad: *mut u32,
+        buflen: *mut u32,
+        err: *mut i32,
+    ) -> *mut c_void;
+    fn vhost_net_rs_xdp_hdr_offset() -> usize;
+    fn vhost_net_rs_xdp_commit(
+        batch: *mut c_void,
+        idx: u32,
+        buf: *mut c_void,
+        pad: u32,
+        len: usize,
+        buflen: u32,
+    );
+    fn vhost_net_rs_xdp_discard(buf: *mut c_void);
+    fn vhost_net_rs_xdp_send(batch: *mut c_void, sock: *mut c_void, n: u32) -> i32;
+}
+
+/// Buffers in a batch (C's `VHOST_NET_BATCH`).
+pub(crate) const XDP_BATCH: usize = 64;
+
+/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`.
+const NEEDS_CSUM: u8 = 1;
+
+/// Why a packet could not join the batch.
+pub(crate) enum BuildError {
+    /// Too big for a page: send it on its own (`ENOSPC`).
+    TooBig,
+    /// Anything else: C flushes, gives the chain back and stops.
+    Failed,
+}
+
+/// Up to [`XDP_BATCH`] packets waiting to be handed to tun/tap.
+///
+/// # Invariants
+///
+/// `ptr` is a live batch from `vhost_net_rs_xdp_batch_new`; its first
+/// `n` buffers are committed and owned by it until sent.
+pub(crate) struct XdpBatch {
+    ptr: *mut c_void,
+    n: usize,
+}
+
+// SAFETY: The batch is plain memory owned by one ring, used under its mutex.
+unsafe impl Send for XdpBatch {}
+// SAFETY: Shared references give no access (every method takes `&mut`).
+unsafe impl Sync for XdpBatch {}
+
+impl XdpBatch {
+    /// An empty batch.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: Allocation without preconditions.
+        let ptr = unsafe { vhost_net_rs_xdp_batch_new() };
+        if ptr.is_null() {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: A new, empty batch.
+        Ok(Self { ptr, n: 0 })
+    }
+
+    /// Packets waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Copies one packet into the batch: `len` bytes of `pieces` after the
+    /// first `skip` (the header vhost strips), of which the first
+    /// `sock_hlen` are the socket's vnet header.
+    pub(crate) fn build(
+        &mut self,
+        sock: &Socket,
+        sock_hlen: usize,
+        pieces: &[Piece],
+        skip: usize,
+        len: usize,
+    ) -> core::result::Result<(), BuildError> {
+        if len < sock_hlen || self.n >= XDP_BATCH {
+            return Err(BuildError::Failed);
+        }
+        let (mut pad, mut buflen, mut err) = (0u32, 0u32, 0i32);
+        // SAFETY: `ptr` is live (invariant); the socket is referenced by
+        // the ring; the out-pointers are valid locals.
+        let buf = unsafe {
+            vhost_net_rs_xdp_buf(
+                self.ptr,
+                sock.as_ptr(),
+                sock_hlen,
+                len,
+                &mut pad,
+                &mut buflen,
+                &mut err,
+            )
+        };
+        if buf.is_null() {
+            return Err(if err == -(crate::vcore::errno::Errno::ENOSPC.0) {
+                BuildError::TooBig
+            } else {
+                BuildError::Failed
+            });
+        }
+        // SAFETY: Returns a constant.
+        let hdr_off = unsafe { vhost_net_rs_xdp_hdr_offset() };
+        let pad = pad as usize;
+        // SAFETY: The shim sized `buf` for `pad + len - sock_hlen` data
+        // bytes plus its tail, and the header slot lies within the pad
+        // (`pad >= hdr_off + sock_hlen`); nobody else uses the buffer yet.
+        let (hdr, data) = unsafe {
+            (
+                core::slice::from_raw_parts_mut(buf.cast::<u8>().add(hdr_off), sock_hlen),
+                core::slice::from_raw_parts_mut(buf.cast::<u8>().add(pad), len - sock_hlen),
+            )
+        };
+        let ok = copy_pieces(pieces, skip, hdr).is_ok()
+            && fix_csum_hdr_len(hdr, len)
+            && copy_pieces(pieces, skip + sock_hlen, data).is_ok();
+        if !ok {
+            // SAFETY: `buf` came from the batch's allocator and was not
+            // committed.
+            unsafe { vhost_net_rs_xdp_discard(buf) };
+            return Err(BuildError::Failed);
+        }
+        // SAFETY: `buf` is filled; index `n < XDP_BATCH`.
+        unsafe {
+            vhost_net_rs_xdp_commit(
+                self.ptr,
+                self.n as u32,
+                buf,
+                pad as u32,
+                len - sock_hlen,
+                buflen,
+            )
+        };
+        // INVARIANT: One more committed buffer.
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Hands the batch to the socket. On failure tun does not take the
+    /// buffers and they are freed; the batch is empty either way.
+    pub(crate) fn send(&mut self, sock: &Socket) -> Result {
+        if self.n == 0 {
+            return Ok(());
+        }
+        let n = self.n as u32;
+        // INVARIANT: Sent or freed, the buffers are no longer ours.
+        self.n = 0;
+        // SAFETY: `ptr` is live with `n` committed buffers; the socket is
+        // a tun/tap socket referenced by the ring.
+        let r = unsafe { vhost_net_rs_xdp_send(self.ptr, sock.as_ptr(), n) };
+        kernel::error::to_result(r)
+    }
+}
+
+impl Drop for XdpBatch {
+    fn drop(&mut self) {
+        // Batches are always sent before the ring lets go of them, so no
+        // committed buffer is left to free here.
+        // SAFETY: By the type invariant `ptr` is live; nothing uses it after.
+        unsafe { vhost_net_rs_xdp_batch_free(self.ptr) };
+    }
+}
+
+/// Copies `out.len()` bytes from the buffer made of `pieces`, starting
+/// `offset` bytes in.
+fn copy_pieces(pieces: &[Piece], offset: usize, out: &mut [u8]) -> Result {
+    let mut skip = offset as u64;
+    let mut done = 0usize;
+    for p in pieces {
+        if done == out.len() {
+            break;
+        }
+        if skip >= p.len {
+            skip -= p.len;
+            continue;
+        }
+        let n = ((p.len - skip) as usize).min(out.len() - done);
+        usermem::copy_from_user(p.addr + skip, &mut out[done..done + n])?;
+        done += n;
+        skip = 0;
+    }
+    if done == out.len() {
+        Ok(())
+    } else {
+        Err(EFAULT)
+    }
+}
+
+/// C's check of a checksum-offload header: `hdr_len` must cover the
+/// checksum field, raised if needed; a packet shorter than that is refused.
+fn fix_csum_hdr_len(hdr: &mut [u8], len: usize) -> bool {
+    if hdr.len() < 10 || hdr[0] & NEEDS_CSUM == 0 {
+        return true;
+    }
+    let le = |o: usize| u16::from_le_bytes([hdr[o], hdr[o + 1]]);
+    let (hdr_len, csum_start, csum_offset) = (le(2), le(6), le(8));
+    let need = u32::from(csum_start) + u32::from(csum_offset) + 2;
+    if need > u32::from(hdr_len) {
+        let need16 = need as u16;
+        hdr[2..4].copy_from_slice(&need16.to_le_bytes());
+        if usize::from(need16) > len {
+            return false;
+        }
+    }
+    true
+}
