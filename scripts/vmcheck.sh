@@ -53,6 +53,19 @@ else
     EXTRA+=(-f "$VNT_ERR:/etc/vhost_net_test.build-error")
 fi
 
+# The 32-bit client of the compat_ioctl test (/bin/compat32); a failed
+# build is reported by that test, like vhost_net_test's above.
+C32_ERR=$OUT/compat32.build-error
+if gcc -m32 -static -O2 -Wall -Werror -I "$KDIR/usr/include" -o "$OUT/compat32" \
+        "$REPO/tests/compat/compat32.c" 2>"$C32_ERR.tmp"; then
+    rm -f "$C32_ERR" "$C32_ERR.tmp"
+    EXTRA+=(-f "$OUT/compat32:/bin/compat32")
+else
+    { echo "gcc -m32 failed:"; tail -n 20 "$C32_ERR.tmp"; } > "$C32_ERR"
+    rm -f "$C32_ERR.tmp"
+    EXTRA+=(-f "$C32_ERR:/etc/compat32.build-error")
+fi
+
 # 2. The initramfs (a no-op when its inputs are unchanged).
 "$HERE/initramfs.sh" -k "$KDIR" -o "$OUT/initramfs.cpio.gz" -b "$VMTEST" \
     ${MODULE:+-m "$MODULE"} "${EXTRA[@]}" -c vmtest
