@@ -786,8 +786,11 @@ fn get_rx_bufs(
             }
         };
         if chain.out_num != 0 || chain.in_num == 0 {
-            // C: "unexpected descriptor format for RX".
-            fail(r, heads + 1, Some(RingError::Broken(Errno::EINVAL)));
+            // C: "unexpected descriptor format for RX". C gives back only
+            // the chains taken before this one: the bad chain stays
+            // consumed (without a used entry), so the next kick does not
+            // meet it again.
+            fail(r, heads, Some(RingError::Broken(Errno::EINVAL)));
             return Err(());
         }
         nlogs += chain.log_num;
