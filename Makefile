@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # The kernel to build against: the cached test kernel unless given.
 KDIR ?=
 
-.PHONY: module kdir check demo bench fmt clean bootstrap kernel
+.PHONY: module kdir check check-debug soak demo bench fmt clean bootstrap kernel
 
 bootstrap:
 	@scripts/bootstrap.sh >&2
@@ -23,6 +23,12 @@ module: bootstrap
 
 check:
 	@scripts/check.sh
+
+check-debug:
+	@scripts/check-debug.sh
+
+soak:
+	@scripts/check-debug.sh --soak
 
 demo:
 	@scripts/demo.sh

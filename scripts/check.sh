@@ -51,24 +51,40 @@ cargo_tests() { # cargo_tests DIR TITLE
 cargo_tests tests/unit "src/core, property tests, no_std build with kernel lints"
 cargo_tests tests/vmtest "harness, comparison, uapi layout"
 
-# The VM suite: its last line is its own totals.
-echo "=== VM suite (ours and the C vhost_net, same boot)"
-if [ -f vhost_net_rs.ko ]; then
-    vmlog=$(mktemp)
-    scripts/vmcheck.sh "$kdir" "$REPO/vhost_net_rs.ko" 2>&1 | tee "$vmlog"
-    vmrc=${PIPESTATUS[0]}
-    totals=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$vmlog" | tail -n 1)
-    rm -f "$vmlog"
-    if [ -n "$totals" ]; then
-        passed=$((passed + ${totals%% *}))
-        f=${totals#*, }; failed=$((failed + ${f%% *}))
+# A sub-suite whose last line is its own "<n> passed, <m> failed" totals:
+# they are added; a failed run that counted no failure (boot, timeout,
+# kernel report) counts as one.
+suite() { # suite TITLE CMD...
+    local title=$1; shift
+    echo "=== $title"
+    local log rc totals p f
+    log=$(mktemp)
+    "$@" 2>&1 | tee "$log"; rc=${PIPESTATUS[0]}
+    totals=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    rm -f "$log"
+    p=${totals%% *}; f=${totals#*, }; f=${f%% *}
+    [ -n "$totals" ] || { p=0; f=0; }
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "not ok - $title (boot, timeout or kernel report)"; failed=$((failed + 1))
     fi
-    if [ "$vmrc" -ne 0 ] && { [ -z "$totals" ] || [ "${f%% *}" -eq 0 ]; }; then
-        echo "not ok - VM run (boot, timeout or kernel report)"; failed=$((failed + 1))
-    fi
-    step "bench smoke test (BENCH_QUICK=1: runs, well-formed output)" \
-        env BENCH_QUICK=1 BENCH_OUT="$REPO/build/bench-quick" scripts/bench.sh "$kdir" "$REPO/vhost_net_rs.ko"
-else
-    echo "not ok - VM suite: the module was not built"; failed=$((failed + 1))
+}
+
+if [ ! -f vhost_net_rs.ko ]; then
+    echo "not ok - the module was not built: no VM stage can run"; failed=$((failed + 1))
+    finish
+fi
+ko=$REPO/vhost_net_rs.ko
+
+# Every test against ours and the C vhost_net, same boot.
+suite "VM suite (ours and the C vhost_net, same boot)" scripts/vmcheck.sh "$kdir" "$ko"
+step "bench smoke test (BENCH_QUICK=1: runs, well-formed output)" \
+    env BENCH_QUICK=1 BENCH_OUT="$REPO/build/bench-quick" scripts/bench.sh "$kdir" "$ko"
+# Real QEMU guests on /dev/vhost-net (nested), C and ours.
+suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/guestcheck.sh "$kdir" "$ko"
+# Hostile-guest/process tests on the debug kernel (KASAN, lockdep,
+# kmemleak, UBSAN), both modules. VHOST_CHECK_DEBUG=0 skips them.
+if [ "${VHOST_CHECK_DEBUG:-1}" != 0 ]; then
+    suite "hostile tests on the debug kernel (VHOST_CHECK_DEBUG=0 skips)" scripts/check-debug.sh --hostile
 fi
 finish
