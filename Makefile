@@ -28,6 +28,7 @@ check-debug:
 	@scripts/check-debug.sh
 
 soak:
+	@tests/fuzz/run.sh 600
 	@scripts/check-debug.sh --soak
 
 demo:
