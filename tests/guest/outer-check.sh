@@ -1,0 +1,406 @@
+#!/bin/sh
+# Real QEMU guests on /dev/vhost-net, inside the test VM (baked in as
+# /bin/guest-check.sh; run by scripts/guestcheck.sh once per module).
+#
+# Usage: guest-check.sh ours|c
+#
+# Guests (the same kernel, tests/guest/agent.sh serving commands):
+#   A  default offloads; eth0 on tap0 (198.18.0.2, outer 198.18.0.1), eth1
+#      multiqueue (queues=2, mq=on,vectors=6) on tap1 in bridge br0
+#      (198.18.1.2, outer 198.18.1.1); VLAN 100 on eth0 (198.18.100.0/24)
+#   B  offloads off (csum, guest_csum, gso, guest/host tso/ecn/ufo,
+#      mrg_rxbuf, event_idx, indirect_desc); eth0 on tapb0 in br0 (198.18.1.3)
+#   A2 the migration target of A (-incoming unix:), taps tapm0/tapm1
+#   C  after every guest quit and the module was reloaded: default, tap0
+# Output: TAP lines "ok N - ..." / "not ok N - ...", "# metric KEY VALUE"
+# lines for scripts/guestcheck.sh's comparison, and "<n> passed, <m> failed"
+# last. Exit status 0 only if every test passed.
+. /lib/guest/lib.sh
+IMPL=$1
+n=0 passed=0 failed=0
+ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $*"; }
+nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+result() { # result RC NAME...
+    local rc=$1
+    shift
+    if [ "$rc" = 0 ]; then ok "$@"; else nok "$@"; fi
+}
+metric() { echo "# metric $1 $2"; }
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" = 0 ]
+    exit
+}
+
+case $IMPL in
+    ours) MOD=vhost_net_rs ;;
+    c) MOD=vhost_net ;;
+    *) echo "usage: guest-check.sh ours|c"; exit 2 ;;
+esac
+load() {
+    if [ $IMPL = ours ]; then
+        insmod /lib/vhost/vhost_net_rs.ko
+    else
+        insmod /lib/vhost/c/vhost_iotlb.ko && insmod /lib/vhost/c/vhost.ko &&
+            insmod /lib/vhost/c/vhost_net.ko
+    fi
+}
+unload() {
+    if [ $IMPL = ours ]; then rmmod vhost_net_rs; else rmmod vhost_net vhost vhost_iotlb; fi
+}
+refcnt() { cat /sys/module/$MOD/refcnt; }
+
+NET="script=no,downscript=no,vhost=on,vhostforce=on"
+OFF="csum=off,guest_csum=off,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off"
+OFF="$OFF,host_tso4=off,host_tso6=off,host_ecn=off,host_ufo=off,mrg_rxbuf=off,event_idx=off,indirect_desc=off"
+MAC_A0=52:54:00:00:0a:00 MAC_A1=52:54:00:00:0a:01 MAC_B=52:54:00:00:0b:00 MAC_C=52:54:00:00:0c:00
+args_A() { # args_A TAP0 TAP1
+    echo "-netdev tap,id=n0,ifname=$1,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_A0" \
+        "-netdev tap,id=n1,ifname=$2,$NET,queues=2" \
+        "-device virtio-net-pci,netdev=n1,romfile=,mac=$MAC_A1,mq=on,vectors=6"
+}
+args_B="-netdev tap,id=n0,ifname=tapb0,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_B,$OFF"
+
+wait_if() { # wait_if IFACE: QEMU creates the tap before the guest boots
+    local i=0
+    while [ ! -e /sys/class/net/$1 ] && [ $i -lt 240 ]; do usleep 250000; i=$((i + 1)); done
+    [ -e /sys/class/net/$1 ]
+}
+
+# ping_both NAME GUEST_IP OUTER_IP [SIZE] [COUNT]: outer->guest and
+# guest->outer; prints the two loss figures; 0 if no loss
+ping_both() {
+    local name=$1 gip=$2 oip=$3 s=${4:-56} c=${5:-3} o1 o2 l1 l2
+    o1=$(ping -c "$c" -W 5 -s "$s" "$gip" 2>&1)
+    o2=$(g "$name" "ping -c $c -W 5 -s $s $oip" 2>&1)
+    l1=$(ping_loss "$o1"); l2=$(ping_loss "$o2")
+    echo "${l1:-100} ${l2:-100}"
+    [ "${l1:-100}" = 0 ] && [ "${l2:-100}" = 0 ]
+}
+
+# tcp_in NAME GUEST_IP MB SEED KEY: outer -> guest, verified; metric KEY
+tcp_in() {
+    local name=$1 gip=$2 mb=$3 seed=$4 key=$5 port=$((5000 + $4)) s r
+    g "$name" "nettool tcp-recv $port $seed 1800 > /tmp/r$seed 2>&1 &" >/dev/null
+    s=$(nettool tcp-send "$gip" $port $((mb << 20)) "$seed" 1800 2>&1)
+    r=$(g "$name" "sleep 1; cat /tmp/r$seed")
+    echo "#   sent: $s"
+    echo "#   got:  $r"
+    metric "$key" "$(field MB/s "$r")"
+    [ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] &&
+        [ "$(field verify "$r")" = ok ] && [ "$(field bytes "$r")" = $((mb << 20)) ]
+}
+# tcp_out NAME OUTER_IP MB SEED KEY: guest -> outer, verified
+tcp_out() {
+    local name=$1 oip=$2 mb=$3 seed=$4 key=$5 port=$((5000 + $4)) s r p
+    nettool tcp-recv $port "$seed" 1800 > /tmp/r$seed 2>&1 &
+    p=$!
+    s=$(g "$name" "nettool tcp-send $oip $port $((mb << 20)) $seed 1800" 1850 2>&1)
+    wait $p
+    r=$(cat /tmp/r$seed)
+    echo "#   sent: $s"
+    echo "#   got:  $r"
+    metric "$key" "$(field MB/s "$r")"
+    [ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] &&
+        [ "$(field verify "$r")" = ok ] && [ "$(field bytes "$r")" = $((mb << 20)) ]
+}
+# udp_in/udp_out NAME IP COUNT SIZE PPS KEY: at most 2% lost, none corrupt
+udp_ok() { # udp_ok RECV-LINE COUNT KEY
+    local lost
+    lost=$(field lost "$1")
+    metric "$3" "${lost:-all}/$2"
+    [ -n "$lost" ] && [ $((lost * 50)) -le "$2" ] && [ "$(field corrupt "$1")" = 0 ] &&
+        [ "$(field dup "$1")" = 0 ]
+}
+udp_in() {
+    local name=$1 ip=$2 c=$3 sz=$4 pps=$5 key=$6 r
+    g "$name" "nettool udp-recv 6000 $c 600 > /tmp/u 2>&1 &" >/dev/null
+    sleep 1
+    nettool udp-send "$ip" 6000 "$c" "$sz" "$pps" >/dev/null
+    r=$(g "$name" "sleep 4; cat /tmp/u")
+    echo "#   got: $r"
+    udp_ok "$r" "$c" "$key"
+}
+udp_out() {
+    local name=$1 ip=$2 c=$3 sz=$4 pps=$5 key=$6 r p
+    nettool udp-recv 6001 "$c" 600 > /tmp/u 2>&1 &
+    p=$!
+    sleep 1
+    g "$name" "nettool udp-send $ip 6001 $c $sz $pps" >/dev/null
+    wait $p
+    r=$(cat /tmp/u)
+    echo "#   got: $r"
+    udp_ok "$r" "$c" "$key"
+}
+
+# features NAME IFACE: the virtio feature bits the guest driver negotiated
+features() { g "$1" "cat /sys/class/net/$2/device/features"; }
+# irqs NAME IFACE: "input.0 output.0 input.1 output.1" interrupt counts
+irqs() {
+    local v out q
+    v=$(g "$1" "basename \$(readlink /sys/class/net/$2/device)")
+    out=$(g "$1" "cat /proc/interrupts")
+    for q in input.0 output.0 input.1 output.1; do
+        echo "$out" | awk -v n="$v-$q" '$NF == n { for (i = 2; i < NF; i++) if ($i ~ /^[0-9]+$/) s += $i; else break } END { printf "%d ", s }'
+    done
+}
+cpu_of() { vhost_threads "$1" | awk '{ printf "%s ", $3 }'; }
+
+echo "# guest-check: $IMPL ($MOD), QEMU $($QEMU --version | head -n1 | cut -d' ' -f4)"
+load
+result $? "load $MOD"
+[ -c /dev/vhost-net ] || { nok "/dev/vhost-net exists"; finish; }
+
+brctl addbr br0
+echo 0 > /sys/class/net/br0/bridge/forward_delay
+ip addr add 198.18.1.1/24 dev br0 && ip link set br0 up
+
+# --- boot A and B together -------------------------------------------------
+t0=$(now)
+qemu_start A $(args_A tap0 tap1)
+qemu_start B $args_B
+wait_if tap0 && wait_if tap1 && wait_if tapb0
+ip addr add 198.18.0.1/24 dev tap0 && ip link set tap0 up
+for t in tap1 tapb0; do brctl addif br0 $t; ip link set $t up; done
+rc=0
+gwait A 1200 || rc=1
+metric boot_A_s "$(elapsed "$t0")"
+gwait B 1200 || rc=1
+metric boot_B_s "$(elapsed "$t0")"
+result $rc "guests A (2 NICs, one multiqueue) and B (offloads off) boot with vhost=on,vhostforce=on"
+if [ $rc != 0 ]; then
+    for x in A B; do echo "# $x QEMU log:"; sed 's/^/#   /' /tmp/$x.qemu.log; done
+    finish
+fi
+A0=$(guest_if A $MAC_A0) A1=$(guest_if A $MAC_A1) B0=$(guest_if B $MAC_B)
+g A "ip addr add 198.18.0.2/24 dev $A0 && ip link set $A0 up && ip addr add 198.18.1.2/24 dev $A1 && ip link set $A1 up" >/dev/null
+g B "ip addr add 198.18.1.3/24 dev $B0 && ip link set $B0 up" >/dev/null
+
+ta=$(vhost_threads A | wc -l) tb=$(vhost_threads B | wc -l) rf=$(refcnt)
+metric vhost_threads_A "$ta"; metric vhost_threads_B "$tb"; metric refcnt_AB "$rf"
+echo "#   A: $(vhost_threads A | awk '{ printf "%s ", $2 }')B: $(vhost_threads B | awk '{ printf "%s ", $2 }')refcnt $rf"
+[ "$ta" = 3 ] && [ "$tb" = 1 ] && [ "$rf" = 4 ]
+result $? "vhost workers: 3 in A (1 + 2 queue pairs), 1 in B; $MOD refcnt 4"
+fa0=$(features A $A0) fa1=$(features A $A1) fb=$(features B $B0)
+metric features_A_eth0 "$fa0"; metric features_A_eth1 "$fa1"; metric features_B "$fb"
+# bits 0 CSUM, 1 GUEST_CSUM, 15 MRG_RXBUF, 28 INDIRECT_DESC, 29 EVENT_IDX
+bit() { echo "$1" | cut -c$(($2 + 1)); }
+[ "$(bit "$fb" 0)$(bit "$fb" 1)$(bit "$fb" 15)$(bit "$fb" 28)$(bit "$fb" 29)" = 00000 ] &&
+    [ "$(bit "$fa0" 0)$(bit "$fa0" 1)$(bit "$fa0" 15)$(bit "$fa0" 28)$(bit "$fa0" 29)" = 11111 ]
+result $? "negotiated features: B has csum/guest_csum/mrg_rxbuf/indirect/event_idx off, A on"
+
+# --- a. ping, MTU sweep, TCP, UDP on A eth0 (tap0) --------------------------
+ping -c 1 -W 20 198.18.0.2 >/dev/null 2>&1   # ARP, first-packet latency
+l=$(ping_both A 198.18.0.2 198.18.0.1 56 5); rc=$?
+metric ping_loss_A "$l"
+result $rc "ping outer <-> A (5 each way, loss % out/in: $l)"
+for m in 68 576 1280 1500 4000 9000; do
+    ip link set tap0 mtu $m && g A "ip link set $A0 mtu $m" >/dev/null
+    l=$(ping_both A 198.18.0.2 198.18.0.1 $((m - 28)) 2); rc=$?
+    # 8000 bytes in up to 167 fragments: losing one loses the echo, and a
+    # starved nested guest drops some now and then (C as well): 1 of 3 must
+    # come back.
+    o=$(ping -c 3 -W 5 -s 8000 198.18.0.2 2>&1); lf=$(ping_loss "$o")
+    [ "${lf:-100}" != 100 ] || rc=1
+    metric "ping_mtu_$m" "$l ${lf:-100}"
+    result $rc "MTU $m: ping $((m - 28)) bytes both ways, and 8000 bytes (fragmented) outer->A (loss $l ${lf:-100})"
+done
+tcp_in A 198.18.0.2 16 1 tcp_mtu9000_in_MBps
+result $? "MTU 9000: TCP 16 MB outer -> A, content verified"
+tcp_out A 198.18.0.1 16 2 tcp_mtu9000_out_MBps
+result $? "MTU 9000: TCP 16 MB A -> outer, content verified"
+ip link set tap0 mtu 1500 && g A "ip link set $A0 mtu 1500" >/dev/null
+tcp_in A 198.18.0.2 16 3 tcp_in_MBps
+result $? "TCP 16 MB outer -> A, content verified"
+tcp_out A 198.18.0.1 16 4 tcp_out_MBps
+result $? "TCP 16 MB A -> outer, content verified"
+udp_in A 198.18.0.2 2000 1400 1000 udp_in_lost
+result $? "UDP 2000 x 1400 B outer -> A (<= 2% lost, none corrupt)"
+udp_out A 198.18.0.1 2000 1400 1000 udp_out_lost
+result $? "UDP 2000 x 1400 B A -> outer (<= 2% lost, none corrupt)"
+udp_in A 198.18.0.2 300 8000 150 udp_frag_in_lost
+result $? "UDP 300 x 8000 B (fragmented) outer -> A"
+udp_out A 198.18.0.1 300 8000 150 udp_frag_out_lost
+result $? "UDP 300 x 8000 B (fragmented) A -> outer"
+
+# --- b. offloads off: B through br0 -----------------------------------------
+ping -c 1 -W 20 198.18.1.3 >/dev/null 2>&1
+l=$(ping_both B 198.18.1.3 198.18.1.1 56 5); rc=$?
+metric ping_loss_B "$l"
+result $rc "offloads off: ping outer <-> B (loss $l)"
+l=$(ping_both B 198.18.1.3 198.18.1.1 1472 3); rc=$?
+result $rc "offloads off: ping 1472 bytes both ways (loss $l)"
+tcp_in B 198.18.1.3 16 5 tcp_in_B_MBps
+result $? "offloads off: TCP 16 MB outer -> B, content verified"
+tcp_out B 198.18.1.1 16 6 tcp_out_B_MBps
+result $? "offloads off: TCP 16 MB B -> outer, content verified"
+udp_in B 198.18.1.3 1000 1400 500 udp_in_B_lost
+result $? "offloads off: UDP 1000 x 1400 B outer -> B"
+udp_out B 198.18.1.1 1000 1400 500 udp_out_B_lost
+result $? "offloads off: UDP 1000 x 1400 B B -> outer"
+
+# --- c. two NICs, multiqueue -------------------------------------------------
+l=$(ping_both A 198.18.1.2 198.18.1.1 56 3); rc=$?
+l0=$(ping_both A 198.18.0.2 198.18.0.1 56 3) || rc=1
+result $rc "two NICs: A reachable on eth0 ($l0) and eth1 ($l) at once"
+ch=$(g A "nettool channels $A1 2"); rc=$?
+echo "#   $ch"
+metric channels_A_eth1 "$(echo "$ch" | tr -d '\n')"
+case $ch in *combined=2*) ;; *) rc=1 ;; esac
+result $rc "multiqueue: ETHTOOL_SCHANNELS combined=2 on A's eth1"
+i0=$(irqs A $A1) c0=$(cpu_of A)
+rc=0
+for k in 1 2 3 4 5 6; do
+    g A "nettool tcp-recv $((5100 + k)) $((100 + k)) 1800 > /tmp/m$k 2>&1 &" >/dev/null
+done
+pids=""
+for k in 1 2 3 4 5 6; do
+    nettool tcp-send 198.18.1.2 $((5100 + k)) $((4 << 20)) $((100 + k)) 1800 > /tmp/ms$k 2>&1 &
+    pids="$pids $!"
+done
+wait $pids
+pids=""
+for k in 1 2 3 4 5 6; do
+    nettool tcp-recv $((5200 + k)) $((200 + k)) 1800 > /tmp/mo$k 2>&1 &
+    pids="$pids $!"
+done
+g A "for k in 1 2 3 4 5 6; do nettool tcp-send 198.18.1.1 \$((5200 + k)) $((4 << 20)) \$((200 + k)) 1800 > /tmp/mos\$k 2>&1 & done; wait; cat /tmp/mos*" 1850 > /tmp/mos
+wait $pids
+got=$(g A "sleep 1; cat /tmp/m1 /tmp/m2 /tmp/m3 /tmp/m4 /tmp/m5 /tmp/m6")
+good=$( { echo "$got"; cat /tmp/mo1 /tmp/mo2 /tmp/mo3 /tmp/mo4 /tmp/mo5 /tmp/mo6; } | grep -c "bytes=$((4 << 20)) .*verify=ok")
+[ "$good" = 12 ] || rc=1
+i1=$(irqs A $A1) c1=$(cpu_of A)
+echo "#   eth1 interrupts input.0 output.0 input.1 output.1: before $i0 after $i1"
+echo "#   vhost worker CPU seconds (n0, n1 q0, n1 q1): before $c0 after $c1"
+set -- $i0; a1=$1 a2=$2 a3=$3 a4=$4
+set -- $i1
+q0=$(( $1 + $2 - a1 - a2 )) q1=$(( $3 + $4 - a3 - a4 ))
+metric mq_irq_delta_q0_q1 "$q0 $q1"
+[ $q0 -gt 0 ] && [ $q1 -gt 0 ] || rc=1
+result $rc "multiqueue: 6+6 parallel TCP flows over A's eth1 verified ($good/12), both queue pairs used (interrupts $q0, $q1)"
+
+# --- d. bridge between two guests; VLAN --------------------------------------
+o1=$(g A "ping -c 3 -W 5 198.18.1.3") ; o2=$(g B "ping -c 3 -W 5 198.18.1.2")
+l="$(ping_loss "$o1") $(ping_loss "$o2")"
+[ "$l" = "0 0" ]
+result $? "bridge: ping A <-> B through br0 (loss $l)"
+g B "nettool tcp-recv 5301 301 1800 > /tmp/ab 2>&1 &" >/dev/null
+s=$(g A "nettool tcp-send 198.18.1.3 5301 $((8 << 20)) 301 1800" 1850)
+r=$(g B "sleep 1; cat /tmp/ab")
+echo "#   A sent: $s"; echo "#   B got:  $r"
+metric tcp_A_to_B_MBps "$(field MB/s "$r")"
+[ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] && [ "$(field verify "$r")" = ok ]
+result $? "bridge: TCP 8 MB A -> B, content verified"
+vconfig add tap0 100 >/dev/null && ip addr add 198.18.100.1/24 dev tap0.100 && ip link set tap0.100 up
+g A "vconfig add $A0 100 >/dev/null && ip addr add 198.18.100.2/24 dev $A0.100 && ip link set $A0.100 up" >/dev/null
+ping -c 1 -W 20 198.18.100.2 >/dev/null 2>&1
+l=$(ping_both A 198.18.100.2 198.18.100.1 56 3); rc=$?
+result $rc "VLAN 100 inside A (8021q): ping both ways (loss $l)"
+tcp_in A 198.18.100.2 8 7 tcp_vlan_in_MBps
+result $? "VLAN 100: TCP 8 MB outer -> A, content verified"
+
+# --- e. live migration of A to A2, TCP and ping running across it ------------
+qemu_start A2 $(args_A tapm0 tapm1) -incoming unix:/tmp/mig.sock
+wait_if tapm1 && brctl addif br0 tapm1 && ip link set tapm1 up
+wait_if tapm0 && ip link set tapm0 up
+usleep 500000
+echo "#   A2 waiting: $(nettool hmp /tmp/A2.mon info status)"
+g A "nettool tcp-recv 5401 401 1800 > /tmp/mig.r 2>&1 &" >/dev/null
+nettool tcp-send 198.18.1.2 5401 $((32 << 20)) 401 1800 > /tmp/mig.s 2>&1 &
+sp=$!
+ping -i 0.2 -w 1000 198.18.1.2 > /tmp/mig.ping 2>&1 &
+pp=$!
+sleep 3
+tm=$(now)
+echo "#   migrate: $(nettool hmp /tmp/A.mon migrate -d unix:/tmp/mig.sock)"
+st="" i=0
+while [ $i -lt 600 ]; do
+    info=$(nettool hmp /tmp/A.mon info migrate)
+    st=$(echo "$info" | sed -n 's/^Migration status: *//p' | tr -d '\r')
+    case $st in completed|failed|cancelled) break ;; esac
+    [ -n "$st" ] || { echo "#   info migrate: $info"; break; }
+    sleep 1; i=$((i + 1))
+done
+echo "$info" | grep -E 'status|total time|downtime|transferred ram|dirty sync|dirty pages rate|setup' | sed 's/^/#   /'
+metric migration_status "$st"
+metric migration_wall_s "$(elapsed "$tm")"
+metric migration_downtime_ms "$(echo "$info" | sed -n 's/^downtime: *\([0-9]*\).*/\1/p')"
+echo "#   A after: $(nettool hmp /tmp/A.mon info status | tr -d '\r')"
+echo "#   A2 after: $(nettool hmp /tmp/A2.mon info status | tr -d '\r')"
+[ "$st" = completed ]
+result $? "live migration A -> A2 (vhost on both sides) completed ($st)"
+nettool hmp /tmp/A.mon quit >/dev/null 2>&1
+wait $sp
+s=$(cat /tmp/mig.s)
+r=$(g A2 "sleep 1; cat /tmp/mig.r" 60)
+echo "#   outer sent: $s"; echo "#   A2 got:     $r"
+[ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] && [ "$(field verify "$r")" = ok ]
+result $? "migration: TCP 32 MB outer -> A running across it, content verified after it"
+sleep 2
+kill -INT $pp 2>/dev/null; wait $pp
+pl=$(ping_loss "$(cat /tmp/mig.ping)")
+tx=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' /tmp/mig.ping)
+metric migration_ping_loss "$pl% of $tx"
+echo "#   ping every 0.2 s across the migration: $pl% lost of $tx"
+ip addr add 198.18.0.1/24 dev tapm0
+l=$(ping_both A2 198.18.1.2 198.18.1.1 56 3); rc=$?
+l0=$(ping_both A2 198.18.0.2 198.18.0.1 56 3) || rc=1
+result $rc "after migration: A2 reachable on eth1 ($l) and eth0 ($l0)"
+tcp_out A2 198.18.1.1 8 8 tcp_after_migration_MBps
+result $? "after migration: TCP 8 MB A2 -> outer, content verified"
+o1=$(g B "ping -c 3 -W 5 198.18.1.2")
+[ "$(ping_loss "$o1")" = 0 ]
+result $? "after migration: B -> A2 through the bridge"
+ta=$(vhost_threads A2 | wc -l)
+metric vhost_threads_A2 "$ta"
+[ "$ta" = 3 ]
+result $? "A2 has its own 3 vhost workers ($(vhost_threads A2 | awk '{ printf "%s ", $2 }'))"
+
+# --- f. shut down, reload the module, start again ----------------------------
+gquit A2; gquit B
+rf=$(refcnt)
+metric refcnt_after_quit "$rf"
+[ "$rf" = 0 ] && [ -z "$(ls /proc/*/task/*/comm 2>/dev/null | xargs grep -l '^vhost-' 2>/dev/null)" ]
+result $? "every guest shut down: refcnt 0, no vhost worker left"
+unload && load
+result $? "module reloaded (rmmod, insmod)"
+t0=$(now)
+qemu_start C -netdev tap,id=n0,ifname=tap0,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_C
+wait_if tap0 && ip addr add 198.18.0.1/24 dev tap0 && ip link set tap0 up
+gwait C 1200; rc=$?
+metric boot_C_s "$(elapsed "$t0")"
+result $rc "guest C boots on the reloaded module"
+if [ $rc = 0 ]; then
+    C0=$(guest_if C $MAC_C)
+    g C "ip addr add 198.18.0.2/24 dev $C0 && ip link set $C0 up" >/dev/null
+    ping -c 1 -W 20 198.18.0.2 >/dev/null 2>&1
+    l=$(ping_both C 198.18.0.2 198.18.0.1 56 3); rc=$?
+    result $rc "reloaded: ping outer <-> C (loss $l)"
+    tcp_in C 198.18.0.2 8 9 tcp_in_C_MBps
+    result $? "reloaded: TCP 8 MB outer -> C, content verified"
+    tcp_out C 198.18.0.1 8 10 tcp_out_C_MBps
+    result $? "reloaded: TCP 8 MB C -> outer, content verified"
+    gquit C
+fi
+
+# --- the logs ------------------------------------------------------------------
+rc=0
+for x in A B A2 C; do
+    [ -f /tmp/$x.console ] || continue
+    r=$(console_reports /tmp/$x.console) && { echo "# $x kernel reports:"; echo "$r" | sed 's/^/#   /'; rc=1; }
+done
+result $rc "inner guests' kernel logs have no report"
+rc=0
+for x in A B A2 C; do
+    [ -f /tmp/$x.qemu.log ] || continue
+    if [ -s /tmp/$x.qemu.log ]; then
+        echo "# $x QEMU said:"; sed 's/^/#   /' /tmp/$x.qemu.log
+        grep -qi vhost /tmp/$x.qemu.log && rc=1
+    fi
+done
+result $rc "QEMU printed no vhost error or warning"
+sleep 1
+rf=$(refcnt)
+unload
+result $? "unload $MOD at the end (refcnt was $rf)"
+finish
