@@ -73,7 +73,10 @@ c=$OUT/console-c.log o=$OUT/console-ours.log
 case " ${GUESTCHECK_IMPLS:-c ours} " in *" c "*" ours "*|*" ours "*" c "*) ;; *) c="" ;; esac
 if [ -n "$c" ] && [ -f "$c" ] && [ -f "$o" ]; then
     metrics() { tr -d '\r' < "$1" | sed -n 's/^# metric \([^ ]*\) \(.*\)$/\1\t\2/p'; }
-    names() { tr -d '\r' < "$1" | sed -n 's/^\(not \)\{0,1\}ok [0-9]* - //p' | sed 's/ (.*//; s/ ([^)]*$//'; }
+    names() { # the test names, without measurements and module names
+        tr -d '\r' < "$1" | sed -n 's/^\(not \)\{0,1\}ok [0-9]* - //p' |
+            sed 's/ (.*//; s/vhost_net_rs/MODULE/g; s/vhost_net/MODULE/g'
+    }
     echo "# ---- comparison: C vhost_net | vhost_net_rs"
     join -t $'\t' -a1 -a2 -e '-' -o 0,1.2,2.2 <(metrics "$c" | sort -k1,1) <(metrics "$o" | sort -k1,1) |
         awk -F'\t' '{ printf "#   %-26s %-28s | %s\n", $1, $2, $3 }'
