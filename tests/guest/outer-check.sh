@@ -104,12 +104,15 @@ tcp_out() {
     [ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] &&
         [ "$(field verify "$r")" = ok ] && [ "$(field bytes "$r")" = $((mb << 20)) ]
 }
-# udp_in/udp_out NAME IP COUNT SIZE PPS KEY: at most 2% lost, none corrupt
-udp_ok() { # udp_ok RECV-LINE COUNT KEY
-    local lost
+# udp_in/udp_out NAME IP COUNT SIZE PPS KEY: at most 2% lost (5% when SIZE
+# needs IP fragments: one lost fragment of 6 loses the whole datagram, and
+# a TCG guest stalled by its neighbours drops a burst), none corrupt
+udp_ok() { # udp_ok RECV-LINE COUNT KEY SIZE
+    local lost pct=2
+    [ "$4" -gt 1472 ] && pct=5
     lost=$(field lost "$1")
     metric "$3" "${lost:-all}/$2"
-    [ -n "$lost" ] && [ $((lost * 50)) -le "$2" ] && [ "$(field corrupt "$1")" = 0 ] &&
+    [ -n "$lost" ] && [ $((lost * 100)) -le $(($2 * pct)) ] && [ "$(field corrupt "$1")" = 0 ] &&
         [ "$(field dup "$1")" = 0 ]
 }
 udp_in() {
@@ -119,7 +122,7 @@ udp_in() {
     nettool udp-send "$ip" 6000 "$c" "$sz" "$pps" >/dev/null
     r=$(g "$name" "sleep 4; cat /tmp/u")
     echo "#   got: $r"
-    udp_ok "$r" "$c" "$key"
+    udp_ok "$r" "$c" "$key" "$sz"
 }
 udp_out() {
     local name=$1 ip=$2 c=$3 sz=$4 pps=$5 key=$6 r p
@@ -130,7 +133,7 @@ udp_out() {
     wait $p
     r=$(cat /tmp/u)
     echo "#   got: $r"
-    udp_ok "$r" "$c" "$key"
+    udp_ok "$r" "$c" "$key" "$sz"
 }
 
 # features NAME IFACE: the virtio feature bits the guest driver negotiated
@@ -218,10 +221,10 @@ udp_in A 198.18.0.2 2000 1400 1000 udp_in_lost
 result $? "UDP 2000 x 1400 B outer -> A (<= 2% lost, none corrupt)"
 udp_out A 198.18.0.1 2000 1400 1000 udp_out_lost
 result $? "UDP 2000 x 1400 B A -> outer (<= 2% lost, none corrupt)"
-udp_in A 198.18.0.2 300 8000 150 udp_frag_in_lost
-result $? "UDP 300 x 8000 B (fragmented) outer -> A"
-udp_out A 198.18.0.1 300 8000 150 udp_frag_out_lost
-result $? "UDP 300 x 8000 B (fragmented) A -> outer"
+udp_in A 198.18.0.2 300 8000 60 udp_frag_in_lost
+result $? "UDP 300 x 8000 B (fragmented) outer -> A (<= 5% lost, none corrupt)"
+udp_out A 198.18.0.1 300 8000 60 udp_frag_out_lost
+result $? "UDP 300 x 8000 B (fragmented) A -> outer (<= 5% lost, none corrupt)"
 
 # --- b. offloads off: B through br0 -----------------------------------------
 ping -c 1 -W 20 198.18.1.3 >/dev/null 2>&1
