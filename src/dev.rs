@@ -570,7 +570,11 @@ impl VhostNet {
             let sock = if fd == -1 {
                 None
             } else {
-                Some(Socket::lookup(fd)?)
+                let mut s = Socket::lookup(fd)?;
+                if index == 0 {
+                    s.batch_rx()?;
+                }
+                Some(s)
             };
             let same = match (&vq.backend, &sock) {
                 (Some(a), Some(b)) => a.same(b),

@@ -467,7 +467,7 @@ macro_rules! round {
     ($dev:expr, $vq:expr, $index:expr) => {{
         let vq: &mut Vq = $vq;
         let (Some(sock), Some(ring), Some(scratch)) = (
-            vq.backend.as_ref(),
+            vq.backend.as_mut(),
             vq.ring.as_mut(),
             vq.scratch.as_deref_mut(),
         ) else {
@@ -677,11 +677,13 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
             // Too big for the buffers: truncate to nothing and drop it
             // (CVE-2014-0077), the buffers stay with the guest.
             let one = [r.scratch.iov[0]];
-            let _ = sock.recvmsg(as_iovecs(&one), 1);
+            let _ = sock.recvmsg(as_iovecs(&one), 0, 1);
             continue;
         }
         let pieces = &r.scratch.iov[..got.in_num];
-        let r_len = recv_into(sock, pieces, vhost_hlen, sock_len).unwrap_or_default();
+        let r_len = sock
+            .recvmsg(as_iovecs(pieces), vhost_hlen, sock_len)
+            .unwrap_or_default();
         if r_len != sock_len {
             // The packet went away or changed size meanwhile: give the
             // buffers back and go on.
@@ -828,40 +830,6 @@ fn get_rx_bufs(
         log_num: nlogs,
         overrun: false,
     }))
-}
-
-/// Receives one packet of `sock_len` bytes into `pieces` after the first
-/// `skip` bytes (the header vhost supplies itself).
-fn recv_into(sock: &Socket, pieces: &[Piece], skip: usize, sock_len: usize) -> Result<usize> {
-    if skip == 0 {
-        return sock.recvmsg(as_iovecs(pieces), sock_len);
-    }
-    // Find where `skip` bytes end and receive into the rest.
-    let mut off = skip as u64;
-    let mut first = 0;
-    while first < pieces.len() && off >= pieces[first].len {
-        off -= pieces[first].len;
-        first += 1;
-    }
-    let Some(p) = pieces.get(first) else {
-        return sock.recvmsg(&[], sock_len);
-    };
-    if off == 0 {
-        return sock.recvmsg(as_iovecs(&pieces[first..]), sock_len);
-    }
-    // The header ends inside a piece: receive into a trimmed copy of the
-    // iovecs (rare: guests put the header in its own buffer or at the start
-    // of a large one).
-    let mut trimmed = KVec::with_capacity(pieces.len() - first, GFP_KERNEL)?;
-    trimmed.push(
-        Piece {
-            addr: p.addr + off,
-            len: p.len - off,
-        },
-        GFP_KERNEL,
-    )?;
-    trimmed.extend_from_slice(&pieces[first + 1..], GFP_KERNEL)?;
-    sock.recvmsg(as_iovecs(&trimmed), sock_len)
 }
 
 /// Writes `data` at byte `offset` of the buffer made of `pieces`.

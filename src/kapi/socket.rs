@@ -18,6 +18,80 @@ extern "C" {
     fn fput(file: *mut c_void);
     fn vhost_net_rs_sk_peek_len(sock: *const c_void) -> c_int;
     fn vhost_net_rs_sock_can_batch(sock: *const c_void) -> bool;
+    fn vhost_net_rs_rx_ring(file: *mut c_void) -> *mut c_void;
+    fn vhost_net_rs_rx_ring_consume(ring: *mut c_void, queue: *mut *mut c_void, n: c_int) -> c_int;
+    fn vhost_net_rs_rx_ring_unconsume(ring: *mut c_void, queue: *mut *mut c_void, n: c_int);
+    fn vhost_net_rs_rx_ptr_len(ptr: *mut c_void) -> c_int;
+}
+
+/// Packets taken off the receive ring at once (C's `VHOST_NET_BATCH`).
+const RX_BATCH: usize = 64;
+
+/// Packets taken in batches off the receive ring of a tun/tap or macvtap
+/// file (C's `vhost_net_buf`): one ring lock per [`RX_BATCH`] packets
+/// instead of one per packet, and no socket lock to peek a length.
+///
+/// # Invariants
+///
+/// `ring` is the `ptr_ring` of the file that the [`Socket`] owning this
+/// batch holds a reference on. `queue[head..tail]` are packets (an `sk_buff`
+/// or a tun-tagged `xdp_frame` pointer) taken off `ring` in ring order and
+/// owned by this batch; `head <= tail <= RX_BATCH`.
+struct RxBatch {
+    ring: *mut c_void,
+    head: usize,
+    tail: usize,
+    queue: [*mut c_void; RX_BATCH],
+}
+
+impl RxBatch {
+    /// The packet at the head, taking a new batch off the ring if none is
+    /// left; `None` if the ring is empty too.
+    fn peek(&mut self) -> Option<*mut c_void> {
+        if self.head == self.tail {
+            // SAFETY: By the type invariant `ring` is live; `queue` has room
+            // for `RX_BATCH` pointers.
+            let n = unsafe {
+                vhost_net_rs_rx_ring_consume(self.ring, self.queue.as_mut_ptr(), RX_BATCH as c_int)
+            };
+            // INVARIANT: the ring gave us `n <= RX_BATCH` packets.
+            self.head = 0;
+            self.tail = usize::try_from(n).unwrap_or(0).min(RX_BATCH);
+        }
+        (self.head < self.tail).then(|| self.queue[self.head])
+    }
+
+    /// Hands the head packet over to the caller (who passes it to
+    /// `recvmsg`, which consumes or frees it).
+    fn take(&mut self) -> *mut c_void {
+        match self.peek() {
+            Some(p) => {
+                self.head += 1;
+                p
+            }
+            None => core::ptr::null_mut(),
+        }
+    }
+}
+
+impl Drop for RxBatch {
+    /// Gives what was not received back to the ring, in order, freeing
+    /// what no longer fits (C's `vhost_net_buf_unproduce`).
+    fn drop(&mut self) {
+        let n = self.tail - self.head;
+        if n != 0 {
+            // SAFETY: By the type invariant `ring` is live (the owning
+            // `Socket` drops us before its file reference) and we own
+            // `queue[head..tail]`, whose ownership passes to the ring.
+            unsafe {
+                vhost_net_rs_rx_ring_unconsume(
+                    self.ring,
+                    self.queue.as_mut_ptr().add(self.head),
+                    n as c_int,
+                )
+            };
+        }
+    }
 }
 
 /// `SOCK_RAW` of `include/linux/net.h`.
@@ -32,12 +106,16 @@ const SOCK_RAW: c_int = 3;
 /// C module's `sockfd_put`).
 pub(crate) struct Socket {
     sock: *mut bindings::socket,
+    /// Receive batching, for the RX ring of a tun/tap or macvtap backend.
+    rx: Option<KBox<RxBatch>>,
 }
 
-// SAFETY: A file reference may be moved to and dropped from any task, and
-// socket operations lock internally.
+// SAFETY: A file reference may be moved to and dropped from any task,
+// socket operations lock internally, and the packets of a receive batch are
+// plain owned buffers that any task may hand over or give back.
 unsafe impl Send for Socket {}
-// SAFETY: See `Send`; shared use only calls thread-safe socket operations.
+// SAFETY: See `Send`; shared use only calls thread-safe socket operations
+// (the receive batch needs `&mut`).
 unsafe impl Sync for Socket {}
 
 impl Socket {
@@ -60,7 +138,7 @@ impl Socket {
             return Err(errno(Errno::ENOTSOCK));
         }
         // INVARIANT: `sockfd_lookup` took a reference on the socket's file.
-        let this = Self { sock };
+        let this = Self { sock, rx: None };
         // SAFETY: `sock` is a valid socket with its `sk` set.
         if unsafe { vhost_net_rs_sock_type(sock.cast()) } != SOCK_RAW {
             return Err(errno(Errno::ESOCKTNOSUPPORT));
@@ -88,7 +166,10 @@ impl Socket {
         match sock {
             // INVARIANT: the reference from `fget` is the one on
             // `sock->file` (tun and tap sockets point at their own file).
-            Ok(sock) => Ok(Self { sock: sock.cast() }),
+            Ok(sock) => Ok(Self {
+                sock: sock.cast(),
+                rx: None,
+            }),
             Err(e) => {
                 // SAFETY: We own the reference `fget` returned.
                 unsafe { fput(file) };
@@ -138,11 +219,25 @@ impl Socket {
         Ok(r as usize)
     }
 
-    /// Receives one packet into `iov` (`len` bytes of room) with
-    /// `MSG_DONTWAIT | MSG_TRUNC`: returns the packet's full length, which
-    /// may exceed `len` (then the packet was truncated).
-    pub(crate) fn recvmsg(&self, iov: &[bindings::iovec], len: usize) -> Result<usize> {
+    /// Receives one packet into `iov` after its first `skip` bytes (`len`
+    /// bytes of room there) with `MSG_DONTWAIT | MSG_TRUNC`: returns the
+    /// packet's full length, which may exceed `len` (then the packet was
+    /// truncated).
+    ///
+    /// With receive batching the packet is the one [`Self::peek_len`]
+    /// measured, handed to the socket through `msg_control` as in C.
+    pub(crate) fn recvmsg(
+        &mut self,
+        iov: &[bindings::iovec],
+        skip: usize,
+        len: usize,
+    ) -> Result<usize> {
         let mut msg = bindings::msghdr::default();
+        if let Some(rx) = self.rx.as_deref_mut() {
+            // tun_recvmsg and tap_recvmsg take the packet from `msg_control`
+            // and consume or free it, whatever the outcome.
+            msg.__bindgen_anon_1.msg_control = rx.take();
+        }
         // SAFETY: As in `sendmsg`, with the iterator as destination.
         unsafe {
             bindings::iov_iter_init(
@@ -150,9 +245,10 @@ impl Socket {
                 bindings::ITER_DEST,
                 iov.as_ptr(),
                 iov.len() as _,
-                len,
-            )
-        };
+                len + skip,
+            );
+            bindings::iov_iter_advance(&mut msg.msg_iter, skip);
+        }
         // SAFETY: As in `sendmsg`.
         let r = unsafe {
             let ops = (*self.sock).ops;
@@ -173,7 +269,16 @@ impl Socket {
     /// Length of the next packet waiting to be received, 0 if none (C's
     /// `peek_head_len`): tun/tap and macvtap answer through their
     /// `peek_len`, a packet socket by its receive queue.
-    pub(crate) fn peek_len(&self) -> usize {
+    ///
+    /// With receive batching, the length of the batch's head packet.
+    pub(crate) fn peek_len(&mut self) -> usize {
+        if let Some(rx) = self.rx.as_deref_mut() {
+            return match rx.peek() {
+                // SAFETY: `p` is a packet the batch owns.
+                Some(p) => usize::try_from(unsafe { vhost_net_rs_rx_ptr_len(p) }).unwrap_or(0),
+                None => 0,
+            };
+        }
         // SAFETY: By the type invariant `sock` is valid.
         let len = unsafe {
             match (*(*self.sock).ops).peek_len {
@@ -196,6 +301,29 @@ impl Socket {
         unsafe { vhost_net_rs_sock_can_batch(self.sock.cast()) }
     }
 
+    /// Receives in batches from the file's ring if it has one (tun/tap and
+    /// macvtap; C's `get_tap_ptr_ring` for the RX ring). A packet socket
+    /// keeps receiving one packet at a time.
+    pub(crate) fn batch_rx(&mut self) -> Result {
+        // SAFETY: By the type invariant the file is valid; the call only
+        // compares its `f_op` before returning its ring or null.
+        let ring = unsafe { vhost_net_rs_rx_ring(self.file()) };
+        if ring.is_null() {
+            return Ok(());
+        }
+        // INVARIANT: `ring` belongs to our file; the batch starts empty.
+        self.rx = Some(KBox::new(
+            RxBatch {
+                ring,
+                head: 0,
+                tail: 0,
+                queue: [core::ptr::null_mut(); RX_BATCH],
+            },
+            GFP_KERNEL,
+        )?);
+        Ok(())
+    }
+
     /// Whether both are the same socket.
     pub(crate) fn same(&self, other: &Self) -> bool {
         self.sock == other.sock
@@ -210,6 +338,8 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        // Packets go back to the ring while the file still holds it.
+        drop(self.rx.take());
         // SAFETY: By the type invariant we own one reference on the file.
         unsafe { fput((*self.sock).file.cast()) };
     }

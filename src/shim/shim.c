@@ -13,7 +13,10 @@
 #include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
 #include <linux/uaccess.h>
+#include <linux/if_tap.h>
 #include <linux/if_tun.h>
+#include <linux/ptr_ring.h>
+#include <linux/skb_array.h>
 #include <linux/if_vlan.h>
 #include <linux/skbuff.h>
 #include <net/xdp.h>
@@ -275,6 +278,42 @@ void vhost_net_rs_xdp_batch_free(void *batch)
 		page_frag_cache_drain(&b->pf);
 		kfree(b);
 	}
+}
+
+/*
+ * The receive ring of a tun/tap or macvtap file (C's get_tap_ptr_ring),
+ * NULL for anything else.
+ */
+void *vhost_net_rs_rx_ring(struct file *file)
+{
+	struct ptr_ring *ring = tun_get_tx_ring(file);
+
+	if (IS_ERR(ring))
+		ring = tap_get_ptr_ring(file);
+	return IS_ERR(ring) ? NULL : ring;
+}
+
+/* ptr_ring_consume_batched and ptr_ring_unconsume are inline. */
+int vhost_net_rs_rx_ring_consume(void *ring, void **queue, int n)
+{
+	return ptr_ring_consume_batched(ring, queue, n);
+}
+
+void vhost_net_rs_rx_ring_unconsume(void *ring, void **queue, int n)
+{
+	ptr_ring_unconsume(ring, queue, n, tun_ptr_free);
+}
+
+/*
+ * Length of a packet taken off a tun/tap ring: an xdp_frame (tagged
+ * pointer) or an skb with its out-of-band VLAN tag (C's
+ * vhost_net_buf_peek_len; the helpers are inline).
+ */
+int vhost_net_rs_rx_ptr_len(void *ptr)
+{
+	if (tun_is_xdp_frame(ptr))
+		return tun_ptr_to_xdp(ptr)->len;
+	return __skb_array_len_with_tag(ptr);
 }
 
 /* Whether tun/tap may take batches: C batches only with unlimited sndbuf. */
