@@ -23,7 +23,7 @@ use crate::kapi::socket::Socket;
 use crate::kapi::task::{cond_resched, current_pid, Kthread, TaskBody, VhostTask, WorkerThread};
 use crate::kapi::uaccess;
 use crate::mem::{new_map, GuestMap};
-use crate::net::Scratch;
+use crate::net::{Scratch, ZcRing};
 use crate::params;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{self, IotlbAction, SET_FEATURES_FAILED};
@@ -188,6 +188,12 @@ impl VhostNet {
         let name = CString::try_from_fmt(kernel::fmt!("vhost-{}", current_pid()))?;
         let rx_scratch = Scratch::new()?;
         let tx_scratch = Scratch::new()?;
+        // C allocates its zerocopy slots here too (`vhost_net_set_ubuf_info`).
+        let tx_zc = if params::experimental_zcopytx() {
+            Some(ZcRing::new(self.worker.clone())?)
+        } else {
+            None
+        };
         let body = self as *const VhostNet;
         let task = if dev.fork_owner {
             // SAFETY: `self` lives in an `Arc` that the file holds until
@@ -199,12 +205,35 @@ impl VhostNet {
             WorkerThread::Kthread(unsafe { Kthread::start(body, mm.as_ptr(), &name) }?)
         };
         self.rx.lock().scratch = Some(rx_scratch);
-        self.tx.lock().scratch = Some(tx_scratch);
+        {
+            let mut tx = self.tx.lock();
+            tx.scratch = Some(tx_scratch);
+            tx.zc = tx_zc;
+        }
         let (raw, kthread) = task.raw();
         self.worker.set_task(raw, kthread);
         dev.task = Some(task);
         dev.owner = Some(mm);
         Ok(0)
+    }
+
+    /// Waits until the socket has released every packet sent without
+    /// copying (C's `vhost_net_flush` for the TX ring's ubufs); no new one
+    /// is sent meanwhile. Callers hold the device mutex, which serialises
+    /// flushes.
+    fn zcopy_flush(&self) {
+        let zc = {
+            let mut tx = self.tx.lock();
+            let Some(z) = tx.zc.as_deref_mut() else {
+                return;
+            };
+            z.flushing = true;
+            z.zc.clone()
+        };
+        zc.drain();
+        if let Some(z) = self.tx.lock().zc.as_deref_mut() {
+            z.flushing = false;
+        }
     }
 
     /// Brings every ring and the device back to their state after `open`
@@ -215,6 +244,8 @@ impl VhostNet {
         // has and stops, before anything it uses goes away.
         self.stop_polls(0, &mut self.rx.lock());
         self.stop_polls(1, &mut self.tx.lock());
+        // Zerocopy completions wake the worker too: wait for all of them.
+        self.zcopy_flush();
         self.worker.flush();
         self.worker.set_task(core::ptr::null_mut(), false);
         drop(dev.task.take());
@@ -607,9 +638,20 @@ impl VhostNet {
                 return Err(e);
             }
             old = prev;
+            if index == 1 {
+                if let Some(z) = vq.zc.as_deref_mut() {
+                    z.restart();
+                }
+            }
+            drop(vq);
             if old.is_some() {
-                drop(vq);
                 self.worker.flush();
+            }
+            if index == 1 {
+                // Packets the old socket still holds: wait for them and
+                // give their chains back (C waits for the old ubufs here).
+                self.zcopy_flush();
+                crate::net::zerocopy_signal_used(self, &mut self.tx.lock());
             }
         }
         drop(old);
@@ -735,6 +777,7 @@ impl VhostNet {
                 Some(r) => {
                     // C flushes after every device ioctl (vhost_net_flush).
                     self.worker.flush();
+                    self.zcopy_flush();
                     r
                 }
                 None => {

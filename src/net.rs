@@ -14,7 +14,10 @@ use crate::iotlb::{Iotlb, MsgNode, Msgs};
 use crate::kapi::eventfd::EventFdCtx;
 use crate::kapi::socket::Socket;
 use crate::kapi::usermem;
+use crate::kapi::poll::PollEntry;
 use crate::kapi::xdp::{BuildError, XdpBatch};
+use crate::kapi::zcopy::{self, TunMsgCtl, Zcopy, DONE, FAILED, IN_PROGRESS, SLOTS};
+use crate::worker::Worker;
 use crate::mem::GuestMap;
 use crate::vcore::dirtylog::{log_write, log_write_bufs, log_write_hva, DirtyBitmap, LogEntry};
 use crate::vcore::errno::Errno;
@@ -29,7 +32,7 @@ use crate::vq::Vq;
 use crate::worker::{WORK_RX, WORK_TX};
 use kernel::bindings;
 use kernel::prelude::*;
-use kernel::sync::Mutex;
+use kernel::sync::{Arc, Mutex};
 
 /// Packets per round before the ring yields (C's `VHOST_NET_PKT_WEIGHT`).
 const PKT_WEIGHT: usize = 256;
@@ -42,6 +45,11 @@ const HEADS: usize = UIO_MAXIOV + BATCH;
 /// Size of `struct virtio_net_hdr`, the part of the header before
 /// `num_buffers`.
 const VNET_HDR_LEN: usize = 10;
+/// Zerocopy only pays off from this many bytes (C's `VHOST_GOODCOPY_LEN`).
+const GOODCOPY_LEN: usize = 256;
+/// Most zerocopy packets in flight, also bounded by a quarter of the ring
+/// (C's `VHOST_MAX_PEND`).
+const MAX_PEND: usize = 128;
 /// Pieces a ring-metadata access may span through the IOTLB (C's
 /// `vq->iotlb_iov`).
 const META_PIECES: usize = 64;
@@ -377,6 +385,8 @@ struct Round<'a> {
     xlate: GuestXlate<'a>,
     call: Option<&'a EventFdCtx>,
     err: Option<&'a EventFdCtx>,
+    /// The TX ring's zerocopy state, with `experimental_zcopytx`.
+    zc: Option<&'a mut ZcRing>,
 }
 
 impl Round<'_> {
@@ -424,6 +434,38 @@ impl Round<'_> {
         }
     }
 
+    /// Publishes, in order, the zerocopy chains whose pages the socket
+    /// released, up to the first still in flight (C's
+    /// `vhost_zerocopy_signal_used`).
+    fn zc_signal_used(&mut self) {
+        loop {
+            let Some(z) = self.zc.as_deref_mut() else {
+                return;
+            };
+            let room = self.scratch.heads.len() - self.scratch.done;
+            let mut added = 0;
+            while z.done != z.upend && added < room {
+                match z.zc.status(z.done) {
+                    FAILED => z.errs += 1,
+                    DONE => {}
+                    _ => break,
+                }
+                z.zc.set_status(z.done, zcopy::CLEAR);
+                self.scratch.heads[self.scratch.done + added] = UsedElem {
+                    id: u32::from(z.ids[z.done]),
+                    len: 0,
+                };
+                added += 1;
+                z.done = (z.done + 1) % SLOTS;
+            }
+            self.scratch.done += added;
+            self.signal_used();
+            if added < room {
+                return;
+            }
+        }
+    }
+
     /// Hands the TX batch to the socket, then publishes the used entries
     /// (C's `vhost_tx_batch`). If the socket refuses the batch, C reports
     /// it and forgets those used entries too; so does this.
@@ -462,64 +504,75 @@ impl Round<'_> {
     }
 }
 
-/// Splits a locked ring into a round and the parts the handler needs.
+/// Splits a locked ring into its socket and a round, if the ring is set up
+/// (addresses valid and a worker to run it).
+fn split<'a>(
+    dev: &'a VhostNet,
+    vq: &'a mut Vq,
+    index: usize,
+) -> Option<(Option<&'a mut Socket>, Round<'a>)> {
+    let v2 = has_feature(vq.acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2);
+    let Vq {
+        backend,
+        ring,
+        scratch,
+        iotlb,
+        log_ctx,
+        umem,
+        call,
+        err,
+        zc,
+        ..
+    } = vq;
+    let (Some(ring), Some(scratch)) = (ring.as_mut(), scratch.as_deref_mut()) else {
+        return None;
+    };
+    let round = Round {
+        ring,
+        scratch,
+        mem: OwnerMem {
+            iotlb: iotlb.as_deref(),
+            log_ctx: log_ctx.as_deref(),
+        },
+        xlate: GuestXlate {
+            umem: umem.as_deref(),
+            iotlb: iotlb.as_deref(),
+            msgs: dev.msgs(),
+            vq: index,
+            v2,
+        },
+        call: call.as_ref(),
+        err: err.as_ref(),
+        zc: zc.as_deref_mut(),
+    };
+    Some((backend.as_mut(), round))
+}
+
+/// The socket and round of a ring with a backend; returns from the caller
+/// otherwise.
 macro_rules! round {
     ($dev:expr, $vq:expr, $index:expr) => {{
-        let vq: &mut Vq = $vq;
-        let (Some(sock), Some(ring), Some(scratch)) = (
-            vq.backend.as_mut(),
-            vq.ring.as_mut(),
-            vq.scratch.as_deref_mut(),
-        ) else {
-            return;
-        };
-        let v2 = has_feature(vq.acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2);
-        let round = Round {
-            ring,
-            scratch,
-            mem: OwnerMem {
-                iotlb: vq.iotlb.as_deref(),
-                log_ctx: vq.log_ctx.as_deref(),
-            },
-            xlate: GuestXlate {
-                umem: vq.umem.as_deref(),
-                iotlb: vq.iotlb.as_deref(),
-                msgs: $dev.msgs(),
-                vq: $index,
-                v2,
-            },
-            call: vq.call.as_ref(),
-            err: vq.err.as_ref(),
-        };
-        (sock, round)
+        match split($dev, $vq, $index) {
+            Some((Some(sock), round)) => (sock, round),
+            _ => return,
+        }
     }};
 }
 
-/// Runs the TX ring: sends what the guest posted (C's `handle_tx_copy`).
-pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
-    let mut guard = vqm.lock();
-    let vq = &mut *guard;
-    vq.sync_ring();
-    let hlen = vq.vhost_hlen;
-    let sock_hlen = vq.sock_hlen;
-    let busyloop_us = vq.busyloop_timeout;
-    let poll = dev.sock_poll(1);
-    if !prefetch(dev, vq, 1) {
-        return;
-    }
-    let (sock, mut r) = round!(dev, vq, 1);
-    r.disable_notify();
-    // SAFETY: Serialised by the ring mutex we hold.
-    unsafe { poll.stop() };
-    let mut bytes = 0usize;
-    let mut pkts = 0usize;
-    let mut busy_polled = false;
-    // C batches into tun/tap only when their send buffer is unlimited.
-    let can_batch = sock.can_batch();
+/// The next chain the guest posted for TX, checked as C's `get_tx_bufs`:
+/// its head, how many pieces it has in the scratch iovecs, and its length
+/// without the vhost header. `None` ends the round: nothing posted (kicks
+/// re-enabled, after an optional busy poll), an IOTLB miss, or a broken
+/// ring (reported).
+fn tx_chain(
+    dev: &VhostNet,
+    r: &mut Round<'_>,
+    sock: &Socket,
+    hlen: usize,
+    busyloop_us: u32,
+    busy_polled: &mut bool,
+) -> Option<(u16, usize, usize)> {
     loop {
-        if r.scratch.done == BATCH {
-            r.tx_batch(sock);
-        }
         let Scratch { iov, indirect, .. } = &mut *r.scratch;
         let bufs = ChainBufs {
             iov: iov.as_mut_slice(),
@@ -529,16 +582,16 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
         let chain = match r.ring.get_desc_chain(&r.mem, &r.xlate, bufs) {
             Ok(Some(c)) => c,
             Ok(None) => {
-                if busyloop_us != 0 && !busy_polled {
+                if busyloop_us != 0 && !*busy_polled {
                     // Publish what was sent, then spin briefly for more
                     // before going back to kicks.
-                    busy_polled = true;
+                    *busy_polled = true;
                     r.tx_batch(sock);
                     match busy_poll(dev, busyloop_us, || !r.ring.avail_empty(&r.mem).value) {
                         BusyPoll::Ready => continue,
                         BusyPoll::Interrupted => {
                             dev.worker().queue(WORK_TX);
-                            break;
+                            return None;
                         }
                         BusyPoll::TimedOut => {}
                     }
@@ -546,75 +599,307 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
                 if r.enable_notify_raced() {
                     continue;
                 }
-                break;
+                return None;
             }
-            Err(RingError::IotlbMiss { .. }) => break,
+            Err(RingError::IotlbMiss { .. }) => return None,
             Err(RingError::Broken(_)) => {
                 r.vq_err();
-                break;
+                return None;
             }
         };
         if chain.in_num != 0 {
             // C: "Unexpected descriptor format for TX".
             r.vq_err();
-            break;
+            return None;
         }
-        let pieces = &r.scratch.iov[..chain.out_num];
-        let total: u64 = pieces.iter().map(|p| p.len).sum();
+        let total: u64 = r.scratch.iov[..chain.out_num].iter().map(|p| p.len).sum();
         let len = (total as usize).saturating_sub(hlen);
         if len == 0 {
             // C: "Unexpected header len for TX".
             r.vq_err();
-            break;
+            return None;
         }
-        bytes += len;
-        let mut more = 0;
-        if can_batch {
-            match r.scratch.xdp.build(sock, sock_hlen, pieces, hlen, len) {
-                Ok(()) => {
-                    r.push_used(chain.head);
-                    pkts += 1;
-                    if exceeds_weight(dev, WORK_TX, pkts, bytes) {
+        return Some((chain.head, chain.out_num, len));
+    }
+}
+
+/// Whether a send error means "no room now, retry the chain later".
+fn tx_retry(e: Error) -> bool {
+    e == EAGAIN || e == ENOMEM || e.to_errno() == -Errno::ENOBUFS.0
+}
+
+/// Runs the TX ring: sends what the guest posted (C's `handle_tx`), by
+/// copying, or without copying when zerocopy is on and the socket can.
+pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
+    let mut guard = vqm.lock();
+    let vq = &mut *guard;
+    vq.sync_ring();
+    let hlen = vq.vhost_hlen;
+    let sock_hlen = vq.sock_hlen;
+    let busyloop_us = vq.busyloop_timeout;
+    let num = vq.num as usize;
+    let poll = dev.sock_poll(1);
+    if !prefetch(dev, vq, 1) {
+        return;
+    }
+    let (sock, mut r) = round!(dev, vq, 1);
+    r.disable_notify();
+    // SAFETY: Serialised by the ring mutex we hold.
+    unsafe { poll.stop() };
+    let t = TxRound {
+        dev,
+        poll,
+        hlen,
+        busyloop_us,
+    };
+    if r.zc.is_some() && sock.zerocopy() {
+        t.zerocopy(sock, &mut r, num);
+    } else {
+        t.copy(sock, &mut r, sock_hlen);
+    }
+    vq.sync_indices();
+}
+
+/// What a TX round needs besides the ring.
+struct TxRound<'a> {
+    dev: &'a VhostNet,
+    /// The socket poll, restarted when the socket is full.
+    poll: &'a PollEntry,
+    hlen: usize,
+    busyloop_us: u32,
+}
+
+impl TxRound<'_> {
+    /// The socket is full: give the chain back and wait for room.
+    fn socket_full(&self, r: &mut Round<'_>, sock: &Socket) {
+        r.ring.discard(1);
+        // SAFETY: Serialised by the ring mutex; the ring holds the socket
+        // until the poll is stopped.
+        let _ = unsafe { self.poll.start(sock.file()) };
+    }
+
+    /// C's `handle_tx_copy`.
+    fn copy(&self, sock: &Socket, r: &mut Round<'_>, sock_hlen: usize) {
+        let (dev, hlen) = (self.dev, self.hlen);
+        let mut bytes = 0usize;
+        let mut pkts = 0usize;
+        let mut busy_polled = false;
+        // C batches into tun/tap only when their send buffer is unlimited.
+        let can_batch = sock.can_batch();
+        loop {
+            if r.scratch.done == BATCH {
+                r.tx_batch(sock);
+            }
+            let Some((head, out_num, len)) =
+                tx_chain(dev, r, sock, hlen, self.busyloop_us, &mut busy_polled)
+            else {
+                break;
+            };
+            let pieces = &r.scratch.iov[..out_num];
+            bytes += len;
+            let mut more = 0;
+            if can_batch {
+                match r.scratch.xdp.build(sock, sock_hlen, pieces, hlen, len) {
+                    Ok(()) => {
+                        r.push_used(head);
+                        pkts += 1;
+                        if exceeds_weight(dev, WORK_TX, pkts, bytes) {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(BuildError::TooBig) => {
+                        // Sent on its own, after what is batched.
+                        r.tx_batch(sock);
+                    }
+                    Err(BuildError::Failed) => {
+                        r.tx_batch(sock);
+                        self.socket_full(r, sock);
                         break;
                     }
-                    continue;
                 }
-                Err(BuildError::TooBig) => {
-                    // Sent on its own, after what is batched.
-                    r.tx_batch(sock);
-                }
-                Err(BuildError::Failed) => {
-                    r.tx_batch(sock);
-                    r.ring.discard(1);
-                    // SAFETY: Serialised by the ring mutex; the ring holds
-                    // the socket until the poll is stopped.
-                    let _ = unsafe { poll.start(sock.file()) };
+            } else if bytes < BYTE_WEIGHT && !r.ring.avail_empty(&r.mem).value {
+                more = bindings::MSG_MORE;
+            }
+            let pieces = &r.scratch.iov[..out_num];
+            match sock.sendmsg(as_iovecs(pieces), hlen, len, more, None) {
+                Err(e) if tx_retry(e) => {
+                    self.socket_full(r, sock);
                     break;
                 }
+                // Other errors and short sends drop the packet, as in C.
+                _ => {}
             }
-        } else if bytes < BYTE_WEIGHT && !r.ring.avail_empty(&r.mem).value {
-            more = bindings::MSG_MORE;
-        }
-        let pieces = &r.scratch.iov[..chain.out_num];
-        match sock.sendmsg(as_iovecs(pieces), hlen, len, more) {
-            Err(e) if e == EAGAIN || e == ENOMEM || e.to_errno() == -Errno::ENOBUFS.0 => {
-                // The socket is full: retry this chain when it has room.
-                r.ring.discard(1);
-                // SAFETY: Serialised by the ring mutex; the ring holds the
-                // socket until the poll is stopped.
-                let _ = unsafe { poll.start(sock.file()) };
+            r.push_used(head);
+            pkts += 1;
+            if exceeds_weight(dev, WORK_TX, pkts, bytes) {
                 break;
             }
-            // Other errors and short sends drop the packet, as in C.
-            _ => {}
         }
-        r.push_used(chain.head);
-        pkts += 1;
-        if exceeds_weight(dev, WORK_TX, pkts, bytes) {
-            break;
+        r.tx_batch(sock);
+    }
+
+    /// C's `handle_tx_zerocopy`: packets of at least `GOODCOPY_LEN` bytes
+    /// go to the socket on the guest's pages while few are in flight; their
+    /// chains reach the used ring when the socket releases the pages, in
+    /// the order they were sent. Shorter ones are copied and used at once.
+    fn zerocopy(&self, sock: &Socket, r: &mut Round<'_>, num: usize) {
+        let (dev, hlen) = (self.dev, self.hlen);
+        let mut bytes = 0usize;
+        let mut pkts = 0usize;
+        let mut busy_polled = false;
+        loop {
+            // Give back what the socket released first.
+            r.zc_signal_used();
+            let Some((head, out_num, len)) =
+                tx_chain(dev, r, sock, hlen, self.busyloop_us, &mut busy_polled)
+            else {
+                break;
+            };
+            let Some(z) = r.zc.as_deref_mut() else {
+                break;
+            };
+            let use_zc = len >= GOODCOPY_LEN && !z.exceeds_maxpend(num) && z.select();
+            let mut ctl = TunMsgCtl::new();
+            let slot = z.upend;
+            if use_zc {
+                z.ids[slot] = head;
+                // SAFETY: We hold the ring mutex; `slot` is not armed: the
+                // slots from `done` to `upend` are the armed ones and
+                // `exceeds_maxpend` keeps `upend` from reaching `done`.
+                unsafe { z.zc.arm(slot, &mut ctl) };
+                z.upend = (slot + 1) % SLOTS;
+            }
+            bytes += len;
+            let more = if bytes < BYTE_WEIGHT
+                && !r.ring.avail_empty(&r.mem).value
+                && !z.exceeds_maxpend(num)
+            {
+                bindings::MSG_MORE
+            } else {
+                0
+            };
+            let pieces = &r.scratch.iov[..out_num];
+            let sent = sock.sendmsg(as_iovecs(pieces), hlen, len, more, use_zc.then_some(&mut ctl));
+            if let Err(e) = sent {
+                let retry = tx_retry(e);
+                if use_zc {
+                    // The socket took no pages, or released them already
+                    // (then the callback has run and dropped the
+                    // reference).
+                    if z.zc.status(slot) == IN_PROGRESS {
+                        z.zc.put();
+                    }
+                    if retry {
+                        z.upend = slot;
+                    } else {
+                        z.zc.set_status(slot, DONE);
+                    }
+                }
+                if retry {
+                    self.socket_full(r, sock);
+                    break;
+                }
+                // Other errors drop the packet, as in C.
+            }
+            z.tx_packet();
+            if use_zc {
+                r.zc_signal_used();
+            } else {
+                r.push_used(head);
+                r.signal_used();
+            }
+            pkts += 1;
+            if exceeds_weight(dev, WORK_TX, pkts, bytes) {
+                break;
+            }
         }
     }
-    r.tx_batch(sock);
+}
+
+/// The TX ring's side of zerocopy, under its mutex (C's `upend_idx`,
+/// `done_idx`, `heads[].id`, `tx_flush`, `tx_packets`, `tx_zcopy_err`).
+///
+/// # Invariants
+///
+/// `done` and `upend` are below [`SLOTS`]; the slots from `done` up to
+/// (not including) `upend`, in ring order, were armed for the chains
+/// `ids[done..upend]`, in the order they were sent.
+pub(crate) struct ZcRing {
+    /// Shared with the completion callback.
+    pub(crate) zc: Arc<Zcopy>,
+    ids: KVec<u16>,
+    upend: usize,
+    done: usize,
+    /// A flush waits for the packets in flight: arm no new ones.
+    pub(crate) flushing: bool,
+    /// Packets sent since the error count was last cleared.
+    packets: u32,
+    /// Zerocopy packets the socket had to copy after all.
+    errs: u32,
+}
+
+impl ZcRing {
+    /// Zerocopy state for the TX ring served by `worker`.
+    pub(crate) fn new(worker: Arc<Worker>) -> Result<KBox<Self>> {
+        let zc = Zcopy::new(worker)?;
+        // INVARIANT: nothing armed, `done == upend`.
+        Ok(KBox::new(
+            Self {
+                zc,
+                ids: KVec::from_elem(0u16, SLOTS, GFP_KERNEL)?,
+                upend: 0,
+                done: 0,
+                flushing: false,
+                packets: 0,
+                errs: 0,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// Too many packets in flight to send more without copying, or to
+    /// hold back with `MSG_MORE` (C's `vhost_exceeds_maxpend`).
+    fn exceeds_maxpend(&self, num: usize) -> bool {
+        (self.upend + SLOTS - self.done) % SLOTS > MAX_PEND.min(num >> 2)
+    }
+
+    /// Whether zerocopy is worth trying: not while flushing, and not while
+    /// more than one packet in 64 ended up copied anyway (C's
+    /// `vhost_net_tx_select_zcopy`).
+    fn select(&self) -> bool {
+        !self.flushing && self.packets / 64 >= self.errs
+    }
+
+    /// Counts a sent packet; every 1024 the error count starts over (C's
+    /// `vhost_net_tx_packet`).
+    fn tx_packet(&mut self) {
+        self.packets += 1;
+        if self.packets >= 1024 {
+            self.packets = 0;
+            self.errs = 0;
+        }
+    }
+
+    /// A new backend: the heuristics start over (C's `set_backend`).
+    pub(crate) fn restart(&mut self) {
+        self.packets = 0;
+        self.errs = 0;
+        self.flushing = false;
+    }
+}
+
+/// Gives the chains the socket released back to the guest, on ring
+/// `vq` (the TX ring) whether or not it has a backend (C's
+/// `vhost_zerocopy_signal_used` after a backend change).
+pub(crate) fn zerocopy_signal_used(dev: &VhostNet, vq: &mut Vq) {
+    if vq.zc.is_none() {
+        return;
+    }
+    vq.sync_ring();
+    if let Some((_, mut r)) = split(dev, vq, 1) {
+        r.zc_signal_used();
+    }
     vq.sync_indices();
 }
 

@@ -7,6 +7,7 @@ extern "C" {
     fn vhost_net_rs_param_max_mem_regions() -> u32;
     fn vhost_net_rs_param_max_iotlb_entries() -> i32;
     fn vhost_net_rs_param_fork_from_owner_default() -> bool;
+    fn vhost_net_rs_param_experimental_zcopytx() -> i32;
 }
 
 /// `max_mem_regions`: the most regions `VHOST_SET_MEM_TABLE` accepts.
@@ -32,4 +33,11 @@ pub(crate) fn valid_max_iotlb_entries() -> bool {
 pub(crate) fn fork_from_owner_default() -> bool {
     // SAFETY: As above.
     unsafe { vhost_net_rs_param_fork_from_owner_default() }
+}
+
+/// `experimental_zcopytx`: TX rings of tun/tap and macvtap backends send
+/// without copying (C's `vhost_net_enable_zcopy` at load).
+pub(crate) fn experimental_zcopytx() -> bool {
+    // SAFETY: As above.
+    unsafe { vhost_net_rs_param_experimental_zcopytx() != 0 }
 }

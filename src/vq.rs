@@ -8,7 +8,7 @@ use crate::kapi::eventfd::{EventFdCtx, EventFdFile};
 use crate::kapi::socket::Socket;
 use crate::kapi::uaccess::access_ok;
 use crate::mem::GuestMap;
-use crate::net::Scratch;
+use crate::net::{Scratch, ZcRing};
 use crate::vcore::features::has_feature;
 use crate::vcore::ring::{Ring, SplitConfig, SplitRing, UsedLog};
 use crate::vcore::uapi::{
@@ -74,6 +74,9 @@ pub(crate) struct Vq {
     pub(crate) ring: Option<Ring>,
     /// The worker's buffers for this ring, from `VHOST_SET_OWNER` on.
     pub(crate) scratch: Option<KBox<Scratch>>,
+    /// TX with `experimental_zcopytx`: zerocopy state, from
+    /// `VHOST_SET_OWNER` on.
+    pub(crate) zc: Option<KBox<ZcRing>>,
 }
 
 impl Vq {
@@ -105,6 +108,7 @@ impl Vq {
             sock_hlen: 0,
             ring: None,
             scratch: None,
+            zc: None,
         }
     }
 

@@ -20,9 +20,10 @@
 //!
 //! The task handle is only used under these rules: it is published after
 //! the task starts and cleared before the task stops, both under the device
-//! mutex; every waker outside that mutex is a poll callback, and all polls
-//! are stopped (which waits for running callbacks) before the handle is
-//! cleared.
+//! mutex; every waker outside that mutex is a poll callback or a zerocopy
+//! completion, and all polls are stopped (which waits for running
+//! callbacks) and all zerocopy packets drained (which waits for running
+//! completions, `kapi::zcopy`) before the handle is cleared.
 
 use crate::kapi::task::set_running;
 use crate::kapi::waitqueue::WaitQueue;

@@ -17,6 +17,7 @@ pub(crate) mod uaccess;
 pub(crate) mod usermem;
 pub(crate) mod waitqueue;
 pub(crate) mod xdp;
+pub(crate) mod zcopy;
 
 use crate::vcore::errno::Errno;
 use kernel::error::Error;

@@ -3,6 +3,7 @@
 //! The backend of a virtqueue: a tun/tap, macvtap or `AF_PACKET` socket.
 
 use super::errno;
+use super::zcopy::TunMsgCtl;
 use crate::vcore::errno::Errno;
 use core::ffi::{c_int, c_void};
 use kernel::bindings;
@@ -22,6 +23,7 @@ extern "C" {
     fn vhost_net_rs_rx_ring_consume(ring: *mut c_void, queue: *mut *mut c_void, n: c_int) -> c_int;
     fn vhost_net_rs_rx_ring_unconsume(ring: *mut c_void, queue: *mut *mut c_void, n: c_int);
     fn vhost_net_rs_rx_ptr_len(ptr: *mut c_void) -> c_int;
+    fn vhost_net_rs_sock_zerocopy(sock: *const c_void) -> bool;
 }
 
 /// Packets taken off the receive ring at once (C's `VHOST_NET_BATCH`).
@@ -183,17 +185,26 @@ impl Socket {
     ///
     /// `iov` holds user addresses of the calling task's address space (the
     /// worker runs in the owner's).
+    ///
+    /// With `ctl` (zerocopy), the socket builds the skb on the pages of
+    /// `iov` and releases them through the `ubuf_info` in `ctl`.
     pub(crate) fn sendmsg(
         &self,
         iov: &[bindings::iovec],
         skip: usize,
         len: usize,
         flags: u32,
+        ctl: Option<&mut TunMsgCtl>,
     ) -> Result<usize> {
         let mut msg = bindings::msghdr {
             msg_flags: bindings::MSG_DONTWAIT | flags,
             ..Default::default()
         };
+        if let Some(ctl) = ctl {
+            // tun_sendmsg and tap_sendmsg read a kernel `tun_msg_ctl`.
+            msg.__bindgen_anon_1.msg_control = (ctl as *mut TunMsgCtl).cast();
+            msg.msg_controllen = core::mem::size_of::<TunMsgCtl>();
+        }
         // SAFETY: `iov` is valid for `iov.len()` entries during the call;
         // the iterator only lives in `msg`, which does not outlive it.
         unsafe {
@@ -322,6 +333,13 @@ impl Socket {
             GFP_KERNEL,
         )?);
         Ok(())
+    }
+
+    /// Whether the socket can send without copying (tun/tap and macvtap
+    /// set `SOCK_ZEROCOPY`).
+    pub(crate) fn zerocopy(&self) -> bool {
+        // SAFETY: By the type invariant `sock` is valid.
+        unsafe { vhost_net_rs_sock_zerocopy(self.sock.cast()) }
     }
 
     /// Whether both are the same socket.

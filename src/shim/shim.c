@@ -316,6 +316,50 @@ int vhost_net_rs_rx_ptr_len(void *ptr)
 	return __skb_array_len_with_tag(ptr);
 }
 
+/*
+ * Zerocopy TX (experimental_zcopytx). Whether the socket builds skbs on
+ * the sender's pages (tun and macvtap set SOCK_ZEROCOPY).
+ */
+bool vhost_net_rs_sock_zerocopy(const struct socket *sock)
+{
+	return sock_flag(sock->sk, SOCK_ZEROCOPY);
+}
+
+/* Arms @u for one packet: its @ops, one reference, C's flags (macros). */
+void vhost_net_rs_ubuf_arm(struct ubuf_info *u, const struct ubuf_info_ops *ops)
+{
+	u->ops = ops;
+	u->flags = SKBFL_ZEROCOPY_FRAG;
+	refcount_set(&u->refcnt, 1);
+}
+
+/* Drops a reference of @u: true for the last one (inline). */
+bool vhost_net_rs_ubuf_put(struct ubuf_info *u)
+{
+	return refcount_dec_and_test(&u->refcnt);
+}
+
+/* Fills a tun_msg_ctl carrying @u (TUN_MSG_UBUF is a macro). */
+void vhost_net_rs_tun_ctl_ubuf(struct tun_msg_ctl *ctl, struct ubuf_info *u)
+{
+	/* Rust declares it as { u16 type, u16 num, void *ptr }. */
+	BUILD_BUG_ON(sizeof(*ctl) != 8 + sizeof(void *));
+	ctl->type = TUN_MSG_UBUF;
+	ctl->num = 0;
+	ctl->ptr = u;
+}
+
+/* rcu_read_lock_bh and its unlock are inline. */
+void vhost_net_rs_rcu_read_lock_bh(void)
+{
+	rcu_read_lock_bh();
+}
+
+void vhost_net_rs_rcu_read_unlock_bh(void)
+{
+	rcu_read_unlock_bh();
+}
+
 /* Whether tun/tap may take batches: C batches only with unlimited sndbuf. */
 bool vhost_net_rs_sock_can_batch(const struct socket *sock)
 {

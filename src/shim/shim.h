@@ -59,6 +59,15 @@ void *vhost_net_rs_rx_ring(struct file *file);
 int vhost_net_rs_rx_ring_consume(void *ring, void **queue, int n);
 void vhost_net_rs_rx_ring_unconsume(void *ring, void **queue, int n);
 int vhost_net_rs_rx_ptr_len(void *ptr);
+bool vhost_net_rs_sock_zerocopy(const struct socket *sock);
+struct ubuf_info;
+struct ubuf_info_ops;
+struct tun_msg_ctl;
+void vhost_net_rs_ubuf_arm(struct ubuf_info *u, const struct ubuf_info_ops *ops);
+bool vhost_net_rs_ubuf_put(struct ubuf_info *u);
+void vhost_net_rs_tun_ctl_ubuf(struct tun_msg_ctl *ctl, struct ubuf_info *u);
+void vhost_net_rs_rcu_read_lock_bh(void);
+void vhost_net_rs_rcu_read_unlock_bh(void);
 void *vhost_net_rs_xdp_buf(void *batch, struct socket *sock, size_t sock_hlen,
 			   size_t len, unsigned int *pad, unsigned int *buflen,
 			   int *err);

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Zerocopy transmission (`experimental_zcopytx`, off by default as in C):
+//! tun/tap and macvtap build the skb on the guest's pages instead of
+//! copying them, and call us back through a `ubuf_info` when the last
+//! reference to those pages is gone (the seed's "TX credits using
+//! destructor"). Until then the chain cannot be given back to the guest.
+//!
+//! [`Zcopy`] is the part the callback shares with the worker: one slot per
+//! packet in flight, its completion status, and a count of packets in
+//! flight that teardown waits on (C's `ubuf_info` array, `heads[].len`
+//! and `vhost_net_ubuf_ref`). The slot indices, which chain each slot
+//! carries and when to stop using zerocopy are the TX ring's business
+//! (`crate::net`), under its mutex.
+//!
+//! # Lifetime
+//!
+//! The callback may run in any context that frees an skb (softirq too),
+//! long after `sendmsg` returned. It reaches the [`Zcopy`] through a raw
+//! pointer in the slot, so a [`Zcopy`] is never freed while a packet is in
+//! flight: [`Zcopy::drain`] waits for the count to fall to zero and then
+//! for an RCU grace period, since the callback still touches the [`Zcopy`]
+//! (and wakes the worker) after its decrement, inside an RCU-bh read-side
+//! section. Dropping a [`Zcopy`] drains it first. The device drains before
+//! it stops its worker thread, so no callback can wake a stopped thread.
+
+use crate::worker::{Worker, WORK_TX};
+use crate::kapi::waitqueue::WaitQueue;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+use kernel::types::Opaque;
+
+extern "C" {
+    fn vhost_net_rs_ubuf_arm(u: *mut bindings::ubuf_info, ops: *const bindings::ubuf_info_ops);
+    fn vhost_net_rs_ubuf_put(u: *mut bindings::ubuf_info) -> bool;
+    fn vhost_net_rs_tun_ctl_ubuf(ctl: *mut TunMsgCtl, u: *mut bindings::ubuf_info);
+    fn vhost_net_rs_rcu_read_lock_bh();
+    fn vhost_net_rs_rcu_read_unlock_bh();
+}
+
+/// Slots, so packets in flight at most (C's `UIO_MAXIOV` ubufs).
+pub(crate) const SLOTS: usize = 1024;
+
+/// A slot's status (C's `VHOST_DMA_*_LEN`): free, or its packet already
+/// given back to the guest.
+pub(crate) const CLEAR: u8 = 0;
+/// The socket holds the guest's pages.
+pub(crate) const IN_PROGRESS: u8 = 1;
+/// The pages were released after a successful transmission.
+pub(crate) const DONE: u8 = 2;
+/// The pages were released, but the skb had to be copied (or was
+/// dropped): zerocopy did not pay off.
+pub(crate) const FAILED: u8 = 3;
+
+/// `struct tun_msg_ctl` of `include/linux/if_tun.h` (not in the bindings;
+/// the shim checks the size).
+#[repr(C)]
+pub(crate) struct TunMsgCtl {
+    type_: u16,
+    num: u16,
+    ptr: *mut c_void,
+}
+
+impl TunMsgCtl {
+    /// An empty control message, for [`Zcopy::arm`] to fill.
+    pub(crate) const fn new() -> Self {
+        Self {
+            type_: 0,
+            num: 0,
+            ptr: core::ptr::null_mut(),
+        }
+    }
+}
+
+/// What the skb points at: the kernel's `ubuf_info` first, so the
+/// callback's pointer is also a pointer to the slot.
+#[repr(C)]
+struct Slot {
+    ubuf: bindings::ubuf_info,
+    zc: *const Zcopy,
+    index: usize,
+}
+
+/// The callbacks of our slots.
+static UBUF_OPS: bindings::ubuf_info_ops = bindings::ubuf_info_ops {
+    complete: Some(complete),
+    link_skb: None,
+};
+
+/// Packets handed to a socket without copying, and their completions.
+///
+/// # Invariants
+///
+/// `refs` is 1 (the ring's own reference, absent only inside
+/// [`Zcopy::drain`]) plus the number of armed slots whose callback has not
+/// run yet. `slots` and `status` have [`SLOTS`] entries and never
+/// reallocate. An armed slot (status [`IN_PROGRESS`], armed by
+/// [`Zcopy::arm`]) belongs to the socket until its callback runs; the other
+/// slots belong to the TX ring's round, which holds the ring mutex.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Zcopy {
+    refs: AtomicU32,
+    /// [`Zcopy::drain`] sleeps here until `refs` is 0.
+    #[pin]
+    drained: WaitQueue,
+    status: KVec<AtomicU8>,
+    slots: KVec<Opaque<Slot>>,
+    /// Asked to run the TX ring when completions may let it progress.
+    worker: Arc<Worker>,
+}
+
+// SAFETY: The slots are only written by the ring round (under the ring
+// mutex) or, once armed, by the socket and our callback, which the kernel
+// serialises through the `ubuf_info` reference count; everything else is
+// atomic or a wait queue.
+unsafe impl Send for Zcopy {}
+// SAFETY: As above.
+unsafe impl Sync for Zcopy {}
+
+impl Zcopy {
+    /// Zerocopy state for a TX ring served by `worker`.
+    pub(crate) fn new(worker: Arc<Worker>) -> Result<Arc<Self>> {
+        let mut status = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
+        let mut slots = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
+        for _ in 0..SLOTS {
+            status.push(AtomicU8::new(CLEAR), GFP_KERNEL)?;
+            slots.push(Opaque::uninit(), GFP_KERNEL)?;
+        }
+        // INVARIANT: no slot is armed; `refs` is the ring's reference.
+        Arc::pin_init(
+            pin_init!(Self {
+                refs: AtomicU32::new(1),
+                drained <- WaitQueue::new(),
+                status,
+                slots,
+                worker,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The status of slot `index` (`CLEAR`, `IN_PROGRESS`, `DONE`,
+    /// `FAILED`).
+    pub(crate) fn status(&self, index: usize) -> u8 {
+        self.status[index].load(Ordering::Acquire)
+    }
+
+    /// Marks slot `index` free again (its chain went to the used ring) or
+    /// done (the socket refused the packet without taking the pages).
+    pub(crate) fn set_status(&self, index: usize, status: u8) {
+        self.status[index].store(status, Ordering::Relaxed);
+    }
+
+    /// Arms slot `index` for one packet and fills `ctl` for `sendmsg`'s
+    /// `msg_control`: the socket takes the guest's pages and releases them
+    /// through our callback.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the TX ring mutex and slot `index` is not armed.
+    pub(crate) unsafe fn arm(&self, index: usize, ctl: &mut TunMsgCtl) {
+        let slot = self.slots[index].get();
+        self.status[index].store(IN_PROGRESS, Ordering::Relaxed);
+        self.refs.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: The slot is ours until the socket has it (not armed, the
+        // ring mutex is held); `ubuf` is its first field.
+        unsafe {
+            (*slot).zc = self;
+            (*slot).index = index;
+            vhost_net_rs_ubuf_arm(&raw mut (*slot).ubuf, &UBUF_OPS);
+            vhost_net_rs_tun_ctl_ubuf(ctl, &raw mut (*slot).ubuf);
+        }
+    }
+
+    /// Drops one reference (C's `vhost_net_ubuf_put`); wakes [`Self::drain`]
+    /// at zero. Returns what is left.
+    pub(crate) fn put(&self) -> u32 {
+        let left = self.refs.fetch_sub(1, Ordering::AcqRel) - 1;
+        if left == 0 {
+            self.drained.wake_up_all();
+        }
+        left
+    }
+
+    /// Waits until no packet is in flight, then for every callback to have
+    /// finished with us, and takes the ring's reference back (C's
+    /// `vhost_net_ubuf_put_and_wait` and the `synchronize_rcu` of its
+    /// callers). Process context; callers serialise drains (the device
+    /// mutex) and keep new packets from being armed meanwhile (the ring's
+    /// `flushing` flag). Callbacks take no lock of ours, so any may be held.
+    pub(crate) fn drain(&self) {
+        self.put();
+        self.drained
+            .wait_uninterruptible(|| self.refs.load(Ordering::Acquire) == 0);
+        // SAFETY: Called from process context without spinlocks.
+        unsafe { bindings::synchronize_rcu() };
+        self.refs.store(1, Ordering::Release);
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Zcopy {
+    fn drop(self: Pin<&mut Self>) {
+        // No callback may reach us once we are gone.
+        self.drain();
+    }
+}
+
+/// `ubuf_info_ops.complete`: the socket is done with a packet's pages
+/// (C's `vhost_zerocopy_complete`).
+///
+/// # Safety
+///
+/// Called by the networking core with a `ubuf_info` we armed in
+/// [`Zcopy::arm`].
+unsafe extern "C" fn complete(
+    _skb: *mut bindings::sk_buff,
+    ubuf: *mut bindings::ubuf_info,
+    success: bool,
+) {
+    // SAFETY: `ubuf` is live; only the final reference (of the skb and
+    // its clones) completes the packet.
+    if !unsafe { vhost_net_rs_ubuf_put(ubuf) } {
+        return;
+    }
+    let slot = ubuf.cast::<Slot>();
+    // SAFETY: `ubuf` is the first field of a `Slot` (`repr(C)`) we armed;
+    // its `zc` outlives every armed slot (module docs, `Zcopy::drain`).
+    let (zc, index) = unsafe { (&*(*slot).zc, (*slot).index) };
+    // SAFETY: Plain read-side critical section, closed below.
+    unsafe { vhost_net_rs_rcu_read_lock_bh() };
+    zc.status[index].store(if success { DONE } else { FAILED }, Ordering::Release);
+    let left = zc.put();
+    // Run the ring when the guest may be waiting for these buffers (the
+    // last one in flight), and every 16 completions otherwise (C's
+    // heuristic).
+    if left <= 1 || left % 16 == 0 {
+        zc.worker.queue(WORK_TX);
+    }
+    // SAFETY: Closes the section opened above.
+    unsafe { vhost_net_rs_rcu_read_unlock_bh() };
+}
