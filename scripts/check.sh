@@ -50,7 +50,8 @@ cargo_tests() { # cargo_tests DIR TITLE
 }
 cargo_tests tests/unit "src/core, property tests, no_std build with kernel lints"
 cargo_tests tests/vmtest "harness, comparison, uapi layout"
-# Fuzzing src/core's descriptor-chain parser, bounded (make soak runs long).
+# Fuzzing src/core (desc_chain, interval_map, iotlb_msg), bounded (make soak
+# runs long).
 step "cargo fuzz, ${VHOST_FUZZ_SECS:-20} s per target (ASan)" tests/fuzz/run.sh "${VHOST_FUZZ_SECS:-20}"
 
 # A sub-suite whose last line is its own "<n> passed, <m> failed" totals:

@@ -12,7 +12,7 @@
 //! sockets, memory maps) are dropped after the locks are released where the
 //! C module does so too.
 
-use crate::iotlb::{new_iotlb, parse_iotlb_msg, Iotlb, Msgs};
+use crate::iotlb::{new_iotlb, Iotlb, Msgs};
 use crate::kapi::errno;
 use crate::kapi::eventfd::{EventFdCtx, EventFdFile};
 use crate::kapi::iov::IovIter;
@@ -747,7 +747,7 @@ impl VhostNet {
         if iter.copy_from(&mut raw) != raw.len() {
             return Err(EINVAL);
         }
-        let msg = parse_iotlb_msg(&raw);
+        let msg = validate::parse_iotlb_msg(&raw);
         // The device mutex is held throughout, as in C, which also keeps
         // the worker's task alive for the kicks below (see `worker`).
         let dev = self.dev.lock();

@@ -217,23 +217,6 @@ impl Msgs {
     }
 }
 
-/// Parses the message part of a `write`: `struct vhost_iotlb_msg` bytes.
-pub(crate) fn parse_iotlb_msg(b: &[u8; 32]) -> VhostIotlbMsg {
-    let u64_at = |o: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b[o..o + 8]);
-        u64::from_ne_bytes(w)
-    };
-    VhostIotlbMsg {
-        iova: u64_at(0),
-        size: u64_at(8),
-        uaddr: u64_at(16),
-        perm: b[24],
-        type_: b[25],
-        padding: [0; 6],
-    }
-}
-
 /// A new, empty device IOTLB.
 pub(crate) fn new_iotlb() -> Result<Arc<Iotlb>> {
     Arc::pin_init(

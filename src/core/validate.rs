@@ -384,6 +384,26 @@ pub(crate) fn iotlb_write_layout(ty: i32, backend_features: u64) -> Result<Write
     }
 }
 
+/// Decodes the `struct vhost_iotlb_msg` that follows the layout's header in
+/// a `write`, as C's `copy_from_iter` into the structure does: fields in
+/// native byte order at their C offsets; the 6 bytes of tail padding are
+/// not looked at.
+pub(crate) fn parse_iotlb_msg(b: &[u8; 32]) -> VhostIotlbMsg {
+    let u64_at = |o: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[o..o + 8]);
+        u64::from_ne_bytes(w)
+    };
+    VhostIotlbMsg {
+        iova: u64_at(0),
+        size: u64_at(8),
+        uaddr: u64_at(16),
+        perm: b[24],
+        type_: b[25],
+        padding: [0; 6],
+    }
+}
+
 /// What an accepted IOTLB message did, so the caller can follow up (reset
 /// the rings' metadata cache; after an update, wake rings waiting on a miss
 /// inside the new range).
@@ -691,5 +711,32 @@ mod tests {
         assert_eq!(iotlb_write_layout(3, 0), Err(Errno::EINVAL));
         assert_eq!(iotlb_write_layout(-1, 0), Err(Errno::EINVAL));
         assert_eq!(VHOST_IOTLB_MISS, 1);
+    }
+
+    #[test]
+    fn iotlb_msg_decode() {
+        let mut b = [0xeeu8; 32];
+        b[0..8].copy_from_slice(&0x1122_3344_5566_7788u64.to_ne_bytes());
+        b[8..16].copy_from_slice(&u64::MAX.to_ne_bytes());
+        b[16..24].copy_from_slice(&0x7fff_0000_1000u64.to_ne_bytes());
+        b[24] = VHOST_ACCESS_RW;
+        b[25] = VHOST_IOTLB_UPDATE;
+        // The tail padding (0xee here) is not part of the value.
+        assert_eq!(
+            parse_iotlb_msg(&b),
+            VhostIotlbMsg {
+                iova: 0x1122_3344_5566_7788,
+                size: u64::MAX,
+                uaddr: 0x7fff_0000_1000,
+                perm: VHOST_ACCESS_RW,
+                type_: VHOST_IOTLB_UPDATE,
+                padding: [0; 6],
+            }
+        );
+        // The layout is the C structure's: each field at its offset.
+        assert_eq!(core::mem::offset_of!(VhostIotlbMsg, size), 8);
+        assert_eq!(core::mem::offset_of!(VhostIotlbMsg, uaddr), 16);
+        assert_eq!(core::mem::offset_of!(VhostIotlbMsg, perm), 24);
+        assert_eq!(core::mem::offset_of!(VhostIotlbMsg, type_), 25);
     }
 }

@@ -2,9 +2,10 @@
 
 use proptest::prelude::*;
 
+use crate::mapfuzz::{check_query, check_state, check_translate};
 use crate::model::Model;
 use crate::storage::{ArrayStorage, VecStorage};
-use crate::vcore::intervalmap::{IntervalMap, Piece, Storage, FLAG_RETIRE};
+use crate::vcore::intervalmap::{IntervalMap, Storage, FLAG_RETIRE};
 
 /// Capacity of the fixed-array storage; smaller than some limits, so that
 /// allocation failures (`ENOMEM`) happen too.
@@ -103,42 +104,16 @@ fn check<S: Storage>(storage: S, capacity: usize, limit: u32, flags: u32, ops: &
                 map.del_range(start, last);
                 model.del_range(start, last);
             }
-            Op::Query { start, last } => {
-                // first() and then the whole next() chain.
-                let mut got = Vec::new();
-                let mut cur = map.first(start, last);
-                while let Some((i, e)) = cur {
-                    got.push(*e);
-                    cur = map.next(i, start, last);
-                }
-                let mut want = Vec::new();
-                let mut cur = model.first(start, last);
-                while let Some(e) = cur {
-                    want.push(e);
-                    cur = model.next(&e, start, last);
-                }
-                assert_eq!(got, want, "{op:?}");
-            }
+            // first() and then the whole next() chain.
+            Op::Query { start, last } => check_query(&map, &model, start, last),
             Op::Translate {
                 addr,
                 len,
                 access,
                 cap,
-            } => {
-                let mut out = [Piece::default(); 8];
-                let got = map
-                    .translate(addr, len, access, &mut out[..cap])
-                    .map(|n| out[..n].to_vec());
-                let want = model.translate(addr, len, access, cap);
-                assert_eq!(got, want, "{op:?}");
-            }
+            } => check_translate(&map, &model, addr, len, access, cap),
         }
-        let entries: Vec<_> = map.iter().copied().collect();
-        assert_eq!(entries, model.sorted(), "after {op:?}");
-        assert_eq!(map.len(), model.list.len());
-        if limit > 0 {
-            assert!(map.len() <= limit as usize);
-        }
+        check_state(&map, &model, limit, flags);
     }
 }
 

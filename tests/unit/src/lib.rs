@@ -10,10 +10,18 @@
 #[path = "../../../src/core/mod.rs"]
 mod vcore;
 
-// The simulated guest is shared with the fuzz target, so it is not test-only.
+// The simulated guest, the naive interval-map model and the storages are
+// shared with the fuzz targets, so they are not test-only.
+#[allow(dead_code)]
+mod mapfuzz;
+#[allow(dead_code)]
+mod model;
 #[allow(dead_code)]
 mod ringsim;
+#[allow(dead_code)]
+mod storage;
 
+pub use mapfuzz::{fuzz_interval_map, fuzz_iotlb_msg};
 pub use ringsim::fuzz_desc_chain;
 
 #[cfg(test)]
@@ -25,14 +33,10 @@ mod intervalmap_props;
 #[cfg(test)]
 mod intervalmap_tests;
 #[cfg(test)]
-mod model;
-#[cfg(test)]
 mod nostd_check;
 #[cfg(test)]
 mod ring_props;
 #[cfg(test)]
 mod ring_tests;
-#[cfg(test)]
-mod storage;
 #[cfg(test)]
 mod validate_tests;
