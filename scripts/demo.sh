@@ -14,15 +14,8 @@ scripts/bootstrap.sh >&2
 kdir=$(scripts/kernel.sh release)
 scripts/module.sh "$kdir" >/dev/null
 out=$REPO/build/demo
-# The host's TSC frequency for the VM's clock: see scripts/guestcheck.sh.
-TSC_APPEND=""
-if grep -qw tsc_known_freq /proc/cpuinfo && grep -qw constant_tsc /proc/cpuinfo; then
-    khz=$(awk '/^cpu MHz/ { printf "%d", $4 * 1000; exit }' /proc/cpuinfo)
-    [ -z "$khz" ] || TSC_APPEND="tsc_early_khz=$khz tsc=reliable"
-fi
 img=$(scripts/guest-image.sh "$kdir" "$out" "$REPO/vhost_net_rs.ko")
 VM_MEM=${VM_MEM:-2048} scripts/vm.sh -k "$kdir" -i "$img" -t "${DEMO_TIMEOUT:-1800}" \
-    ${TSC_APPEND:+-a "$TSC_APPEND"} \
     -c "DEMO_MB=${DEMO_MB:-64} /bin/guest-demo.sh" 2>&1 |
     grep --line-buffered -vE '^\[ *[0-9]+\.[0-9]+\] |^vmtest-init: running|^vmtest-exit-status'
 exit "${PIPESTATUS[0]}"

@@ -14,6 +14,7 @@
 #                            /usr/share/seabios), its TCG accelerator module
 #                            if this QEMU has one, KDIR's bzImage and
 #                            inner.cpio.gz under /guest, tests/guest/*.sh
+#                            (outer-{demo,check,bench}.sh as /bin/guest-*.sh)
 # Each step is skipped when its inputs are unchanged. Prints OUTDIR/outer.cpio.gz.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -65,7 +66,8 @@ else
     rm -rf "$share"; mv "$share.tmp" "$share"
 fi
 EXTRA+=(-f "$share:/usr/share/qemu" -f "/usr/share/seabios:/usr/share/seabios")
-for f in lib.sh:/lib/guest/lib.sh outer-demo.sh:/bin/guest-demo.sh outer-check.sh:/bin/guest-check.sh; do
+for f in lib.sh:/lib/guest/lib.sh outer-demo.sh:/bin/guest-demo.sh outer-check.sh:/bin/guest-check.sh \
+         outer-bench.sh:/bin/guest-bench.sh; do
     EXTRA+=(-f "$REPO/tests/guest/${f%%:*}:${f#*:}")
 done
 EXTRA+=(-f "$OUT/nettool:/bin/nettool"

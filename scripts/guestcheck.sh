@@ -36,24 +36,13 @@ if ! img=$("$HERE/guest-image.sh" "$KDIR" "$OUT" "$(realpath "$MODULE")"); then
     exit 1
 fi
 
-# Under TCG the guest's TSC is the host's; calibrated against the emulated
-# PIT on a loaded machine it gives a clock several times too fast (timeouts
-# fire early, throughput is wrong). Tell the kernel the host's frequency
-# when the host knows it (tests/guest/lib.sh passes it on to the inner
-# guests).
-TSC_APPEND=""
-if grep -qw tsc_known_freq /proc/cpuinfo && grep -qw constant_tsc /proc/cpuinfo; then
-    khz=$(awk '/^cpu MHz/ { printf "%d", $4 * 1000; exit }' /proc/cpuinfo)
-    [ -z "$khz" ] || TSC_APPEND="tsc_early_khz=$khz tsc=reliable"
-fi
-
 passed=0 failed=0
 for impl in ${GUESTCHECK_IMPLS:-c ours}; do
     log=$OUT/console-$impl.log
     echo "# ---- guests on the $impl module ($( [ $impl = c ] && echo vhost_net || echo vhost_net_rs ))"
     start=$(date +%s)
     VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${GUESTCHECK_TIMEOUT:-2400}" \
-        -l "$log" ${TSC_APPEND:+-a "$TSC_APPEND"} -c "/bin/guest-check.sh $impl" 2>&1 |
+        -l "$log" -c "/bin/guest-check.sh $impl" 2>&1 |
         stdbuf -oL tr -d '\r' | grep --line-buffered -E '^(ok|not ok) |^# |^vm\.sh: |^[0-9]+ passed, [0-9]+ failed$'
     rc=${PIPESTATUS[0]}
     echo "# $impl: $(( $(date +%s) - start )) s"

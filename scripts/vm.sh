@@ -18,7 +18,8 @@
 #                 (stdin is attached; exit the shell to end the VM)
 # Environment: VMTEST_ACCEL=auto|tcg|kvm (default auto: KVM only if a cached
 #   probe boot proved that it works), VM_MEM (MiB, 2048), VM_SMP (2),
-#   VHOST_CACHE (/var/cache/vhost-net-rs, where the probe result is cached).
+#   VHOST_CACHE (/var/cache/vhost-net-rs, where the probe result is cached),
+#   VM_TSC=0 (do not pass the host's TSC frequency, see below).
 #
 # The serial console is streamed to stdout and to the log; vm.sh's own
 # messages go to stderr. Exit status 0 only if the guest command exited 0
@@ -116,6 +117,16 @@ if [ -n "$CMD" ]; then
     enc=$(printf '%s' "$CMD" | base64 -w0)
     [ "${#enc}" -le 1500 ] || { echo "vm.sh: -c command too long for the kernel command line; bake it in with initramfs.sh -c" >&2; exit 2; }
     KARGS+=" vmtest.cmd=$enc"
+fi
+# Under TCG the guest's TSC is the host's, but the kernel calibrates it
+# against the emulated PIT, which on a loaded host gives a clock several
+# times too fast (timeouts fire early, throughput is wrong). Tell it the
+# host's frequency when the host knows it (tests/guest/lib.sh passes it on
+# to nested guests).
+if [ "$accel" = tcg ] && [ "${VM_TSC:-1}" = 1 ] &&
+    grep -qw tsc_known_freq /proc/cpuinfo && grep -qw constant_tsc /proc/cpuinfo; then
+    khz=$(awk -F': ' '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
+    [ -z "$khz" ] || KARGS+=" tsc_early_khz=$khz tsc=reliable"
 fi
 [ -z "$APPEND" ] || KARGS+=" $APPEND"
 STDIN=/dev/null

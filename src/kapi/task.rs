@@ -36,6 +36,7 @@ extern "C" {
     fn kthread_use_mm(mm: *mut c_void);
     fn kthread_unuse_mm(mm: *mut c_void);
     fn wake_up_process(task: *mut c_void) -> i32;
+    fn vhost_net_rs_cgroup_attach_current(task: *mut c_void) -> i32;
 }
 
 /// Yields the CPU if another task should run (`cond_resched`).
@@ -113,7 +114,7 @@ struct KthreadArgs {
 }
 
 /// A started kernel thread running a [`TaskBody`] in the owner's address
-/// space (C's `vhost_run_work_kthread_list`).
+/// space and cgroups (C's `vhost_run_work_kthread_list`).
 ///
 /// # Invariants
 ///
@@ -131,7 +132,7 @@ unsafe impl Sync for Kthread {}
 
 impl Kthread {
     /// Creates and starts a kernel thread named `name` that runs `body`
-    /// with `mm` as its address space.
+    /// with `mm` as its address space, in the calling task's cgroups.
     ///
     /// # Safety
     ///
@@ -165,7 +166,13 @@ impl Kthread {
         // SAFETY: `task` was just created and is not running yet.
         unsafe { wake_up_process(task) };
         // INVARIANT: Started on `args`.
-        Ok(Self { task, args })
+        let this = Self { task, args };
+        // The thread joins the caller's cgroups, so its CPU time is the
+        // owner's (C's `vhost_attach_task_to_cgroups`); if it cannot, it is
+        // stopped again (by `Drop`) and the error returned, as in C.
+        // SAFETY: `task` is a live kthread (ours until `Drop`).
+        kernel::error::to_result(unsafe { vhost_net_rs_cgroup_attach_current(this.task) })?;
+        Ok(this)
     }
 }
 

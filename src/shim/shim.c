@@ -4,6 +4,7 @@
  * kernel crate (struct initialisers with THIS_MODULE, static inline
  * functions, macros). No logic and no state beyond the registration object.
  */
+#include <linux/cgroup.h>
 #include <linux/compat.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
@@ -207,6 +208,15 @@ void vhost_net_rs_smp_mb(void)
 void vhost_net_rs_set_current_running(void)
 {
 	__set_current_state(TASK_RUNNING);
+}
+
+/*
+ * A kthread worker joins the caller's cgroups (C's
+ * vhost_attach_task_to_cgroups); an inline stub without CONFIG_CGROUPS.
+ */
+int vhost_net_rs_cgroup_attach_current(struct task_struct *tsk)
+{
+	return cgroup_attach_task_all(current, tsk);
 }
 
 /* set_current_state() is a macro (with the barrier kthread_stop pairs with). */

@@ -68,6 +68,7 @@ bool vhost_net_rs_ubuf_put(struct ubuf_info *u);
 void vhost_net_rs_tun_ctl_ubuf(struct tun_msg_ctl *ctl, struct ubuf_info *u);
 void vhost_net_rs_rcu_read_lock_bh(void);
 void vhost_net_rs_rcu_read_unlock_bh(void);
+int vhost_net_rs_cgroup_attach_current(struct task_struct *tsk);
 void *vhost_net_rs_xdp_buf(void *batch, struct socket *sock, size_t sock_hlen,
 			   size_t len, unsigned int *pad, unsigned int *buflen,
 			   int *err);

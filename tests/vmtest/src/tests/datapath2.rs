@@ -47,6 +47,7 @@ pub fn tests() -> Vec<Test> {
         t("dp2_tx_flood_other_device", tx_flood),
         t("dp2_rx_batch_given_back", rx_batch_given_back),
         t("dp2_zcopy_tx", zcopy_tx),
+        t("dp2_worker_cgroup", worker_cgroup),
     ]
 }
 
@@ -1429,17 +1430,89 @@ fn offload_gso_rx(obs: &mut Obs, _: &Ctx) {
 
 // ----------------------------------------------------------------- kill
 
-fn comm_count(want: &str, under: &str) -> usize {
+/// The entries under `under` (`/proc` or `/proc/PID/task`) whose `comm`
+/// is `want`.
+fn comm_find(want: &str, under: &str) -> Vec<std::path::PathBuf> {
     let Ok(d) = std::fs::read_dir(under) else {
-        return 0;
+        return vec![];
     };
     d.filter_map(|e| e.ok())
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("comm"))
+        .map(|e| e.path())
+        .filter(|p| {
+            std::fs::read_to_string(p.join("comm"))
                 .map(|c| c.trim() == want)
                 .unwrap_or(false)
         })
-        .count()
+        .collect()
+}
+
+fn comm_count(want: &str, under: &str) -> usize {
+    comm_find(want, under).len()
+}
+
+/// The worker is accounted to the owner's cgroup: as a thread of the owner
+/// (vhost_task) by construction, and as a kernel thread because the module
+/// moves it there (C's `vhost_attach_task_to_cgroups`).
+fn worker_cgroup(obs: &mut Obs, _: &Ctx) {
+    let root = "/sys/fs/cgroup";
+    if !std::path::Path::new(&format!("{root}/cgroup.procs")).exists() {
+        let r = unsafe {
+            libc::mount(
+                c"none".as_ptr(),
+                c"/sys/fs/cgroup".as_ptr(),
+                c"cgroup2".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if r != 0 {
+            return obs.fail(format!("mount cgroup2: {}", Errno::last()));
+        }
+    }
+    let me = std::process::id();
+    let cg = format!("{root}/vt-{me}");
+    if let Err(e) = std::fs::create_dir(&cg) {
+        return obs.fail(format!("mkdir {cg}: {e}"));
+    }
+    let join = |dir: &str| std::fs::write(format!("{dir}/cgroup.procs"), me.to_string());
+    if let Err(e) = join(&cg) {
+        obs.fail(format!("join {cg}: {e}"));
+    }
+    let mine = format!("0::/vt-{me}");
+    let wname = format!("vhost-{me}");
+    for (mode, fork) in [("task", None), ("kthread", Some(0u8))] {
+        let Ok(tap) = Tap::new(Some(12), 1500) else {
+            obs.fail("tap");
+            continue;
+        };
+        let Some(n) = Net::with_backend(obs, mode, Cfg::default(), tap, fork) else {
+            continue;
+        };
+        let found = if fork.is_some() {
+            comm_find(&wname, "/proc")
+        } else {
+            comm_find(&wname, &format!("/proc/{me}/task"))
+        };
+        let cgs: Vec<String> = found
+            .iter()
+            .map(|p| {
+                let c = std::fs::read_to_string(p.join("cgroup")).unwrap_or_default();
+                if c.trim() == mine {
+                    "owner's".to_string()
+                } else {
+                    c.trim().to_string()
+                }
+            })
+            .collect();
+        obs.val(format!("{mode} worker cgroups"), format!("{cgs:?}"));
+        obs.check(
+            cgs == ["owner's"],
+            format!("{mode}: one worker in the owner's cgroup, found {cgs:?}"),
+        );
+        drop(n);
+    }
+    let _ = join(root);
+    let _ = std::fs::remove_dir(&cg);
 }
 
 /// The owner, a child process, moves traffic both ways in a loop and is
