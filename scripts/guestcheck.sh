@@ -11,6 +11,8 @@
 #   GUESTCHECK_OUT      work directory (default build/guestcheck in the repo)
 #   GUESTCHECK_TIMEOUT  hard timeout of each VM run in seconds (default 2400)
 #   GUESTCHECK_IMPLS    which modules, in order (default "c ours")
+#   GUESTCHECK_SECTIONS scenario sections of tests/guest/outer-check.sh
+#                       (default abcdef; "ce": multiqueue and migration)
 #   VM_MEM (default here 3072), VM_SMP, VMTEST_ACCEL: see scripts/vm.sh
 #
 # Prints both runs' TAP lines and "# metric" lines, then a side-by-side
@@ -42,7 +44,7 @@ for impl in ${GUESTCHECK_IMPLS:-c ours}; do
     echo "# ---- guests on the $impl module ($( [ $impl = c ] && echo vhost_net || echo vhost_net_rs ))"
     start=$(date +%s)
     VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${GUESTCHECK_TIMEOUT:-2400}" \
-        -l "$log" -c "/bin/guest-check.sh $impl" 2>&1 |
+        -l "$log" -c "GUESTCHECK_SECTIONS=${GUESTCHECK_SECTIONS:-abcdef} /bin/guest-check.sh $impl" 2>&1 |
         stdbuf -oL tr -d '\r' | grep --line-buffered -E '^(ok|not ok) |^# |^vm\.sh: |^[0-9]+ passed, [0-9]+ failed$'
     rc=${PIPESTATUS[0]}
     echo "# $impl: $(( $(date +%s) - start )) s"

@@ -173,6 +173,17 @@ pub enum RunResult {
     Crashed(String),
 }
 
+/// How much longer than their timeouts tests may run: 4 times on the debug
+/// kernel (KASAN and lockdep make everything several times slower; it is
+/// the kernel with kmemleak), 1 otherwise.
+pub fn timeout_scale() -> u64 {
+    if std::path::Path::new("/sys/kernel/debug/kmemleak").exists() {
+        4
+    } else {
+        1
+    }
+}
+
 /// Runs `t` in a forked child with a timeout; the child sends its
 /// observation back over a pipe.
 pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
@@ -213,7 +224,7 @@ pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
     unsafe { libc::close(fds[1]) };
     unsafe { libc::setpgid(pid, pid) };
     let mut pipe = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
-    let deadline = Instant::now() + Duration::from_secs(t.timeout);
+    let deadline = Instant::now() + Duration::from_secs(t.timeout * timeout_scale());
     let mut data = Vec::new();
     let mut timed_out = false;
     loop {

@@ -200,6 +200,7 @@ fn run_set(obs: &mut Obs, _ctx: &Ctx, name: &str, nbufs: u32, opts: &[&str], tim
             return;
         }
     };
+    let timeout = timeout * crate::harness::timeout_scale();
     let deadline = start + Duration::from_secs(timeout.saturating_sub(MARGIN));
     let status = loop {
         match child.try_wait() {
