@@ -173,11 +173,17 @@ pub enum RunResult {
     Crashed(String),
 }
 
+/// Whether this is the debug kernel (`kconfig/debug.config`: the one with
+/// kmemleak, and KASAN, lockdep).
+pub fn debug_kernel() -> bool {
+    std::path::Path::new("/sys/kernel/debug/kmemleak").exists()
+}
+
 /// How much longer than their timeouts tests may run: 4 times on the debug
-/// kernel (KASAN and lockdep make everything several times slower; it is
-/// the kernel with kmemleak), 1 otherwise.
+/// kernel (KASAN and lockdep make everything several times slower), 1
+/// otherwise.
 pub fn timeout_scale() -> u64 {
-    if std::path::Path::new("/sys/kernel/debug/kmemleak").exists() {
+    if debug_kernel() {
         4
     } else {
         1

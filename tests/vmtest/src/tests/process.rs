@@ -844,6 +844,14 @@ fn slab_back(
     before: &std::collections::HashMap<String, i64>,
     cycles: i64,
 ) {
+    if crate::harness::debug_kernel() {
+        // KASAN keeps freed objects in quarantine, so counts do not come
+        // back; kmemleak's scan after the suite covers leaks there.
+        return obs.val(
+            format!("{key}: slab caches"),
+            "not compared on the debug kernel",
+        );
+    }
     if before.is_empty() {
         return obs.fail(format!("{key}: /proc/slabinfo is not readable"));
     }
