@@ -12,12 +12,11 @@
 use crate::dev::VhostNet;
 use crate::iotlb::{Iotlb, MsgNode, Msgs};
 use crate::kapi::eventfd::EventFdCtx;
+use crate::kapi::poll::PollEntry;
 use crate::kapi::socket::Socket;
 use crate::kapi::usermem;
-use crate::kapi::poll::PollEntry;
 use crate::kapi::xdp::{BuildError, XdpBatch};
 use crate::kapi::zcopy::{self, TunMsgCtl, Zcopy, DONE, FAILED, IN_PROGRESS, SLOTS};
-use crate::worker::Worker;
 use crate::mem::GuestMap;
 use crate::vcore::dirtylog::{log_write, log_write_bufs, log_write_hva, DirtyBitmap, LogEntry};
 use crate::vcore::errno::Errno;
@@ -29,6 +28,7 @@ use crate::vcore::uapi::{
     VIRTIO_NET_F_MRG_RXBUF,
 };
 use crate::vq::Vq;
+use crate::worker::Worker;
 use crate::worker::{WORK_RX, WORK_TX};
 use kernel::bindings;
 use kernel::prelude::*;
@@ -780,7 +780,13 @@ impl TxRound<'_> {
                 0
             };
             let pieces = &r.scratch.iov[..out_num];
-            let sent = sock.sendmsg(as_iovecs(pieces), hlen, len, more, use_zc.then_some(&mut ctl));
+            let sent = sock.sendmsg(
+                as_iovecs(pieces),
+                hlen,
+                len,
+                more,
+                use_zc.then_some(&mut ctl),
+            );
             if let Err(e) = sent {
                 let retry = tx_retry(e);
                 if use_zc {

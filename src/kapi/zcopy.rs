@@ -24,8 +24,8 @@
 //! section. Dropping a [`Zcopy`] drains it first. The device drains before
 //! it stops its worker thread, so no callback can wake a stopped thread.
 
-use crate::worker::{Worker, WORK_TX};
 use crate::kapi::waitqueue::WaitQueue;
+use crate::worker::{Worker, WORK_TX};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::bindings;
