@@ -67,6 +67,16 @@ def check(rows, rounds):
         if not any(k[0] == t for k in keys):
             errs.append(f"no {t} row")
     for (t, s), by in sorted(keys.items()):
+        if t.startswith("qemu"):
+            # The nested QEMU rows: their own rounds (BENCH_QEMU_ROUNDS),
+            # one throughput figure each, vhost=off as a third kind.
+            for i in IMPLS + ("novhost",):
+                for d in by.get(i, []):
+                    if not d["seconds"] or not d["gbps"] or d["gbps"] <= 0:
+                        errs.append(f"{t} {s} {i} round {d['round']}: no throughput: {d}")
+                if not by.get(i):
+                    errs.append(f"{t} {s} {i}: no row")
+            continue
         for i in IMPLS:
             got = by.get(i, [])
             if len(got) < rounds:
@@ -92,7 +102,7 @@ METRICS = {
     "lat": [("lat_p50_us", "p50 us", 1, False), ("lat_p99_us", "p99 us", 1, False),
             ("worker_ns_per_pkt", "worker ns/trip", 1, False)],
 }
-METRICS["qemu_g2h"] = METRICS["qemu_h2g"] = [("gbps", "Gbit/s", 1, True)]
+METRICS["qemu_g2h"] = METRICS["qemu_h2g"] = [("gbps", "Mbit/s", 1e3, True)]
 
 
 def label(test, size):
