@@ -19,7 +19,8 @@ extern "C" {
     fn fput(file: *mut c_void);
     fn vhost_net_rs_sk_peek_len(sock: *const c_void) -> c_int;
     fn vhost_net_rs_sock_can_batch(sock: *const c_void) -> bool;
-    fn vhost_net_rs_rx_ring(file: *mut c_void) -> *mut c_void;
+    fn tun_get_tx_ring(file: *mut c_void) -> *mut c_void;
+    fn tap_get_ptr_ring(file: *mut c_void) -> *mut c_void;
     fn vhost_net_rs_rx_ring_consume(ring: *mut c_void, queue: *mut *mut c_void, n: c_int) -> c_int;
     fn vhost_net_rs_rx_ring_unconsume(ring: *mut c_void, queue: *mut *mut c_void, n: c_int);
     fn vhost_net_rs_rx_ptr_len(ptr: *mut c_void) -> c_int;
@@ -316,12 +317,16 @@ impl Socket {
     /// macvtap; C's `get_tap_ptr_ring` for the RX ring). A packet socket
     /// keeps receiving one packet at a time.
     pub(crate) fn batch_rx(&mut self) -> Result {
-        // SAFETY: By the type invariant the file is valid; the call only
-        // compares its `f_op` before returning its ring or null.
-        let ring = unsafe { vhost_net_rs_rx_ring(self.file()) };
-        if ring.is_null() {
+        let file = self.file();
+        // SAFETY: By the type invariant the file is valid; both calls only
+        // compare its `f_op` before returning its ring or an error pointer
+        // (C's `get_tap_ptr_ring`).
+        let ring = from_err_ptr(unsafe { tun_get_tx_ring(file) })
+            // SAFETY: As above.
+            .or_else(|_| from_err_ptr(unsafe { tap_get_ptr_ring(file) }));
+        let Ok(ring) = ring else {
             return Ok(());
-        }
+        };
         // INVARIANT: `ring` belongs to our file; the batch starts empty.
         self.rx = Some(KBox::new(
             RxBatch {

@@ -14,7 +14,6 @@
 #include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
 #include <linux/uaccess.h>
-#include <linux/if_tap.h>
 #include <linux/if_tun.h>
 #include <linux/ptr_ring.h>
 #include <linux/skb_array.h>
@@ -288,19 +287,6 @@ void vhost_net_rs_xdp_batch_free(void *batch)
 		page_frag_cache_drain(&b->pf);
 		kfree(b);
 	}
-}
-
-/*
- * The receive ring of a tun/tap or macvtap file (C's get_tap_ptr_ring),
- * NULL for anything else.
- */
-void *vhost_net_rs_rx_ring(struct file *file)
-{
-	struct ptr_ring *ring = tun_get_tx_ring(file);
-
-	if (IS_ERR(ring))
-		ring = tap_get_ptr_ring(file);
-	return IS_ERR(ring) ? NULL : ring;
 }
 
 /* ptr_ring_consume_batched and ptr_ring_unconsume are inline. */

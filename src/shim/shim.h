@@ -55,7 +55,6 @@ unsigned int vhost_net_rs_kiocb_flags(const struct kiocb *iocb);
 void *vhost_net_rs_xdp_batch_new(void);
 void vhost_net_rs_xdp_batch_free(void *batch);
 bool vhost_net_rs_sock_can_batch(const struct socket *sock);
-void *vhost_net_rs_rx_ring(struct file *file);
 int vhost_net_rs_rx_ring_consume(void *ring, void **queue, int n);
 void vhost_net_rs_rx_ring_unconsume(void *ring, void **queue, int n);
 int vhost_net_rs_rx_ptr_len(void *ptr);
