@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # The kernel to build against: the cached test kernel unless given.
 KDIR ?=
 
-.PHONY: module kdir check check-debug soak demo bench fmt clean bootstrap kernel
+.PHONY: module kdir check check-debug soak demo bench profile fmt clean bootstrap kernel
 
 bootstrap:
 	@scripts/bootstrap.sh >&2
@@ -36,6 +36,13 @@ demo:
 
 bench: module
 	@scripts/bench.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
+
+# Instruction profile of the bench rows, C beside ours (scripts/bench.sh,
+# BENCH_PROFILE): e.g. make profile BENCH_ARGS="--tests tx --sizes 64".
+profile: module
+	@BENCH_PROFILE=1 BENCH_ROUNDS=$${BENCH_ROUNDS:-1} BENCH_SECS=$${BENCH_SECS:-1} \
+		BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
+		scripts/bench.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
 
 fmt:
 	@scripts/fmt.sh fix

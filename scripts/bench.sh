@@ -18,6 +18,12 @@
 #                   BENCH_QEMU_MB: see scripts/bench-qemu.sh)
 #   BENCH_KARGS     extra guest kernel arguments (default clocksource=tsc;
 #                   scripts/vm.sh passes the host's TSC frequency)
+#   BENCH_PROFILE=1 instruction profile instead of timing (`make profile`):
+#                   QEMU runs tests/profile/tbprof.c, vbench marks each
+#                   window, scripts/profile-report.py prints the guest
+#                   kernel's instructions per packet by function, C beside
+#                   ours (BENCH_PROFILE_TOP: rows shown, default 30); no
+#                   report, no Documentation/, no QEMU rows
 #   VMTEST_ACCEL, VM_MEM, VM_SMP: see scripts/vm.sh
 #
 # Writes OUT/raw.csv (every row of every round), OUT/summary.csv (medians),
@@ -34,6 +40,7 @@ KDIR=${1:-$("$HERE/kernel.sh" release)}
 MODULE=${2:-$REPO/vhost_net_rs.ko}
 OUT=${BENCH_OUT:-${VMCHECK_OUT:-$REPO/build/bench}}
 QUICK=${BENCH_QUICK:-0}
+PROFILE=${BENCH_PROFILE:-0}
 [ -f "$KDIR/.vhost-complete" ] || { echo "bench: $KDIR is not a complete kernel build" >&2; exit 2; }
 [ -f "$MODULE" ] || { echo "bench: $MODULE: no such file (build the module first)" >&2; exit 2; }
 mkdir -p "$OUT"
@@ -56,6 +63,16 @@ else
     ARGS="--rounds ${BENCH_ROUNDS:-5} --secs ${BENCH_SECS:-1.5}"
 fi
 ARGS+=" ${BENCH_ARGS:-}"
+if [ "$PROFILE" = 1 ]; then
+    # An instruction count per translation block is exact under TCG, where
+    # perf has no hardware counters. A few blocks per window are counted
+    # before the window starts (their counts are zeroed by the mark).
+    ${CC:-gcc} -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
+        -o "$OUT/tbprof.so" "$REPO/tests/profile/tbprof.c"
+    rm -f "$OUT"/prof.*
+    export VM_QEMU_ARGS="-plugin $OUT/tbprof.so,out=$OUT/prof"
+    ARGS+=" --profile"
+fi
 LOG=$OUT/console.log
 # Only warnings and worse on the console (kernel reports are still seen):
 # module load messages must not cut the result lines. vbench's own lines
@@ -73,6 +90,12 @@ set -e
 cat "$OUT/vm.stderr" >&2
 tr -d '\r' < "$LOG" | sed -n 's/^vbench-header,//p' | head -n1 > "$OUT/raw.csv"
 tr -d '\r' < "$LOG" | sed -n 's/^vbench-row,//p' >> "$OUT/raw.csv"
+
+if [ "$PROFILE" = 1 ]; then
+    /usr/bin/python3 "$HERE/profile-report.py" --log "$LOG" --dumps "$OUT/prof" \
+        --system-map "$KDIR/System.map" --top "${BENCH_PROFILE_TOP:-30}" || rc=1
+    exit "$rc"
+fi
 
 # 4. The nested QEMU rows (scripts/bench-qemu.sh: real guests with
 # vhost=on over C and ours, and vhost=off), unless BENCH_QEMU=0. A failure

@@ -19,7 +19,9 @@
 # Environment: VMTEST_ACCEL=auto|tcg|kvm (default auto: KVM only if a cached
 #   probe boot proved that it works), VM_MEM (MiB, 2048), VM_SMP (2),
 #   VHOST_CACHE (/var/cache/vhost-net-rs, where the probe result is cached),
-#   VM_TSC=0 (do not pass the host's TSC frequency, see below).
+#   VM_TSC=0 (do not pass the host's TSC frequency, see below),
+#   VM_QEMU_ARGS (extra QEMU arguments, split on spaces: scripts/bench.sh
+#   passes a TCG plugin with BENCH_PROFILE=1).
 #
 # The serial console is streamed to stdout and to the log; vm.sh's own
 # messages go to stderr. Exit status 0 only if the guest command exited 0
@@ -142,7 +144,7 @@ timeout -k 10 "$TIMEOUT" "$QEMU" "${ACCEL_ARGS[@]}" -m "$VM_MEM" -smp "$VM_SMP" 
     -nographic -monitor none -no-reboot -nic none \
     -kernel "$BZIMAGE" -initrd "$INITRD" -append "$KARGS" \
     -chardev "stdio,id=con,signal=off,logfile=$LOG" -serial chardev:con \
-    <"$STDIN" || qrc=$?
+    ${VM_QEMU_ARGS:-} <"$STDIN" || qrc=$?
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 secs=$((ms / 1000)).$(( (ms % 1000) / 100 ))
 

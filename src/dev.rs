@@ -638,12 +638,13 @@ impl VhostNet {
                 return Err(e);
             }
             old = prev;
-            if index == 1 {
-                if let Some(z) = vq.zc.as_deref_mut() {
-                    z.restart();
-                }
-            }
             drop(vq);
+            // C resets the zerocopy heuristics (`tx_packets`,
+            // `tx_zcopy_err`, `tx_flush`) when either ring's backend
+            // changes. Lock order: device, then one ring at a time.
+            if let Some(z) = self.tx.lock().zc.as_deref_mut() {
+                z.restart();
+            }
             if old.is_some() {
                 self.worker.flush();
             }

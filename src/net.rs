@@ -107,18 +107,18 @@ struct OwnerMem<'a> {
 }
 
 impl OwnerMem<'_> {
-    /// Copies between `buf` and ring memory at `addr`, through the IOTLB
-    /// when there is one (`access` is what C asks the mapping for).
-    fn access(
-        &self,
+    /// Copies between `buf` and ring memory at `addr` through the IOTLB
+    /// (`access` is what C asks the mapping for). Out of line: its
+    /// translation scratch would otherwise cost every ring access without
+    /// an IOTLB a large stack frame (make profile).
+    #[inline(never)]
+    fn through_iotlb(
+        iotlb: &Iotlb,
         addr: u64,
         len: usize,
         access: u32,
         mut f: impl FnMut(u64, usize, usize) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
-        let Some(iotlb) = self.iotlb else {
-            return f(addr, 0, len);
-        };
         let mut pieces = [Piece::default(); META_PIECES];
         let n = iotlb
             .lock()
@@ -141,22 +141,31 @@ impl DirtyBitmap for OwnerMem<'_> {
 
 impl RingMemory for OwnerMem<'_> {
     fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let Some(iotlb) = self.iotlb else {
+            return usermem::copy_from_user(uaddr, buf).map_err(|_| Errno::EFAULT);
+        };
         let len = buf.len();
-        self.access(uaddr, len, PERM_RO, |a, off, n| {
+        Self::through_iotlb(iotlb, uaddr, len, PERM_RO, |a, off, n| {
             usermem::copy_from_user(a, &mut buf[off..off + n]).map_err(|_| Errno::EFAULT)
         })
     }
 
     fn write(&self, uaddr: u64, data: &[u8]) -> Result<(), Errno> {
-        self.access(uaddr, data.len(), PERM_WO, |a, off, n| {
+        let Some(iotlb) = self.iotlb else {
+            return usermem::copy_to_user(uaddr, data).map_err(|_| Errno::EFAULT);
+        };
+        Self::through_iotlb(iotlb, uaddr, data.len(), PERM_WO, |a, off, n| {
             usermem::copy_to_user(a, &data[off..off + n]).map_err(|_| Errno::EFAULT)
         })
     }
 
     fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {
-        // C's `vhost_put_user` translates with read permission.
         let data = value.to_le_bytes();
-        self.access(uaddr, 2, PERM_RO, |a, off, n| {
+        let Some(iotlb) = self.iotlb else {
+            return usermem::copy_to_user(uaddr, &data).map_err(|_| Errno::EFAULT);
+        };
+        // C's `vhost_put_user` translates with read permission.
+        Self::through_iotlb(iotlb, uaddr, 2, PERM_RO, |a, off, n| {
             usermem::copy_to_user(a, &data[off..off + n]).map_err(|_| Errno::EFAULT)
         })
     }
@@ -200,11 +209,7 @@ impl Translate for GuestXlate<'_> {
         out: &mut [Piece],
     ) -> Result<usize, TranslateError> {
         if let Some(iotlb) = self.iotlb {
-            let r = iotlb.lock().translate(addr, len, access, out);
-            if let Err(TranslateError::Miss { addr }) = r {
-                self.miss(addr, access);
-            }
-            return r;
+            return self.through_iotlb(iotlb, addr, len, access, out);
         }
         match self.umem {
             Some(umem) => umem.translate(addr, len, access, out),
@@ -276,7 +281,42 @@ pub(crate) fn log_used_flags(msgs: &Msgs, vq: &Vq, index: usize) {
     mem.log_signal();
 }
 
-impl GuestXlate<'_> {
+impl<'a> GuestXlate<'a> {
+    /// The translation of ring `index`, from the ring's fields.
+    fn new(
+        dev: &'a VhostNet,
+        index: usize,
+        umem: Option<&'a GuestMap>,
+        iotlb: Option<&'a Iotlb>,
+        acked_backend_features: u64,
+    ) -> Self {
+        GuestXlate {
+            umem,
+            iotlb,
+            msgs: dev.msgs(),
+            vq: index,
+            v2: has_feature(acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2),
+        }
+    }
+
+    /// Translates through the device IOTLB, queueing a miss for userspace.
+    /// Out of line, to keep the memory-table path small (make profile).
+    #[inline(never)]
+    fn through_iotlb(
+        &self,
+        iotlb: &Iotlb,
+        addr: u64,
+        len: u32,
+        access: u32,
+        out: &mut [Piece],
+    ) -> Result<usize, TranslateError> {
+        let r = iotlb.lock().translate(addr, len, access, out);
+        if let Err(TranslateError::Miss { addr }) = r {
+            self.miss(addr, access);
+        }
+        r
+    }
+
     /// Queues a miss for userspace (C's `vhost_iotlb_miss`).
     fn miss(&self, iova: u64, access: u32) {
         enqueue_miss(self.msgs, self.vq, self.v2, iova, access);
@@ -322,14 +362,14 @@ impl GuestXlate<'_> {
 
 /// C's `vq_meta_prefetch` for ring `index`.
 fn prefetch(dev: &VhostNet, vq: &Vq, index: usize) -> bool {
-    let xlate = GuestXlate {
-        umem: vq.umem.as_deref(),
-        iotlb: vq.iotlb.as_deref(),
-        msgs: dev.msgs(),
-        vq: index,
-        v2: has_feature(vq.acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2),
-    };
-    xlate.prefetch_rings(vq)
+    GuestXlate::new(
+        dev,
+        index,
+        vq.umem.as_deref(),
+        vq.iotlb.as_deref(),
+        vq.acked_backend_features,
+    )
+    .prefetch_rings(vq)
 }
 
 /// How a busy poll ended.
@@ -511,8 +551,8 @@ fn split<'a>(
     vq: &'a mut Vq,
     index: usize,
 ) -> Option<(Option<&'a mut Socket>, Round<'a>)> {
-    let v2 = has_feature(vq.acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2);
     let Vq {
+        acked_backend_features,
         backend,
         ring,
         scratch,
@@ -534,13 +574,13 @@ fn split<'a>(
             iotlb: iotlb.as_deref(),
             log_ctx: log_ctx.as_deref(),
         },
-        xlate: GuestXlate {
-            umem: umem.as_deref(),
-            iotlb: iotlb.as_deref(),
-            msgs: dev.msgs(),
-            vq: index,
-            v2,
-        },
+        xlate: GuestXlate::new(
+            dev,
+            index,
+            umem.as_deref(),
+            iotlb.as_deref(),
+            *acked_backend_features,
+        ),
         call: call.as_ref(),
         err: err.as_ref(),
         zc: zc.as_deref_mut(),

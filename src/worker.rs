@@ -77,16 +77,33 @@ impl Worker {
     pub(crate) fn set_task(&self, raw: *mut c_void, kthread: bool) {
         self.killed.store(false, Ordering::Relaxed);
         self.kthread.store(kthread, Ordering::Relaxed);
-        self.task.store(raw, Ordering::Release);
+        self.task.store(raw, Ordering::SeqCst);
+        // Work queued while there was no task woke nobody (see `queue`).
+        if !raw.is_null() && self.pending.load(Ordering::SeqCst) != 0 {
+            // SAFETY: Just published; the caller keeps it live.
+            unsafe { crate::kapi::task::wake_raw(raw, kthread) };
+        }
     }
 
     /// Queues `bits` and wakes the task (C's `vhost_vq_work_queue`).
     /// Returns whether a task will run it.
+    ///
+    /// Like C (`VHOST_WORK_QUEUED`), only the caller that sets a bit wakes
+    /// the task: bits already pending were set by an earlier caller that
+    /// woke the task then, and it has not taken them yet; or by one that
+    /// found no task, and then `set_task` wakes it when it publishes one
+    /// (sequentially consistent: either the setter sees the task or
+    /// `set_task` sees the bit). A worker that is already awake costs
+    /// `try_to_wake_up` and a run-queue lock otherwise, for every packet
+    /// of a busy socket.
     pub(crate) fn queue(&self, bits: u32) -> bool {
-        self.pending.fetch_or(bits, Ordering::AcqRel);
-        let task = self.task.load(Ordering::Acquire);
+        let prev = self.pending.fetch_or(bits, Ordering::SeqCst);
+        let task = self.task.load(Ordering::SeqCst);
         if task.is_null() || self.killed.load(Ordering::Acquire) {
             return false;
+        }
+        if prev & bits == bits {
+            return true;
         }
         // SAFETY: The handle is live while published (module docs), and
         // its kind was published before it.

@@ -7,9 +7,10 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
-use kernel::uaccess::{UserPtr, UserSlice};
 
 extern "C" {
+    fn vhost_net_rs_copy_from_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
+    fn vhost_net_rs_copy_to_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
     fn vhost_net_rs_busy_clock() -> u64;
     fn vhost_net_rs_need_resched() -> bool;
     fn vhost_net_rs_smp_rmb();
@@ -17,18 +18,43 @@ extern "C" {
     fn vhost_net_rs_smp_mb();
 }
 
-/// Copies `buf.len()` bytes from user address `addr`.
+/// Copies `buf.len()` bytes from user address `addr` (`EFAULT` unless all
+/// of them could be read). The data path's copy: the kernel's inline
+/// `access_ok` and `__copy_from_user`, as C's vhost: any `addr` is safe.
 pub(crate) fn copy_from_user(addr: u64, buf: &mut [u8]) -> Result {
-    UserSlice::new(addr as UserPtr, buf.len())
-        .reader()
-        .read_slice(buf)
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes;
+    // the shim checks the user range (`access_ok`) and the copy faults safely.
+    let left = unsafe {
+        vhost_net_rs_copy_from_user(
+            buf.as_mut_ptr().cast(),
+            addr as usize as *const c_void,
+            buf.len(),
+        )
+    };
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(EFAULT)
+    }
 }
 
-/// Copies `data` to user address `addr`.
+/// Copies `data` to user address `addr` (`EFAULT` unless all of it could
+/// be written), with `access_ok` and `__copy_to_user`.
 pub(crate) fn copy_to_user(addr: u64, data: &[u8]) -> Result {
-    UserSlice::new(addr as UserPtr, data.len())
-        .writer()
-        .write_slice(data)
+    // SAFETY: `data` is valid for reads of `data.len()` bytes;
+    // the shim checks the user range (`access_ok`) and the copy faults safely.
+    let left = unsafe {
+        vhost_net_rs_copy_to_user(
+            addr as usize as *mut c_void,
+            data.as_ptr().cast(),
+            data.len(),
+        )
+    };
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(EFAULT)
+    }
 }
 
 /// The busy-poll clock: `local_clock() >> 10`, about microseconds.

@@ -175,6 +175,30 @@ int vhost_net_rs_sock_family(const struct socket *sock)
 	return sock->sk->sk_family;
 }
 
+/*
+ * The data path's user copies: access_ok (inline) and the inline
+ * __copy_{from,to}_user, as C's vhost does (vhost_copy_from_user and
+ * friends). The kernel crate only reaches the out-of-line
+ * _copy_{from,to}_user, through its own wrappers; a few small copies per
+ * packet make the difference measurable (make profile). Returns the bytes
+ * not copied, as copy_{from,to}_user do.
+ */
+unsigned long vhost_net_rs_copy_from_user(void *to, const void __user *from,
+					  unsigned long n)
+{
+	if (!access_ok(from, n))
+		return n;
+	return __copy_from_user(to, from, n);
+}
+
+unsigned long vhost_net_rs_copy_to_user(void __user *to, const void *from,
+					unsigned long n)
+{
+	if (!access_ok(to, n))
+		return n;
+	return __copy_to_user(to, from, n);
+}
+
 /* The busy-poll clock of C's vhost_net (local_clock is inline). */
 u64 vhost_net_rs_busy_clock(void)
 {

@@ -38,6 +38,10 @@ void vhost_net_rs_init_poll_entry(poll_table *table, poll_queue_proc qproc,
 int vhost_net_rs_sk_peek_len(const struct socket *sock);
 int vhost_net_rs_sock_type(const struct socket *sock);
 int vhost_net_rs_sock_family(const struct socket *sock);
+unsigned long vhost_net_rs_copy_from_user(void *to, const void __user *from,
+					  unsigned long n);
+unsigned long vhost_net_rs_copy_to_user(void __user *to, const void *from,
+					unsigned long n);
 u64 vhost_net_rs_busy_clock(void);
 bool vhost_net_rs_need_resched(void);
 void vhost_net_rs_smp_rmb(void);

@@ -134,7 +134,11 @@ fn main() {
         .filter(|t| t.kind == Kind::Diff)
         .collect();
     let phases = if diff.is_empty() { 0 } else { 2 };
-    let mut tap = Tap::start(special.len() + diff.len() + phases);
+    // With every ioctl-contract test selected, their compared cases are
+    // counted and must reach the floor (one more TAP line).
+    let contract: Vec<&'static str> = tests::contract().iter().map(|t| t.name).collect();
+    let whole_contract = contract.iter().all(|n| diff.iter().any(|t| t.name == *n));
+    let mut tap = Tap::start(special.len() + diff.len() + phases + usize::from(whole_contract));
     tap.diag(&format!(
         "c modules: {}; ours: {}",
         args.paths.c_dir.display(),
@@ -254,6 +258,7 @@ fn main() {
         ));
     }
 
+    let mut contract_cases = 0;
     for (i, t) in diff.iter().enumerate() {
         let [c, ours] = &results[i];
         let c = c.as_ref().expect("C phase always runs");
@@ -289,6 +294,9 @@ fn main() {
             dump(&tap, "ours: ", ours_obs);
         }
         why.extend(ours_obs.failures.iter().map(|f| format!("ours: {f}")));
+        if contract.contains(&t.name) {
+            contract_cases += c_obs.entries.len().min(ours_obs.entries.len());
+        }
         let (diffs, notes) = compare(t.name, c_obs, ours_obs, tests::ALLOWED);
         for n in notes {
             tap.diag(&n);
@@ -302,6 +310,24 @@ fn main() {
             tap.skip(t.name, s);
         } else {
             tap.ok(t.name);
+        }
+    }
+    if whole_contract {
+        let name = "ioctl_contract_case_count";
+        tap.diag(&format!(
+            "ioctl contract: {} tests, {contract_cases} cases compared between C and ours",
+            contract.len()
+        ));
+        if contract_cases >= tests::CONTRACT_MIN_CASES {
+            tap.ok(name);
+        } else {
+            tap.not_ok(
+                name,
+                &[format!(
+                    "{contract_cases} compared cases, fewer than {}",
+                    tests::CONTRACT_MIN_CASES
+                )],
+            );
         }
     }
     for (name, r) in phase_results {

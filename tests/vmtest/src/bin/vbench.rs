@@ -82,12 +82,15 @@ struct Opts {
     num: u16,
     paths: Paths,
     only: Option<Impl>,
+    /// Set off tests/profile/tbprof.c's marks around each window.
+    profile: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: vbench [--rounds N] [--secs S] [--warm S] [--pkts N] [--sizes 64,256,1500,65000]\n\
          \x20             [--tests tx,rx,lat] [--num RING] [--only c|ours] [--c-dir DIR] [--ours KO]\n\
+         \x20             [--profile]  (marks for scripts/profile.sh around each window)\n\
          \x20      vbench --quick   (1 round, 300 packets a row: a smoke test)"
     );
     std::process::exit(2)
@@ -108,6 +111,7 @@ fn parse() -> Opts {
             self_diff: false,
         },
         only: None,
+        profile: false,
     };
     let mut it = std::env::args().skip(1);
     let num =
@@ -135,6 +139,7 @@ fn parse() -> Opts {
                     .map(String::from)
                     .collect()
             }
+            "--profile" => o.profile = true,
             "--quick" => {
                 o.rounds = 1;
                 o.secs = 2.0;
@@ -158,6 +163,77 @@ fn parse() -> Opts {
         usage();
     }
     o
+}
+
+// --------------------------------------------------------------- profile
+
+/// Where tests/profile/tbprof.c watches for its marks: executing the
+/// instruction at START zeroes the guest kernel's instruction counts, at
+/// STOP writes them out (dump number = the marks' order).
+const MARK_START: usize = 0x7e57_0000_0000;
+const MARK_STOP: usize = 0x7e57_0000_0040;
+/// Dumps written so far (stop marks set off).
+static DUMPS: AtomicU64 = AtomicU64::new(0);
+/// Whether the marks are mapped (`--profile`).
+static PROFILING: AtomicBool = AtomicBool::new(false);
+
+/// Maps the page holding the two marks: a `ret` at each.
+fn map_marks() -> Result<(), String> {
+    // SAFETY: A fresh anonymous mapping at a fixed address nothing else in
+    // this process uses (MAP_FIXED_NOREPLACE fails rather than replace).
+    let p = unsafe {
+        libc::mmap(
+            MARK_START as *mut libc::c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p as usize != MARK_START {
+        return Err(format!("mmap marks: {}", sys::Errno::last()));
+    }
+    // SAFETY: The page is ours, writable, 4096 bytes; both offsets are in it.
+    unsafe {
+        *(MARK_START as *mut u8) = 0xc3;
+        *(MARK_STOP as *mut u8) = 0xc3;
+    }
+    PROFILING.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Sets off a mark (nothing without `--profile`).
+fn mark(at: usize) {
+    if !PROFILING.load(Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: `map_marks` put a `ret` at `at` in an executable page that
+    // stays mapped: calling it returns at once.
+    let f: extern "C" fn() = unsafe { core::mem::transmute(at) };
+    f();
+    if at == MARK_STOP {
+        DUMPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Prints the text symbols of the loaded modules (their addresses change
+/// with every load) for scripts/profile-report.py.
+fn print_module_symbols() {
+    let Ok(s) = std::fs::read_to_string("/proc/kallsyms") else {
+        return;
+    };
+    for l in s.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() >= 4 && matches!(f[1], "t" | "T") {
+            println!(
+                "vbench-ksym,{},{},{}",
+                f[0],
+                f[2],
+                f[3].trim_matches(['[', ']'])
+            );
+        }
+    }
 }
 
 // ------------------------------------------------------------------ ring
@@ -401,6 +477,7 @@ impl Window {
         match self.on {
             None => {
                 if now - self.start >= self.warm {
+                    mark(MARK_START);
                     self.on = Some((now, count, cpu_of(tid)));
                 }
                 Ok(false)
@@ -408,6 +485,7 @@ impl Window {
             Some((t0, c0, (ns0, tk0))) => {
                 let n = count - c0;
                 if now - t0 >= self.secs || (self.pkts > 0 && n >= self.pkts) {
+                    mark(MARK_STOP);
                     let (ns1, tk1) = cpu_of(tid);
                     row.packets = n;
                     row.secs = (now - t0).as_secs_f64();
@@ -846,6 +924,12 @@ fn main() {
         o.tests
     );
     println!("vbench-header,{HEADER}");
+    if o.profile {
+        if let Err(e) = map_marks() {
+            println!("vbench: ERROR {e}");
+            std::process::exit(1);
+        }
+    }
     let mut rows = 0;
     let mut errors = 0;
     let imps: Vec<Impl> = [Impl::C, Impl::Ours]
@@ -858,6 +942,9 @@ fn main() {
                 println!("vbench: ERROR round {round} {}: load: {e}", imp.label());
                 errors += 1;
                 continue;
+            }
+            if o.profile {
+                print_module_symbols();
             }
             let t = Instant::now();
             for test in &o.tests {
@@ -876,6 +963,14 @@ fn main() {
                     match r {
                         Ok(mut row) => {
                             print_row(round, imp, test, size, &mut row);
+                            if o.profile {
+                                println!(
+                                    "vbench-profile,{},{round},{},{test},{size},{}",
+                                    DUMPS.load(Ordering::SeqCst).wrapping_sub(1),
+                                    imp.label(),
+                                    row.packets
+                                );
+                            }
                             rows += 1;
                         }
                         Err(e) => {
