@@ -142,6 +142,13 @@ impl DirtyBitmap for OwnerMem<'_> {
 impl RingMemory for OwnerMem<'_> {
     fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let Some(iotlb) = self.iotlb else {
+            if let Ok(b) = <&mut [u8; 2]>::try_from(&mut *buf) {
+                // Ring indices and heads: `get_user`, as C.
+                *b = usermem::get_user_u16(uaddr)
+                    .map_err(|_| Errno::EFAULT)?
+                    .to_ne_bytes();
+                return Ok(());
+            }
             return usermem::copy_from_user(uaddr, buf).map_err(|_| Errno::EFAULT);
         };
         let len = buf.len();
@@ -162,7 +169,8 @@ impl RingMemory for OwnerMem<'_> {
     fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {
         let data = value.to_le_bytes();
         let Some(iotlb) = self.iotlb else {
-            return usermem::copy_to_user(uaddr, &data).map_err(|_| Errno::EFAULT);
+            return usermem::put_user_u16(uaddr, u16::from_ne_bytes(data))
+                .map_err(|_| Errno::EFAULT);
         };
         // C's `vhost_put_user` translates with read permission.
         Self::through_iotlb(iotlb, uaddr, 2, PERM_RO, |a, off, n| {
@@ -257,13 +265,13 @@ pub(crate) fn log_used_flags(msgs: &Msgs, vq: &Vq, index: usize) {
         iotlb: vq.iotlb.as_deref(),
         log_ctx: vq.log_ctx.as_deref(),
     };
-    let xlate = GuestXlate {
-        umem: vq.umem.as_deref(),
-        iotlb: vq.iotlb.as_deref(),
+    let xlate = GuestXlate::new(
         msgs,
-        vq: index,
-        v2: has_feature(vq.acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2),
-    };
+        index,
+        vq.umem.as_deref(),
+        vq.iotlb.as_deref(),
+        vq.acked_backend_features,
+    );
     // Barrier 5 of vcore::ring: the flags are in memory before the log.
     mem.wmb();
     if vq.iotlb.is_some() {
@@ -284,7 +292,7 @@ pub(crate) fn log_used_flags(msgs: &Msgs, vq: &Vq, index: usize) {
 impl<'a> GuestXlate<'a> {
     /// The translation of ring `index`, from the ring's fields.
     fn new(
-        dev: &'a VhostNet,
+        msgs: &'a Msgs,
         index: usize,
         umem: Option<&'a GuestMap>,
         iotlb: Option<&'a Iotlb>,
@@ -293,7 +301,7 @@ impl<'a> GuestXlate<'a> {
         GuestXlate {
             umem,
             iotlb,
-            msgs: dev.msgs(),
+            msgs,
             vq: index,
             v2: has_feature(acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2),
         }
@@ -363,7 +371,7 @@ impl<'a> GuestXlate<'a> {
 /// C's `vq_meta_prefetch` for ring `index`.
 fn prefetch(dev: &VhostNet, vq: &Vq, index: usize) -> bool {
     GuestXlate::new(
-        dev,
+        dev.msgs(),
         index,
         vq.umem.as_deref(),
         vq.iotlb.as_deref(),
@@ -575,7 +583,7 @@ fn split<'a>(
             log_ctx: log_ctx.as_deref(),
         },
         xlate: GuestXlate::new(
-            dev,
+            dev.msgs(),
             index,
             umem.as_deref(),
             iotlb.as_deref(),

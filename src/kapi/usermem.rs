@@ -11,6 +11,8 @@ use kernel::prelude::*;
 extern "C" {
     fn vhost_net_rs_copy_from_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
     fn vhost_net_rs_copy_to_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
+    fn vhost_net_rs_get_user_u16(to: *mut u16, from: *const c_void) -> i32;
+    fn vhost_net_rs_put_user_u16(value: u16, to: *mut c_void) -> i32;
     fn vhost_net_rs_busy_clock() -> u64;
     fn vhost_net_rs_need_resched() -> bool;
     fn vhost_net_rs_smp_rmb();
@@ -51,6 +53,32 @@ pub(crate) fn copy_to_user(addr: u64, data: &[u8]) -> Result {
         )
     };
     if left == 0 {
+        Ok(())
+    } else {
+        Err(EFAULT)
+    }
+}
+
+/// Reads the 16-bit value at user address `addr` (native byte order),
+/// with `get_user` as C reads ring indices and heads.
+pub(crate) fn get_user_u16(addr: u64) -> Result<u16> {
+    let mut v = 0u16;
+    // SAFETY: `v` is a valid destination; `get_user` checks the user range
+    // and faults safely.
+    let r = unsafe { vhost_net_rs_get_user_u16(&mut v, addr as usize as *const c_void) };
+    if r == 0 {
+        Ok(v)
+    } else {
+        Err(EFAULT)
+    }
+}
+
+/// Writes the 16-bit `value` (native byte order) to user address `addr`
+/// with `put_user`.
+pub(crate) fn put_user_u16(addr: u64, value: u16) -> Result {
+    // SAFETY: `put_user` checks the user range and faults safely.
+    let r = unsafe { vhost_net_rs_put_user_u16(value, addr as usize as *mut c_void) };
+    if r == 0 {
         Ok(())
     } else {
         Err(EFAULT)

@@ -199,6 +199,21 @@ unsigned long vhost_net_rs_copy_to_user(void __user *to, const void *from,
 	return __copy_to_user(to, from, n);
 }
 
+/*
+ * The ring's 16-bit fields (avail index and heads, used index) as C reads
+ * and writes them: get_user/put_user, a few instructions, where a copy of
+ * two bytes goes through the generic copy loop. 0 or -EFAULT.
+ */
+int vhost_net_rs_get_user_u16(u16 *to, const u16 __user *from)
+{
+	return get_user(*to, from);
+}
+
+int vhost_net_rs_put_user_u16(u16 value, u16 __user *to)
+{
+	return put_user(value, to);
+}
+
 /* The busy-poll clock of C's vhost_net (local_clock is inline). */
 u64 vhost_net_rs_busy_clock(void)
 {
