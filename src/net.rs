@@ -612,6 +612,7 @@ macro_rules! round {
 /// without the vhost header. `None` ends the round: nothing posted (kicks
 /// re-enabled, after an optional busy poll), an IOTLB miss, or a broken
 /// ring (reported).
+#[inline(always)]
 fn tx_chain(
     dev: &VhostNet,
     r: &mut Round<'_>,

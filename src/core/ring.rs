@@ -380,6 +380,9 @@ impl Collector<'_> {
     ///
     /// Only pieces count: a writable descriptor of length 0 adds no piece,
     /// so a readable one may follow it, and it is not logged.
+    // Inlined: it runs once per descriptor, and a call costs it a frame
+    // (make profile: 20 of its 118 instructions per packet).
+    #[inline(always)]
     fn add<T: Translate + ?Sized>(&mut self, xlate: &T, d: &Desc) -> Result<(), RingError> {
         let access = if d.flags & VRING_DESC_F_WRITE != 0 {
             PERM_WO
