@@ -370,6 +370,10 @@ impl<'a> GuestXlate<'a> {
 
 /// C's `vq_meta_prefetch` for ring `index`.
 fn prefetch(dev: &VhostNet, vq: &Vq, index: usize) -> bool {
+    if vq.iotlb.is_none() {
+        // Nothing to map: only a ring with addresses runs.
+        return !(vq.desc == 0 && vq.avail == 0 && vq.used == 0);
+    }
     GuestXlate::new(
         dev.msgs(),
         index,

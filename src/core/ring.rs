@@ -816,10 +816,19 @@ impl SplitRing {
     {
         let start = u64::from(u32::from(self.last_used_idx) & self.mask());
         let offset = RING_OFFSET + USED_ELEM_SIZE * start;
-        // C writes the elements with one copy; a small stack buffer does it
-        // in a few, with the same result unless it faults half-way (when C
-        // may also have written a part).
-        let mut buf = [0u8; 256];
+        // C writes the elements with one copy; a stack buffer does it in a
+        // few, with the same result unless it faults half-way (when C may
+        // also have written a part). A few elements (a latency-bound
+        // round) only zero a few bytes of buffer: zeroing 512 bytes cost
+        // such a round more than the rest of this function (make profile).
+        let mut small = [0u8; 8 * USED_ELEM_SIZE as usize];
+        let mut big;
+        let buf: &mut [u8] = if heads.len() <= 8 {
+            &mut small
+        } else {
+            big = [0u8; 64 * USED_ELEM_SIZE as usize];
+            &mut big
+        };
         let per = buf.len() / USED_ELEM_SIZE as usize;
         let mut at = self.used.wrapping_add(offset);
         for chunk in heads.chunks(per) {
