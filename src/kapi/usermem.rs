@@ -15,7 +15,9 @@ extern "C" {
     fn vhost_net_rs_put_user_u16(value: u16, to: *mut c_void) -> i32;
     fn vhost_net_rs_busy_clock() -> u64;
     fn vhost_net_rs_need_resched() -> bool;
+    #[cfg(not(target_arch = "x86_64"))]
     fn vhost_net_rs_smp_rmb();
+    #[cfg(not(target_arch = "x86_64"))]
     fn vhost_net_rs_smp_wmb();
     fn vhost_net_rs_smp_mb();
 }
@@ -97,16 +99,28 @@ pub(crate) fn need_resched() -> bool {
     unsafe { vhost_net_rs_need_resched() }
 }
 
-/// `smp_rmb()`.
+/// `smp_rmb()`. On x86-64 the kernel's is `barrier()` (loads are not
+/// reordered with loads): a compiler fence, without a call.
 pub(crate) fn smp_rmb() {
+    #[cfg(target_arch = "x86_64")]
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: A barrier has no preconditions.
-    unsafe { vhost_net_rs_smp_rmb() };
+    unsafe {
+        vhost_net_rs_smp_rmb()
+    };
 }
 
-/// `smp_wmb()`.
+/// `smp_wmb()`. On x86-64 the kernel's is `barrier()` (stores are not
+/// reordered with stores): a compiler fence, without a call.
 pub(crate) fn smp_wmb() {
+    #[cfg(target_arch = "x86_64")]
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: A barrier has no preconditions.
-    unsafe { vhost_net_rs_smp_wmb() };
+    unsafe {
+        vhost_net_rs_smp_wmb()
+    };
 }
 
 /// `smp_mb()`.
