@@ -315,6 +315,18 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "    BENCH_ARGS='--tests tx --sizes 64' BENCH_DOC=0 make bench",
         "    BENCH_QUICK=1 scripts/bench.sh              # the make check smoke test",
         "",
+        "Where the time goes: ``make profile`` runs the same rows with a QEMU",
+        "plugin (``tests/profile/tbprof.c``) that counts every guest kernel",
+        "instruction executed in each measured window, and prints instructions",
+        "per packet by function, C beside ours. Under TCG an instruction count is",
+        "exact and independent of host load, where ``perf`` has no counters::",
+        "",
+        "    make profile                                # every row, one round",
+        "    make profile BENCH_ARGS='--tests tx --sizes 64'",
+        "    scripts/profile-report.py --log build/profile/console.log \\",
+        "        --dumps build/profile/prof --system-map $(make -s kdir)/System.map \\",
+        "        --by-diff --blocks TaskBody             # largest differences, hot blocks",
+        "",
     ]
     if os.path.exists(notes):
         out += [".. include:: performance/notes.inc", ""]

@@ -18,7 +18,8 @@
 #                   BENCH_QEMU_MB: see scripts/bench-qemu.sh)
 #   BENCH_KARGS     extra guest kernel arguments (default clocksource=tsc;
 #                   scripts/vm.sh passes the host's TSC frequency)
-#   BENCH_PROFILE=1 instruction profile instead of timing (`make profile`):
+#   BENCH_PROFILE=1 instruction profile instead of timing (`make profile`;
+#                   with BENCH_QUICK=1 the make check smoke test of it):
 #                   QEMU runs tests/profile/tbprof.c, vbench marks each
 #                   window, scripts/profile-report.py prints the guest
 #                   kernel's instructions per packet by function, C beside
@@ -93,7 +94,8 @@ tr -d '\r' < "$LOG" | sed -n 's/^vbench-row,//p' >> "$OUT/raw.csv"
 
 if [ "$PROFILE" = 1 ]; then
     /usr/bin/python3 "$HERE/profile-report.py" --log "$LOG" --dumps "$OUT/prof" \
-        --system-map "$KDIR/System.map" --top "${BENCH_PROFILE_TOP:-30}" || rc=1
+        --system-map "$KDIR/System.map" --top "${BENCH_PROFILE_TOP:-30}" \
+        $([ "$QUICK" = 1 ] && echo --check) || rc=1
     exit "$rc"
 fi
 

@@ -83,6 +83,9 @@ ko=$REPO/vhost_net_rs.ko
 suite "VM suite (ours and the C vhost_net, same boot)" scripts/vmcheck.sh "$kdir" "$ko"
 step "bench smoke test (BENCH_QUICK=1: runs, well-formed output)" \
     env BENCH_QUICK=1 BENCH_OUT="$REPO/build/bench-quick" scripts/bench.sh "$kdir" "$ko"
+step "profile smoke test (make profile with BENCH_QUICK=1: every row counted, both modules)" \
+    env BENCH_QUICK=1 BENCH_PROFILE=1 BENCH_PROFILE_TOP=5 BENCH_OUT="$REPO/build/profile-quick" \
+    scripts/bench.sh "$kdir" "$ko"
 # Real QEMU guests on /dev/vhost-net (nested), C and ours.
 suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/guestcheck.sh "$kdir" "$ko"
 # Hostile-guest/process tests on the debug kernel (KASAN, lockdep,

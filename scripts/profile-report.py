@@ -130,6 +130,9 @@ def main():
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--blocks", metavar="TEXT",
                     help="also list the blocks of functions whose name holds TEXT")
+    ap.add_argument("--check", action="store_true",
+                    help="fail unless every row has a dump, for C and ours, with"
+                         " instructions counted in both modules (make check)")
     ap.add_argument("--by-diff", action="store_true",
                     help="order functions by the difference between C and ours")
     a = ap.parse_args()
@@ -154,6 +157,7 @@ def main():
             print_blocks(path, sym, a.blocks, f"{test} {size} B, {imp}, round {rnd}", pkts)
     if missing:
         print(f"profile: {missing} rows without a dump or packets", file=sys.stderr)
+    bad = missing
 
     names = set()
     for rowd in per.values():
@@ -180,6 +184,10 @@ def main():
 
         ct, ot = sum(c.values()), sum(o.values())
         cm, om = group(c, C_MODS), group(o, OURS_MODS)
+        if a.check and not (cm > 0 and om > 0):
+            print(f"profile: {test} {size}: no instructions counted in the "
+                  f"C modules ({cm:.0f}) or ours ({om:.0f})", file=sys.stderr)
+            bad += 1
         print(f"{'total':<72} {ct:>9.0f} {ot:>9.0f}  {ot / ct if ct else 0:5.2f}")
         print(f"{'  vhost module(s)':<72} {cm:>9.0f} {om:>9.0f}  {om / cm if cm else 0:5.2f}")
         print(f"{'  everything else':<72} {ct - cm:>9.0f} {ot - om:>9.0f}  "
@@ -194,6 +202,9 @@ def main():
         for k in top:
             label = short(f"{dm.get(k[1], k[1])} [{k[0]}]")
             print(f"{label:<72} {c.get(k, 0):>9.1f} {o.get(k, 0):>9.1f}")
+    if a.check and bad:
+        print(f"profile: FAILED ({bad} problems)", file=sys.stderr)
+        return 1
     return 0
 
 
