@@ -156,6 +156,13 @@ impl Worker {
 
     /// Waits until all work queued before the call has run (C's
     /// `vhost_dev_flush`). Returns at once when no task runs work.
+    ///
+    /// Callers hold the device mutex, so flushes never overlap: when one
+    /// queues `WORK_FLUSH` the previous flush's bit has been taken (its
+    /// round completed the ticket), so `queue` finds the bit clear and
+    /// wakes the task. Overlapping flushes could lose a ticket: a round
+    /// that read `flush_req` before a second flusher's increment would
+    /// take that flusher's bit too.
     pub(crate) fn flush(&self) {
         let ticket = self.flush_req.fetch_add(1, Ordering::AcqRel) + 1;
         if !self.queue(WORK_FLUSH) {
