@@ -55,10 +55,13 @@ pub(crate) enum BuildError {
 /// # Invariants
 ///
 /// `ptr` is a live batch from `vhost_net_rs_xdp_batch_new`; its first
-/// `n` buffers are committed and owned by it until sent.
+/// `n` buffers are committed and owned by it until sent. `hdr_off` is
+/// `vhost_net_rs_xdp_hdr_offset()`.
 pub(crate) struct XdpBatch {
     ptr: *mut c_void,
     n: usize,
+    /// Offset of the vnet header in a buffer (a constant of the shim's).
+    hdr_off: usize,
 }
 
 // SAFETY: The batch is plain memory owned by one ring, used under its mutex.
@@ -74,8 +77,10 @@ impl XdpBatch {
         if ptr.is_null() {
             return Err(ENOMEM);
         }
-        // INVARIANT: A new, empty batch.
-        Ok(Self { ptr, n: 0 })
+        // SAFETY: Returns a constant.
+        let hdr_off = unsafe { vhost_net_rs_xdp_hdr_offset() };
+        // INVARIANT: A new, empty batch, and the shim's offset.
+        Ok(Self { ptr, n: 0, hdr_off })
     }
 
     /// Packets waiting.
@@ -118,8 +123,7 @@ impl XdpBatch {
                 BuildError::Failed
             });
         }
-        // SAFETY: Returns a constant.
-        let hdr_off = unsafe { vhost_net_rs_xdp_hdr_offset() };
+        let hdr_off = self.hdr_off;
         let pad = pad as usize;
         // SAFETY: The shim sized `buf` for `pad + len - sock_hlen` data
         // bytes plus its tail, and the header slot lies within the pad
