@@ -351,7 +351,14 @@ s=$(cat /tmp/mig.s)
 r=$(g A2 "sleep 1; cat /tmp/mig.r" 60)
 echo "#   outer sent: $s"; echo "#   A2 got:     $r"
 [ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] && [ "$(field verify "$r")" = ok ]
-result $? "migration: TCP 32 MB outer -> A running across it, content verified after it"
+rc=$?
+result $rc "migration: TCP 32 MB outer -> A running across it, content verified after it"
+if [ $rc != 0 ]; then
+    # Whether A2 as a whole still runs (its console is QEMU's serial port,
+    # not vhost): the last lines it printed.
+    echo "#   A2 console, last lines:"
+    tail -n 25 /tmp/A2.console 2>/dev/null | tr -d '\r' | sed 's/^/#   | /'
+fi
 sleep 2
 kill -INT $pp 2>/dev/null; wait $pp
 pl=$(ping_loss "$(cat /tmp/mig.ping)")
