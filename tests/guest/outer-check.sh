@@ -106,7 +106,10 @@ tcp_out() {
 }
 # udp_in/udp_out NAME IP COUNT SIZE PPS KEY: at most 2% lost (5% when SIZE
 # needs IP fragments: one lost fragment of 6 loses the whole datagram, and
-# a TCG guest stalled by its neighbours drops a burst), none corrupt
+# a TCG guest stalled by its neighbours drops a burst), none corrupt.
+# The rates stay well under what a nested TCG guest receives on a slow
+# 2-core host: on 2026-11-30 one took about 225 datagrams/s of 1400 B, and
+# 1000/s lost a quarter of them (with the C module as with ours).
 udp_ok() { # udp_ok RECV-LINE COUNT KEY SIZE
     local lost pct=2
     [ "$4" -gt 1472 ] && pct=5
@@ -222,9 +225,9 @@ tcp_in A 198.18.0.2 8 3 tcp_in_MBps
 result $? "TCP 8 MB outer -> A, content verified"
 tcp_out A 198.18.0.1 8 4 tcp_out_MBps
 result $? "TCP 8 MB A -> outer, content verified"
-udp_in A 198.18.0.2 2000 1400 1000 udp_in_lost
+udp_in A 198.18.0.2 2000 1400 150 udp_in_lost
 result $? "UDP 2000 x 1400 B outer -> A (<= 2% lost, none corrupt)"
-udp_out A 198.18.0.1 2000 1400 1000 udp_out_lost
+udp_out A 198.18.0.1 2000 1400 150 udp_out_lost
 result $? "UDP 2000 x 1400 B A -> outer (<= 2% lost, none corrupt)"
 udp_in A 198.18.0.2 300 8000 60 udp_frag_in_lost
 result $? "UDP 300 x 8000 B (fragmented) outer -> A (<= 5% lost, none corrupt)"
@@ -244,9 +247,9 @@ tcp_in B 198.18.1.3 8 5 tcp_in_B_MBps
 result $? "offloads off: TCP 8 MB outer -> B, content verified"
 tcp_out B 198.18.1.1 8 6 tcp_out_B_MBps
 result $? "offloads off: TCP 8 MB B -> outer, content verified"
-udp_in B 198.18.1.3 1000 1400 500 udp_in_B_lost
+udp_in B 198.18.1.3 1000 1400 150 udp_in_B_lost
 result $? "offloads off: UDP 1000 x 1400 B outer -> B"
-udp_out B 198.18.1.1 1000 1400 500 udp_out_B_lost
+udp_out B 198.18.1.1 1000 1400 150 udp_out_B_lost
 result $? "offloads off: UDP 1000 x 1400 B B -> outer"
 fi
 
