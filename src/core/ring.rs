@@ -429,9 +429,13 @@ fn write_used_elems<M: RingMemory + ?Sized>(
     mut at: u64,
     heads: &[UsedElem],
 ) -> Result<(), Errno> {
+    let mut one = [0u8; USED_ELEM_SIZE as usize];
     let mut small = [0u8; 8 * USED_ELEM_SIZE as usize];
     let mut big;
-    let buf: &mut [u8] = if heads.len() <= 8 {
+    // One element, the latency-bound case: an 8-byte buffer.
+    let buf: &mut [u8] = if heads.len() <= 1 {
+        &mut one
+    } else if heads.len() <= 8 {
         &mut small
     } else {
         big = [0u8; 64 * USED_ELEM_SIZE as usize];
@@ -848,14 +852,7 @@ impl SplitRing {
     {
         let start = u64::from(u32::from(self.last_used_idx) & self.mask());
         let offset = RING_OFFSET + USED_ELEM_SIZE * start;
-        let at = self.used.wrapping_add(offset);
-        if let [e] = heads {
-            // One element, the latency-bound case: one 8-byte write.
-            let v = u64::from(e.id) | (u64::from(e.len) << 32);
-            mem.write(at, &v.to_le_bytes()).map_err(|_| Errno::EFAULT)?;
-        } else {
-            write_used_elems(mem, at, heads)?;
-        }
+        write_used_elems(mem, self.used.wrapping_add(offset), heads)?;
         if self.log.is_some() {
             // Barrier 5: the elements are in memory before they are logged.
             mem.wmb();
