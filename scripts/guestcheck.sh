@@ -9,10 +9,13 @@
 # Usage: guestcheck.sh KDIR MODULE.ko
 # Environment:
 #   GUESTCHECK_OUT      work directory (default build/guestcheck in the repo)
-#   GUESTCHECK_TIMEOUT  hard timeout of each VM run in seconds (default 2400)
+#   GUESTCHECK_TIMEOUT  hard timeout of each VM run in seconds (default 1800;
+#                       a run takes about 1000 s on a slow 2-core machine)
 #   GUESTCHECK_IMPLS    which modules, in order (default "c ours")
 #   GUESTCHECK_SECTIONS scenario sections of tests/guest/outer-check.sh
 #                       (default abcdef; "ce": multiqueue and migration)
+#   GUESTCHECK_MIGRATE  the guest migrated in section e: B (default, one
+#                       NIC) or A (two NICs, one multiqueue; see testing.rst)
 #   VM_MEM (default here 3072), VM_SMP, VMTEST_ACCEL: see scripts/vm.sh
 #
 # Prints both runs' TAP lines and "# metric" lines, then a side-by-side
@@ -25,7 +28,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-[ $# -eq 2 ] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$1 MODULE=$2
 OUT=${GUESTCHECK_OUT:-$REPO/build/guestcheck}
 [ -f "$KDIR/.vhost-complete" ] || { echo "guestcheck: $KDIR is not a complete kernel build" >&2; exit 2; }
@@ -43,8 +46,8 @@ for impl in ${GUESTCHECK_IMPLS:-c ours}; do
     log=$OUT/console-$impl.log
     echo "# ---- guests on the $impl module ($( [ $impl = c ] && echo vhost_net || echo vhost_net_rs ))"
     start=$(date +%s)
-    VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${GUESTCHECK_TIMEOUT:-2400}" \
-        -l "$log" -c "GUESTCHECK_SECTIONS=${GUESTCHECK_SECTIONS:-abcdef} /bin/guest-check.sh $impl" 2>&1 |
+    VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${GUESTCHECK_TIMEOUT:-1800}" \
+        -l "$log" -c "GUESTCHECK_SECTIONS=${GUESTCHECK_SECTIONS:-abcdef} GUESTCHECK_MIGRATE=${GUESTCHECK_MIGRATE:-B} /bin/guest-check.sh $impl" 2>&1 |
         stdbuf -oL tr -d '\r' | grep --line-buffered -E '^(ok|not ok) |^# |^vm\.sh: |^[0-9]+ passed, [0-9]+ failed$'
     rc=${PIPESTATUS[0]}
     echo "# $impl: $(( $(date +%s) - start )) s"

@@ -10,7 +10,8 @@
 #      (198.18.1.2, outer 198.18.1.1); VLAN 100 on eth0 (198.18.100.0/24)
 #   B  offloads off (csum, guest_csum, gso, guest/host tso/ecn/ufo,
 #      mrg_rxbuf, event_idx, indirect_desc); eth0 on tapb0 in br0 (198.18.1.3)
-#   A2 the migration target of A (-incoming unix:), taps tapm0/tapm1
+#   B2 the migration target of B (-incoming unix:), tap tapb2 in br0
+#   A2 with GUESTCHECK_MIGRATE=A: the target of A, taps tapm0/tapm1
 #   C  after every guest quit and the module was reloaded: default, tap0
 # Output: TAP lines "ok N - ..." / "not ok N - ...", "# metric KEY VALUE"
 # lines for scripts/guestcheck.sh's comparison, and "<n> passed, <m> failed"
@@ -59,7 +60,9 @@ args_A() { # args_A TAP0 TAP1
         "-netdev tap,id=n1,ifname=$2,$NET,queues=2" \
         "-device virtio-net-pci,netdev=n1,romfile=,mac=$MAC_A1,mq=on,vectors=6"
 }
-args_B="-netdev tap,id=n0,ifname=tapb0,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_B,$OFF"
+args_B() { # args_B TAP
+    echo "-netdev tap,id=n0,ifname=$1,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_B,$OFF"
+}
 
 wait_if() { # wait_if IFACE: QEMU creates the tap before the guest boots
     local i=0
@@ -81,8 +84,8 @@ ping_both() {
 # tcp_in NAME GUEST_IP MB SEED KEY: outer -> guest, verified; metric KEY
 tcp_in() {
     local name=$1 gip=$2 mb=$3 seed=$4 key=$5 port=$((5000 + $4)) s r
-    g "$name" "nettool tcp-recv $port $seed 1800 > /tmp/r$seed 2>&1 &" >/dev/null
-    s=$(nettool tcp-send "$gip" $port $((mb << 20)) "$seed" 1800 2>&1)
+    g "$name" "nettool tcp-recv $port $seed 300 > /tmp/r$seed 2>&1 &" >/dev/null
+    s=$(nettool tcp-send "$gip" $port $((mb << 20)) "$seed" 300 2>&1)
     r=$(g "$name" "sleep 1; cat /tmp/r$seed")
     echo "#   sent: $s"
     echo "#   got:  $r"
@@ -93,9 +96,9 @@ tcp_in() {
 # tcp_out NAME OUTER_IP MB SEED KEY: guest -> outer, verified
 tcp_out() {
     local name=$1 oip=$2 mb=$3 seed=$4 key=$5 port=$((5000 + $4)) s r p
-    nettool tcp-recv $port "$seed" 1800 > /tmp/r$seed 2>&1 &
+    nettool tcp-recv $port "$seed" 300 > /tmp/r$seed 2>&1 &
     p=$!
-    s=$(g "$name" "nettool tcp-send $oip $port $((mb << 20)) $seed 1800" 1850 2>&1)
+    s=$(g "$name" "nettool tcp-send $oip $port $((mb << 20)) $seed 300" 330 2>&1)
     wait $p
     r=$(cat /tmp/r$seed)
     echo "#   sent: $s"
@@ -168,7 +171,7 @@ want() { case ${GUESTCHECK_SECTIONS:-abcdef} in *$1*) return 0 ;; esac; return 1
 # --- boot A and B together -------------------------------------------------
 t0=$(now)
 qemu_start A $(args_A tap0 tap1)
-qemu_start B $args_B
+qemu_start B $(args_B tapb0)
 wait_if tap0 && wait_if tap1 && wait_if tapb0
 ip addr add 198.18.0.1/24 dev tap0 && ip link set tap0 up
 for t in tap1 tapb0; do brctl addif br0 $t; ip link set $t up; done
@@ -182,6 +185,9 @@ if [ $rc != 0 ]; then
     for x in A B; do echo "# $x QEMU log:"; sed 's/^/#   /' /tmp/$x.qemu.log; done
     finish
 fi
+# The inner kernel's uptime when its agent was ready: the rest of boot_A_s
+# is QEMU's start, the firmware and the kernel's decompression.
+metric boot_A_kernel_s "$(sed -n 's/^@@READY \([0-9.]*\).*/\1/p' /tmp/A.log | tr -d '\r')"
 A0=$(guest_if A $MAC_A0) A1=$(guest_if A $MAC_A1) B0=$(guest_if B $MAC_B)
 g A "ip addr add 198.18.0.2/24 dev $A0 && ip link set $A0 up && ip addr add 198.18.1.2/24 dev $A1 && ip link set $A1 up" >/dev/null
 g B "ip addr add 198.18.1.3/24 dev $B0 && ip link set $B0 up" >/dev/null
@@ -216,19 +222,19 @@ for m in 68 576 1280 1500 4000 9000; do
     metric "ping_mtu_$m" "$l ${lf:-100}"
     result $rc "MTU $m: ping $((m - 28)) bytes both ways, and 8000 bytes (fragmented) outer->A (loss $l ${lf:-100})"
 done
-tcp_in A 198.18.0.2 8 1 tcp_mtu9000_in_MBps
-result $? "MTU 9000: TCP 8 MB outer -> A, content verified"
-tcp_out A 198.18.0.1 8 2 tcp_mtu9000_out_MBps
-result $? "MTU 9000: TCP 8 MB A -> outer, content verified"
+tcp_in A 198.18.0.2 2 1 tcp_mtu9000_in_MBps
+result $? "MTU 9000: TCP 2 MB outer -> A, content verified"
+tcp_out A 198.18.0.1 2 2 tcp_mtu9000_out_MBps
+result $? "MTU 9000: TCP 2 MB A -> outer, content verified"
 ip link set tap0 mtu 1500 && g A "ip link set $A0 mtu 1500" >/dev/null
-tcp_in A 198.18.0.2 8 3 tcp_in_MBps
-result $? "TCP 8 MB outer -> A, content verified"
-tcp_out A 198.18.0.1 8 4 tcp_out_MBps
-result $? "TCP 8 MB A -> outer, content verified"
-udp_in A 198.18.0.2 2000 1400 150 udp_in_lost
-result $? "UDP 2000 x 1400 B outer -> A (<= 2% lost, none corrupt)"
-udp_out A 198.18.0.1 2000 1400 150 udp_out_lost
-result $? "UDP 2000 x 1400 B A -> outer (<= 2% lost, none corrupt)"
+tcp_in A 198.18.0.2 4 3 tcp_in_MBps
+result $? "TCP 4 MB outer -> A, content verified"
+tcp_out A 198.18.0.1 4 4 tcp_out_MBps
+result $? "TCP 4 MB A -> outer, content verified"
+udp_in A 198.18.0.2 1000 1400 150 udp_in_lost
+result $? "UDP 1000 x 1400 B outer -> A (<= 2% lost, none corrupt)"
+udp_out A 198.18.0.1 1000 1400 150 udp_out_lost
+result $? "UDP 1000 x 1400 B A -> outer (<= 2% lost, none corrupt)"
 udp_in A 198.18.0.2 300 8000 60 udp_frag_in_lost
 result $? "UDP 300 x 8000 B (fragmented) outer -> A (<= 5% lost, none corrupt)"
 udp_out A 198.18.0.1 300 8000 60 udp_frag_out_lost
@@ -243,10 +249,10 @@ metric ping_loss_B "$l"
 result $rc "offloads off: ping outer <-> B (loss $l)"
 l=$(ping_both B 198.18.1.3 198.18.1.1 1472 3); rc=$?
 result $rc "offloads off: ping 1472 bytes both ways (loss $l)"
-tcp_in B 198.18.1.3 8 5 tcp_in_B_MBps
-result $? "offloads off: TCP 8 MB outer -> B, content verified"
-tcp_out B 198.18.1.1 8 6 tcp_out_B_MBps
-result $? "offloads off: TCP 8 MB B -> outer, content verified"
+tcp_in B 198.18.1.3 2 5 tcp_in_B_MBps
+result $? "offloads off: TCP 2 MB outer -> B, content verified"
+tcp_out B 198.18.1.1 2 6 tcp_out_B_MBps
+result $? "offloads off: TCP 2 MB B -> outer, content verified"
 udp_in B 198.18.1.3 1000 1400 150 udp_in_B_lost
 result $? "offloads off: UDP 1000 x 1400 B outer -> B"
 udp_out B 198.18.1.1 1000 1400 150 udp_out_B_lost
@@ -266,23 +272,23 @@ result $rc "multiqueue: ETHTOOL_SCHANNELS combined=2 on A's eth1"
 i0=$(irqs A $A1) c0=$(cpu_of A)
 rc=0
 for k in 1 2 3 4 5 6; do
-    g A "nettool tcp-recv $((5100 + k)) $((100 + k)) 1800 > /tmp/m$k 2>&1 &" >/dev/null
+    g A "nettool tcp-recv $((5100 + k)) $((100 + k)) 300 > /tmp/m$k 2>&1 &" >/dev/null
 done
 pids=""
 for k in 1 2 3 4 5 6; do
-    nettool tcp-send 198.18.1.2 $((5100 + k)) $((4 << 20)) $((100 + k)) 1800 > /tmp/ms$k 2>&1 &
+    nettool tcp-send 198.18.1.2 $((5100 + k)) $((1 << 20)) $((100 + k)) 300 > /tmp/ms$k 2>&1 &
     pids="$pids $!"
 done
 wait $pids
 pids=""
 for k in 1 2 3 4 5 6; do
-    nettool tcp-recv $((5200 + k)) $((200 + k)) 1800 > /tmp/mo$k 2>&1 &
+    nettool tcp-recv $((5200 + k)) $((200 + k)) 300 > /tmp/mo$k 2>&1 &
     pids="$pids $!"
 done
-g A "for k in 1 2 3 4 5 6; do nettool tcp-send 198.18.1.1 \$((5200 + k)) $((4 << 20)) \$((200 + k)) 1800 > /tmp/mos\$k 2>&1 & done; wait; cat /tmp/mos*" 1850 > /tmp/mos
+g A "for k in 1 2 3 4 5 6; do nettool tcp-send 198.18.1.1 \$((5200 + k)) $((1 << 20)) \$((200 + k)) 300 > /tmp/mos\$k 2>&1 & done; wait; cat /tmp/mos*" 330 > /tmp/mos
 wait $pids
 got=$(g A "sleep 1; cat /tmp/m1 /tmp/m2 /tmp/m3 /tmp/m4 /tmp/m5 /tmp/m6")
-good=$( { echo "$got"; cat /tmp/mo1 /tmp/mo2 /tmp/mo3 /tmp/mo4 /tmp/mo5 /tmp/mo6; } | grep -c "bytes=$((4 << 20)) .*verify=ok")
+good=$( { echo "$got"; cat /tmp/mo1 /tmp/mo2 /tmp/mo3 /tmp/mo4 /tmp/mo5 /tmp/mo6; } | grep -c "bytes=$((1 << 20)) .*verify=ok")
 [ "$good" = 12 ] || rc=1
 i1=$(irqs A $A1) c1=$(cpu_of A)
 echo "#   eth1 interrupts input.0 output.0 input.1 output.1: before $i0 after $i1"
@@ -301,40 +307,55 @@ o1=$(g A "ping -c 3 -W 5 198.18.1.3") ; o2=$(g B "ping -c 3 -W 5 198.18.1.2")
 l="$(ping_loss "$o1") $(ping_loss "$o2")"
 [ "$l" = "0 0" ]
 result $? "bridge: ping A <-> B through br0 (loss $l)"
-g B "nettool tcp-recv 5301 301 1800 > /tmp/ab 2>&1 &" >/dev/null
-s=$(g A "nettool tcp-send 198.18.1.3 5301 $((8 << 20)) 301 1800" 1850)
+g B "nettool tcp-recv 5301 301 300 > /tmp/ab 2>&1 &" >/dev/null
+s=$(g A "nettool tcp-send 198.18.1.3 5301 $((2 << 20)) 301 300" 330)
 r=$(g B "sleep 1; cat /tmp/ab")
 echo "#   A sent: $s"; echo "#   B got:  $r"
 metric tcp_A_to_B_MBps "$(field MB/s "$r")"
 [ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] && [ "$(field verify "$r")" = ok ]
-result $? "bridge: TCP 8 MB A -> B, content verified"
+result $? "bridge: TCP 2 MB A -> B, content verified"
 vconfig add tap0 100 >/dev/null && ip addr add 198.18.100.1/24 dev tap0.100 && ip link set tap0.100 up
 g A "vconfig add $A0 100 >/dev/null && ip addr add 198.18.100.2/24 dev $A0.100 && ip link set $A0.100 up" >/dev/null
 ping -c 1 -W 20 198.18.100.2 >/dev/null 2>&1
 l=$(ping_both A 198.18.100.2 198.18.100.1 56 3); rc=$?
 result $rc "VLAN 100 inside A (8021q): ping both ways (loss $l)"
-tcp_in A 198.18.100.2 8 7 tcp_vlan_in_MBps
-result $? "VLAN 100: TCP 8 MB outer -> A, content verified"
+tcp_in A 198.18.100.2 2 7 tcp_vlan_in_MBps
+result $? "VLAN 100: TCP 2 MB outer -> A, content verified"
 fi
 
-# --- e. live migration of A to A2, TCP and ping running across it ------------
+# --- e. live migration, TCP and ping running across it ----------------------
+# GUESTCHECK_MIGRATE names the guest migrated: B (default; one NIC, on br0)
+# or A (two NICs, one multiqueue). Migrating A while its multiqueue NIC
+# carries traffic has left the destination guest broken now and then, with
+# the C module as with ours (testing.rst), so the default is B.
 if want e; then
-qemu_start A2 $(args_A tapm0 tapm1) -incoming unix:/tmp/mig.sock
-wait_if tapm1 && brctl addif br0 tapm1 && ip link set tapm1 up
-wait_if tapm0 && ip link set tapm0 up
+MIG=${GUESTCHECK_MIGRATE:-B}
+if [ "$MIG" = A ]; then
+    DST=A2 MIP=198.18.1.2 PEER=B NW=3
+    qemu_start A2 $(args_A tapm0 tapm1) -incoming unix:/tmp/mig.sock
+    wait_if tapm1 && brctl addif br0 tapm1 && ip link set tapm1 up
+    wait_if tapm0 && ip link set tapm0 up
+else
+    DST=B2 MIP=198.18.1.3 PEER=A NW=1
+    qemu_start B2 $(args_B tapb2) -incoming unix:/tmp/mig.sock
+    wait_if tapb2 && brctl addif br0 tapb2 && ip link set tapb2 up
+fi
 usleep 500000
-echo "#   A2 waiting: $(nettool hmp /tmp/A2.mon info status)"
-g A "nettool tcp-recv 5401 401 1800 > /tmp/mig.r 2>&1 &" >/dev/null
-nettool tcp-send 198.18.1.2 5401 $((32 << 20)) 401 1800 > /tmp/mig.s 2>&1 &
+echo "#   $DST waiting: $(nettool hmp /tmp/$DST.mon info status)"
+g $MIG "nettool tcp-recv 5401 401 300 > /tmp/mig.r 2>&1 &" >/dev/null
+# 12 MB lasts about 60 s at a nested guest's 0.2 MB/s, the migration about
+# 10 s from 2 s in. 300 s bounds the transfer: a broken connection costs
+# minutes, not the VM's whole timeout.
+nettool tcp-send $MIP 5401 $((12 << 20)) 401 300 > /tmp/mig.s 2>&1 &
 sp=$!
-ping -i 0.2 -w 1000 198.18.1.2 > /tmp/mig.ping 2>&1 &
+ping -i 0.2 -w 1000 $MIP > /tmp/mig.ping 2>&1 &
 pp=$!
-sleep 3
+sleep 2
 tm=$(now)
-echo "#   migrate: $(nettool hmp /tmp/A.mon migrate -d unix:/tmp/mig.sock)"
+echo "#   migrate: $(nettool hmp /tmp/$MIG.mon migrate -d unix:/tmp/mig.sock)"
 st="" i=0
 while [ $i -lt 600 ]; do
-    info=$(nettool hmp /tmp/A.mon info migrate)
+    info=$(nettool hmp /tmp/$MIG.mon info migrate)
     st=$(echo "$info" | sed -n 's/^Migration status: *//p' | tr -d '\r')
     case $st in completed|failed|cancelled) break ;; esac
     [ -n "$st" ] || { echo "#   info migrate: $info"; break; }
@@ -344,23 +365,28 @@ echo "$info" | grep -E 'status|total time|downtime|transferred ram|dirty sync|di
 metric migration_status "$st"
 metric migration_wall_s "$(elapsed "$tm")"
 metric migration_downtime_ms "$(echo "$info" | sed -n 's/^downtime: *\([0-9]*\).*/\1/p')"
-echo "#   A after: $(nettool hmp /tmp/A.mon info status | tr -d '\r')"
-echo "#   A2 after: $(nettool hmp /tmp/A2.mon info status | tr -d '\r')"
+echo "#   $MIG after: $(nettool hmp /tmp/$MIG.mon info status | tr -d '\r')"
+echo "#   $DST after: $(nettool hmp /tmp/$DST.mon info status | tr -d '\r')"
 [ "$st" = completed ]
-result $? "live migration A -> A2 (vhost on both sides) completed ($st)"
-nettool hmp /tmp/A.mon quit >/dev/null 2>&1
+result $? "live migration $MIG -> $DST (vhost on both sides) completed ($st)"
+nettool hmp /tmp/$MIG.mon quit >/dev/null 2>&1
 wait $sp
 s=$(cat /tmp/mig.s)
-r=$(g A2 "sleep 1; cat /tmp/mig.r" 60)
-echo "#   outer sent: $s"; echo "#   A2 got:     $r"
+r=$(g $DST "sleep 1; cat /tmp/mig.r" 60)
+echo "#   outer sent: $s"; echo "#   $DST got:     $r"
 [ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] && [ "$(field verify "$r")" = ok ]
 rc=$?
-result $rc "migration: TCP 32 MB outer -> A running across it, content verified after it"
+result $rc "migration: TCP 12 MB outer -> $MIG running across it, content verified after it"
 if [ $rc != 0 ]; then
-    # Whether A2 as a whole still runs (its console is QEMU's serial port,
-    # not vhost): the last lines it printed.
-    echo "#   A2 console, last lines:"
-    tail -n 25 /tmp/A2.console 2>/dev/null | tr -d '\r' | sed 's/^/#   | /'
+    # Whether the destination as a whole still runs (its console is
+    # QEMU's serial port, not vhost), and what its kernel said.
+    if alive $DST; then echo "#   $DST's QEMU is running"; else echo "#   $DST's QEMU has exited"; fi
+    echo "#   $DST QEMU said:"; sed 's/^/#   | /' /tmp/$DST.qemu.log
+    echo "#   $DST console, virtio/net/panic lines:"
+    tr -d '\r' < /tmp/$DST.console | grep -iE 'virtio|net eth|head|range|panic|bug|rip:|error' |
+        grep -v 'TXQ .* queue failure' | head -n 30 | sed 's/^/#   | /'
+    echo "#   $DST console, last lines:"
+    tail -n 25 /tmp/$DST.console 2>/dev/null | tr -d '\r' | sed 's/^/#   | /'
 fi
 sleep 2
 kill -INT $pp 2>/dev/null; wait $pp
@@ -368,28 +394,32 @@ pl=$(ping_loss "$(cat /tmp/mig.ping)")
 tx=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' /tmp/mig.ping)
 metric migration_ping_loss "$pl% of $tx"
 echo "#   ping every 0.2 s across the migration: $pl% lost of $tx"
-ip addr add 198.18.0.1/24 dev tapm0
-l=$(ping_both A2 198.18.1.2 198.18.1.1 56 3); rc=$?
-l0=$(ping_both A2 198.18.0.2 198.18.0.1 56 3) || rc=1
-result $rc "after migration: A2 reachable on eth1 ($l) and eth0 ($l0)"
-if [ $rc != 0 ]; then
-    for t in tapm0 tapm1; do echo "#   $t to A2: $(cat /sys/class/net/$t/statistics/tx_packets) packets, $(cat /sys/class/net/$t/statistics/tx_dropped) dropped"; done
-    echo "#   A2 interrupts: $(g A2 "grep virtio /proc/interrupts | awk '{ print \$NF, \$2 }' | tr '\n' ' '")"
+l=$(ping_both $DST $MIP 198.18.1.1 56 3); rc=$?
+if [ "$MIG" = A ]; then
+    ip addr add 198.18.0.1/24 dev tapm0
+    l0=$(ping_both A2 198.18.0.2 198.18.0.1 56 3) || rc=1
+    l="$l, eth0 $l0"
 fi
-tcp_out A2 198.18.1.1 8 8 tcp_after_migration_MBps
-result $? "after migration: TCP 8 MB A2 -> outer, content verified"
-o1=$(g B "ping -c 3 -W 5 198.18.1.2")
+result $rc "after migration: $DST reachable ($l)"
+if [ $rc != 0 ]; then
+    echo "#   $DST interrupts: $(g $DST "grep virtio /proc/interrupts | awk '{ print \$NF, \$2 }' | tr '\n' ' '")"
+fi
+tcp_out $DST 198.18.1.1 2 8 tcp_after_migration_MBps
+result $? "after migration: TCP 2 MB $DST -> outer, content verified"
+o1=$(g $PEER "ping -c 3 -W 5 $MIP")
 [ "$(ping_loss "$o1")" = 0 ]
-result $? "after migration: B -> A2 through the bridge"
-ta=$(vhost_threads A2 | wc -l)
-metric vhost_threads_A2 "$ta"
-[ "$ta" = 3 ]
-result $? "A2 has its own 3 vhost workers ($(vhost_threads A2 | awk '{ printf "%s ", $2 }'))"
+result $? "after migration: $PEER -> $DST through the bridge"
+ta=$(vhost_threads $DST | wc -l)
+metric vhost_threads_migrated "$ta"
+[ "$ta" = $NW ]
+result $? "$DST has its own $NW vhost worker(s) ($(vhost_threads $DST | awk '{ printf "%s ", $2 }'))"
 fi
 
 # --- f. shut down, reload the module, start again ----------------------------
 if want f; then
-gquit A2; gquit B
+for x in A A2 B B2; do
+    [ -f /tmp/$x.pid ] && alive $x && gquit $x
+done
 rf=$(refcnt)
 metric refcnt_after_quit "$rf"
 [ "$rf" = 0 ] && [ -z "$(ls /proc/*/task/*/comm 2>/dev/null | xargs grep -l '^vhost-' 2>/dev/null)" ]
@@ -408,27 +438,27 @@ if [ $rc = 0 ]; then
     ping -c 1 -W 20 198.18.0.2 >/dev/null 2>&1
     l=$(ping_both C 198.18.0.2 198.18.0.1 56 3); rc=$?
     result $rc "reloaded: ping outer <-> C (loss $l)"
-    tcp_in C 198.18.0.2 8 9 tcp_in_C_MBps
-    result $? "reloaded: TCP 8 MB outer -> C, content verified"
-    tcp_out C 198.18.0.1 8 10 tcp_out_C_MBps
-    result $? "reloaded: TCP 8 MB C -> outer, content verified"
+    tcp_in C 198.18.0.2 2 9 tcp_in_C_MBps
+    result $? "reloaded: TCP 2 MB outer -> C, content verified"
+    tcp_out C 198.18.0.1 2 10 tcp_out_C_MBps
+    result $? "reloaded: TCP 2 MB C -> outer, content verified"
     gquit C
 fi
 fi
 # a focused run leaves its guests up: end them
-for x in A A2 B; do
+for x in A A2 B B2; do
     [ -f /tmp/$x.pid ] && alive $x && gquit $x
 done
 
 # --- the logs ------------------------------------------------------------------
 rc=0
-for x in A B A2 C; do
+for x in A B A2 B2 C; do
     [ -f /tmp/$x.console ] || continue
     r=$(console_reports /tmp/$x.console) && { echo "# $x kernel reports:"; echo "$r" | sed 's/^/#   /'; rc=1; }
 done
 result $rc "inner guests' kernel logs have no report"
 rc=0
-for x in A B A2 C; do
+for x in A B A2 B2 C; do
     [ -f /tmp/$x.qemu.log ] || continue
     if [ -s /tmp/$x.qemu.log ]; then
         echo "# $x QEMU said:"; sed 's/^/#   /' /tmp/$x.qemu.log
