@@ -86,11 +86,12 @@ step "bench smoke test (BENCH_QUICK=1: runs, well-formed output)" \
 step "profile smoke test (make profile with BENCH_QUICK=1: every row counted, both modules)" \
     env BENCH_QUICK=1 BENCH_PROFILE=1 BENCH_PROFILE_TOP=5 BENCH_OUT="$REPO/build/profile-quick" \
     scripts/bench.sh "$kdir" "$ko"
-# Real QEMU guests on /dev/vhost-net (nested), C and ours.
-suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/guestcheck.sh "$kdir" "$ko"
 # Hostile-guest/process tests on the debug kernel (KASAN, lockdep,
-# kmemleak, UBSAN), both modules. VHOST_CHECK_DEBUG=0 skips them.
+# kmemleak, UBSAN), both modules. VHOST_CHECK_DEBUG=0 skips them. Before
+# the guests: the debug kernel is built (and cached) early in a cold run.
 if [ "${VHOST_CHECK_DEBUG:-1}" != 0 ]; then
     suite "hostile tests on the debug kernel (VHOST_CHECK_DEBUG=0 skips)" scripts/check-debug.sh --hostile
 fi
+# Real QEMU guests on /dev/vhost-net (nested), C and ours: the longest stage.
+suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/guestcheck.sh "$kdir" "$ko"
 finish

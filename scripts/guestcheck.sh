@@ -9,8 +9,8 @@
 # Usage: guestcheck.sh KDIR MODULE.ko
 # Environment:
 #   GUESTCHECK_OUT      work directory (default build/guestcheck in the repo)
-#   GUESTCHECK_TIMEOUT  hard timeout of each VM run in seconds (default 1800;
-#                       a run takes about 1000 s on a slow 2-core machine)
+#   GUESTCHECK_TIMEOUT  hard timeout of each VM run in seconds (default 2700;
+#                       a run took 1800-2100 s on a slow 2-core machine)
 #   GUESTCHECK_IMPLS    which modules, in order (default "c ours")
 #   GUESTCHECK_SECTIONS scenario sections of tests/guest/outer-check.sh
 #                       (default abcdef; "ce": multiqueue and migration)
@@ -46,7 +46,7 @@ for impl in ${GUESTCHECK_IMPLS:-c ours}; do
     log=$OUT/console-$impl.log
     echo "# ---- guests on the $impl module ($( [ $impl = c ] && echo vhost_net || echo vhost_net_rs ))"
     start=$(date +%s)
-    VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${GUESTCHECK_TIMEOUT:-1800}" \
+    VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${GUESTCHECK_TIMEOUT:-2700}" \
         -l "$log" -c "GUESTCHECK_SECTIONS=${GUESTCHECK_SECTIONS:-abcdef} GUESTCHECK_MIGRATE=${GUESTCHECK_MIGRATE:-B} /bin/guest-check.sh $impl" 2>&1 |
         stdbuf -oL tr -d '\r' | grep --line-buffered -E '^(ok|not ok) |^# |^vm\.sh: |^[0-9]+ passed, [0-9]+ failed$'
     rc=${PIPESTATUS[0]}
