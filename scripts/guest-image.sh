@@ -5,7 +5,7 @@
 #
 # Usage: guest-image.sh KDIR OUTDIR [MODULE.ko]
 #   OUTDIR/nettool           tests/guest/nettool.c, gcc -static
-#   OUTDIR/inner.cpio        busybox, nettool, tests/guest/agent.sh as the
+#   OUTDIR/inner.cpio.gz     busybox, nettool, tests/guest/agent.sh as the
 #                            command (scripts/initramfs.sh: 8021q etc. load
 #                            at boot)
 #   OUTDIR/outer.cpio.gz     scripts/initramfs.sh with our module (if given),
@@ -13,7 +13,7 @@
 #                            ldd lists, its firmware (/usr/share/qemu,
 #                            /usr/share/seabios), its TCG accelerator module
 #                            if this QEMU has one, KDIR's bzImage and
-#                            inner.cpio under /guest, tests/guest/*.sh
+#                            inner.cpio.gz under /guest, tests/guest/*.sh
 #                            (outer-{demo,check,bench}.sh as /bin/guest-*.sh)
 # Each step is skipped when its inputs are unchanged. Prints OUTDIR/outer.cpio.gz.
 set -euo pipefail
@@ -33,7 +33,7 @@ if [ ! -x "$OUT/nettool" ] || [ "$src" -nt "$OUT/nettool" ]; then
 fi
 
 # 2. The inner guest.
-"$HERE/initramfs.sh" -k "$KDIR" -o "$OUT/inner.cpio" \
+"$HERE/initramfs.sh" -k "$KDIR" -o "$OUT/inner.cpio.gz" \
     -f "$OUT/nettool:/bin/nettool" -f "$REPO/tests/guest/agent.sh:/bin/agent.sh" \
     -c /bin/agent.sh
 
@@ -72,7 +72,7 @@ for f in lib.sh:/lib/guest/lib.sh outer-demo.sh:/bin/guest-demo.sh outer-check.s
 done
 EXTRA+=(-f "$OUT/nettool:/bin/nettool"
         -f "$KDIR/arch/x86/boot/bzImage:/guest/bzImage"
-        -f "$OUT/inner.cpio:/guest/initramfs.cpio")
+        -f "$OUT/inner.cpio.gz:/guest/initramfs.cpio.gz")
 # GUEST_EXTRA="SRC:DEST ...": more files for the outer image (debugging).
 for f in ${GUEST_EXTRA:-}; do EXTRA+=(-f "$f"); done
 "$HERE/initramfs.sh" -k "$KDIR" -o "$OUT/outer.cpio.gz" ${MODULE:+-m "$MODULE"} "${EXTRA[@]}"

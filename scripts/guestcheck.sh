@@ -10,7 +10,7 @@
 # Environment:
 #   GUESTCHECK_OUT      work directory (default build/guestcheck in the repo)
 #   GUESTCHECK_TIMEOUT  hard timeout of each VM run in seconds (default 2700;
-#                       a run took 1800-2100 s on a slow 2-core machine)
+#                       a run took 1400-1700 s on a slow 2-core machine)
 #   GUESTCHECK_IMPLS    which modules, in order (default "c ours")
 #   GUESTCHECK_SECTIONS scenario sections of tests/guest/outer-check.sh
 #                       (default abcdef; "ce": multiqueue and migration)

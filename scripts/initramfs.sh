@@ -3,7 +3,6 @@
 #
 # Usage: initramfs.sh -k KDIR -o OUT.cpio.gz [-m vhost_net_rs.ko] [-b vmtest]
 #                     [-f SRC:DEST]... [-c 'default command']
-# (-o OUT.cpio: the archive is not compressed)
 #   -k KDIR  kernel build directory (holds the C modules)
 #   -o OUT   output file; OUT.manifest is written beside it, and the image is
 #            not rebuilt when the manifest (inputs' hashes; extra files' sizes
@@ -206,10 +205,7 @@ EOF
 chmod 755 init
 
 find . -mindepth 1 -print0 | LC_ALL=C sort -z |
-    cpio --null -o -H newc --owner=0:0 --quiet |
-    # A nested guest (under TCG inside TCG) takes tens of seconds to
-    # gunzip its initramfs: its archive is not compressed.
-    case $OUT in *.cpio) cat ;; *) gzip -1 ;; esac > "$OUT.tmp"
+    cpio --null -o -H newc --owner=0:0 --quiet | gzip -1 > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 printf '%s\n' "$new_manifest" > "$OUT.manifest"
 echo "initramfs.sh: wrote $OUT ($(du -h "$OUT" | cut -f1); base modules: ${ORDER[*]})" >&2

@@ -43,7 +43,7 @@ qemu_start() {
     : > /tmp/$name.log
     cat /tmp/$name.out >> /tmp/$name.log &
     $QEMU $QEMU_FW -accel tcg -m "$GUEST_MEM" -smp 1 -nodefaults -display none -no-reboot \
-        -kernel /guest/bzImage -initrd /guest/initramfs.cpio \
+        -kernel /guest/bzImage -initrd /guest/initramfs.cpio.gz \
         -append "console=ttyS0 panic=-1 printk.devkmsg=on $INNER_ARGS" \
         -serial file:/tmp/$name.console \
         -chardev pipe,id=ctl,path=/tmp/$name -serial chardev:ctl \
