@@ -862,12 +862,11 @@ fn slab_back(
     if before.is_empty() {
         return obs.fail(format!("{key}: /proc/slabinfo is not readable"));
     }
-    let mut grown: Vec<String> = Vec::new();
+    let mut grown: Vec<(String, i64)> = Vec::new();
     for i in 0..120 {
         if i >= 8 {
             let _ = std::fs::write("/proc/sys/vm/drop_caches", "2");
-            for g in &grown {
-                let name = g.split(' ').next().unwrap_or_default();
+            for (name, _) in &grown {
                 let _ = std::fs::write(format!("/sys/kernel/slab/{name}/shrink"), "1");
             }
         }
@@ -876,7 +875,7 @@ fn slab_back(
             .iter()
             .filter_map(|(k, &v)| {
                 let d = v - before.get(k).copied().unwrap_or(0);
-                (d >= cycles / 2).then(|| format!("{k} +{d}"))
+                (d >= cycles / 2).then(|| (k.clone(), d))
             })
             .collect();
         if grown.is_empty() {
@@ -890,7 +889,13 @@ fn slab_back(
     );
     obs.check(
         grown.is_empty(),
-        format!("{key}: slab caches grew: {grown:?}"),
+        format!(
+            "{key}: slab caches grew: {:?}",
+            grown
+                .iter()
+                .map(|(k, d)| format!("{k} +{d}"))
+                .collect::<Vec<_>>()
+        ),
     );
 }
 
