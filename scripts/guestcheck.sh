@@ -16,6 +16,11 @@
 #                       (default abcdef; "ce": multiqueue and migration)
 #   GUESTCHECK_MIGRATE  the guest migrated in section e: B (default, one
 #                       NIC) or A (two NICs, one multiqueue; see testing.rst)
+#   GUESTCHECK_MIG_ROUNDS migrations in a row in section m (default 4; m is
+#                       not in the default sections)
+#   GUESTCHECK_VHOST    on (default) or off: off runs the guests on QEMU's
+#                       userspace virtio-net (to tell vhost's faults from
+#                       QEMU's; the vhost checks then fail)
 #   VM_MEM (default here 3072), VM_SMP, VMTEST_ACCEL: see scripts/vm.sh
 #
 # Prints both runs' TAP lines and "# metric" lines, then a side-by-side
@@ -28,7 +33,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-[ $# -eq 2 ] || { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$1 MODULE=$2
 OUT=${GUESTCHECK_OUT:-$REPO/build/guestcheck}
 [ -f "$KDIR/.vhost-complete" ] || { echo "guestcheck: $KDIR is not a complete kernel build" >&2; exit 2; }
@@ -47,7 +52,7 @@ for impl in ${GUESTCHECK_IMPLS:-c ours}; do
     echo "# ---- guests on the $impl module ($( [ $impl = c ] && echo vhost_net || echo vhost_net_rs ))"
     start=$(date +%s)
     VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${GUESTCHECK_TIMEOUT:-2700}" \
-        -l "$log" -c "GUESTCHECK_SECTIONS=${GUESTCHECK_SECTIONS:-abcdef} GUESTCHECK_MIGRATE=${GUESTCHECK_MIGRATE:-B} /bin/guest-check.sh $impl" 2>&1 |
+        -l "$log" -c "GUESTCHECK_SECTIONS=${GUESTCHECK_SECTIONS:-abcdef} GUESTCHECK_MIGRATE=${GUESTCHECK_MIGRATE:-B} GUESTCHECK_MIG_ROUNDS=${GUESTCHECK_MIG_ROUNDS:-4} GUESTCHECK_VHOST=${GUESTCHECK_VHOST:-on} /bin/guest-check.sh $impl" 2>&1 |
         stdbuf -oL tr -d '\r' | grep --line-buffered -E '^(ok|not ok) |^# |^vm\.sh: |^[0-9]+ passed, [0-9]+ failed$'
     rc=${PIPESTATUS[0]}
     echo "# $impl: $(( $(date +%s) - start )) s"
