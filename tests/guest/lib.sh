@@ -146,6 +146,12 @@ ping_loss() { echo "$1" | sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p'; }
 
 # field KEY LINE: the value of KEY=value in a nettool line
 field() { echo "$2" | tr ' ' '\n' | sed -n "s|^$1=||p" | head -n1; }
+# stream_ok SEND-LINE RECV-LINE: nettool's sender and receiver saw the same
+# stream (same FNV hash) and the receiver verified every byte
+stream_ok() {
+    [ -n "$(field fnv "$1")" ] && [ "$(field fnv "$1")" = "$(field fnv "$2")" ] &&
+        [ "$(field verify "$2")" = ok ]
+}
 
 # Kernel reports in an inner console log (the markers of
 # scripts/check-kernel-log.sh).

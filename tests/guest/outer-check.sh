@@ -91,8 +91,7 @@ tcp_in() {
     echo "#   sent: $s"
     echo "#   got:  $r"
     metric "$key" "$(field MB/s "$r")"
-    [ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] &&
-        [ "$(field verify "$r")" = ok ] && [ "$(field bytes "$r")" = $((mb << 20)) ]
+    stream_ok "$s" "$r" && [ "$(field bytes "$r")" = $((mb << 20)) ]
 }
 # tcp_out NAME OUTER_IP MB SEED KEY: guest -> outer, verified
 tcp_out() {
@@ -105,8 +104,7 @@ tcp_out() {
     echo "#   sent: $s"
     echo "#   got:  $r"
     metric "$key" "$(field MB/s "$r")"
-    [ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] &&
-        [ "$(field verify "$r")" = ok ] && [ "$(field bytes "$r")" = $((mb << 20)) ]
+    stream_ok "$s" "$r" && [ "$(field bytes "$r")" = $((mb << 20)) ]
 }
 # udp_in/udp_out NAME IP COUNT SIZE PPS KEY: at most 2% lost (5% when SIZE
 # needs IP fragments: one lost fragment of 6 loses the whole datagram, and
@@ -319,7 +317,7 @@ s=$(g A "nettool tcp-send 198.18.1.3 5301 $((2 << 20)) 301 300" 330)
 r=$(g B "sleep 1; cat /tmp/ab")
 echo "#   A sent: $s"; echo "#   B got:  $r"
 metric tcp_A_to_B_MBps "$(field MB/s "$r")"
-[ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] && [ "$(field verify "$r")" = ok ]
+stream_ok "$s" "$r"
 result $? "bridge: TCP 2 MB A -> B, content verified"
 vconfig add tap0 100 >/dev/null && ip addr add 198.18.100.1/24 dev tap0.100 && ip link set tap0.100 up
 g A "vconfig add $A0 100 >/dev/null && ip addr add 198.18.100.2/24 dev $A0.100 && ip link set $A0.100 up" >/dev/null
@@ -329,6 +327,22 @@ result $rc "VLAN 100 inside A (8021q): ping both ways (loss $l)"
 tcp_in A 198.18.100.2 2 7 tcp_vlan_in_MBps
 result $? "VLAN 100: TCP 2 MB outer -> A, content verified"
 fi
+
+# migrate_wait NAME SOCKET: migrate guest NAME to the QEMU listening on
+# SOCKET and wait (at most 600 s) for the end; sets $st (the final status)
+# and $info (QEMU's "info migrate")
+migrate_wait() {
+    local i=0
+    echo "#   migrate: $(nettool hmp /tmp/$1.mon migrate -d unix:$2)"
+    st=""
+    while [ $i -lt 600 ]; do
+        info=$(nettool hmp /tmp/$1.mon info migrate)
+        st=$(echo "$info" | sed -n 's/^Migration status: *//p' | tr -d '\r')
+        case $st in completed|failed|cancelled) break ;; esac
+        [ -n "$st" ] || { echo "#   info migrate: $info"; break; }
+        sleep 1; i=$((i + 1))
+    done
+}
 
 # --- e. live migration, TCP and ping running across it ----------------------
 # GUESTCHECK_MIGRATE names the guest migrated: B (default; one NIC, on br0)
@@ -358,15 +372,7 @@ ping -i 0.2 -w 1000 $MIP > /tmp/mig.ping 2>&1 &
 pp=$!
 sleep 2
 tm=$(now)
-echo "#   migrate: $(nettool hmp /tmp/$MIG.mon migrate -d unix:/tmp/mig.sock)"
-st="" i=0
-while [ $i -lt 600 ]; do
-    info=$(nettool hmp /tmp/$MIG.mon info migrate)
-    st=$(echo "$info" | sed -n 's/^Migration status: *//p' | tr -d '\r')
-    case $st in completed|failed|cancelled) break ;; esac
-    [ -n "$st" ] || { echo "#   info migrate: $info"; break; }
-    sleep 1; i=$((i + 1))
-done
+migrate_wait $MIG /tmp/mig.sock
 echo "$info" | grep -E 'status|total time|downtime|transferred ram|dirty sync|dirty pages rate|setup' | sed 's/^/#   /'
 metric migration_status "$st"
 metric migration_wall_s "$(elapsed "$tm")"
@@ -380,7 +386,7 @@ wait $sp
 s=$(cat /tmp/mig.s)
 r=$(g $DST "sleep 1; cat /tmp/mig.r" 60)
 echo "#   outer sent: $s"; echo "#   $DST got:     $r"
-[ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] && [ "$(field verify "$r")" = ok ]
+stream_ok "$s" "$r"
 rc=$?
 result $rc "migration: TCP 8 MB outer -> $MIG running across it, content verified after it"
 if [ $rc != 0 ]; then
@@ -426,6 +432,7 @@ fi
 # an 8 MB verified TCP stream running across it. Prints one line per round.
 if want m; then
 cur=B
+alive B || cur=B2 # section e migrated B already
 r=1
 while [ $r -le "${GUESTCHECK_MIG_ROUNDS:-4}" ]; do
     dst=M$r
@@ -438,19 +445,12 @@ while [ $r -le "${GUESTCHECK_MIG_ROUNDS:-4}" ]; do
     nettool tcp-send 198.18.1.3 5401 $((8 << 20)) 40$r 300 > /tmp/mig.s 2>&1 &
     sp=$!
     sleep 2
-    nettool hmp /tmp/$cur.mon migrate -d unix:/tmp/mig$r.sock >/dev/null
-    st="" i=0
-    while [ $i -lt 600 ]; do
-        info=$(nettool hmp /tmp/$cur.mon info migrate)
-        st=$(echo "$info" | sed -n 's/^Migration status: *//p' | tr -d '\r')
-        case $st in completed|failed|cancelled) break ;; esac
-        sleep 1; i=$((i + 1))
-    done
+    migrate_wait $cur /tmp/mig$r.sock
     nettool hmp /tmp/$cur.mon quit >/dev/null 2>&1
     wait $sp
     s=$(cat /tmp/mig.s)
     rr=$(g $dst "sleep 1; cat /tmp/mig.r" 60)
-    [ -n "$(field fnv "$s")" ] && [ "$(field fnv "$s")" = "$(field fnv "$rr")" ] && [ "$(field verify "$rr")" = ok ]
+    stream_ok "$s" "$rr"
     rc=$?
     result $rc "migration round $r $cur -> $dst ($st, downtime $(echo "$info" | sed -n 's/^downtime: *\([0-9]*\).*/\1/p') ms): TCP 8 MB verified"
     if [ $rc != 0 ]; then
@@ -469,8 +469,9 @@ fi
 
 # --- f. shut down, reload the module, start again ----------------------------
 if want f; then
-for x in A A2 B B2; do
-    [ -f /tmp/$x.pid ] && alive $x && gquit $x
+for p in /tmp/*.pid; do
+    x=$(basename "$p" .pid)
+    alive $x && gquit $x
 done
 rf=$(refcnt)
 metric refcnt_after_quit "$rf"
@@ -498,20 +499,21 @@ if [ $rc = 0 ]; then
 fi
 fi
 # a focused run leaves its guests up: end them
-for x in A A2 B B2; do
-    [ -f /tmp/$x.pid ] && alive $x && gquit $x
+for p in /tmp/*.pid; do
+    x=$(basename "$p" .pid)
+    alive $x && gquit $x
 done
 
 # --- the logs ------------------------------------------------------------------
 rc=0
-for x in A B A2 B2 C M1 M2 M3 M4 M5 M6 M7 M8; do
-    [ -f /tmp/$x.console ] || continue
-    r=$(console_reports /tmp/$x.console) && { echo "# $x kernel reports:"; echo "$r" | sed 's/^/#   /'; rc=1; }
+for c in /tmp/*.console; do
+    x=$(basename "$c" .console)
+    r=$(console_reports "$c") && { echo "# $x kernel reports:"; echo "$r" | sed 's/^/#   /'; rc=1; }
 done
 result $rc "inner guests' kernel logs have no report"
 rc=0
-for x in A B A2 B2 C; do
-    [ -f /tmp/$x.qemu.log ] || continue
+for q in /tmp/*.qemu.log; do
+    x=$(basename "$q" .qemu.log)
     if [ -s /tmp/$x.qemu.log ]; then
         echo "# $x QEMU said:"; sed 's/^/#   /' /tmp/$x.qemu.log
         grep -qi vhost /tmp/$x.qemu.log && rc=1
