@@ -51,8 +51,15 @@ pub fn contract() -> Vec<Test> {
 }
 
 /// The fewest compared cases the ioctl contract may have when all of its
-/// tests run: fewer means a test silently stopped observing.
-pub const CONTRACT_MIN_CASES: usize = 150;
+/// tests run: fewer means a test silently stopped observing. The issue asks
+/// for 150; the suite has had 1937 since 2026-11 (each case one syscall's
+/// result or one value read back), so the floor sits just under that and a
+/// test that loses a few dozen observations on both modules alike is caught.
+pub const CONTRACT_MIN_CASES: usize = 1900;
+
+/// The fewest compared cases each contract test must have: a test whose
+/// body stopped running early on both modules alike would otherwise pass.
+pub const CONTRACT_MIN_PER_TEST: usize = 4;
 
 /// Deliberate, documented differences between the C module and ours:
 /// `(test, observation key, reason)`. Every entry needs a reason a reviewer
