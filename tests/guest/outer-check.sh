@@ -189,9 +189,11 @@ fi
 # is QEMU's start, the firmware and the kernel's decompression.
 metric boot_A_kernel_s "$(sed -n 's/^@@READY \([0-9.]*\).*/\1/p' /tmp/A.log | tr -d '\r')"
 # Where that time went: the five longest gaps between A's console lines.
-echo "#   A's boot, longest gaps (seconds, then the line after the gap):"
+echo "#   A's boot, longest gaps (seconds, the line before the gap | the line after it):"
 tr -d '\r' < /tmp/A.console | awk -F'[][]' '/^\[ *[0-9]+\.[0-9]+\]/ {
-        t = $2 + 0; if (seen) printf "%.2f %s\n", t - p, substr($0, 1, 100); p = t; seen = 1 }' |
+        t = $2 + 0
+        if (seen) printf "%.2f %s | %s\n", t - p, substr(l, 1, 70), substr($0, 1, 70)
+        p = t; l = $0; seen = 1 }' |
     sort -rn | head -n 5 | sed 's/^/#     /'
 A0=$(guest_if A $MAC_A0) A1=$(guest_if A $MAC_A1) B0=$(guest_if B $MAC_B)
 g A "ip addr add 198.18.0.2/24 dev $A0 && ip link set $A0 up && ip addr add 198.18.1.2/24 dev $A1 && ip link set $A1 up" >/dev/null
