@@ -142,13 +142,6 @@ impl DirtyBitmap for OwnerMem<'_> {
 impl RingMemory for OwnerMem<'_> {
     fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let Some(iotlb) = self.iotlb else {
-            if let Ok(b) = <&mut [u8; 2]>::try_from(&mut *buf) {
-                // Ring indices and heads: `get_user`, as C.
-                *b = usermem::get_user_u16(uaddr)
-                    .map_err(|_| Errno::EFAULT)?
-                    .to_ne_bytes();
-                return Ok(());
-            }
             return usermem::copy_from_user(uaddr, buf).map_err(|_| Errno::EFAULT);
         };
         let len = buf.len();
@@ -164,6 +157,30 @@ impl RingMemory for OwnerMem<'_> {
         Self::through_iotlb(iotlb, uaddr, data.len(), PERM_WO, |a, off, n| {
             usermem::copy_to_user(a, &data[off..off + n]).map_err(|_| Errno::EFAULT)
         })
+    }
+
+    fn read_u16(&self, uaddr: u64) -> Result<u16, Errno> {
+        if self.iotlb.is_none() {
+            // Ring indices and heads: `get_user`, as C.
+            return usermem::get_user_u16(uaddr)
+                .map(u16::from_le)
+                .map_err(|_| Errno::EFAULT);
+        }
+        let mut b = [0u8; 2];
+        self.read(uaddr, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    fn write_used_elem(&self, uaddr: u64, elem: UsedElem) -> Result<(), Errno> {
+        if self.iotlb.is_none() {
+            // One `put_user` of the whole element (C: one per field).
+            let v = u64::from(elem.id) | (u64::from(elem.len) << 32);
+            return usermem::put_user_u64(uaddr, v.to_le()).map_err(|_| Errno::EFAULT);
+        }
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&elem.id.to_le_bytes());
+        b[4..].copy_from_slice(&elem.len.to_le_bytes());
+        self.write(uaddr, &b)
     }
 
     fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {

@@ -110,6 +110,14 @@ pub(crate) trait RingMemory: DirtyBitmap {
     fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {
         self.write(uaddr, &value.to_le_bytes())
     }
+    /// Writes one used-ring element, little endian (C's two `put_user`s of
+    /// `__vhost_add_used_n` for a single element).
+    fn write_used_elem(&self, uaddr: u64, elem: UsedElem) -> Result<(), Errno> {
+        let mut b = [0u8; USED_ELEM_SIZE as usize];
+        b[..4].copy_from_slice(&elem.id.to_le_bytes());
+        b[4..].copy_from_slice(&elem.len.to_le_bytes());
+        self.write(uaddr, &b)
+    }
     /// Orders earlier loads before later loads (`smp_rmb`).
     fn rmb(&self);
     /// Orders earlier stores before later stores (`smp_wmb`).
@@ -429,13 +437,14 @@ fn write_used_elems<M: RingMemory + ?Sized>(
     mut at: u64,
     heads: &[UsedElem],
 ) -> Result<(), Errno> {
-    let mut one = [0u8; USED_ELEM_SIZE as usize];
+    // One element, the latency-bound case: C's `put_user`s, no buffer
+    // (make profile: 96 instructions a call before, 45 in C).
+    if let [one] = heads {
+        return mem.write_used_elem(at, *one).map_err(|_| Errno::EFAULT);
+    }
     let mut small = [0u8; 8 * USED_ELEM_SIZE as usize];
     let mut big;
-    // One element, the latency-bound case: an 8-byte buffer.
-    let buf: &mut [u8] = if heads.len() <= 1 {
-        &mut one
-    } else if heads.len() <= 8 {
+    let buf: &mut [u8] = if heads.len() <= 8 {
         &mut small
     } else {
         big = [0u8; 64 * USED_ELEM_SIZE as usize];

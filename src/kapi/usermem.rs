@@ -13,6 +13,7 @@ extern "C" {
     fn vhost_net_rs_copy_to_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
     fn vhost_net_rs_get_user_u16(to: *mut u16, from: *const c_void) -> i32;
     fn vhost_net_rs_put_user_u16(value: u16, to: *mut c_void) -> i32;
+    fn vhost_net_rs_put_user_u64(value: u64, to: *mut c_void) -> i32;
     fn vhost_net_rs_busy_clock() -> u64;
     fn vhost_net_rs_need_resched() -> bool;
     #[cfg(not(target_arch = "x86_64"))]
@@ -80,6 +81,18 @@ pub(crate) fn get_user_u16(addr: u64) -> Result<u16> {
 pub(crate) fn put_user_u16(addr: u64, value: u16) -> Result {
     // SAFETY: `put_user` checks the user range and faults safely.
     let r = unsafe { vhost_net_rs_put_user_u16(value, addr as usize as *mut c_void) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(EFAULT)
+    }
+}
+
+/// Writes the 64-bit `value` (native byte order) to user address `addr`
+/// with `put_user`.
+pub(crate) fn put_user_u64(addr: u64, value: u64) -> Result {
+    // SAFETY: `put_user` checks the user range and faults safely.
+    let r = unsafe { vhost_net_rs_put_user_u64(value, addr as usize as *mut c_void) };
     if r == 0 {
         Ok(())
     } else {

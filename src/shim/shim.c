@@ -214,6 +214,12 @@ int vhost_net_rs_put_user_u16(u16 value, u16 __user *to)
 	return put_user(value, to);
 }
 
+/* One used-ring element (id, len) in one store. */
+int vhost_net_rs_put_user_u64(u64 value, u64 __user *to)
+{
+	return put_user(value, to);
+}
+
 /* The busy-poll clock of C's vhost_net (local_clock is inline). */
 u64 vhost_net_rs_busy_clock(void)
 {

@@ -44,6 +44,7 @@ unsigned long vhost_net_rs_copy_to_user(void __user *to, const void *from,
 					unsigned long n);
 int vhost_net_rs_get_user_u16(u16 *to, const u16 __user *from);
 int vhost_net_rs_put_user_u16(u16 value, u16 __user *to);
+int vhost_net_rs_put_user_u64(u64 value, u64 __user *to);
 u64 vhost_net_rs_busy_clock(void);
 bool vhost_net_rs_need_resched(void);
 void vhost_net_rs_smp_rmb(void);
