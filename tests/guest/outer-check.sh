@@ -20,8 +20,11 @@
 . /lib/guest/lib.sh
 IMPL=$1
 n=0 passed=0 failed=0
-ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+# Each result is followed by the outer VM's uptime, to see where the
+# stage's time goes (its longest part in make check).
+at() { echo "#   at $(cut -d' ' -f1 /proc/uptime) s"; }
+ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $*"; at; }
+nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; at; }
 result() { # result RC NAME...
     local rc=$1
     shift
