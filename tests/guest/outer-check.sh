@@ -368,16 +368,19 @@ fi
 usleep 500000
 echo "#   $DST waiting: $(nettool hmp /tmp/$DST.mon info status)"
 g $MIG "nettool tcp-recv 5401 401 300 > /tmp/mig.r 2>&1 &" >/dev/null
-# 8 MB lasts about 40 s at a nested guest's 0.2 MB/s, the migration about
-# 10 s from 2 s in. 300 s bounds the transfer: a broken connection costs
-# minutes, not the VM's whole timeout.
-nettool tcp-send $MIP 5401 $((8 << 20)) 401 300 > /tmp/mig.s 2>&1 &
+# 4 MB lasts 20 s at a nested guest's best 0.2 MB/s (50 s at the usual
+# 0.08), the migration about 10 s from 2 s in; that the stream was still
+# running when the migration completed is checked below. 300 s bounds the
+# transfer: a broken connection costs minutes, not the VM's whole timeout.
+nettool tcp-send $MIP 5401 $((4 << 20)) 401 300 > /tmp/mig.s 2>&1 &
 sp=$!
 ping -i 0.2 -w 1000 $MIP > /tmp/mig.ping 2>&1 &
 pp=$!
 sleep 2
 tm=$(now)
 migrate_wait $MIG /tmp/mig.sock
+across=no
+kill -0 $sp 2>/dev/null && across=yes
 echo "$info" | grep -E 'status|total time|downtime|transferred ram|dirty sync|dirty pages rate|setup' | sed 's/^/#   /'
 metric migration_status "$st"
 metric migration_wall_s "$(elapsed "$tm")"
@@ -393,7 +396,9 @@ r=$(g $DST "sleep 1; cat /tmp/mig.r" 60)
 echo "#   outer sent: $s"; echo "#   $DST got:     $r"
 stream_ok "$s" "$r"
 rc=$?
-result $rc "migration: TCP 8 MB outer -> $MIG running across it, content verified after it"
+echo "#   the stream was still running when the migration completed: $across"
+[ "$across" = yes ] || rc=1
+result $rc "migration: TCP 4 MB outer -> $MIG running across it, content verified after it"
 if [ $rc != 0 ]; then
     # Whether the destination as a whole still runs (its console is
     # QEMU's serial port, not vhost), and what its kernel said.
