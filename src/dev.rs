@@ -277,6 +277,12 @@ impl VhostNet {
         {
             let mut dev = self.dev.lock();
             Self::check_owner(&dev)?;
+            // C builds the empty table first (vhost_dev_reset_owner_prepare)
+            // with iotlb_alloc, which has none to give when
+            // max_iotlb_entries is not positive: ENOMEM, nothing reset.
+            if !params::valid_max_iotlb_entries() {
+                return Err(ENOMEM);
+            }
             let umem = Arc::new(new_map(0)?, GFP_KERNEL)?;
             garbage = self.cleanup(&mut dev, Some(umem));
         }

@@ -139,6 +139,29 @@ impl Ctx<'_> {
     pub fn module(&self) -> &'static str {
         self.paths.main_module(self.imp())
     }
+    /// Reloads the implementation under test with module parameters
+    /// (`name=value` words); hold a `DefaultParams` to put it back.
+    pub fn reload(&self, params: &str) -> Result<(), String> {
+        self.paths.reload(self.imp(), params)
+    }
+    /// A module parameter's value as sysfs shows it, or `? errno`.
+    pub fn param(&self, name: &str) -> String {
+        let m = self.paths.param_module(self.imp(), name);
+        crate::sys::read_trim(&format!("/sys/module/{m}/parameters/{name}"))
+            .unwrap_or_else(|e| format!("? {e}"))
+    }
+}
+
+/// Reloads the implementation under test without parameters when dropped,
+/// so that a test that reloaded it with some leaves the defaults behind.
+pub struct DefaultParams<'a, 'b>(pub &'a Ctx<'b>);
+
+impl Drop for DefaultParams<'_, '_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.reload("") {
+            eprintln!("# reloading without parameters: {e}");
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

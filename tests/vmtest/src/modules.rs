@@ -60,6 +60,14 @@ impl Paths {
 
     /// Loads an implementation; on failure nothing stays loaded.
     pub fn load(&self, imp: Impl) -> Result<(), String> {
+        self.load_with(imp, "")
+    }
+
+    /// Loads an implementation with module parameters (`name=value`
+    /// words), each given to the module that takes it (`param_module`); a
+    /// C module already loaded keeps the parameters it has. On failure
+    /// nothing stays loaded.
+    pub fn load_with(&self, imp: Impl, params: &str) -> Result<(), String> {
         let imp = if self.self_diff { Impl::C } else { imp };
         match imp {
             Impl::C => {
@@ -68,11 +76,16 @@ impl Paths {
                     if is_loaded(m) {
                         continue;
                     }
-                    if let Err(e) = sys::finit_module(&self.c_module(m), "") {
+                    let own: Vec<&str> = params
+                        .split_whitespace()
+                        .filter(|w| c_param_module(w.split('=').next().unwrap_or(w)) == m)
+                        .collect();
+                    let own = own.join(" ");
+                    if let Err(e) = sys::finit_module(&self.c_module(m), &own) {
                         for l in loaded.iter().rev() {
                             let _ = sys::delete_module(l);
                         }
-                        return Err(format!("finit_module({m}.ko): {e}"));
+                        return Err(format!("finit_module({m}.ko, {own:?}): {e}"));
                     }
                     loaded.push(m);
                 }
@@ -80,10 +93,26 @@ impl Paths {
             }
             Impl::Ours => {
                 let p = self.ours.as_ref().ok_or("module not built")?;
-                sys::finit_module(p, "")
+                sys::finit_module(p, params)
                     .map(|_| ())
-                    .map_err(|e| format!("finit_module({}): {e}", p.display()))
+                    .map_err(|e| format!("finit_module({}, {params:?}): {e}", p.display()))
             }
+        }
+    }
+
+    /// Unloads an implementation and loads it again with `params` (see
+    /// `load_with`).
+    pub fn reload(&self, imp: Impl, params: &str) -> Result<(), String> {
+        self.unload(imp)?;
+        self.load_with(imp, params)
+    }
+
+    /// The module that has parameter `param` in an implementation: C keeps
+    /// the ones every vhost device shares in vhost.ko; ours has them all.
+    pub fn param_module(&self, imp: Impl, param: &str) -> &'static str {
+        match imp {
+            Impl::Ours if !self.self_diff => OURS_NAME,
+            _ => c_param_module(param),
         }
     }
 
@@ -100,6 +129,16 @@ impl Paths {
             unload_one(m)?;
         }
         Ok(())
+    }
+}
+
+/// The C module that takes parameter `param`: vhost_net.ko its own
+/// (`experimental_zcopytx`), vhost.ko the rest (`max_mem_regions`,
+/// `max_iotlb_entries`, `fork_from_owner_default`).
+pub fn c_param_module(param: &str) -> &'static str {
+    match param {
+        "experimental_zcopytx" => "vhost_net",
+        _ => "vhost",
     }
 }
 

@@ -16,7 +16,7 @@ use crate::driver::{
     eventfd_take, frame, hash, hex, poll_in, src_mac, Buf, Cfg, Net, Tap, Used, Vq, BROADCAST,
     UNICAST,
 };
-use crate::harness::{Ctx, Kind, Obs, Test};
+use crate::harness::{Ctx, DefaultParams, Kind, Obs, Test};
 use crate::modules;
 use crate::sys::{self, fmt_res, ioctl, sleep_ms, Errno, Fd, Res};
 use crate::uapi;
@@ -1894,31 +1894,6 @@ fn rx_batch_given_back(obs: &mut Obs, _: &Ctx) {
     tap_drained(obs, &tap, "after close", &g[1..]);
 }
 
-/// Reloads the module that provides /dev/vhost-net with `params`.
-fn reload_main(ctx: &Ctx, params: &str) -> Result<(), String> {
-    let name = ctx.paths.main_module(ctx.imp());
-    modules::unload_one(name)?;
-    let path = if name == modules::OURS_NAME {
-        ctx.paths.ours.clone().ok_or("module not built")?
-    } else {
-        ctx.paths.c_module(name)
-    };
-    sys::finit_module(&path, params)
-        .map(|_| ())
-        .map_err(|e| format!("finit_module({}, {params:?}): {e}", path.display()))
-}
-
-/// Puts the module back without parameters when the test ends.
-struct DefaultParams<'a, 'b>(&'a Ctx<'b>);
-
-impl Drop for DefaultParams<'_, '_> {
-    fn drop(&mut self) {
-        if let Err(e) = reload_main(self.0, "") {
-            eprintln!("# reloading without parameters: {e}");
-        }
-    }
-}
-
 /// Used ids as a sorted list: with zerocopy, a chain reaches the used ring
 /// when the stack releases its pages, so the order depends on timing.
 fn used_ids_sorted(used: &[Used]) -> String {
@@ -1932,18 +1907,11 @@ fn used_ids_sorted(used: &[Used]) -> String {
 /// wraps the 1024 slots and meets the in-flight bound, then the device
 /// closed with packets just posted (release waits for the callbacks).
 fn zcopy_tx(obs: &mut Obs, ctx: &Ctx) {
-    if let Err(e) = reload_main(ctx, "experimental_zcopytx=1") {
+    let _restore = DefaultParams(ctx);
+    if let Err(e) = ctx.reload("experimental_zcopytx=1") {
         return obs.fail(e);
     }
-    let _restore = DefaultParams(ctx);
-    let name = ctx.paths.main_module(ctx.imp());
-    obs.val(
-        "parameter",
-        sys::read_trim(&format!(
-            "/sys/module/{name}/parameters/experimental_zcopytx"
-        ))
-        .unwrap_or_else(|e| format!("? {e}")),
-    );
+    obs.val("parameter", ctx.param("experimental_zcopytx"));
     let Some(mut n) = Net::new(obs, "", Cfg::default()) else {
         return;
     };

@@ -370,15 +370,7 @@ fn miss_on_attach(obs: &mut Obs, _ctx: &Ctx) {
         d.st_r(uapi::VHOST_SET_VRING_NUM, 0, RING_NUM),
     );
     let iova = |off: usize| 0x4000_0000u64 + off as u64;
-    let addr = uapi::VhostVringAddr {
-        index: 0,
-        flags: 0,
-        desc_user_addr: iova(DESC_OFF),
-        used_user_addr: iova(USED_OFF),
-        avail_user_addr: iova(AVAIL_OFF),
-        log_guest_addr: 0,
-    };
-    obs.ret("SET_VRING_ADDR iova", d.addr(addr));
+    obs.ret("SET_VRING_ADDR iova", d.addr(vaddr_at(0, iova(0))));
     d.set_nonblock(true);
     obs.val("poll before", d.poll(0));
     obs.ret("SET_BACKEND 0 packet (miss)", d.backend(0, sock.raw()));

@@ -317,24 +317,11 @@ impl Rings {
             m: Map::new(RING_AREA),
         }
     }
-    pub fn desc(&self) -> u64 {
-        self.m.addr() + DESC_OFF as u64
-    }
-    pub fn avail(&self) -> u64 {
-        self.m.addr() + AVAIL_OFF as u64
-    }
     pub fn used(&self) -> u64 {
         self.m.addr() + USED_OFF as u64
     }
     pub fn vaddr(&self, index: u32) -> uapi::VhostVringAddr {
-        uapi::VhostVringAddr {
-            index,
-            flags: 0,
-            desc_user_addr: self.desc(),
-            used_user_addr: self.used(),
-            avail_user_addr: self.avail(),
-            log_guest_addr: 0,
-        }
+        vaddr_at(index, self.m.addr())
     }
     /// The memory table covering the area at guest physical address 0.
     pub fn table(&self) -> [uapi::VhostMemoryRegion; 1] {
@@ -358,6 +345,19 @@ impl Rings {
     }
     pub fn used_idx(&self) -> u16 {
         self.m.r16(USED_OFF + 2)
+    }
+}
+
+/// Ring `index`'s addresses laid out as in `Rings` from `base` (a user
+/// address, or an IOVA under ACCESS_PLATFORM).
+pub fn vaddr_at(index: u32, base: u64) -> uapi::VhostVringAddr {
+    uapi::VhostVringAddr {
+        index,
+        flags: 0,
+        desc_user_addr: base + DESC_OFF as u64,
+        used_user_addr: base + USED_OFF as u64,
+        avail_user_addr: base + AVAIL_OFF as u64,
+        log_guest_addr: 0,
     }
 }
 

@@ -10,6 +10,7 @@ mod ioctl_features;
 mod ioctl_iotlb;
 mod ioctl_mem;
 mod ioctl_owner;
+mod ioctl_params;
 mod ioctl_util;
 mod ioctl_vring;
 mod modules;
@@ -46,6 +47,7 @@ pub fn contract() -> Vec<Test> {
     v.extend(ioctl_mem::tests());
     v.extend(ioctl_backend::tests());
     v.extend(ioctl_iotlb::tests());
+    v.extend(ioctl_params::tests());
     v.extend(compat::tests());
     v
 }
