@@ -721,6 +721,11 @@ pub struct Cfg {
     pub log_all: bool,
     pub two_regions: bool,
     pub num: u16,
+    /// VIRTIO_F_ACCESS_PLATFORM, with VHOST_BACKEND_F_IOTLB_MSG_V2 acked
+    /// first: ring and buffer addresses are IOVAs equal to the
+    /// guest-physical ones, which the test maps by writing IOTLB updates.
+    /// No backend is attached: attaching needs the used ring translated.
+    pub access_platform: bool,
 }
 
 impl Default for Cfg {
@@ -734,6 +739,7 @@ impl Default for Cfg {
             log_all: false,
             two_regions: false,
             num: 256,
+            access_platform: false,
         }
     }
 }
@@ -758,6 +764,9 @@ impl Cfg {
         }
         if self.log_all {
             f |= bit(uapi::VHOST_F_LOG_ALL);
+        }
+        if self.access_platform {
+            f |= bit(uapi::VIRTIO_F_ACCESS_PLATFORM);
         }
         f
     }
@@ -940,6 +949,17 @@ impl Net {
                 io(uapi::VHOST_SET_LOG_FD, &mut fd as *mut i32 as usize),
             );
         }
+        if cfg.access_platform {
+            let mut b = bit(uapi::VHOST_BACKEND_F_IOTLB_MSG_V2);
+            rec(
+                obs,
+                "SET_BACKEND_FEATURES",
+                io(
+                    uapi::VHOST_SET_BACKEND_FEATURES,
+                    &mut b as *mut u64 as usize,
+                ),
+            );
+        }
         let mut f = cfg.features();
         rec(
             obs,
@@ -964,6 +984,11 @@ impl Net {
                 io(uapi::VHOST_SET_VRING_BASE, &mut s as *mut _ as usize),
             );
             let mut a = vq.vaddr(&mem, cfg.log_all);
+            if cfg.access_platform {
+                a.desc_user_addr = vq.desc;
+                a.avail_user_addr = vq.avail;
+                a.used_user_addr = vq.used;
+            }
             rec(
                 obs,
                 &format!("SET_VRING_ADDR {i}"),
@@ -988,7 +1013,7 @@ impl Net {
                 io(uapi::VHOST_SET_VRING_CALL, &mut c as *mut _ as usize),
             );
         }
-        for i in [0u32, 1] {
+        for i in [0u32, 1].into_iter().filter(|_| !cfg.access_platform) {
             let mut b = uapi::VhostVringFile {
                 index: i,
                 fd: tap.fd.raw(),

@@ -26,6 +26,7 @@ impl Errno {
             libc::E2BIG => "E2BIG",
             libc::ENOEXEC => "ENOEXEC",
             libc::EBADF => "EBADF",
+            libc::EBADFD => "EBADFD",
             libc::ECHILD => "ECHILD",
             libc::EAGAIN => "EAGAIN",
             libc::ENOMEM => "ENOMEM",

@@ -21,6 +21,8 @@ pub fn tests() -> Vec<Test> {
         t("iotlb_update_flood_retires", flood),
         t("iotlb_read_and_poll_empty", read_empty),
         t("iotlb_miss_message_on_attach", miss_on_attach),
+        t("iotlb_miss_wakes_blocked_readers", miss_wakes_blocked),
+        t("iotlb_loss_wakes_blocked_reader", loss_wakes_blocked),
         t("access_platform_toggle_invalidates_rings", ap_toggle),
     ]
 }
@@ -354,10 +356,15 @@ fn read_empty(obs: &mut Obs, _ctx: &Ctx) {
     );
 }
 
-/// Sets up ring 0 with IOVA addresses under ACCESS_PLATFORM and attaches
-/// an AF_PACKET socket: the used ring has no translation yet, so the
-/// attach fails and a miss message is queued.
-fn miss_on_attach(obs: &mut Obs, _ctx: &Ctx) {
+/// The IOVA of offset `off` of the rings of `iova_ring`.
+fn iova(off: usize) -> u64 {
+    0x4000_0000u64 + off as u64
+}
+
+/// An owned device with ACCESS_PLATFORM acked and ring 0 at IOVAs that
+/// have no translation, and an AF_PACKET socket: each attach of the socket
+/// fails and queues a miss of the used ring.
+fn iova_ring(obs: &mut Obs) -> (Dev, Rings, crate::sys::Fd) {
     let d = Dev::open();
     let rings = Rings::new();
     let sock = socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
@@ -369,8 +376,15 @@ fn miss_on_attach(obs: &mut Obs, _ctx: &Ctx) {
         "SET_VRING_NUM",
         d.st_r(uapi::VHOST_SET_VRING_NUM, 0, RING_NUM),
     );
-    let iova = |off: usize| 0x4000_0000u64 + off as u64;
     obs.ret("SET_VRING_ADDR iova", d.addr(vaddr_at(0, iova(0))));
+    (d, rings, sock)
+}
+
+/// Sets up ring 0 with IOVA addresses under ACCESS_PLATFORM and attaches
+/// an AF_PACKET socket: the used ring has no translation yet, so the
+/// attach fails and a miss message is queued.
+fn miss_on_attach(obs: &mut Obs, _ctx: &Ctx) {
+    let (d, rings, sock) = iova_ring(obs);
     d.set_nonblock(true);
     obs.val("poll before", d.poll(0));
     obs.ret("SET_BACKEND 0 packet (miss)", d.backend(0, sock.raw()));
@@ -477,5 +491,150 @@ fn ap_toggle(obs: &mut Obs, _ctx: &Ctx) {
         obs.ret(format!("{l}: read again"), r);
         obs.val(format!("{l}: message again"), msg_rel(&b, rings.m.addr()));
         obs.ret(format!("{l}: SET_BACKEND 0 -1 end"), d.backend(0, -1));
+    }
+}
+
+/// A thread sleeping in a syscall on the device. What the syscall
+/// returned comes back over a channel, so a wake-up that never comes fails
+/// the test (after a bounded wait) instead of hanging it.
+struct Blocked {
+    label: &'static str,
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Blocked {
+    /// `poll(fd, POLLIN, 20 s)`: its result and revents.
+    fn poll(obs: &mut Obs, label: &'static str, d: &Dev) -> Blocked {
+        let fd = d.raw();
+        Blocked::start(obs, label, libc::SYS_poll, move || {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let r =
+                unsafe { libc::syscall(libc::SYS_poll, &mut p as *mut libc::pollfd, 1, 20_000) };
+            format!("{} revents={:#x}", fmt_res(&res(r)), p.revents)
+        })
+    }
+
+    /// A blocking `read(fd, buf, 72)`: its result and the message read.
+    fn read(obs: &mut Obs, label: &'static str, d: &Dev) -> Blocked {
+        let fd = d.raw();
+        Blocked::start(obs, label, libc::SYS_read, move || {
+            let mut b = [0u8; 72];
+            let r = unsafe { libc::syscall(libc::SYS_read, fd, b.as_mut_ptr(), b.len()) };
+            let n = r.clamp(0, 72) as usize;
+            format!("{} {}", fmt_res(&res(r)), msg_str(&b[..n]))
+        })
+    }
+
+    /// Runs `f` in a new thread and waits (up to 10 s) until that thread
+    /// sleeps in syscall `nr` (/proc/<tid>/syscall names the syscall of a
+    /// blocked task only).
+    fn start(
+        obs: &mut Obs,
+        label: &'static str,
+        nr: i64,
+        f: impl FnOnce() -> String + Send + 'static,
+    ) -> Blocked {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tid_tx.send(unsafe { libc::gettid() });
+            let _ = tx.send(f());
+        });
+        let tid = tid_rx.recv().expect("thread started");
+        let path = format!("/proc/self/task/{tid}/syscall");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let asleep = loop {
+            let s = std::fs::read_to_string(&path).unwrap_or_default();
+            if s.split(' ').next() == Some(&nr.to_string()) {
+                break true;
+            }
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+            crate::sys::sleep_ms(10);
+        };
+        obs.val(format!("{label}: asleep before"), asleep);
+        obs.check(
+            asleep,
+            format!("{label}: the thread never slept in syscall {nr}"),
+        );
+        Blocked { label, rx }
+    }
+
+    /// What the syscall returned, waiting up to 10 s for it.
+    fn result(self, obs: &mut Obs) {
+        let r = self.rx.recv_timeout(std::time::Duration::from_secs(10));
+        let label = self.label;
+        if r.is_err() {
+            obs.fail(format!("{label}: not woken within 10 s"));
+        }
+        obs.val(label, r.unwrap_or_else(|_| "still asleep".into()));
+    }
+}
+
+fn res(r: i64) -> crate::sys::Res {
+    if r < 0 {
+        Err(crate::sys::Errno::last())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A miss queued by a failed attach wakes a poller and a reader that were
+/// already asleep on the device (opened without O_NONBLOCK).
+fn miss_wakes_blocked(obs: &mut Obs, _ctx: &Ctx) {
+    let (d, _rings, sock) = iova_ring(obs);
+    // A poller alone.
+    let p = Blocked::poll(obs, "poll", &d);
+    obs.ret("SET_BACKEND (miss 1)", d.backend(0, sock.raw()));
+    p.result(obs);
+    let (r, b) = d.read(72);
+    obs.ret("read after poll", r);
+    obs.val("message after poll", msg_str(&b));
+    // A reader alone, with V2 messages.
+    obs.ret(
+        "SET_BACKEND_FEATURES MSG_V2",
+        d.backend_features(1 << uapi::VHOST_BACKEND_F_IOTLB_MSG_V2),
+    );
+    let r = Blocked::read(obs, "read", &d);
+    obs.ret("SET_BACKEND (miss 2)", d.backend(0, sock.raw()));
+    r.result(obs);
+    // Both at once: the reader takes one of two misses, the poller sees
+    // the other (whichever woke first).
+    let p = Blocked::poll(obs, "both: poll", &d);
+    let r = Blocked::read(obs, "both: read", &d);
+    obs.ret("SET_BACKEND (miss 3)", d.backend(0, sock.raw()));
+    obs.ret("SET_BACKEND (miss 4)", d.backend(0, sock.raw()));
+    r.result(obs);
+    p.result(obs);
+    d.set_nonblock(true);
+    let (r, b) = d.read(72);
+    obs.ret("both: read left", r);
+    obs.val("both: message left", msg_str(&b));
+    obs.ret("both: read again", d.read(72).0);
+}
+
+/// A reader asleep with nothing queued is woken when the IOTLB goes away
+/// (RESET_OWNER, SET_FEATURES without ACCESS_PLATFORM) and fails with
+/// EBADFD. Re-acking ACCESS_PLATFORM replaces the IOTLB without waking
+/// anyone in C, so that case is not tested: the reader would sleep on.
+fn loss_wakes_blocked(obs: &mut Obs, _ctx: &Ctx) {
+    for (l, reset) in [("RESET_OWNER", true), ("SET_FEATURES 0", false)] {
+        let d = Dev::open();
+        obs.ret_ok(format!("{l}: SET_OWNER"), d.owner());
+        obs.ret_ok(format!("{l}: SET_FEATURES ACCESS_PLATFORM"), d.features(AP));
+        let label = if reset {
+            "read across RESET_OWNER"
+        } else {
+            "read across SET_FEATURES 0"
+        };
+        let r = Blocked::read(obs, label, &d);
+        obs.ret(l, if reset { d.reset() } else { d.features(0) });
+        r.result(obs);
+        obs.val(format!("{l}: poll after"), d.poll(0));
     }
 }
