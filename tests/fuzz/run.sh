@@ -10,7 +10,7 @@ set -eu
 
 SECONDS_PER_TARGET=${1:-20}
 CARGO_FUZZ_VERSION=0.13.2
-CACHE=${VHOST_NET_RS_CACHE:-/var/cache/vhost-net-rs}
+CACHE=${VHOST_CACHE:-/var/cache/vhost-net-rs}   # as scripts/env.sh
 ROOT="$CACHE/cargo-fuzz-$CARGO_FUZZ_VERSION"
 SANITIZER=${FUZZ_SANITIZER:-address}
 
