@@ -69,6 +69,8 @@ pub struct GuestMem {
 impl GuestMem {
     pub fn new(two_regions: bool) -> GuestMem {
         let map_len = MEM_SIZE + 4096;
+        // SAFETY: anonymous private mapping at an address the kernel picks (no MAP_FIXED), so no
+        // existing memory is touched; the result is checked against MAP_FAILED below.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -150,6 +152,9 @@ impl GuestMem {
     pub fn write(&self, gpa: u64, b: &[u8]) {
         let mut o = 0;
         for (p, n) in self.pieces(gpa, b.len()) {
+            // SAFETY: `p` points into the live mapping (`map_off` asserts each piece's start; the
+            // caller keeps `gpa + len` inside guest memory) and `b[o..]` holds at least `n` bytes
+            // (the pieces sum to `b.len()`); `b` is a Rust buffer, not the mapping, so no overlap.
             unsafe { std::ptr::copy_nonoverlapping(b[o..].as_ptr(), p, n) };
             o += n;
         }
@@ -159,6 +164,9 @@ impl GuestMem {
         let mut v = vec![0u8; len];
         let mut o = 0;
         for (p, n) in self.pieces(gpa, len) {
+            // SAFETY: `p` points into the live mapping (`map_off` asserts each piece's start; the
+            // caller keeps `gpa + len` inside guest memory) and `v[o..]` has room for `n` bytes
+            // (the pieces sum to `len`); `v` is a fresh Vec, so they do not overlap.
             unsafe { std::ptr::copy_nonoverlapping(p, v[o..].as_mut_ptr(), n) };
             o += n;
         }
@@ -167,23 +175,40 @@ impl GuestMem {
 
     pub fn fill(&self, gpa: u64, len: usize, byte: u8) {
         for (p, n) in self.pieces(gpa, len) {
+            // SAFETY: `p` points into the live mapping (`map_off` asserts each piece's start; the
+            // caller keeps `gpa + len` inside guest memory) and the piece is `n` bytes long.
             unsafe { std::ptr::write_bytes(p, byte, n) };
         }
     }
 
     pub fn w16(&self, gpa: u64, v: u16) {
+        // SAFETY: `uaddr` asserts `gpa` is inside the live mapping; callers pass ring fields
+        // aligned for the type (the mapping is page-aligned). Volatile: the vhost worker accesses
+        // this memory concurrently.
         unsafe { std::ptr::write_volatile(self.uaddr(gpa) as *mut u16, v) }
     }
     pub fn r16(&self, gpa: u64) -> u16 {
+        // SAFETY: `uaddr` asserts `gpa` is inside the live mapping; callers pass ring fields
+        // aligned for the type (the mapping is page-aligned). Volatile: the vhost worker accesses
+        // this memory concurrently.
         unsafe { std::ptr::read_volatile(self.uaddr(gpa) as *const u16) }
     }
     pub fn w32(&self, gpa: u64, v: u32) {
+        // SAFETY: `uaddr` asserts `gpa` is inside the live mapping; callers pass ring fields
+        // aligned for the type (the mapping is page-aligned). Volatile: the vhost worker accesses
+        // this memory concurrently.
         unsafe { std::ptr::write_volatile(self.uaddr(gpa) as *mut u32, v) }
     }
     pub fn r32(&self, gpa: u64) -> u32 {
+        // SAFETY: `uaddr` asserts `gpa` is inside the live mapping; callers pass ring fields
+        // aligned for the type (the mapping is page-aligned). Volatile: the vhost worker accesses
+        // this memory concurrently.
         unsafe { std::ptr::read_volatile(self.uaddr(gpa) as *const u32) }
     }
     pub fn w64(&self, gpa: u64, v: u64) {
+        // SAFETY: `uaddr` asserts `gpa` is inside the live mapping; callers pass ring fields
+        // aligned for the type (the mapping is page-aligned). Volatile: the vhost worker accesses
+        // this memory concurrently.
         unsafe { std::ptr::write_volatile(self.uaddr(gpa) as *mut u64, v) }
     }
 
@@ -209,6 +234,9 @@ impl GuestMem {
 
 impl Drop for GuestMem {
     fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new` (`base`, `map_len`); accessors only copy
+        // in and out, so no reference into it outlives `self`. A later device access to it fails in
+        // the kernel (EFAULT), not in userspace.
         unsafe { libc::munmap(self.base.cast(), self.map_len) };
     }
 }
@@ -257,6 +285,7 @@ pub struct Vq {
 }
 
 fn eventfd() -> Fd {
+    // SAFETY: plain syscall with integer arguments; the result is checked below.
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
     assert!(fd >= 0, "eventfd: {}", Errno::last());
     Fd(fd)
@@ -265,6 +294,8 @@ fn eventfd() -> Fd {
 /// Reads an eventfd's counter (0 if it was not signalled).
 pub fn eventfd_take(fd: &Fd) -> u64 {
     let mut v = 0u64;
+    // SAFETY: `fd` is an open eventfd borrowed for the call; `v` is a writable u64, the 8 bytes
+    // read.
     let n = unsafe { libc::read(fd.raw(), (&mut v as *mut u64).cast(), 8) };
     if n == 8 {
         v
@@ -280,6 +311,7 @@ pub fn poll_in(fd: i32, ms: i32) -> bool {
         events: libc::POLLIN,
         revents: 0,
     };
+    // SAFETY: `p` is one valid, writable pollfd and nfds is 1.
     unsafe { libc::poll(&mut p, 1, ms) > 0 }
 }
 
@@ -419,6 +451,8 @@ impl Vq {
     /// Writes the kick eventfd unconditionally.
     pub fn kick_now(&mut self) {
         let v = 1u64;
+        // SAFETY: `self.kick` is an open eventfd owned by this Vq; `v` is a readable u64, the 8
+        // bytes written.
         unsafe { libc::write(self.kick.raw(), (&v as *const u64).cast(), 8) };
         self.kicks += 1;
     }
@@ -527,6 +561,7 @@ fn ifreq(name: &str) -> [u8; 40] {
 }
 
 fn packet_socket(proto: u16) -> Fd {
+    // SAFETY: plain syscall with integer arguments; the result is checked below.
     let fd = unsafe {
         libc::socket(
             libc::AF_PACKET,
@@ -577,10 +612,14 @@ impl Tap {
         ioctl(cap.raw(), SIOCSIFFLAGS, r.as_mut_ptr() as usize)
             .map_err(|e| format!("SIOCSIFFLAGS: {e}"))?;
         // bind the capture socket, ask for VLAN aux data, drain noise
+        // SAFETY: `sockaddr_ll` is a plain C struct of integers and a byte array: all-zero is
+        // valid.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
         sll.sll_ifindex = ifindex;
+        // SAFETY: `cap` is an open socket; `sll` is an initialized sockaddr_ll and the length
+        // passed is its size.
         let rc = unsafe {
             libc::bind(
                 cap.raw(),
@@ -592,6 +631,8 @@ impl Tap {
             return Err(format!("bind AF_PACKET: {}", Errno::last()));
         }
         let one: i32 = 1;
+        // SAFETY: `cap` is an open socket; `one` is a live i32 and 4, the length passed, is its
+        // size.
         unsafe {
             libc::setsockopt(
                 cap.raw(),
@@ -602,6 +643,8 @@ impl Tap {
             )
         };
         let big: i32 = 8 << 20;
+        // SAFETY: `cap` is an open socket; `big` is a live i32 and 4, the length passed, is its
+        // size.
         unsafe {
             libc::setsockopt(
                 cap.raw(),
@@ -623,12 +666,16 @@ impl Tap {
 
     /// Sends `frame` out of the tap: it is queued for vhost's RX.
     pub fn inject(&self, frame: &[u8]) -> Res {
+        // SAFETY: `sockaddr_ll` is a plain C struct of integers and a byte array: all-zero is
+        // valid.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_ifindex = self.ifindex;
         sll.sll_halen = 6;
         sll.sll_addr[..6].copy_from_slice(&frame[..6]);
         sll.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
+        // SAFETY: `inj` is an open socket; `frame` is readable for `frame.len()` bytes and `sll` is
+        // an initialized sockaddr_ll of the length passed.
         chk(unsafe {
             libc::sendto(
                 self.inj.raw(),
@@ -652,11 +699,15 @@ impl Tap {
             if !poll_in(self.cap.raw(), left.as_millis() as i32) {
                 return None;
             }
+            // SAFETY: `sockaddr_ll` is a plain C struct of integers and a byte array: all-zero is
+            // valid.
             let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             let mut iov = libc::iovec {
                 iov_base: buf.as_mut_ptr().cast(),
                 iov_len: buf.len(),
             };
+            // SAFETY: `msghdr` is a plain C struct of integers and pointers: all-zero (null
+            // pointers, zero lengths) is valid.
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
             msg.msg_name = (&mut sll as *mut libc::sockaddr_ll).cast();
             msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
@@ -664,6 +715,8 @@ impl Tap {
             msg.msg_iovlen = 1;
             msg.msg_control = ctrl.as_mut_ptr().cast();
             msg.msg_controllen = std::mem::size_of_val(&ctrl);
+            // SAFETY: every pointer in `msg` (name -> `sll`, iov -> `iov` -> `buf`, control ->
+            // `ctrl`) is a live, writable local with its length recorded beside it.
             let n = unsafe { libc::recvmsg(self.cap.raw(), &mut msg, libc::MSG_DONTWAIT) };
             if n < 0 {
                 continue;
@@ -674,10 +727,17 @@ impl Tap {
             }
             let mut f = buf[..n as usize].to_vec();
             // VLAN tag stripped by the stack: reinsert it from the aux data
+            // SAFETY: `msg` is the header recvmsg just filled; CMSG_FIRSTHDR only reads its control
+            // fields and returns null when there is no header.
             let mut c = unsafe { libc::CMSG_FIRSTHDR(&msg) };
             while !c.is_null() {
+                // SAFETY: `c` is non-null and came from CMSG_FIRSTHDR/CMSG_NXTHDR, which only
+                // return headers lying inside `ctrl` (u64-aligned, alive for the loop).
                 let h = unsafe { &*c };
                 if h.cmsg_level == libc::SOL_PACKET && h.cmsg_type == PACKET_AUXDATA {
+                    // SAFETY: relies on the kernel writing a whole 20-byte `tpacket_auxdata` after
+                    // a PACKET_AUXDATA header (it fits: `ctrl` is 128 bytes; `cmsg_len` is not
+                    // checked). Only read while `ctrl` lives.
                     let d = unsafe { std::slice::from_raw_parts(libc::CMSG_DATA(c), 20) };
                     let status = u32::from_ne_bytes(d[0..4].try_into().unwrap());
                     let tci = u16::from_ne_bytes(d[16..18].try_into().unwrap());
@@ -693,6 +753,8 @@ impl Tap {
                         f.splice(12..12, tag);
                     }
                 }
+                // SAFETY: `msg` and `c` are the header and a cmsg inside its control buffer from
+                // above; CMSG_NXTHDR returns null past `msg_controllen`.
                 c = unsafe { libc::CMSG_NXTHDR(&msg, c) };
             }
             return Some(f);
@@ -792,6 +854,8 @@ impl Log {
         // one bit per 4 KiB page of guest-physical space up to the end of memory
         let pages = (GPA_BASE + MEM_SIZE as u64) / 4096;
         let len = ((pages / 8 + 4095) & !4095) as usize;
+        // SAFETY: anonymous private mapping at an address the kernel picks (no MAP_FIXED), so no
+        // existing memory is touched; the result is checked against MAP_FAILED below.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -810,6 +874,7 @@ impl Log {
         }
     }
     pub fn clear(&self) {
+        // SAFETY: `base` is the live mapping of `len` bytes made in `new`, unmapped only in Drop.
         unsafe { std::ptr::write_bytes(self.base, 0, self.len) };
         fence(Ordering::SeqCst);
     }
@@ -818,6 +883,9 @@ impl Log {
     pub fn pages(&self) -> Vec<String> {
         fence(Ordering::SeqCst);
         let mut out = Vec::new();
+        // SAFETY: `base` is the live, initialized (anonymous, zero-filled) mapping of `len` bytes,
+        // unmapped only in Drop. vhost may set bits in it concurrently (kernel writes, not Rust):
+        // the test relies on a stale byte being harmless.
         let s = unsafe { std::slice::from_raw_parts(self.base, self.len) };
         for (i, &b) in s.iter().enumerate() {
             if b == 0 {
@@ -841,6 +909,8 @@ impl Log {
 
 impl Drop for Log {
     fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new` (`base`, `len`); `pages` copies out, so
+        // no reference into it outlives `self`. Later kernel log writes there get EFAULT.
         unsafe { libc::munmap(self.base.cast(), self.len) };
     }
 }

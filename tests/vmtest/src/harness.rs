@@ -217,17 +217,23 @@ pub fn timeout_scale() -> u64 {
 /// observation back over a pipe.
 pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
     let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a writable array of two c_ints, what pipe2 fills.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
         return RunResult::Crashed(format!("pipe2: {}", crate::sys::Errno::last()));
     }
     let _ = std::io::stdout().flush();
+    // SAFETY: in the VM the runner forks from its only thread (tests start threads only in the
+    // child); the child runs the test body, writes the pipe and leaves with _exit. Under `cargo
+    // test` other threads exist: the child relies on glibc's fork-safe malloc.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return RunResult::Crashed(format!("fork: {}", crate::sys::Errno::last()));
     }
     if pid == 0 {
+        // SAFETY: `fds[0]` is the child's copy of the read end, unused here; integer argument only.
         unsafe { libc::close(fds[0]) };
         // Own process group, so a timeout kills whatever the test forked.
+        // SAFETY: plain syscall with integer arguments; a failure is harmless and ignored.
         unsafe { libc::setpgid(0, 0) };
         let mut obs = Obs::default();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (t.f)(&mut obs, ctx)));
@@ -242,16 +248,25 @@ pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
         let buf = obs.encode();
         let mut off = 0;
         while off < buf.len() {
+            // SAFETY: `fds[1]` is the pipe's open write end; `buf[off..]` is readable for
+            // `buf.len() - off` bytes.
             let n = unsafe { libc::write(fds[1], buf[off..].as_ptr().cast(), buf.len() - off) };
             if n <= 0 {
                 break;
             }
             off += n as usize;
         }
+        // SAFETY: _exit takes an integer and never returns; it skips the parent's destructors and
+        // atexit handlers, which must not run in the child.
         unsafe { libc::_exit(0) };
     }
+    // SAFETY: `fds[1]` is the parent's copy of the write end, not used again; integer argument.
     unsafe { libc::close(fds[1]) };
+    // SAFETY: plain syscall with integer arguments; a failure (the child already did it, or has
+    // exited) is harmless and ignored.
     unsafe { libc::setpgid(pid, pid) };
+    // SAFETY: `fds[0]` is the open read end and nothing else owns it: the File closes it once.
+    // Below it is only used as a number for poll while `pipe` is alive.
     let mut pipe = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
     let deadline = Instant::now() + Duration::from_secs(t.timeout * timeout_scale());
     let mut data = Vec::new();
@@ -267,6 +282,7 @@ pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
             events: libc::POLLIN,
             revents: 0,
         };
+        // SAFETY: `pfd` is one valid, writable pollfd for the open read end; nfds is 1.
         let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as i32) };
         if n < 0 {
             continue;
@@ -283,7 +299,11 @@ pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
         }
     }
     if timed_out {
+        // SAFETY: plain syscall with integer arguments; the child is not reaped yet, so its pid and
+        // process group id cannot have been reused.
         unsafe { libc::kill(-pid, libc::SIGKILL) };
+        // SAFETY: plain syscall with integer arguments; the child is not reaped yet, so `pid`
+        // cannot have been reused.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     let mut status = 0;
@@ -292,6 +312,7 @@ pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
     let wait_until = Instant::now() + Duration::from_secs(10);
     let mut reaped = false;
     while Instant::now() < wait_until {
+        // SAFETY: `status` is a writable c_int; `pid` is our child.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if r == pid {
             reaped = true;
@@ -303,6 +324,7 @@ pub fn run_forked(t: &Test, ctx: &Ctx) -> RunResult {
         crate::sys::sleep_ms(20);
     }
     // Reap the test's own children left in its group, if any.
+    // SAFETY: a null status pointer is allowed (status not wanted); the rest are integers.
     while unsafe { libc::waitpid(-pid, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
     if timed_out {
         return RunResult::Crashed(format!(
@@ -420,6 +442,7 @@ impl Tap {
         println!("{} passed, {} failed", self.passed, self.failed);
         flush();
         // Let the UART drain before init powers the machine off.
+        // SAFETY: plain call with an integer fd; a failure only returns -1, which is ignored.
         unsafe { libc::tcdrain(1) };
         self.failed == 0
     }
@@ -527,6 +550,8 @@ mod tests {
 
     #[test]
     fn forked_run_reports_signal() {
+        // SAFETY: abort takes no arguments and never returns; it runs in the forked test child,
+        // whose death by SIGABRT is what this test checks.
         match run(|_, _| unsafe { libc::abort() }, 10) {
             RunResult::Crashed(e) => assert!(e.contains("signal 6"), "{e}"),
             RunResult::Done(_) => panic!("abort not noticed"),
@@ -547,6 +572,9 @@ mod tests {
     fn forked_run_kills_grandchildren_on_timeout() {
         match run(
             |_, _| {
+                // SAFETY: in the forked test child; the grandchild only sleeps until the timeout
+                // kills the group, so it takes no lock another (cargo test) thread could have held
+                // at fork.
                 if unsafe { libc::fork() } == 0 {
                     std::thread::sleep(Duration::from_secs(30));
                 }

@@ -108,18 +108,23 @@ impl Fd {
     pub fn close(self) -> Res {
         let fd = self.0;
         std::mem::forget(self);
+        // SAFETY: `fd` was owned by `self`, which is forgotten above, so it is closed exactly once,
+        // here; close(2) takes only an integer.
         chk(unsafe { libc::close(fd) } as i64)
     }
 }
 
 impl Drop for Fd {
     fn drop(&mut self) {
+        // SAFETY: closes the descriptor this `Fd` owns; `close` (which forgets `self`) is the only
+        // other place that closes it, so it is never closed twice. Integer argument only.
         unsafe { libc::close(self.0) };
     }
 }
 
 pub fn open(path: &str, flags: i32) -> Result<Fd, Errno> {
     let p = CString::new(path).unwrap();
+    // SAFETY: `p` is a NUL-terminated CString that lives until the end of the function.
     let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) };
     if fd < 0 {
         Err(Errno::last())
@@ -130,6 +135,9 @@ pub fn open(path: &str, flags: i32) -> Result<Fd, Errno> {
 
 /// `ioctl(fd, req, arg)` with an integer/pointer argument.
 pub fn ioctl(fd: i32, req: u64, arg: usize) -> Res {
+    // SAFETY: raw ioctl(2): the kernel validates `fd`, `req` and `arg` and copies through `arg`
+    // with copy_{from,to}_user (a bad pointer gives EFAULT). A request that writes through `arg`
+    // relies on the caller passing a live object big enough (`ioctl_ptr`: `&mut T`).
     chk(unsafe {
         libc::syscall(
             libc::SYS_ioctl,
@@ -147,25 +155,33 @@ pub fn ioctl_ptr<T>(fd: i32, req: u64, val: &mut T) -> Res {
 
 pub fn finit_module(path: &Path, params: &str) -> Res {
     let p = cstr(path);
+    // SAFETY: `p` is a NUL-terminated CString alive across the call.
     let fd = unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
         return Err(Errno::last());
     }
     let params = CString::new(params).unwrap();
+    // SAFETY: `fd` is the descriptor opened above; `params` is a NUL-terminated CString alive
+    // across the call; flags are 0.
     let r = chk(unsafe { libc::syscall(libc::SYS_finit_module, fd, params.as_ptr(), 0) });
+    // SAFETY: closes `fd`, opened above and not used again; integer argument only.
     unsafe { libc::close(fd) };
     r
 }
 
 pub fn delete_module(name: &str) -> Res {
     let n = CString::new(name).unwrap();
+    // SAFETY: `n` is a NUL-terminated CString alive across the call; the flags are an integer.
     chk(unsafe { libc::syscall(libc::SYS_delete_module, n.as_ptr(), libc::O_NONBLOCK) })
 }
 
 /// stat(2) of a path: `(mode, rdev major, rdev minor, uid, gid)`.
 pub fn stat(path: &str) -> Result<(u32, u32, u32, u32, u32), Errno> {
     let p = CString::new(path).unwrap();
+    // SAFETY: `libc::stat` is a plain C struct of integers: all-zero bytes are a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `p` is a NUL-terminated CString and `st` a writable `libc::stat`, both alive across
+    // the call.
     if unsafe { libc::stat(p.as_ptr(), &mut st) } < 0 {
         return Err(Errno::last());
     }
@@ -194,6 +210,8 @@ pub fn kmsg_drain(fd: &Fd) -> Vec<String> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 8192];
     loop {
+        // SAFETY: `fd` is an open descriptor borrowed for the call; `buf` is a valid, writable
+        // buffer of `buf.len()` bytes.
         let n = unsafe { libc::read(fd.0, buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
             let e = Errno::last();
@@ -216,6 +234,7 @@ pub fn kmsg_drain(fd: &Fd) -> Vec<String> {
 /// Opens /dev/kmsg positioned at its end, so only new records are read.
 pub fn kmsg_open_at_end() -> Result<Fd, Errno> {
     let fd = open("/dev/kmsg", libc::O_RDONLY | libc::O_NONBLOCK)?;
+    // SAFETY: `fd` is the descriptor opened just above; integer arguments only.
     if unsafe { libc::lseek(fd.0, 0, libc::SEEK_END) } < 0 {
         return Err(Errno::last());
     }

@@ -289,6 +289,8 @@ impl Ring {
         let ev = mem.r16(self.used + 4 + 8 * self.num as u64);
         if new.wrapping_sub(ev).wrapping_sub(1) < new.wrapping_sub(old) {
             let v = 1u64;
+            // SAFETY: this Ring's `kick` is the eventfd of a `driver::Vq` in `net`, which outlives
+            // the Ring; `v` is a readable u64, the 8 bytes written.
             unsafe { libc::write(self.kick, (&v as *const u64).cast(), 8) };
             self.kicks += 1;
         }
@@ -312,6 +314,8 @@ impl Ring {
     fn wait(&self, ms: i32) {
         driver::poll_in(self.call, ms);
         let mut v = 0u64;
+        // SAFETY: this Ring's `call` is the eventfd of a `driver::Vq` in `net`, which outlives the
+        // Ring; `v` is a writable u64, the 8 bytes read.
         unsafe { libc::read(self.call, (&mut v as *mut u64).cast(), 8) };
     }
 }
@@ -349,6 +353,7 @@ fn cpu_of(tid: i32) -> (u64, u64) {
 }
 
 fn clk_tck() -> u64 {
+    // SAFETY: plain call with an integer argument; -1 on failure is handled below.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
         t as u64
@@ -615,6 +620,7 @@ fn bench_tx(o: &Opts, size: usize) -> Result<Row, String> {
 // ------------------------------------------------------------------- RX
 
 fn packet_socket(proto: u16, ifindex: i32) -> Result<Fd, String> {
+    // SAFETY: plain syscall with integer arguments; the result is checked below.
     let fd = unsafe {
         libc::socket(
             libc::AF_PACKET,
@@ -627,6 +633,8 @@ fn packet_socket(proto: u16, ifindex: i32) -> Result<Fd, String> {
     }
     let fd = Fd(fd);
     let one: i32 = 1;
+    // SAFETY: `fd` is the socket just opened; `one` is a live i32 and 4, the length passed, is its
+    // size.
     unsafe {
         libc::setsockopt(
             fd.raw(),
@@ -637,10 +645,14 @@ fn packet_socket(proto: u16, ifindex: i32) -> Result<Fd, String> {
         )
     };
     if proto != 0 {
+        // SAFETY: `sockaddr_ll` is a plain C struct of integers and a byte array: all-zero is
+        // valid.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = proto.to_be();
         sll.sll_ifindex = ifindex;
+        // SAFETY: `fd` is an open socket; `sll` is an initialized sockaddr_ll and the length passed
+        // is its size.
         let rc = unsafe {
             libc::bind(
                 fd.raw(),
@@ -656,6 +668,7 @@ fn packet_socket(proto: u16, ifindex: i32) -> Result<Fd, String> {
 }
 
 fn sll_to(ifindex: i32, frame: &[u8]) -> libc::sockaddr_ll {
+    // SAFETY: `sockaddr_ll` is a plain C struct of integers and a byte array: all-zero is valid.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_ifindex = ifindex;
@@ -681,6 +694,7 @@ fn injector(
     };
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH)
         .map(|_| {
+            // SAFETY: `mmsghdr` is a plain C struct of integers and pointers: all-zero is valid.
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
             m.msg_hdr.msg_name = (&sll as *const libc::sockaddr_ll) as *mut libc::c_void;
             m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
@@ -690,10 +704,14 @@ fn injector(
         })
         .collect();
     while !stop.load(Ordering::Relaxed) {
+        // SAFETY: `msgs` holds BATCH initialized mmsghdrs whose name points at `sll` and iov at
+        // `iov` -> `frame`, all alive across the call; the kernel only reads those and writes
+        // msg_len.
         let n = unsafe { libc::sendmmsg(sock.raw(), msgs.as_mut_ptr(), BATCH as u32, 0) };
         if n > 0 {
             sent.fetch_add(n as u64, Ordering::Relaxed);
         } else {
+            // SAFETY: sched_yield takes no arguments.
             unsafe { libc::sched_yield() };
         }
     }
@@ -773,6 +791,7 @@ fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
 fn reflector(ifindex: i32, stop: Arc<AtomicBool>) -> Result<(), String> {
     let sock = packet_socket(libc::ETH_P_ALL as u16, ifindex)?;
     let one: i32 = 1;
+    // SAFETY: `sock` is an open socket; `one` is a live i32 and 4, the length passed, is its size.
     unsafe {
         libc::setsockopt(
             sock.raw(),
@@ -786,6 +805,7 @@ fn reflector(ifindex: i32, stop: Arc<AtomicBool>) -> Result<(), String> {
         tv_sec: 0,
         tv_usec: 50_000,
     };
+    // SAFETY: `sock` is an open socket; `tv` is a live timeval of the length passed.
     unsafe {
         libc::setsockopt(
             sock.raw(),
@@ -797,12 +817,15 @@ fn reflector(ifindex: i32, stop: Arc<AtomicBool>) -> Result<(), String> {
     };
     let mut buf = vec![0u8; 70000];
     while !stop.load(Ordering::Relaxed) {
+        // SAFETY: `sock` is an open socket; `buf` is a valid, writable buffer of `buf.len()` bytes.
         let n = unsafe { libc::recv(sock.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n < 14 || buf[6..9] != [0x02, 0x76, 0x68] {
             continue;
         }
         let f = &buf[..n as usize];
         let sll = sll_to(ifindex, f);
+        // SAFETY: `sock` is an open socket; `f` is readable for `f.len()` bytes and `sll` is an
+        // initialized sockaddr_ll of the length passed.
         unsafe {
             libc::sendto(
                 sock.raw(),

@@ -40,10 +40,14 @@ pub fn open_dev() -> Fd {
 /// tests: the child is another process (another mm).
 pub fn in_child(obs: &mut Obs, prefix: &str, f: impl FnOnce(&mut Obs)) {
     let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a writable array of two c_ints, what pipe fills.
     assert!(unsafe { libc::pipe(fds.as_mut_ptr()) } == 0);
+    // SAFETY: forked from a test body with no other live threads of its own (callers join theirs
+    // first); the child runs `f`, writes the pipe and leaves with _exit.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
+        // SAFETY: `fds[0]` is the child's copy of the read end, unused here; integer argument only.
         unsafe { libc::close(fds[0]) };
         let mut o = Obs::default();
         f(&mut o);
@@ -51,21 +55,29 @@ pub fn in_child(obs: &mut Obs, prefix: &str, f: impl FnOnce(&mut Obs)) {
         for (k, v) in &o.entries {
             s.push_str(&format!("{k}\t{v}\n"));
         }
+        // SAFETY: `fds[1]` is the pipe's open write end; `s` is readable for `s.len()` bytes.
         unsafe { libc::write(fds[1], s.as_ptr().cast(), s.len()) };
+        // SAFETY: _exit takes an integer and never returns; the parent's destructors must not run
+        // in the child.
         unsafe { libc::_exit(0) };
     }
+    // SAFETY: `fds[1]` is the parent's copy of the write end, not used again; integer argument.
     unsafe { libc::close(fds[1]) };
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
+        // SAFETY: `fds[0]` is the open read end; `buf` is a valid, writable buffer of `buf.len()`
+        // bytes.
         let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
         if n <= 0 {
             break;
         }
         out.extend_from_slice(&buf[..n as usize]);
     }
+    // SAFETY: `fds[0]` is the read end, closed once here and not used again.
     unsafe { libc::close(fds[0]) };
     let mut status = 0;
+    // SAFETY: `status` is a writable c_int; `pid` is our child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     obs.check(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
@@ -180,8 +192,12 @@ fn open_close(obs: &mut Obs, ctx: &Ctx) {
     // read/write/poll on a bare device (no IOTLB enabled).
     let fd = open_dev();
     let mut buf = [0u8; 128];
+    // SAFETY: `fd` is the open device descriptor; integer arguments only.
     let fl = unsafe { libc::fcntl(fd.raw(), libc::F_GETFL) };
+    // SAFETY: `fd` is the open device descriptor; integer arguments only.
     unsafe { libc::fcntl(fd.raw(), libc::F_SETFL, fl | libc::O_NONBLOCK) };
+    // SAFETY: `fd` is the open device descriptor; `buf` is a valid, writable buffer of `buf.len()`
+    // bytes.
     let r = unsafe { libc::read(fd.raw(), buf.as_mut_ptr().cast(), buf.len()) };
     obs.val(
         "read nonblock",
@@ -191,6 +207,7 @@ fn open_close(obs: &mut Obs, ctx: &Ctx) {
             Ok(r as i64)
         }),
     );
+    // SAFETY: `fd` is the open device descriptor; `buf` is readable, and length 0 is passed.
     let r = unsafe { libc::write(fd.raw(), buf.as_ptr().cast(), 0) };
     obs.val(
         "write 0 bytes",
@@ -205,6 +222,7 @@ fn open_close(obs: &mut Obs, ctx: &Ctx) {
         events: libc::POLLIN | libc::POLLOUT,
         revents: 0,
     };
+    // SAFETY: `pfd` is one valid, writable pollfd and nfds is 1.
     let r = unsafe { libc::poll(&mut pfd, 1, 0) };
     obs.val("poll", format!("{r} revents={:#x}", pfd.revents));
     obs.ret("close", fd.close());

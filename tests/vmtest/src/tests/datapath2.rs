@@ -132,6 +132,7 @@ impl NlMsg {
     fn send(&mut self) -> Result<(), Errno> {
         let len = self.b.len() as u32;
         self.b[0..4].copy_from_slice(&len.to_ne_bytes());
+        // SAFETY: plain syscall with integer arguments; a failure (-1) is checked below.
         let s = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
@@ -143,8 +144,11 @@ impl NlMsg {
             return Err(Errno::last());
         }
         let s = Fd(s);
+        // SAFETY: sockaddr_nl is a plain C struct for which all-zero bytes are a valid value.
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: `s` is the netlink socket owned above; `self.b` is a readable buffer of
+        // `self.b.len()` bytes and `sa` a sockaddr_nl of the size passed, both alive for the call.
         let r = unsafe {
             libc::sendto(
                 s.raw(),
@@ -163,6 +167,8 @@ impl NlMsg {
             if !poll_in(s.raw(), 5000) {
                 return Err(Errno(libc::ETIMEDOUT));
             }
+            // SAFETY: `s` is the netlink socket owned above; `buf` is a writable buffer of
+            // `buf.len()` bytes.
             let n = unsafe { libc::recv(s.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 0 {
                 return Err(Errno::last());
@@ -187,6 +193,7 @@ impl NlMsg {
 
 fn ifindex(name: &str) -> i32 {
     let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: `c` is a NUL-terminated CString alive for the call.
     unsafe { libc::if_nametoindex(c.as_ptr()) as i32 }
 }
 
@@ -217,6 +224,7 @@ const SIOCGIFFLAGS: u64 = 0x8913;
 const SIOCSIFFLAGS: u64 = 0x8914;
 
 fn set_up(name: &str) -> Result<(), String> {
+    // SAFETY: plain syscall with integer arguments; the descriptor is owned by the `Fd` below.
     let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     let s = Fd(s);
     let mut r = [0u8; 40];
@@ -277,6 +285,7 @@ struct TapDev(String);
 impl Drop for TapDev {
     fn drop(&mut self) {
         let c = std::ffi::CString::new(self.0.clone()).unwrap();
+        // SAFETY: `c` is a NUL-terminated CString alive for the call.
         unsafe { libc::unlink(c.as_ptr()) };
     }
 }
@@ -289,7 +298,9 @@ fn open_macvtap(name: &str) -> Result<(Fd, TapDev), String> {
     let (ma, mi): (u32, u32) = (ma.parse().unwrap(), mi.parse().unwrap());
     let path = format!("/dev/tap{idx}");
     let c = std::ffi::CString::new(path.clone()).unwrap();
+    // SAFETY: `c` is a NUL-terminated CString alive for the call; a failure (no such file) is fine.
     unsafe { libc::unlink(c.as_ptr()) };
+    // SAFETY: `c` is a NUL-terminated CString alive for the call; the rest are integers.
     if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(ma, mi)) } < 0 {
         return Err(format!("mknod {path}: {}", Errno::last()));
     }
@@ -312,6 +323,7 @@ const TUN_F_TSO4: usize = 2;
 const TUN_F_TSO6: usize = 4;
 
 fn packet_socket(proto: u16) -> Fd {
+    // SAFETY: plain syscall with integer arguments; a failure (-1) is checked below.
     let fd = unsafe {
         libc::socket(
             libc::AF_PACKET,
@@ -324,10 +336,13 @@ fn packet_socket(proto: u16) -> Fd {
 }
 
 fn bind_packet(s: &Fd, ifindex: i32) -> Result<(), String> {
+    // SAFETY: sockaddr_ll is a plain C struct for which all-zero bytes are a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
     sll.sll_ifindex = ifindex;
+    // SAFETY: `s` is an open socket borrowed for the call; `sll` is a sockaddr_ll of the size
+    // passed, alive for the call.
     let rc = unsafe {
         libc::bind(
             s.raw(),
@@ -342,6 +357,8 @@ fn bind_packet(s: &Fd, ifindex: i32) -> Result<(), String> {
 }
 
 fn setsockopt_int(s: &Fd, level: i32, opt: i32, v: i32) {
+    // SAFETY: `s` is an open socket borrowed for the call; `v` is a readable i32, the 4 bytes
+    // passed.
     unsafe {
         libc::setsockopt(s.raw(), level, opt, (&v as *const i32).cast(), 4);
     }
@@ -386,8 +403,11 @@ fn cap_vnet(s: &Fd, tag: u8, ms: u64) -> Option<(Vec<u8>, Vec<u8>)> {
         if !poll_in(s.raw(), left.as_millis() as i32) {
             return None;
         }
+        // SAFETY: sockaddr_ll is a plain C struct for which all-zero bytes are a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         let mut sl = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        // SAFETY: `s` is an open socket borrowed for the call; `buf` is writable for `buf.len()`
+        // bytes, `sll` is writable for the `sl` bytes passed and `sl` is a writable u32.
         let n = unsafe {
             libc::recvfrom(
                 s.raw(),
@@ -1266,11 +1286,14 @@ fn offload_csum(obs: &mut Obs, _: &Ctx) {
 
 /// sendto on a packet socket bound nowhere, to `ifindex`.
 fn send_on(s: &Fd, ifindex: i32, bytes: &[u8]) -> Res {
+    // SAFETY: sockaddr_ll is a plain C struct for which all-zero bytes are a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_ifindex = ifindex;
     sll.sll_halen = 6;
     sll.sll_protocol = 0x0800u16.to_be();
+    // SAFETY: `s` is an open socket borrowed for the call; `bytes` is readable for `bytes.len()`
+    // bytes and `sll` is a sockaddr_ll of the size passed, alive for the call.
     let r = unsafe {
         libc::sendto(
             s.raw(),
@@ -1456,6 +1479,8 @@ fn comm_count(want: &str, under: &str) -> usize {
 fn worker_cgroup(obs: &mut Obs, _: &Ctx) {
     let root = "/sys/fs/cgroup";
     if !std::path::Path::new(&format!("{root}/cgroup.procs")).exists() {
+        // SAFETY: all three strings are NUL-terminated C string literals and the data pointer is
+        // null, which mount(2) accepts for cgroup2.
         let r = unsafe {
             libc::mount(
                 c"none".as_ptr(),
@@ -1520,14 +1545,18 @@ fn worker_cgroup(obs: &mut Obs, _: &Ctx) {
 /// the module's reference count return to 0.
 fn kill_owner(obs: &mut Obs, ctx: &Ctx, fork_val: Option<u8>) {
     let mut p = [0i32; 2];
+    // SAFETY: `p` is a writable array of the two ints pipe2 fills.
     assert!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } == 0);
     let (r, w) = (Fd(p[0]), Fd(p[1]));
+    // SAFETY: libc::fork: the child runs only the owner loop below and never returns into the
+    // harness: it loops until the parent SIGKILLs it, or leaves with _exit.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
         drop(r);
         let say = |s: &str| {
             let b = format!("{s}\n");
+            // SAFETY: `w` is the pipe's write end owned here; `b` is readable for `b.len()` bytes.
             unsafe { libc::write(w.raw(), b.as_ptr().cast(), b.len()) };
         };
         let mut o = Obs::default();
@@ -1539,6 +1568,8 @@ fn kill_owner(obs: &mut Obs, ctx: &Ctx, fork_val: Option<u8>) {
             fork_val,
         ) else {
             say(&format!("fail {:?}", o.failures));
+            // SAFETY: _exit ends the child without running the parent's destructors or atexit
+            // handlers.
             unsafe { libc::_exit(1) };
         };
         let h = n.zero_hdr();
@@ -1584,6 +1615,7 @@ fn kill_owner(obs: &mut Obs, ctx: &Ctx, fork_val: Option<u8>) {
     let mut line = String::new();
     if poll_in(r.raw(), 30000) {
         let mut b = [0u8; 256];
+        // SAFETY: `r` is the pipe's read end owned here; `b` is writable for `b.len()` bytes.
         let k = unsafe { libc::read(r.raw(), b.as_mut_ptr().cast(), b.len()) };
         if k > 0 {
             line = String::from_utf8_lossy(&b[..k as usize]).trim().to_string();
@@ -1603,8 +1635,10 @@ fn kill_owner(obs: &mut Obs, ctx: &Ctx, fork_val: Option<u8>) {
         format!("{threads}/{procs}"),
     );
     sleep_ms(300);
+    // SAFETY: plain syscall with integer arguments; `pid` is the child forked above.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let mut st = 0;
+    // SAFETY: `pid` is the child forked above; `st` is a writable int for the call.
     unsafe { libc::waitpid(pid, &mut st, 0) };
     obs.val(
         "owner status",
@@ -1842,6 +1876,8 @@ fn tap_drained(obs: &mut Obs, tap: &Tap, when: &str, want: &[Vec<u8>]) {
     let mut got = Vec::new();
     let mut buf = vec![0u8; 70000];
     while poll_in(tap.fd.raw(), if got.is_empty() { 1000 } else { 100 }) {
+        // SAFETY: `tap.fd` is an open tap fd borrowed for the call; `buf` is writable for
+        // `buf.len()` bytes.
         let n = unsafe { libc::read(tap.fd.raw(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 12 {
             break;
@@ -1940,6 +1976,7 @@ fn zcopy_tx(obs: &mut Obs, ctx: &Ctx) {
     // 3: 1300 frames with nobody capturing: the stack drops them without
     // copying, every callback reports success, the slots wrap and the
     // in-flight bound holds the ring back
+    // SAFETY: plain syscall with integer arguments; the new descriptor is owned by the `Fd`.
     n.tap.cap = Fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) });
     let before: u64 = n.tap.stat("rx_packets").parse().unwrap_or(0);
     let sizes: Vec<usize> = (0..1300).map(|i| 256 + (i * 53) % 1300).collect();

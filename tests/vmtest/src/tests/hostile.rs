@@ -64,6 +64,7 @@ const RAW: u16 = 200;
 const MAX_LOG_LINES: usize = 10;
 
 fn efd() -> Fd {
+    // SAFETY: plain syscall with integer arguments; a failure (-1) is checked below.
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
     assert!(fd >= 0, "eventfd: {}", Errno::last());
     Fd(fd)
@@ -538,12 +539,15 @@ fn used_ring_readonly(obs: &mut Obs, _: &Ctx) {
         return;
     };
     let pg = page_of(r.a.mem.uaddr(r.a.tx.used));
+    // SAFETY: `pg` is the page of A's TX used ring inside `r.a.mem`'s live mapping; while it is
+    // read-only the test only reads it, and it is made writable again below.
     let rc = unsafe { libc::mprotect(pg, 4096, libc::PROT_READ) };
     obs.check(rc == 0, "mprotect");
     let p = tx_payload(&mut r);
     r.a.tx.add(&mut r.a.mem, &[p], false, false);
     kick(&mut r, TX);
     finish(obs, &mut r, TX, Some(true));
+    // SAFETY: `pg` is the same page of `r.a.mem`'s live mapping, made writable again.
     unsafe { libc::mprotect(pg, 4096, libc::PROT_READ | libc::PROT_WRITE) };
 }
 
@@ -553,6 +557,8 @@ fn used_ring_unmapped(obs: &mut Obs, _: &Ctx) {
     };
     let pg = page_of(r.a.mem.uaddr(r.a.tx.used));
     let p = tx_payload(&mut r);
+    // SAFETY: `pg` is the page of A's TX used ring inside `r.a.mem`'s mapping; no Rust reference
+    // points into it and the test does not touch that page afterwards (publish + kick only).
     let rc = unsafe { libc::munmap(pg, 4096) };
     obs.check(rc == 0, "munmap");
     r.a.tx.add(&mut r.a.mem, &[p], false, false);
@@ -579,6 +585,8 @@ fn avail_ring_unmapped(obs: &mut Obs, _: &Ctx) {
         return;
     };
     let pg = page_of(r.a.mem.uaddr(r.a.tx.avail));
+    // SAFETY: `pg` is the page of A's TX avail ring inside `r.a.mem`'s mapping; no Rust reference
+    // points into it and the test does not touch that page afterwards (kick only).
     let rc = unsafe { libc::munmap(pg, 4096) };
     obs.check(rc == 0, "munmap");
     r.a.tx.kick_now();
@@ -633,6 +641,8 @@ fn rx_never_posted(obs: &mut Obs, _: &Ctx) {
 }
 
 struct SendNet(Net);
+// SAFETY: `Net` is not Send only because it holds raw pointers into mappings it owns; the thread
+// gets sole use of it and hands it back through join.
 unsafe impl Send for SendNet {}
 
 /// CVE-2019-3900 and TX weights: a guest keeps A's worker busy with a TX
@@ -750,6 +760,8 @@ fn log_base_short(obs: &mut Obs, _: &Ctx) {
         ..Cfg::default()
     };
     let Some(mut r) = rig(obs, cfg) else { return };
+    // SAFETY: anonymous mmap with a null hint: the kernel picks a fresh range, no existing memory
+    // is affected; MAP_FAILED is checked by the assert below.
     let map = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -761,6 +773,7 @@ fn log_base_short(obs: &mut Obs, _: &Ctx) {
         )
     };
     assert!(map != libc::MAP_FAILED);
+    // SAFETY: unmaps the third page of `map`, the mapping made just above; nothing points into it.
     unsafe { libc::munmap((map as u64 + 2 * 4096) as *mut libc::c_void, 4096) };
     let first_byte = GPA_BASE / 4096 / 8;
     let half_bytes = (MEM_SIZE / 4096 / 8 / 2) as u64;
@@ -786,6 +799,8 @@ fn log_base_short(obs: &mut Obs, _: &Ctx) {
     let sig = poll_in(r.errs[RX].raw(), 1000);
     eventfd_take(&r.errs[RX]);
     obs.val("err signalled", sig);
+    // SAFETY: the last `half_bytes` (128) bytes of the second page of `map`, still mapped,
+    // initialised (zero, or log bits the kernel set) and alive while `lo` is used.
     let lo = unsafe {
         std::slice::from_raw_parts(
             (map as u64 + 2 * 4096 - half_bytes) as *const u8,
@@ -803,6 +818,8 @@ fn log_base_short(obs: &mut Obs, _: &Ctx) {
     obs.check(b == "ok", format!("device B: {b}"));
     log_lines(obs, &r.kmsg);
     drop(r);
+    // SAFETY: `map`'s first two pages, still mapped (the third was unmapped above); `lo` is no
+    // longer used and the rig using the log base was dropped just above.
     unsafe { libc::munmap(map, 2 * 4096) };
 }
 
@@ -1007,9 +1024,13 @@ fn tiny_frames(obs: &mut Obs, _: &Ctx) {
 /// exits, and everything is released (the harness checks refcnt 0).
 fn owner_execve(obs: &mut Obs, ctx: &Ctx) {
     let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a writable array of the two ints pipe fills.
     assert!(unsafe { libc::pipe(fds.as_mut_ptr()) } == 0);
+    // SAFETY: libc::fork: the child runs only the owner set-up below and never returns into the
+    // harness: it leaves through execv or _exit.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: closes the child's copy of the pipe's read end, owned by no `Fd`.
         unsafe { libc::close(fds[0]) };
         let mut o = Obs::default();
         let code = match Net::new(&mut o, "", Cfg::default()) {
@@ -1018,9 +1039,12 @@ fn owner_execve(obs: &mut Obs, ctx: &Ctx) {
                 n.tx.add(&mut n.mem, &p, false, false);
                 n.tx.notify(&n.mem);
                 // keep the device fd across exec
+                // SAFETY: fcntl(F_SETFD, 0) on the device fd owned by `n`; integer arguments only.
                 unsafe { libc::fcntl(n.dev.raw(), libc::F_SETFD, 0) };
                 let fd = n.dev.raw();
                 let msg = format!("{fd}\n");
+                // SAFETY: `fds[1]` is the pipe's write end; `msg` is a readable buffer of
+                // `msg.len()` bytes.
                 unsafe { libc::write(fds[1], msg.as_ptr().cast(), msg.len()) };
                 let sh = std::ffi::CString::new("/bin/sh").unwrap();
                 let a1 = std::ffi::CString::new("-c").unwrap();
@@ -1030,20 +1054,27 @@ fn owner_execve(obs: &mut Obs, ctx: &Ctx) {
                 ))
                 .unwrap();
                 let argv = [sh.as_ptr(), a1.as_ptr(), a2.as_ptr(), std::ptr::null()];
+                // SAFETY: `sh` and the strings in `argv` are NUL-terminated CStrings alive across
+                // the call, and `argv` ends with a null pointer.
                 unsafe { libc::execv(sh.as_ptr(), argv.as_ptr()) };
                 3
             }
             None => 2,
         };
+        // SAFETY: _exit ends the child without running the parent's destructors or atexit handlers.
         unsafe { libc::_exit(code) };
     }
+    // SAFETY: closes the parent's copy of the pipe's write end, owned by no `Fd`.
     unsafe { libc::close(fds[1]) };
     let mut buf = [0u8; 64];
+    // SAFETY: `fds[0]` is the pipe's read end; `buf` is a writable buffer of 64 bytes.
     let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), 64) };
+    // SAFETY: closes the pipe's read end, owned by no `Fd`; it is not used again.
     unsafe { libc::close(fds[0]) };
     obs.val("child set up", n > 0);
     let t0 = Instant::now();
     let mut status = 0;
+    // SAFETY: `pid` is the child forked above; `status` is a writable int for the call.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)

@@ -241,6 +241,7 @@ fn init_access(obs: &mut Obs, _ctx: &Ctx) {
     // Attach with the used ring logged: the flags write is logged in the
     // bitmap at the log base and signalled on the log eventfd.
     let log = Map::new(4096);
+    // SAFETY: plain syscall with integer arguments; the new descriptor is owned by the `Fd`.
     let efd = Fd(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) });
     let mut lfd = efd.raw();
     obs.ret(
@@ -258,11 +259,17 @@ fn init_access(obs: &mut Obs, _ctx: &Ctx) {
     obs.ret("SET_BACKEND 0 tap (logged)", d.backend(0, t.raw()));
     snap(obs, "logged");
     let bitmap: Vec<String> = (0..64)
+        // SAFETY: `i` < 64 is inside `log`, a live 4096-byte mapping owned by this test; a u8 has
+        // no alignment or validity requirement.
         .filter(|&i| unsafe { *log.ptr.add(i) } != 0)
+        // SAFETY: `i` < 64 is inside `log`, a live 4096-byte mapping owned by this test; a u8 has
+        // no alignment or validity requirement.
         .map(|i| format!("{i}:{:#x}", unsafe { *log.ptr.add(i) }))
         .collect();
     obs.val("log bitmap", bitmap.join(" "));
     let mut cnt: u64 = 0;
+    // SAFETY: `efd` is an eventfd owned here; `cnt` is a writable u64, the 8 bytes an eventfd read
+    // fills.
     let r = unsafe { libc::read(efd.raw(), (&mut cnt as *mut u64).cast(), 8) };
     obs.val("log eventfd", format!("{r} {cnt}"));
     obs.ret("SET_BACKEND 0 -1 (logged)", d.backend(0, -1));

@@ -87,6 +87,8 @@ fn features_bad_pointers(obs: &mut Obs, _ctx: &Ctx) {
         );
         obs.val(
             format!("{label}: unaligned value"),
+            // SAFETY: `m` is a live 4096-byte mapping and `m.at(3)` is in bounds with all 8 bytes
+            // inside it; read_unaligned has no alignment requirement and any u64 is valid.
             format!("{:#x}", unsafe {
                 std::ptr::read_unaligned(m.at(3) as *const u64)
             }),

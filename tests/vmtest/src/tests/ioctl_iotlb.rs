@@ -165,6 +165,8 @@ fn write_v1(obs: &mut Obs, _ctx: &Ctx) {
     // A message from a read-only page is fine.
     let ro = Map::ro_with(&msg_v1(U, 0xb000, 0x1000, a, 3));
     obs.ret("V1 UPDATE from read-only page", {
+        // SAFETY: `d` owns the device fd; `ro.ptr` is the start of the live read-only 4096-byte
+        // mapping `ro`, of which 72 bytes are read.
         let r = unsafe { libc::write(d.raw(), ro.ptr.cast(), 72) };
         if r < 0 {
             Err(crate::sys::Errno::last())
@@ -173,6 +175,8 @@ fn write_v1(obs: &mut Obs, _ctx: &Ctx) {
         }
     });
     obs.ret("write from NULL", {
+        // SAFETY: deliberately invalid user pointer: the kernel must reject it with EFAULT; no Rust
+        // memory is involved.
         let r = unsafe { libc::write(d.raw(), std::ptr::null(), 72) };
         if r < 0 {
             Err(crate::sys::Errno::last())
@@ -268,6 +272,8 @@ fn write_lengths(obs: &mut Obs, _ctx: &Ctx) {
             iov_len: 38,
         },
     ];
+    // SAFETY: `d` owns the device fd; `iov` is an array of 3 iovecs, each pointing into `v1`, which
+    // is alive and holds the 4 + 30 + 38 bytes they describe; the kernel only reads them.
     let r = unsafe { libc::writev(d.raw(), iov.as_ptr(), 3) };
     obs.val(
         "writev V1 in 3 pieces",
@@ -345,6 +351,8 @@ fn read_empty(obs: &mut Obs, _ctx: &Ctx) {
     run(obs, "iotlb dropped", true);
     // read into a bad buffer with nothing queued.
     d.set_nonblock(true);
+    // SAFETY: deliberately invalid user pointer (NULL): with nothing queued the kernel returns
+    // EAGAIN or EFAULT (what the test observes); no Rust memory is involved.
     let r = unsafe { libc::read(d.raw(), std::ptr::null_mut(), 72) };
     obs.val(
         "nonblock read into NULL",
@@ -512,6 +520,8 @@ impl Blocked {
                 events: libc::POLLIN,
                 revents: 0,
             };
+            // SAFETY: `p` is a valid, writable pollfd local to this thread and nfds is 1; `fd` is
+            // only a number to the kernel, no Rust memory depends on it.
             let r =
                 unsafe { libc::syscall(libc::SYS_poll, &mut p as *mut libc::pollfd, 1, 20_000) };
             format!("{} revents={:#x}", fmt_res(&res(r)), p.revents)
@@ -523,6 +533,8 @@ impl Blocked {
         let fd = d.raw();
         Blocked::start(obs, label, libc::SYS_read, move || {
             let mut b = [0u8; 72];
+            // SAFETY: `b` is a writable 72-byte buffer local to this thread, alive for the call;
+            // `fd` is only a number to the kernel, no Rust memory depends on it.
             let r = unsafe { libc::syscall(libc::SYS_read, fd, b.as_mut_ptr(), b.len()) };
             let n = r.clamp(0, 72) as usize;
             format!("{} {}", fmt_res(&res(r)), msg_str(&b[..n]))
@@ -541,6 +553,7 @@ impl Blocked {
         let (tx, rx) = std::sync::mpsc::channel();
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // SAFETY: gettid takes no arguments and cannot fail.
             let _ = tid_tx.send(unsafe { libc::gettid() });
             let _ = tx.send(f());
         });

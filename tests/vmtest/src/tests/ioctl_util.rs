@@ -17,6 +17,8 @@ pub fn user_end() -> u64 {
     *END.get_or_init(|| {
         // A mapping above 2^47 is possible only with 5-level paging.
         let hint = 1usize << 52;
+        // SAFETY: probe mmap of one fresh anonymous page with MAP_FIXED_NOREPLACE: it cannot
+        // replace an existing mapping, and a failure is just MAP_FAILED (checked below).
         let p = unsafe {
             libc::mmap(
                 hint as *mut libc::c_void,
@@ -30,6 +32,7 @@ pub fn user_end() -> u64 {
         if p == libc::MAP_FAILED {
             0x7fff_ffff_f000
         } else {
+            // SAFETY: `p` is the page mapped just above and not referenced anywhere else.
             unsafe { libc::munmap(p, 4096) };
             (1u64 << 56) - 4096
         }
@@ -137,22 +140,28 @@ impl Dev {
         self.mem_raw(regions.len() as u32, 0, regions)
     }
     pub fn write(&self, b: &[u8]) -> Res {
+        // SAFETY: `self.raw()` is the device fd owned by `self`; `b` is a valid, readable slice of
+        // `b.len()` bytes for the duration of the call.
         chk(unsafe { libc::write(self.raw(), b.as_ptr().cast(), b.len()) } as i64)
     }
     /// read(2) of up to `n` bytes: the result and the bytes read.
     pub fn read(&self, n: usize) -> (Res, Vec<u8>) {
         let mut b = vec![0u8; n];
+        // SAFETY: `self.raw()` is the device fd owned by `self`; `b` is a writable buffer of
+        // exactly `n` bytes, alive for the duration of the call.
         let r = chk(unsafe { libc::read(self.raw(), b.as_mut_ptr().cast(), n) } as i64);
         b.truncate(*r.as_ref().unwrap_or(&0) as usize);
         (r, b)
     }
     pub fn set_nonblock(&self, on: bool) {
+        // SAFETY: fcntl(F_GETFL) on the device fd owned by `self`; integer arguments only.
         let fl = unsafe { libc::fcntl(self.raw(), libc::F_GETFL) };
         let fl = if on {
             fl | libc::O_NONBLOCK
         } else {
             fl & !libc::O_NONBLOCK
         };
+        // SAFETY: fcntl(F_SETFL) on the device fd owned by `self`; integer arguments only.
         unsafe { libc::fcntl(self.raw(), libc::F_SETFL, fl) };
     }
     /// poll(2) for POLLIN|POLLOUT with `ms` timeout, as `"<res> revents=<x>"`.
@@ -162,6 +171,8 @@ impl Dev {
             events: libc::POLLIN | libc::POLLOUT | libc::POLLPRI,
             revents: 0,
         };
+        // SAFETY: `p` is a valid, writable pollfd on the stack and nfds is 1; the fd is owned by
+        // `self`.
         let r = chk(unsafe { libc::poll(&mut p, 1, ms) } as i64);
         format!("{} revents={:#x}", fmt_res(&r), p.revents)
     }
@@ -184,6 +195,8 @@ pub struct Map {
 
 impl Map {
     pub fn new(len: usize) -> Map {
+        // SAFETY: anonymous mmap with a null hint: the kernel picks a fresh range, no existing
+        // memory is affected; MAP_FAILED is checked by the assert below.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -200,7 +213,11 @@ impl Map {
     /// A page holding `bytes` at its start, then made read-only.
     pub fn ro_with(bytes: &[u8]) -> Map {
         let m = Map::new(4096);
+        // SAFETY: `m` is a fresh writable mapping of 4096 bytes and `bytes` cannot overlap it;
+        // callers pass far fewer than 4096 bytes (at most one 72-byte message).
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), m.ptr, bytes.len()) };
+        // SAFETY: `m.ptr` is the start of the 4096-byte mapping owned by `m`; after this the test
+        // only reads it (or hands it to the kernel).
         assert!(unsafe { libc::mprotect(m.ptr.cast(), 4096, libc::PROT_READ) } == 0);
         m
     }
@@ -212,24 +229,36 @@ impl Map {
         self.ptr as usize + off
     }
     pub fn w16(&self, off: usize, v: u16) {
+        // SAFETY: `at` asserts `off` is inside the live mapping owned by `self`; callers pass
+        // 2-aligned offsets whose 2 bytes lie inside it; volatile: the kernel may write it.
         unsafe { std::ptr::write_volatile(self.at(off) as *mut u16, v) }
     }
     pub fn r16(&self, off: usize) -> u16 {
+        // SAFETY: `at` asserts `off` is inside the live mapping owned by `self`; callers pass
+        // 2-aligned offsets whose 2 bytes lie inside it; volatile: the kernel may write it.
         unsafe { std::ptr::read_volatile(self.at(off) as *const u16) }
     }
     pub fn w32(&self, off: usize, v: u32) {
+        // SAFETY: `at` asserts `off` is inside the live mapping owned by `self`; callers pass
+        // 4-aligned offsets whose 4 bytes lie inside it; volatile: the kernel may write it.
         unsafe { std::ptr::write_volatile(self.at(off) as *mut u32, v) }
     }
     pub fn r32(&self, off: usize) -> u32 {
+        // SAFETY: `at` asserts `off` is inside the live mapping owned by `self`; callers pass
+        // 4-aligned offsets whose 4 bytes lie inside it; volatile: the kernel may write it.
         unsafe { std::ptr::read_volatile(self.at(off) as *const u32) }
     }
     pub fn w64(&self, off: usize, v: u64) {
+        // SAFETY: `at` asserts `off` is inside the live mapping owned by `self`; callers pass
+        // 8-aligned offsets whose 8 bytes lie inside it; volatile: the kernel may write it.
         unsafe { std::ptr::write_volatile(self.at(off) as *mut u64, v) }
     }
 }
 
 impl Drop for Map {
     fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are the mapping created in `Map::new`, owned by this `Map`; nothing
+        // uses it after drop (munmap of an already unmapped part is a no-op).
         unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
@@ -243,6 +272,7 @@ pub fn unmapped() -> usize {
 }
 
 pub fn eventfd() -> Fd {
+    // SAFETY: plain syscall with integer arguments; a failure (-1) is checked below.
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
     assert!(fd >= 0, "eventfd: {}", Errno::last());
     Fd(fd)
@@ -251,6 +281,7 @@ pub fn eventfd() -> Fd {
 /// Both ends of a pipe.
 pub fn pipe() -> (Fd, Fd) {
     let mut p = [0i32; 2];
+    // SAFETY: `p` is a writable array of the two ints pipe2 fills.
     assert!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } == 0);
     (Fd(p[0]), Fd(p[1]))
 }
@@ -258,13 +289,16 @@ pub fn pipe() -> (Fd, Fd) {
 /// A descriptor number that is certainly not open.
 pub fn closed_fd() -> i32 {
     let e = eventfd();
+    // SAFETY: F_DUPFD_CLOEXEC on `e`, an eventfd owned here; integer arguments only.
     let n = unsafe { libc::fcntl(e.raw(), libc::F_DUPFD_CLOEXEC, 700) };
     assert!(n >= 0);
+    // SAFETY: `n` is the duplicate made just above and owned by no one else; it is closed once.
     unsafe { libc::close(n) };
     n
 }
 
 pub fn socket(domain: i32, ty: i32, proto: i32) -> Fd {
+    // SAFETY: plain syscall with integer arguments; a failure (-1) is checked below.
     let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
     assert!(
         fd >= 0,
@@ -410,6 +444,8 @@ pub fn msg_v1(t: u8, iova: u64, size: u64, uaddr: u64, perm: u8) -> [u8; 72] {
         type_: t,
         padding: [0; 6],
     };
+    // SAFETY: `VhostMsg` is repr(C), 72 bytes, with all padding spelled out as fields, so every
+    // byte is initialised and any [u8; 72] read of it is valid.
     unsafe { std::mem::transmute::<uapi::VhostMsg, [u8; 72]>(m) }
 }
 
@@ -428,6 +464,8 @@ pub fn msg_v2(asid: u32, t: u8, iova: u64, size: u64, uaddr: u64, perm: u8) -> [
         type_: t,
         padding: [0; 6],
     };
+    // SAFETY: `VhostMsgV2` is repr(C), 72 bytes, with all padding spelled out as fields, so every
+    // byte is initialised and any [u8; 72] read of it is valid.
     unsafe { std::mem::transmute::<uapi::VhostMsgV2, [u8; 72]>(m) }
 }
 

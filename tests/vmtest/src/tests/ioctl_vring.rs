@@ -77,6 +77,8 @@ fn bad_index_and_pointer(obs: &mut Obs, _ctx: &Ctx) {
     // The index is read as a u32 first: a pointer to 4 readable bytes at
     // the very end of a page, followed by an unmapped page.
     let edge = Map::new(8192);
+    // SAFETY: unmaps the upper page of `edge`, an 8 KiB mapping this test owns; no Rust reference
+    // points into it and only the lower page is accessed afterwards.
     unsafe { libc::munmap(edge.at(4096) as *mut libc::c_void, 4096) };
     edge.w32(4092, 0);
     let reqs = [
@@ -271,6 +273,8 @@ fn set_vring_addr_checks(obs: &mut Obs, _ctx: &Ctx) {
     }
     // The struct is read whole: 40 bytes, the last one on an unmapped page.
     let edge = Map::new(8192);
+    // SAFETY: unmaps the upper page of `edge`, an 8 KiB mapping this test owns; no Rust reference
+    // points into it; the test only hands addresses in it to the kernel.
     unsafe { libc::munmap(edge.at(4096) as *mut libc::c_void, 4096) };
     obs.ret(
         "SET_VRING_ADDR struct crossing into unmapped",
@@ -443,6 +447,8 @@ fn vring_eventfds(obs: &mut Obs, _ctx: &Ctx) {
     // A signalled eventfd as kick: polling starts with a pending event.
     let hot = eventfd();
     let one: u64 = 1;
+    // SAFETY: `hot` is an eventfd owned here; `one` is a readable u64, the 8 bytes an eventfd write
+    // takes.
     unsafe { libc::write(hot.raw(), (&one as *const u64).cast(), 8) };
     let ro = Map::ro_with(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
     let fds: Vec<(&str, i32)> = vec![
@@ -707,6 +713,7 @@ fn foreign_ioctls(obs: &mut Obs, _ctx: &Ctx) {
         || (4..4096).step_by(4).any(|o| idx5.r32(o) != 0);
     obs.val("argument pages written", dirty);
     // FIOCLEX/FIONBIO are handled by the VFS.
+    // SAFETY: fcntl(F_GETFD) on the device fd owned by `d`; integer arguments only.
     let fl = unsafe { libc::fcntl(d.raw(), libc::F_GETFD) };
     obs.val("FD_CLOEXEC after FIOCLEX", fl & libc::FD_CLOEXEC);
     obs.val("GET_FEATURES still", d.get_u64(uapi::VHOST_GET_FEATURES));

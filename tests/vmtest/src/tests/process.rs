@@ -131,6 +131,8 @@ const RINGS_LEN: usize = 64 << 10;
 
 impl Env {
     fn new(iotlb: bool) -> Env {
+        // SAFETY: anonymous mmap with a null hint: the kernel picks a fresh range, no existing
+        // memory is affected; the mapping is owned by `Env` and unmapped in its drop.
         let rings = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -142,9 +144,11 @@ impl Env {
             )
         };
         assert!(rings != libc::MAP_FAILED);
+        // SAFETY: plain syscall with integer arguments; the new descriptor is owned by the `Fd`.
         let ev = |_| Fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) });
         let mut keep: Vec<Fd> = (0..2).map(ev).collect();
         let mut fds = vec![-1, 9999, keep[0].raw(), keep[1].raw()];
+        // SAFETY: plain syscall with integer arguments; the descriptor goes into `keep` (an `Fd`).
         let unix = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         fds.push(unix);
         keep.push(Fd(unix));
@@ -416,6 +420,8 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        // SAFETY: `rings` is the RINGS_LEN-byte mapping created in `Env::new`, owned by this `Env`;
+        // nothing uses it after drop.
         unsafe { libc::munmap(self.rings.cast(), RINGS_LEN) };
     }
 }
@@ -447,6 +453,8 @@ fn fuzz_run(seed: u64, iters: u32, iotlb: bool) -> Vec<String> {
             let lens = [0usize, 1, 8, 71, 72, 80, 200, 4096];
             let len = r.pick(&lens);
             env.io.fill(0xee);
+            // SAFETY: `fd` is the open device fd borrowed from `d`; `env.io` is a writable buffer
+            // of 4096 bytes and `len` is at most 4096.
             let n = unsafe { libc::read(fd, env.io.as_mut_ptr().cast(), len) };
             let rr = if n < 0 {
                 Err(Errno::last())
@@ -461,6 +469,8 @@ fn fuzz_run(seed: u64, iters: u32, iotlb: bool) -> Vec<String> {
             format!("read {len} -> {} {got}", res(rr))
         } else if roll < 20 {
             let (len, desc) = env.msg(&mut r);
+            // SAFETY: `fd` is the open device fd borrowed from `d`; `env.io` is a readable buffer
+            // of 4096 bytes and `len` (from `msg`) is at most 144.
             let n = unsafe { libc::write(fd, env.io.as_ptr().cast(), len) };
             let rr = if n < 0 {
                 Err(Errno::last())
@@ -571,6 +581,8 @@ fn fuzz_soak(obs: &mut Obs, ctx: &Ctx) {
 // ------------------------------------------------------------ traffic
 
 struct SendNet(Net);
+// SAFETY: `Net` is not Send only because it holds raw pointers into mappings it owns; the thread
+// gets sole use of it and hands it back through join.
 unsafe impl Send for SendNet {}
 
 /// Keeps frames flowing on a device in a thread (TX reposted as used,
@@ -776,8 +788,12 @@ fn close_during_traffic(obs: &mut Obs, _: &Ctx) {
     // Close the device under the traffic thread's feet: it keeps writing
     // rings and kicking eventfds the device no longer watches.
     let t0 = Instant::now();
+    // SAFETY: dup of `dev`, the device fd still open in the moved `Net`; integer arguments only.
     let d2 = unsafe { libc::dup(dev) };
+    // SAFETY: closes the device fd under the traffic thread on purpose; its `Fd` in the `Net` is
+    // forgotten below, so the number is not closed twice. No Rust memory is involved.
     let r = unsafe { libc::close(dev) };
+    // SAFETY: `d2` is the duplicate made above, owned by no one else; closed once.
     let r2 = unsafe { libc::close(d2) };
     let lat = t0.elapsed();
     obs.val("close", r);
@@ -794,6 +810,8 @@ fn close_during_traffic(obs: &mut Obs, _: &Ctx) {
 
 /// The owner is SIGKILLed while frames flow: everything is released.
 fn sigkill_owner(obs: &mut Obs, _: &Ctx) {
+    // SAFETY: libc::fork: the child runs only the traffic owner below and never returns into the
+    // harness: it loops until SIGKILLed, or leaves with _exit.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         let mut o = Obs::default();
@@ -804,12 +822,15 @@ fn sigkill_owner(obs: &mut Obs, _: &Ctx) {
                 sys::sleep_ms(1000);
             }
         }
+        // SAFETY: _exit ends the child without running the parent's destructors or atexit handlers.
         unsafe { libc::_exit(2) };
     }
     sys::sleep_ms(1500);
+    // SAFETY: plain syscall with integer arguments; `pid` is the child forked above.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let t0 = Instant::now();
     let mut status = 0;
+    // SAFETY: `pid` is the child forked above; `status` is a writable int for the call.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     obs.val(
         "killed",
@@ -1104,6 +1125,8 @@ fn backend_fd_closed(obs: &mut Obs, _: &Ctx) {
         return;
     };
     let fd = net.tap.fd.raw();
+    // SAFETY: closes the tap fd on purpose; its `Fd` is forgotten just below, so the number is not
+    // closed twice. No Rust memory is involved.
     obs.val("close tap fd", unsafe { libc::close(fd) });
     std::mem::forget(std::mem::replace(&mut net.tap.fd, Fd(-1)));
     let o = one_tx(&mut net, 80);
