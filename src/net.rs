@@ -172,15 +172,13 @@ impl RingMemory for OwnerMem<'_> {
     }
 
     fn write_used_elem(&self, uaddr: u64, elem: UsedElem) -> Result<(), Errno> {
+        let bytes = elem.to_le_bytes();
         if self.iotlb.is_none() {
             // One `put_user` of the whole element (C: one per field).
-            let v = u64::from(elem.id) | (u64::from(elem.len) << 32);
-            return usermem::put_user_u64(uaddr, v.to_le()).map_err(|_| Errno::EFAULT);
+            return usermem::put_user_u64(uaddr, u64::from_ne_bytes(bytes))
+                .map_err(|_| Errno::EFAULT);
         }
-        let mut b = [0u8; 8];
-        b[..4].copy_from_slice(&elem.id.to_le_bytes());
-        b[4..].copy_from_slice(&elem.len.to_le_bytes());
-        self.write(uaddr, &b)
+        self.write(uaddr, &bytes)
     }
 
     fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {

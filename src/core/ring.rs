@@ -113,10 +113,7 @@ pub(crate) trait RingMemory: DirtyBitmap {
     /// Writes one used-ring element, little endian (C's two `put_user`s of
     /// `__vhost_add_used_n` for a single element).
     fn write_used_elem(&self, uaddr: u64, elem: UsedElem) -> Result<(), Errno> {
-        let mut b = [0u8; USED_ELEM_SIZE as usize];
-        b[..4].copy_from_slice(&elem.id.to_le_bytes());
-        b[4..].copy_from_slice(&elem.len.to_le_bytes());
-        self.write(uaddr, &b)
+        self.write(uaddr, &elem.to_le_bytes())
     }
     /// Orders earlier loads before later loads (`smp_rmb`).
     fn rmb(&self);
@@ -258,6 +255,17 @@ pub(crate) struct UsedElem {
     pub(crate) id: u32,
     /// Bytes the device wrote into the chain.
     pub(crate) len: u32,
+}
+
+impl UsedElem {
+    /// The element as it lies in the used ring: `id`, then `len`, little
+    /// endian.
+    pub(crate) fn to_le_bytes(self) -> [u8; USED_ELEM_SIZE as usize] {
+        let mut b = [0u8; USED_ELEM_SIZE as usize];
+        b[..4].copy_from_slice(&self.id.to_le_bytes());
+        b[4..].copy_from_slice(&self.len.to_le_bytes());
+        b
+    }
 }
 
 /// A descriptor chain taken from the available ring.
@@ -454,8 +462,7 @@ fn write_used_elems<M: RingMemory + ?Sized>(
     for chunk in heads.chunks(per) {
         let bytes = chunk.len() * USED_ELEM_SIZE as usize;
         for (e, out) in chunk.iter().zip(buf.chunks_exact_mut(8)) {
-            out[..4].copy_from_slice(&e.id.to_le_bytes());
-            out[4..].copy_from_slice(&e.len.to_le_bytes());
+            out.copy_from_slice(&e.to_le_bytes());
         }
         mem.write(at, &buf[..bytes]).map_err(|_| Errno::EFAULT)?;
         at = at.wrapping_add(bytes as u64);

@@ -68,31 +68,26 @@ pub(crate) fn get_user_u16(addr: u64) -> Result<u16> {
     let mut v = 0u16;
     // SAFETY: `v` is a valid destination; `get_user` checks the user range
     // and faults safely.
-    let r = unsafe { vhost_net_rs_get_user_u16(&mut v, addr as usize as *const c_void) };
-    if r == 0 {
-        Ok(v)
-    } else {
-        Err(EFAULT)
-    }
+    to_result(unsafe { vhost_net_rs_get_user_u16(&mut v, addr as usize as *const c_void) })?;
+    Ok(v)
 }
 
 /// Writes the 16-bit `value` (native byte order) to user address `addr`
 /// with `put_user`.
 pub(crate) fn put_user_u16(addr: u64, value: u16) -> Result {
     // SAFETY: `put_user` checks the user range and faults safely.
-    let r = unsafe { vhost_net_rs_put_user_u16(value, addr as usize as *mut c_void) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(EFAULT)
-    }
+    to_result(unsafe { vhost_net_rs_put_user_u16(value, addr as usize as *mut c_void) })
 }
 
 /// Writes the 64-bit `value` (native byte order) to user address `addr`
 /// with `put_user`.
 pub(crate) fn put_user_u64(addr: u64, value: u64) -> Result {
     // SAFETY: `put_user` checks the user range and faults safely.
-    let r = unsafe { vhost_net_rs_put_user_u64(value, addr as usize as *mut c_void) };
+    to_result(unsafe { vhost_net_rs_put_user_u64(value, addr as usize as *mut c_void) })
+}
+
+/// `get_user`/`put_user`'s answer: 0 or `-EFAULT`.
+fn to_result(r: i32) -> Result {
     if r == 0 {
         Ok(())
     } else {
