@@ -30,42 +30,24 @@
  * fork_from_owner_default; vhost_net.ko: experimental_zcopytx). The 6.12
  * Rust module! macro cannot declare parameters. Read-only after load.
  */
-static ushort max_mem_regions = 64;
-module_param(max_mem_regions, ushort, 0444);
+/* Rust reads the variables directly (src/params.rs). */
+ushort vhost_net_rs_max_mem_regions = 64;
+module_param_named(max_mem_regions, vhost_net_rs_max_mem_regions, ushort, 0444);
 MODULE_PARM_DESC(max_mem_regions,
 	"Maximum number of memory regions in memory map. (default: 64)");
-static int max_iotlb_entries = 2048;
-module_param(max_iotlb_entries, int, 0444);
+int vhost_net_rs_max_iotlb_entries = 2048;
+module_param_named(max_iotlb_entries, vhost_net_rs_max_iotlb_entries, int, 0444);
 MODULE_PARM_DESC(max_iotlb_entries,
 	"Maximum number of iotlb entries. (default: 2048)");
-static bool fork_from_owner_default = true;
-module_param(fork_from_owner_default, bool, 0444);
+bool vhost_net_rs_fork_from_owner_default = true;
+module_param_named(fork_from_owner_default, vhost_net_rs_fork_from_owner_default,
+		   bool, 0444);
 MODULE_PARM_DESC(fork_from_owner_default,
 	"Set task mode as the default(default: Y)");
-static int experimental_zcopytx;
-module_param(experimental_zcopytx, int, 0444);
+int vhost_net_rs_experimental_zcopytx;
+module_param_named(experimental_zcopytx, vhost_net_rs_experimental_zcopytx, int, 0444);
 MODULE_PARM_DESC(experimental_zcopytx, "Enable Zero Copy TX;"
 		 " 1 -Enable; 0 - Disable");
-
-unsigned int vhost_net_rs_param_max_mem_regions(void)
-{
-	return max_mem_regions;
-}
-
-int vhost_net_rs_param_max_iotlb_entries(void)
-{
-	return max_iotlb_entries;
-}
-
-bool vhost_net_rs_param_fork_from_owner_default(void)
-{
-	return fork_from_owner_default;
-}
-
-int vhost_net_rs_param_experimental_zcopytx(void)
-{
-	return experimental_zcopytx;
-}
 
 /* The callbacks are Rust functions, handed over at registration. */
 static struct file_operations vhost_net_rs_fops = {

@@ -24,10 +24,10 @@ int vhost_net_rs_misc_register(int (*open)(struct inode *, struct file *),
 			       __poll_t (*poll)(struct file *,
 						struct poll_table_struct *));
 void vhost_net_rs_misc_deregister(void);
-unsigned int vhost_net_rs_param_max_mem_regions(void);
-int vhost_net_rs_param_max_iotlb_entries(void);
-bool vhost_net_rs_param_fork_from_owner_default(void);
-int vhost_net_rs_param_experimental_zcopytx(void);
+extern ushort vhost_net_rs_max_mem_regions;
+extern int vhost_net_rs_max_iotlb_entries;
+extern bool vhost_net_rs_fork_from_owner_default;
+extern int vhost_net_rs_experimental_zcopytx;
 struct mm_struct *vhost_net_rs_get_current_mm(void);
 bool vhost_net_rs_current_mm_is(const struct mm_struct *mm);
 bool vhost_net_rs_access_ok(unsigned long addr, unsigned long size);
