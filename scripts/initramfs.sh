@@ -12,10 +12,12 @@
 #   -f S:D   an extra file or directory S, installed at D (repeatable)
 #   -c CMD   command run by /init when the kernel command line has no
 #            vmtest.cmd= (baked in as /etc/vmtest.cmd)
+#   -B MODS  the base modules to load at boot, space-separated (default:
+#            tun tap macvlan macvtap veth llc stp bridge 8021q)
 #
 # In the guest, /init mounts proc, sysfs, devtmpfs and /tmp, insmods the
-# base modules (tun, tap, macvlan, macvtap, veth, llc, stp, bridge, 8021q as
-# built, plus whatever the vhost modules depend on, in dependency order),
+# base modules (-B, as built, plus whatever the vhost modules depend on, in
+# dependency order),
 # runs the command given as vmtest.cmd=<base64> on the kernel command line
 # (else /etc/vmtest.cmd; an interactive shell if there is none or the
 # command line has vmtest.shell=1), prints
@@ -24,9 +26,9 @@
 # The C oracle is at /lib/vhost/c/{vhost_iotlb,vhost,vhost_net}.ko.
 set -euo pipefail
 
-KDIR="" OUT="" OURS="" VMTEST="" CMD=""
+KDIR="" OUT="" OURS="" VMTEST="" CMD="" BASE_LIST="tun tap macvlan macvtap veth llc stp bridge 8021q"
 EXTRA=()
-while getopts "k:o:m:b:f:c:h" opt; do
+while getopts "k:o:m:b:f:c:B:h" opt; do
     case $opt in
         k) KDIR=$OPTARG ;;
         o) OUT=$OPTARG ;;
@@ -34,6 +36,7 @@ while getopts "k:o:m:b:f:c:h" opt; do
         b) VMTEST=$OPTARG ;;
         f) EXTRA+=("$OPTARG") ;;
         c) CMD=$OPTARG ;;
+        B) BASE_LIST=$OPTARG ;;
         *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d' >&2; exit 2 ;;
     esac
 done
@@ -53,7 +56,7 @@ for i in "${!EXTRA[@]}"; do
 done
 
 # Base modules the VM loads at boot, when the kernel has built them.
-BASE=(tun tap macvlan macvtap veth llc stp bridge 8021q)
+read -r -a BASE <<<"$BASE_LIST"
 VHOST_C=(vhost_iotlb vhost vhost_net)
 
 declare -A KO=()
@@ -155,10 +158,14 @@ exec </dev/console >/dev/console 2>&1
 hostname vmtest
 ip link set lo up 2>/dev/null
 
+# Marks in the kernel log (timestamped; echo is a builtin) show where a
+# slow boot spends its time.
+echo "vmtest-init: mounted" > /dev/kmsg
 init_failed=0
 while read -r ko; do
     insmod "/lib/base/$ko" || { echo "vmtest-init: insmod $ko failed"; init_failed=1; }
 done < /lib/base/order
+echo "vmtest-init: base modules loaded" > /dev/kmsg
 
 cmd=""
 shell=0

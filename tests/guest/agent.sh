@@ -19,8 +19,9 @@ while IFS= read -r line; do
         echo "@@END $2 0"
         exit 0
     fi
-    sh -c "$cmd" </dev/null >/tmp/agent.out 2>&1
-    rc=$?
-    cat /tmp/agent.out
-    echo "@@END $2 $rc"
+    # A subshell, not sh -c into a file and cat: under nested TCG every
+    # fork and exec is slow, and this runs for each of the outer VM's
+    # commands. A command's background jobs redirect their output.
+    (eval "$cmd") </dev/null 2>&1
+    echo "@@END $2 $?"
 done
