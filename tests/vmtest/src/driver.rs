@@ -734,10 +734,16 @@ impl Tap {
                 // SAFETY: `c` is non-null and came from CMSG_FIRSTHDR/CMSG_NXTHDR, which only
                 // return headers lying inside `ctrl` (u64-aligned, alive for the loop).
                 let h = unsafe { &*c };
-                if h.cmsg_level == libc::SOL_PACKET && h.cmsg_type == PACKET_AUXDATA {
-                    // SAFETY: relies on the kernel writing a whole 20-byte `tpacket_auxdata` after
-                    // a PACKET_AUXDATA header (it fits: `ctrl` is 128 bytes; `cmsg_len` is not
-                    // checked). Only read while `ctrl` lives.
+                // SAFETY: CMSG_LEN is arithmetic on its argument.
+                let want = unsafe { libc::CMSG_LEN(20) } as usize;
+                if h.cmsg_level == libc::SOL_PACKET
+                    && h.cmsg_type == PACKET_AUXDATA
+                    && h.cmsg_len as usize >= want
+                {
+                    // SAFETY: the header says its data holds at least the 20 bytes of a
+                    // `tpacket_auxdata`, and the kernel's put_cmsg never sets a `cmsg_len` that
+                    // runs past the control buffer (`ctrl`, 128 bytes; it truncates and sets
+                    // MSG_CTRUNC instead). Only read while `ctrl` lives.
                     let d = unsafe { std::slice::from_raw_parts(libc::CMSG_DATA(c), 20) };
                     let status = u32::from_ne_bytes(d[0..4].try_into().unwrap());
                     let tci = u16::from_ne_bytes(d[16..18].try_into().unwrap());

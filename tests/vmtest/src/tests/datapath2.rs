@@ -226,6 +226,9 @@ const SIOCSIFFLAGS: u64 = 0x8914;
 fn set_up(name: &str) -> Result<(), String> {
     // SAFETY: plain syscall with integer arguments; the descriptor is owned by the `Fd` below.
     let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(format!("socket for SIOCSIFFLAGS {name}: {}", Errno::last()));
+    }
     let s = Fd(s);
     let mut r = [0u8; 40];
     r[..name.len()].copy_from_slice(name.as_bytes());

@@ -55,10 +55,7 @@ fn region_counts(obs: &mut Obs, _ctx: &Ctx) {
         d.io(uapi::VHOST_SET_MEM_TABLE, KERNEL_ADDR as usize),
     );
     // Header readable, regions on an unmapped page.
-    let edge = Map::new(8192);
-    // SAFETY: unmaps the upper page of `edge`, an 8 KiB mapping this test owns; no Rust reference
-    // points into it and only the lower page is accessed afterwards.
-    unsafe { libc::munmap(edge.at(4096) as *mut libc::c_void, 4096) };
+    let edge = Map::edge();
     edge.w32(4088, 1);
     obs.ret(
         "header at page end, 1 region unmapped",
@@ -300,10 +297,7 @@ fn log_fd_kinds(obs: &mut Obs, _ctx: &Ctx) {
         d.io(uapi::VHOST_SET_LOG_FD, ro.ptr as usize),
     );
     // Only 4 bytes are read: the last 4 bytes of a page.
-    let edge = Map::new(8192);
-    // SAFETY: unmaps the upper page of `edge`, an 8 KiB mapping this test owns; no Rust reference
-    // points into it and only the lower page is accessed afterwards.
-    unsafe { libc::munmap(edge.at(4096) as *mut libc::c_void, 4096) };
+    let edge = Map::edge();
     edge.w32(4092, u32::MAX);
     obs.ret(
         "-1 in the last 4 bytes of a page",

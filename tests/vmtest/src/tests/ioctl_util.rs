@@ -221,6 +221,19 @@ impl Map {
         assert!(unsafe { libc::mprotect(m.ptr.cast(), 4096, libc::PROT_READ) } == 0);
         m
     }
+    /// One mapped page followed by an unmapped one: two pages mapped, the
+    /// upper one unmapped again. `len` covers the lower page only, so the
+    /// accessors refuse the upper one and drop unmaps only what is still
+    /// this map's (the hole may have been reused by then).
+    pub fn edge() -> Map {
+        let mut m = Map::new(8192);
+        // SAFETY: unmaps the upper page of `m`, a fresh 8 KiB mapping owned here that no
+        // reference points into; `len` shrinks below so nothing reaches that page through `m`.
+        let rc = unsafe { libc::munmap((m.ptr as usize + 4096) as *mut libc::c_void, 4096) };
+        assert!(rc == 0, "munmap: {}", Errno::last());
+        m.len = 4096;
+        m
+    }
     pub fn addr(&self) -> u64 {
         self.ptr as u64
     }
@@ -228,30 +241,42 @@ impl Map {
         assert!(off < self.len);
         self.ptr as usize + off
     }
+    /// The address of the `size` bytes at `off`, asserted to lie inside the
+    /// map and to be aligned to `size`.
+    fn slot(&self, off: usize, size: usize) -> usize {
+        assert!(
+            off.checked_add(size).is_some_and(|end| end <= self.len),
+            "{size} bytes at {off} outside a {}-byte map",
+            self.len
+        );
+        let a = self.ptr as usize + off;
+        assert!(a % size == 0, "unaligned {size}-byte access at {off}");
+        a
+    }
     pub fn w16(&self, off: usize, v: u16) {
-        // SAFETY: `at` asserts `off` is inside the live mapping owned by `self`; callers pass
-        // 2-aligned offsets whose 2 bytes lie inside it; volatile: the kernel may write it.
-        unsafe { std::ptr::write_volatile(self.at(off) as *mut u16, v) }
+        // SAFETY: `slot` asserts that the 2 bytes at `off` lie inside the live mapping owned by
+        // `self` and are aligned; volatile: the kernel may write them.
+        unsafe { std::ptr::write_volatile(self.slot(off, 2) as *mut u16, v) }
     }
     pub fn r16(&self, off: usize) -> u16 {
-        // SAFETY: `at` asserts `off` is inside the live mapping owned by `self`; callers pass
-        // 2-aligned offsets whose 2 bytes lie inside it; volatile: the kernel may write it.
-        unsafe { std::ptr::read_volatile(self.at(off) as *const u16) }
+        // SAFETY: `slot` asserts that the 2 bytes at `off` lie inside the live mapping owned by
+        // `self` and are aligned; volatile: the kernel may write them.
+        unsafe { std::ptr::read_volatile(self.slot(off, 2) as *const u16) }
     }
     pub fn w32(&self, off: usize, v: u32) {
-        // SAFETY: `at` asserts `off` is inside the live mapping owned by `self`; callers pass
-        // 4-aligned offsets whose 4 bytes lie inside it; volatile: the kernel may write it.
-        unsafe { std::ptr::write_volatile(self.at(off) as *mut u32, v) }
+        // SAFETY: `slot` asserts that the 4 bytes at `off` lie inside the live mapping owned by
+        // `self` and are aligned; volatile: the kernel may write them.
+        unsafe { std::ptr::write_volatile(self.slot(off, 4) as *mut u32, v) }
     }
     pub fn r32(&self, off: usize) -> u32 {
-        // SAFETY: `at` asserts `off` is inside the live mapping owned by `self`; callers pass
-        // 4-aligned offsets whose 4 bytes lie inside it; volatile: the kernel may write it.
-        unsafe { std::ptr::read_volatile(self.at(off) as *const u32) }
+        // SAFETY: `slot` asserts that the 4 bytes at `off` lie inside the live mapping owned by
+        // `self` and are aligned; volatile: the kernel may write them.
+        unsafe { std::ptr::read_volatile(self.slot(off, 4) as *const u32) }
     }
     pub fn w64(&self, off: usize, v: u64) {
-        // SAFETY: `at` asserts `off` is inside the live mapping owned by `self`; callers pass
-        // 8-aligned offsets whose 8 bytes lie inside it; volatile: the kernel may write it.
-        unsafe { std::ptr::write_volatile(self.at(off) as *mut u64, v) }
+        // SAFETY: `slot` asserts that the 8 bytes at `off` lie inside the live mapping owned by
+        // `self` and are aligned; volatile: the kernel may write them.
+        unsafe { std::ptr::write_volatile(self.slot(off, 8) as *mut u64, v) }
     }
 }
 
