@@ -10,7 +10,9 @@
  *       SEED): both ends print one line with the byte count, the time, the
  *       throughput and an FNV-1a 64 checksum of what went over the wire; the
  *       receiver also checks every byte against the expected stream
- *       ("verify=ok" or "verify=BAD@offset").
+ *       ("verify=ok" or "verify=BAD@offset"). SIGUSR1 ends the sender's
+ *       stream early, after the chunk being written: BYTES is then a bound,
+ *       and the lines give what was sent.
  *   nettool udp-recv PORT COUNT [TIMEOUT]
  *   nettool udp-send HOST PORT COUNT SIZE [PPS]
  *       COUNT datagrams of SIZE bytes (sequence number + pattern), paced at
@@ -32,6 +34,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +200,14 @@ static int tcp_recv(int argc, char **argv)
 	return bad == UINT64_MAX ? 0 : 1;
 }
 
+static volatile sig_atomic_t stop_sending;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	stop_sending = 1;
+}
+
 static int tcp_send(int argc, char **argv)
 {
 	static unsigned char buf[BUF];
@@ -205,16 +216,22 @@ static int tcp_send(int argc, char **argv)
 	uint64_t st, total, left, h = FNV0;
 	double t0, deadline;
 	int fd = -1, big = 4 << 20;
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	ssize_t r;
 	char c;
 
 	if (argc < 4)
 		return 2;
 	total = left = strtoull(argv[2], NULL, 0);
 	st = seed_state(argv[3]);
+	/* Without SA_RESTART: a write in progress returns early, and the loop
+	 * below finishes its chunk before it looks at the flag. */
+	sigaction(SIGUSR1, &sa, NULL);
 	alarm(argc > 4 ? atoi(argv[4]) : 300);
 	sockaddr_of(argv[0], argv[1], &ss, &len);
-	/* The listener may not be up yet: retry for 20 s. */
-	deadline = now() + 20;
+	/* The listener may not be up yet: retry for 60 s (a starved nested
+	 * guest has taken over 20 s to start its receivers). */
+	deadline = now() + 60;
 	for (;;) {
 		fd = socket(ss.ss_family, SOCK_STREAM, 0);
 		if (fd < 0)
@@ -228,7 +245,7 @@ static int tcp_send(int argc, char **argv)
 	}
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
 	t0 = now();
-	while (left) {
+	while (left && !stop_sending) {
 		size_t chunk = left < BUF ? left : BUF, done = 0;
 
 		fill(&st, buf, BUF);
@@ -246,9 +263,9 @@ static int tcp_send(int argc, char **argv)
 	}
 	shutdown(fd, SHUT_WR);
 	/* The peer closes after it has read everything. */
-	while (read(fd, &c, 1) > 0)
+	while ((r = read(fd, &c, 1)) > 0 || (r < 0 && errno == EINTR))
 		;
-	report("tcp-send", total, now() - t0, h, "");
+	report("tcp-send", total - left, now() - t0, h, "");
 	close(fd);
 	return 0;
 }
