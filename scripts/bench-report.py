@@ -17,7 +17,8 @@ import statistics
 import sys
 
 COLUMNS = ("round,impl,test,size,packets,seconds,pps,gbps,worker_ns_per_pkt,"
-           "worker_stat_ns_per_pkt,lat_p50_us,lat_p99_us,delivered,offered").split(",")
+           "worker_stat_ns_per_pkt,lat_p50_us,lat_p99_us,delivered,offered,"
+           "worker_runs_per_kpkt").split(",")
 IMPLS = ("c", "ours")
 TEST_ORDER = {"tx": 0, "rx": 1, "lat": 2, "qemu_g2h": 3, "qemu_h2g": 4}
 
@@ -34,10 +35,14 @@ def load(path):
         r = csv.reader(f)
         header = next(r, None)
         rows, errors = [], []
-        if header != COLUMNS:
+        # Results from before worker_runs_per_kpkt read as if it were empty.
+        old = header == COLUMNS[:-1]
+        if header != COLUMNS and not old:
             errors.append(f"header is {header}, expected {COLUMNS}")
             return rows, errors
         for n, rec in enumerate(r, 2):
+            if old and len(rec) == len(COLUMNS) - 1:
+                rec = rec + [""]
             if len(rec) != len(COLUMNS):
                 errors.append(f"line {n}: {len(rec)} fields, expected {len(COLUMNS)}: {rec}")
                 continue
@@ -97,8 +102,10 @@ def check(rows, rounds):
 
 # Metrics per kind of row: (column, label, unit scale, higher is better).
 METRICS = {
-    "tx": [("pps", "kpps", 1e-3, True), ("worker_ns_per_pkt", "worker ns/pkt", 1, False)],
-    "rx": [("pps", "kpps", 1e-3, True), ("worker_ns_per_pkt", "worker ns/pkt", 1, False)],
+    "tx": [("pps", "kpps", 1e-3, True), ("worker_ns_per_pkt", "worker ns/pkt", 1, False),
+           ("worker_runs_per_kpkt", "worker runs/kpkt", 1, False)],
+    "rx": [("pps", "kpps", 1e-3, True), ("worker_ns_per_pkt", "worker ns/pkt", 1, False),
+           ("worker_runs_per_kpkt", "worker runs/kpkt", 1, False)],
     "lat": [("lat_p50_us", "p50 us", 1, False), ("lat_p99_us", "p99 us", 1, False),
             ("worker_ns_per_pkt", "worker ns/trip", 1, False)],
 }
@@ -288,6 +295,9 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "- **worker ns/pkt**: CPU time of the ``vhost-<pid>`` worker thread",
         "  (``/proc/<pid>/task/<tid>/schedstat``, nanoseconds; ``stat``'s",
         "  utime+stime is in the CSV too) divided by the packets of the window.",
+        "- **worker runs/kpkt**: how often the worker was put on a CPU (its",
+        "  wake-ups, plus preemptions; ``schedstat``'s third field) per 1000",
+        "  packets: a worker that sleeps and wakes more costs the scheduler more.",
         "",
         "``ours/C``: higher is better for throughput, lower is better for",
         "latency and CPU time (column ``better``).",

@@ -91,16 +91,16 @@ pub(crate) struct VhostNet {
     worker: Arc<Worker>,
     /// Polls the RX kick eventfd (C's `vq->poll`).
     #[pin]
-    rx_kick: PollEntry,
+    rx_kick: PollEntry<Worker>,
     /// Polls the TX kick eventfd.
     #[pin]
-    tx_kick: PollEntry,
+    tx_kick: PollEntry<Worker>,
     /// Polls the backend for readable data (C's `n->poll[VHOST_NET_VQ_RX]`).
     #[pin]
-    rx_sock: PollEntry,
+    rx_sock: PollEntry<Worker>,
     /// Polls the backend for room to send.
     #[pin]
-    tx_sock: PollEntry,
+    tx_sock: PollEntry<Worker>,
 }
 
 /// What a virtqueue ioctl has to release after the locks are dropped.
@@ -123,7 +123,7 @@ impl VhostNet {
     }
 
     /// The kick poll entry of a ring.
-    fn kick_poll(&self, index: usize) -> &PollEntry {
+    fn kick_poll(&self, index: usize) -> &PollEntry<Worker> {
         if index == 0 {
             &self.rx_kick
         } else {
@@ -142,7 +142,7 @@ impl VhostNet {
     }
 
     /// The socket poll entry of a ring.
-    pub(crate) fn sock_poll(&self, index: usize) -> &PollEntry {
+    pub(crate) fn sock_poll(&self, index: usize) -> &PollEntry<Worker> {
         if index == 0 {
             &self.rx_sock
         } else {
@@ -668,7 +668,7 @@ impl VhostNet {
     /// `vhost_net_enable_vq`: polls the ring's socket. A socket that
     /// reports an error when first polled (for example a tun file not
     /// attached to a device) is refused with `EINVAL`.
-    fn enable_vq(poll: &PollEntry, vq: &Vq) -> Result {
+    fn enable_vq(poll: &PollEntry<Worker>, vq: &Vq) -> Result {
         let Some(sock) = &vq.backend else {
             return Ok(());
         };
@@ -808,8 +808,7 @@ impl MiscDevice for VhostNet {
         let mut state = DevState::new();
         state.fork_owner = params::fork_from_owner_default();
         let worker = Arc::pin_init(Worker::new(), GFP_KERNEL)?;
-        let w: *const c_void = (&*worker as *const Worker).cast();
-        let wake = Worker::wake_from_poll;
+        let w: *const Worker = &*worker;
         Arc::pin_init(
             pin_init!(VhostNet {
                 dev <- kernel::new_mutex!(state, "VhostNet::dev"),
@@ -819,13 +818,13 @@ impl MiscDevice for VhostNet {
                 worker,
                 // SAFETY: `w` points to `worker`, which the device keeps in
                 // its field `worker` for as long as the entries exist.
-                rx_kick <- unsafe { PollEntry::new(EPOLLIN, WORK_RX, wake, w) },
+                rx_kick <- unsafe { PollEntry::new(EPOLLIN, WORK_RX, w) },
                 // SAFETY: As above.
-                tx_kick <- unsafe { PollEntry::new(EPOLLIN, WORK_TX, wake, w) },
+                tx_kick <- unsafe { PollEntry::new(EPOLLIN, WORK_TX, w) },
                 // SAFETY: As above.
-                rx_sock <- unsafe { PollEntry::new(EPOLLIN, WORK_RX, wake, w) },
+                rx_sock <- unsafe { PollEntry::new(EPOLLIN, WORK_RX, w) },
                 // SAFETY: As above.
-                tx_sock <- unsafe { PollEntry::new(EPOLLOUT, WORK_TX, wake, w) },
+                tx_sock <- unsafe { PollEntry::new(EPOLLOUT, WORK_TX, w) },
             }),
             GFP_KERNEL,
         )

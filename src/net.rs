@@ -13,7 +13,7 @@ use crate::dev::VhostNet;
 use crate::iotlb::{Iotlb, MsgNode, Msgs};
 use crate::kapi::eventfd::EventFdCtx;
 use crate::kapi::poll::PollEntry;
-use crate::kapi::socket::Socket;
+use crate::kapi::socket::{RecvHdr, Socket};
 use crate::kapi::usermem;
 use crate::kapi::xdp::{BuildError, XdpBatch};
 use crate::kapi::zcopy::{self, TunMsgCtl, Zcopy, DONE, FAILED, IN_PROGRESS, SLOTS};
@@ -732,7 +732,7 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
 struct TxRound<'a> {
     dev: &'a VhostNet,
     /// The socket poll, restarted when the socket is full.
-    poll: &'a PollEntry,
+    poll: &'a PollEntry<Worker>,
     hlen: usize,
     busyloop_us: u32,
 }
@@ -1001,6 +1001,7 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
     let mut pkts = 0usize;
     let mut sock_len;
     let mut busy_polled = false;
+    let mut hdr = RecvHdr::new();
     loop {
         sock_len = sock.peek_len();
         if sock_len == 0 && busyloop_us != 0 && !busy_polled {
@@ -1036,12 +1037,12 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
             // Too big for the buffers: truncate to nothing and drop it
             // (CVE-2014-0077), the buffers stay with the guest.
             let one = [r.scratch.iov[0]];
-            let _ = sock.recvmsg(as_iovecs(&one), 0, 1);
+            let _ = sock.recvmsg(&mut hdr, as_iovecs(&one), 0, 1);
             continue;
         }
         let pieces = &r.scratch.iov[..got.in_num];
         let r_len = sock
-            .recvmsg(as_iovecs(pieces), vhost_hlen, sock_len)
+            .recvmsg(&mut hdr, as_iovecs(pieces), vhost_hlen, sock_len)
             .unwrap_or_default();
         if r_len != sock_len {
             // The packet went away or changed size meanwhile: give the

@@ -13,10 +13,12 @@
 //! # Ordering
 //!
 //! Wakers: `pending |= bit`, then wake the task. The task (state already
-//! `TASK_INTERRUPTIBLE` when its body runs, see `vhost_task_fn`): swaps
-//! `pending` to 0 and runs the handlers, or sleeps if it was 0. A wake
-//! between the swap and `schedule()` sets the task running, so no work is
-//! lost.
+//! `TASK_INTERRUPTIBLE` when its body runs, see `vhost_task_fn`): reads
+//! `pending`, and if it is not 0 swaps it to 0 and runs the handlers, else
+//! sleeps. Setting the state is a full barrier (`set_current_state`), so
+//! the plain read sees every bit set before a waker's wake-up found the task
+//! still running; a wake after the read sets the task running, so no work
+//! is lost.
 //!
 //! The task handle is only used under these rules: it is published after
 //! the task starts and cleared before the task stops, both under the device
@@ -25,6 +27,7 @@
 //! callbacks) and all zerocopy packets drained (which waits for running
 //! completions, `kapi::zcopy`) before the handle is cleared.
 
+use crate::kapi::poll::Wake;
 use crate::kapi::task::set_running;
 use crate::kapi::waitqueue::WaitQueue;
 use core::ffi::c_void;
@@ -116,20 +119,21 @@ impl Worker {
         self.pending.load(Ordering::Acquire) != 0
     }
 
-    /// The wake function of the device's poll entries: `data` is the
-    /// worker, `token` the work bit.
-    ///
-    /// # Safety
-    ///
-    /// `data` must point to a live `Worker`.
-    pub(crate) unsafe fn wake_from_poll(data: *const c_void, token: u32) {
-        // SAFETY: Guaranteed by the caller (the poll entry's contract).
-        let this = unsafe { &*data.cast::<Worker>() };
-        this.queue(token);
-    }
-
     /// Takes the queued work, for the task's round. Returns 0 if none.
+    ///
+    /// Called after the task set its sleeping state (a full barrier, see
+    /// the module's ordering notes): with nothing queued it answers from a
+    /// plain read, without the atomic swap. A wake-up with no work (one
+    /// per round, when the task looks once more before sleeping) costs no
+    /// locked instruction.
+    #[inline]
     pub(crate) fn take(&self) -> Work {
+        if self.pending.load(Ordering::Relaxed) == 0 {
+            return Work {
+                bits: 0,
+                flush_req: 0,
+            };
+        }
         let flush_req = self.flush_req.load(Ordering::Acquire);
         let bits = self.pending.swap(0, Ordering::AcqRel);
         if bits != 0 {
@@ -171,6 +175,15 @@ impl Worker {
         self.flushed.wait_uninterruptible(|| {
             self.flush_done.load(Ordering::Acquire) >= ticket || self.killed.load(Ordering::Acquire)
         });
+    }
+}
+
+/// The device's poll entries wake the worker: `token` is the work bit
+/// (C's `vhost_poll_wakeup` queueing the poll's work).
+impl Wake for Worker {
+    #[inline]
+    fn wake(&self, token: u32) {
+        self.queue(token);
     }
 }
 

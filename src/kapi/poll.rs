@@ -47,22 +47,27 @@ struct PollTable {
     key: u32,
 }
 
-/// Who a [`PollEntry`] wakes: `wake(data, token)` runs in the waker's
-/// context (atomic, under the polled file's wait-queue lock).
-pub(crate) type WakeFn = unsafe fn(data: *const c_void, token: u32);
+/// Who a [`PollEntry`] wakes: `wake(token)` runs in the waker's context
+/// (atomic, under the polled file's wait-queue lock). The entry is generic
+/// over it, so the wait-queue callback calls it directly (inlined), not
+/// through a function pointer.
+pub(crate) trait Wake: Sync {
+    /// The polled file has one of the entry's events.
+    fn wake(&self, token: u32);
+}
 
-/// A wait-queue entry that registers on a file's wait queue and calls a
-/// wake function when the file reports one of `mask`'s events.
+/// A wait-queue entry that registers on a file's wait queue and calls
+/// `target.wake(token)` when the file reports one of `mask`'s events.
 ///
 /// # Invariants
 ///
 /// - `table` and `wait` are initialised with this module's callbacks.
 /// - `wqh` is non-null exactly while `wait` is on that wait queue; it is
 ///   only changed by `start`/`stop`, whose callers serialise them.
-/// - `data` is valid for `wake` while the entry is registered.
+/// - `target` points to a live `T` while the entry is registered.
 #[pin_data(PinnedDrop)]
 #[repr(C)]
-pub(crate) struct PollEntry {
+pub(crate) struct PollEntry<T: Wake> {
     #[pin]
     table: Opaque<PollTable>,
     #[pin]
@@ -70,38 +75,32 @@ pub(crate) struct PollEntry {
     wqh: UnsafeCell<*mut bindings::wait_queue_head>,
     mask: u32,
     token: u32,
-    wake: WakeFn,
-    data: *const c_void,
+    target: *const T,
     #[pin]
     _pin: PhantomPinned,
 }
 
 // SAFETY: The callbacks only read immutable fields; `wqh` is serialised by
 // the caller of `start`/`stop` (the virtqueue mutex).
-unsafe impl Send for PollEntry {}
+// The target is `Sync` (`Wake`), so sharing the pointer is sound.
+unsafe impl<T: Wake> Send for PollEntry<T> {}
 // SAFETY: As above.
-unsafe impl Sync for PollEntry {}
+unsafe impl<T: Wake> Sync for PollEntry<T> {}
 
-impl PollEntry {
-    /// An entry that calls `wake(data, token)` on events in `mask`.
+impl<T: Wake> PollEntry<T> {
+    /// An entry that calls `target.wake(token)` on events in `mask`.
     ///
     /// # Safety
     ///
-    /// `data` must be valid for `wake` whenever the entry is started.
-    pub(crate) unsafe fn new(
-        mask: u32,
-        token: u32,
-        wake: WakeFn,
-        data: *const c_void,
-    ) -> impl PinInit<Self> {
+    /// `target` must point to a live `T` whenever the entry is started.
+    pub(crate) unsafe fn new(mask: u32, token: u32, target: *const T) -> impl PinInit<Self> {
         let init = pin_init!(Self {
             table: Opaque::uninit(),
             wait: Opaque::uninit(),
             wqh: UnsafeCell::new(core::ptr::null_mut()),
             mask,
             token,
-            wake,
-            data,
+            target,
             _pin: PhantomPinned,
         });
         init.pin_chain(|this| {
@@ -109,9 +108,9 @@ impl PollEntry {
             unsafe {
                 vhost_net_rs_init_poll_entry(
                     this.table.get().cast(),
-                    queue_proc,
+                    queue_proc::<T>,
                     this.wait.get(),
-                    wake_function,
+                    wake_function::<T>,
                 )
             };
             // INVARIANT: initialised with our callbacks.
@@ -137,8 +136,8 @@ impl PollEntry {
         // records the queue in `wqh`.
         let mask = unsafe { vhost_net_rs_vfs_poll(file, self.table.get().cast()) };
         if mask & self.mask != 0 {
-            // SAFETY: `data` is valid while started (constructor contract).
-            unsafe { (self.wake)(self.data, self.token) };
+            // SAFETY: `target` is live while started (constructor contract).
+            unsafe { &*self.target }.wake(self.token);
         }
         if mask & EPOLLERR != 0 {
             // SAFETY: Serialised by the caller.
@@ -168,7 +167,7 @@ impl PollEntry {
 }
 
 #[pinned_drop]
-impl PinnedDrop for PollEntry {
+impl<T: Wake> PinnedDrop for PollEntry<T> {
     fn drop(self: Pin<&mut Self>) {
         // Owners stop their entries before dropping them; this only guards
         // against a forgotten stop leaving a dangling wait-queue entry.
@@ -183,13 +182,13 @@ impl PinnedDrop for PollEntry {
 /// # Safety
 ///
 /// Called by `vfs_poll` with the table of a [`PollEntry`].
-unsafe extern "C" fn queue_proc(
+unsafe extern "C" fn queue_proc<T: Wake>(
     _file: *mut bindings::file,
     wqh: *mut bindings::wait_queue_head,
     table: *mut bindings::poll_table_struct,
 ) {
     // SAFETY: `table` is the first field of a `#[repr(C)]` `PollEntry`.
-    let entry = unsafe { &*table.cast::<PollEntry>() };
+    let entry = unsafe { &*table.cast::<PollEntry<T>>() };
     // SAFETY: `start` holds the serialising lock while `vfs_poll` runs.
     unsafe { *entry.wqh.get() = wqh };
     // SAFETY: `wqh` is the file's live wait queue; `wait` is initialised.
@@ -201,19 +200,20 @@ unsafe extern "C" fn queue_proc(
 /// # Safety
 ///
 /// Called by the wait-queue code with the `wait` of a registered entry.
-unsafe extern "C" fn wake_function(
+unsafe extern "C" fn wake_function<T: Wake>(
     wait: *mut bindings::wait_queue_entry,
     _mode: c_uint,
     _sync: c_int,
     key: *mut c_void,
 ) -> c_int {
-    let offset = core::mem::offset_of!(PollEntry, wait);
-    // SAFETY: `wait` is the `wait` field of a `PollEntry` (container_of).
-    let entry = unsafe { &*wait.cast::<u8>().sub(offset).cast::<PollEntry>() };
+    let offset = core::mem::offset_of!(PollEntry<T>, wait);
+    // SAFETY: `wait` is the `wait` field of a `PollEntry<T>` (container_of):
+    // the entry was initialised with this function for its `T`.
+    let entry = unsafe { &*wait.cast::<u8>().sub(offset).cast::<PollEntry<T>>() };
     let events = key as usize as u32;
     if events & entry.mask != 0 {
-        // SAFETY: `data` is valid while the entry is registered.
-        unsafe { (entry.wake)(entry.data, entry.token) };
+        // SAFETY: `target` is live while the entry is registered.
+        unsafe { &*entry.target }.wake(entry.token);
     }
     0
 }

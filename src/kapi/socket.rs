@@ -216,7 +216,10 @@ impl Socket {
                 iov.len() as _,
                 len + skip,
             );
-            bindings::iov_iter_advance(&mut msg.msg_iter, skip);
+        }
+        if skip != 0 {
+            // SAFETY: `msg_iter` was initialised just above.
+            unsafe { bindings::iov_iter_advance(&mut msg.msg_iter, skip) };
         }
         // SAFETY: By the type invariant `sock` is valid; its `ops` are set
         // for a live socket and every socket family we accept has sendmsg.
@@ -238,15 +241,19 @@ impl Socket {
     ///
     /// With receive batching the packet is the one [`Self::peek_len`]
     /// measured, handed to the socket through `msg_control` as in C.
+    ///
+    /// `hdr` is the round's message header, reused for every packet as in
+    /// C's `handle_rx`: only the iterator and `msg_control` are set here.
     // Inlined into the RX loop, like C's call in `handle_rx` (make profile).
     #[inline(always)]
     pub(crate) fn recvmsg(
         &mut self,
+        hdr: &mut RecvHdr,
         iov: &[bindings::iovec],
         skip: usize,
         len: usize,
     ) -> Result<usize> {
-        let mut msg = bindings::msghdr::default();
+        let msg = &mut hdr.0;
         if let Some(rx) = self.rx.as_deref_mut() {
             // tun_recvmsg and tap_recvmsg take the packet from `msg_control`
             // and consume or free it, whatever the outcome.
@@ -261,7 +268,10 @@ impl Socket {
                 iov.len() as _,
                 len + skip,
             );
-            bindings::iov_iter_advance(&mut msg.msg_iter, skip);
+        }
+        if skip != 0 {
+            // SAFETY: `msg_iter` was initialised just above.
+            unsafe { bindings::iov_iter_advance(&mut msg.msg_iter, skip) };
         }
         // SAFETY: As in `sendmsg`.
         let r = unsafe {
@@ -269,7 +279,7 @@ impl Socket {
             match (*ops).recvmsg {
                 Some(f) => f(
                     self.sock,
-                    &mut msg,
+                    msg,
                     len,
                     (bindings::MSG_DONTWAIT | bindings::MSG_TRUNC) as c_int,
                 ),
@@ -370,5 +380,18 @@ impl Drop for Socket {
         drop(self.rx.take());
         // SAFETY: By the type invariant we own one reference on the file.
         unsafe { fput((*self.sock).file.cast()) };
+    }
+}
+
+/// The message header of a round of receives (C's `msg` in `handle_rx`):
+/// zeroed once, then reused for each packet, so the per-packet work is the
+/// iterator and the batched packet in `msg_control`. A socket may leave
+/// flags in it between packets, as it may in C's.
+pub(crate) struct RecvHdr(bindings::msghdr);
+
+impl RecvHdr {
+    /// A zeroed header (no name, no control buffer, no flags).
+    pub(crate) fn new() -> Self {
+        Self(bindings::msghdr::default())
     }
 }

@@ -11,8 +11,11 @@ use kernel::prelude::*;
 extern "C" {
     fn vhost_net_rs_copy_from_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
     fn vhost_net_rs_copy_to_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
+    #[cfg(not(target_arch = "x86_64"))]
     fn vhost_net_rs_get_user_u16(to: *mut u16, from: *const c_void) -> i32;
+    #[cfg(not(target_arch = "x86_64"))]
     fn vhost_net_rs_put_user_u16(value: u16, to: *mut c_void) -> i32;
+    #[cfg(not(target_arch = "x86_64"))]
     fn vhost_net_rs_put_user_u64(value: u64, to: *mut c_void) -> i32;
     fn vhost_net_rs_busy_clock() -> u64;
     fn vhost_net_rs_need_resched() -> bool;
@@ -66,16 +69,84 @@ pub(crate) fn copy_to_user(addr: u64, data: &[u8]) -> Result {
 /// Reads the 16-bit value at user address `addr` (native byte order),
 /// with `get_user` as C reads ring indices and heads.
 pub(crate) fn get_user_u16(addr: u64) -> Result<u16> {
-    let mut v = 0u16;
-    // SAFETY: `v` is a valid destination; `get_user` checks the user range
-    // and faults safely.
-    to_result(unsafe { vhost_net_rs_get_user_u16(&mut v, addr as usize as *const c_void) })?;
-    Ok(v)
+    #[cfg(target_arch = "x86_64")]
+    {
+        let err: u64;
+        let val: u64;
+        // SAFETY: This is the kernel's own `get_user()` on x86-64
+        // (`do_get_user_call` in `arch/x86/include/asm/uaccess.h`): a call of
+        // `__get_user_2` (`arch/x86/lib/getuser.S`, exported), which takes
+        // the address in %rax, clamps it to the user range (so any `addr`
+        // is safe), reads through its exception table (a fault is -EFAULT,
+        // not an oops), returns 0 or -EFAULT in %rax and the zero-extended
+        // value in %rdx, and changes no other register but the flags, which
+        // `asm!` assumes clobbered without `preserves_flags`. Without
+        // `nostack` the compiler leaves the stack ready for the call's push
+        // (the kernel's target has no red zone); without `nomem` it treats
+        // the call as reading and writing memory, so the ring protocol's
+        // compiler fences order it as they order C's.
+        unsafe {
+            core::arch::asm!(
+                "call __get_user_2",
+                inlateout("rax") addr => err,
+                lateout("rdx") val,
+                options(att_syntax),
+            )
+        };
+        to_result(err as i32)?;
+        Ok(val as u16)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut v = 0u16;
+        // SAFETY: `v` is a valid destination; `get_user` checks the user
+        // range and faults safely.
+        to_result(unsafe { vhost_net_rs_get_user_u16(&mut v, addr as usize as *const c_void) })?;
+        Ok(v)
+    }
+}
+
+/// `put_user()` of the kernel on x86-64 (`do_put_user_call`): a call of
+/// `__put_user_2` or `__put_user_8` (`arch/x86/lib/putuser.S`), named by
+/// `$f`, with the value `$v` (a `u64`) and the address `$addr`; evaluates
+/// to the error code (0 or -EFAULT).
+#[cfg(target_arch = "x86_64")]
+macro_rules! put_user_call {
+    ($f:literal, $v:expr, $addr:expr) => {{
+        let err: u64;
+        // SAFETY: `__put_user_2`/`__put_user_8` take the value in %rax and
+        // the address in %rcx, clamp the address to the user range (so any
+        // address is safe), write through their exception table (a fault
+        // is -EFAULT, not an oops), return 0 or -EFAULT in %rcx, and change
+        // no other register but %rbx and the flags. %rbx cannot be named as
+        // an `asm!` operand (LLVM reserves it), so it is saved in a scratch
+        // register around the call: `out(reg)` is never %rax or %rcx (named
+        // operands) nor %rbx, and the callee does not touch it. The flags
+        // are assumed clobbered without `preserves_flags`. Without
+        // `nostack` the stack is ready for the call's push (no red zone in
+        // the kernel); without `nomem` the call is ordered against memory
+        // accesses and the ring protocol's compiler fences.
+        unsafe {
+            core::arch::asm!(
+                "mov %rbx, {save}",
+                concat!("call ", $f),
+                "mov {save}, %rbx",
+                save = out(reg) _,
+                inlateout("rcx") $addr => err,
+                in("rax") $v,
+                options(att_syntax),
+            )
+        };
+        err as i32
+    }};
 }
 
 /// Writes the 16-bit `value` (native byte order) to user address `addr`
 /// with `put_user`.
 pub(crate) fn put_user_u16(addr: u64, value: u16) -> Result {
+    #[cfg(target_arch = "x86_64")]
+    return to_result(put_user_call!("__put_user_2", u64::from(value), addr));
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: `put_user` checks the user range and faults safely.
     to_result(unsafe { vhost_net_rs_put_user_u16(value, addr as usize as *mut c_void) })
 }
@@ -83,6 +154,9 @@ pub(crate) fn put_user_u16(addr: u64, value: u16) -> Result {
 /// Writes the 64-bit `value` (native byte order) to user address `addr`
 /// with `put_user`.
 pub(crate) fn put_user_u64(addr: u64, value: u64) -> Result {
+    #[cfg(target_arch = "x86_64")]
+    return to_result(put_user_call!("__put_user_8", value, addr));
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: `put_user` checks the user range and faults safely.
     to_result(unsafe { vhost_net_rs_put_user_u64(value, addr as usize as *mut c_void) })
 }

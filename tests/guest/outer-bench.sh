@@ -36,7 +36,7 @@ row() {
     [ "$(field verify "$4")" = ok ] && [ "$bytes" = $((MB << 20)) ] || {
         echo "guest-bench: $2 $3 round $1: transfer failed: $4"; fail=1; return; }
     awk -v r="$1" -v i="$2" -v t="$3" -v mb="$MB" -v b="$bytes" -v s="$secs" 'BEGIN {
-        printf "vbench-row,%s,%s,%s,%s,0,%.4f,,%.6f,,,,,,\n", r, i, t, mb, s, b * 8 / s / 1e9 }'
+        printf "vbench-row,%s,%s,%s,%s,0,%.4f,,%.6f,,,,,,,\n", r, i, t, mb, s, b * 8 / s / 1e9 }'
 }
 
 round=1

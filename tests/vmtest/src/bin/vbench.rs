@@ -24,7 +24,9 @@
 //!
 //! Every row also reports the vhost worker's CPU time (the `vhost-<pid>`
 //! thread of this process) per packet: from /proc/self/task/TID/schedstat
-//! (nanoseconds) and from .../stat (utime+stime, clock ticks).
+//! (nanoseconds) and from .../stat (utime+stime, clock ticks), and how
+//! often it was put on a CPU per 1000 packets (schedstat's third field: its
+//! wake-ups, plus preemptions).
 //!
 //! Output: lines `vbench-row,...` (CSV, header `vbench-header,...`), and a
 //! last line `vbench: <n> rows, <m> errors`. Exit status 0 if no error.
@@ -56,7 +58,8 @@ use std::time::{Duration, Instant};
 use sys::Fd;
 
 const HEADER: &str = "round,impl,test,size,packets,seconds,pps,gbps,\
-worker_ns_per_pkt,worker_stat_ns_per_pkt,lat_p50_us,lat_p99_us,delivered,offered";
+worker_ns_per_pkt,worker_stat_ns_per_pkt,lat_p50_us,lat_p99_us,delivered,offered,\
+worker_runs_per_kpkt";
 
 /// RX buffer size (mergeable RX buffers).
 const RX_BUF: usize = 4096;
@@ -334,13 +337,25 @@ fn worker_tid() -> Option<i32> {
     None
 }
 
-/// (schedstat run time in ns, utime+stime in clock ticks) of a thread.
-fn cpu_of(tid: i32) -> (u64, u64) {
+/// What a thread has used of the CPU so far.
+#[derive(Clone, Copy)]
+struct Cpu {
+    /// schedstat run time, nanoseconds.
+    ns: u64,
+    /// stat's utime + stime, clock ticks.
+    ticks: u64,
+    /// schedstat's count of times the thread was put on a CPU: once per
+    /// wake-up, plus preemptions.
+    runs: u64,
+}
+
+fn cpu_of(tid: i32) -> Cpu {
     let base = format!("/proc/self/task/{tid}");
-    let ns = std::fs::read_to_string(format!("{base}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
+    let sched: Vec<u64> = std::fs::read_to_string(format!("{base}/schedstat"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
     let ticks = std::fs::read_to_string(format!("{base}/stat"))
         .ok()
         .and_then(|s| {
@@ -349,7 +364,11 @@ fn cpu_of(tid: i32) -> (u64, u64) {
             Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
         })
         .unwrap_or(0);
-    (ns, ticks)
+    Cpu {
+        ns: sched.first().copied().unwrap_or(0),
+        ticks,
+        runs: sched.get(2).copied().unwrap_or(0),
+    }
 }
 
 fn clk_tck() -> u64 {
@@ -371,6 +390,7 @@ struct Row {
     bytes: u64,
     worker_ns: u64,
     worker_ticks: u64,
+    worker_runs: u64,
     lat: Vec<f64>,
     delivered: Option<u64>,
     offered: Option<u64>,
@@ -405,7 +425,7 @@ fn print_row(round: u32, imp: Impl, test: &str, size: usize, r: &mut Row) {
         }
     };
     println!(
-        "vbench-row,{round},{},{test},{size},{},{:.4},{:.1},{:.4},{},{},{},{},{},{}",
+        "vbench-row,{round},{},{test},{size},{},{:.4},{:.1},{:.4},{},{},{},{},{},{},{}",
         imp.label(),
         r.packets,
         r.secs,
@@ -417,6 +437,7 @@ fn print_row(round: u32, imp: Impl, test: &str, size: usize, r: &mut Row) {
         nan(p99, 1),
         opt(r.delivered),
         opt(r.offered),
+        nan(per(r.worker_runs as f64 * 1000.0), 1),
     );
     let _ = std::io::stdout().flush();
 }
@@ -448,7 +469,7 @@ struct Window {
     warm: Duration,
     secs: Duration,
     pkts: u64,
-    on: Option<(Instant, u64, (u64, u64))>,
+    on: Option<(Instant, u64, Cpu)>,
     last_progress: Instant,
     last_count: u64,
 }
@@ -487,15 +508,16 @@ impl Window {
                 }
                 Ok(false)
             }
-            Some((t0, c0, (ns0, tk0))) => {
+            Some((t0, c0, cpu0)) => {
                 let n = count - c0;
                 if now - t0 >= self.secs || (self.pkts > 0 && n >= self.pkts) {
                     mark(MARK_STOP);
-                    let (ns1, tk1) = cpu_of(tid);
+                    let cpu1 = cpu_of(tid);
                     row.packets = n;
                     row.secs = (now - t0).as_secs_f64();
-                    row.worker_ns = ns1.saturating_sub(ns0);
-                    row.worker_ticks = tk1.saturating_sub(tk0);
+                    row.worker_ns = cpu1.ns.saturating_sub(cpu0.ns);
+                    row.worker_ticks = cpu1.ticks.saturating_sub(cpu0.ticks);
+                    row.worker_runs = cpu1.runs.saturating_sub(cpu0.runs);
                     Ok(true)
                 } else {
                     Ok(false)
