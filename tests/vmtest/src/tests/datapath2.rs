@@ -90,7 +90,7 @@ impl NlMsg {
         NlMsg { b, nests: vec![] }
     }
     fn pad(&mut self) {
-        while self.b.len() % 4 != 0 {
+        while !self.b.len().is_multiple_of(4) {
             self.b.push(0);
         }
     }

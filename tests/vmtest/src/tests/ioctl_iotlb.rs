@@ -250,7 +250,7 @@ fn write_lengths(obs: &mut Obs, _ctx: &Ctx) {
     obs.ret_ok("SET_FEATURES ACCESS_PLATFORM", d.features(AP));
     let v1 = msg_v1(U, 0x1000, 0x1000, a, 3);
     let v2 = msg_v2(0, U, 0x1000, 0x1000, a, 3);
-    let mut big = vec![0u8; 200];
+    let mut big = [0u8; 200];
     for n in [0usize, 1, 3, 4, 8, 39, 40, 41, 71, 72, 73, 200] {
         big[..72].copy_from_slice(&v1);
         obs.ret(format!("V1 UPDATE {n} bytes"), d.write(&big[..n]));

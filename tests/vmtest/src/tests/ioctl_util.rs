@@ -250,7 +250,10 @@ impl Map {
             self.len
         );
         let a = self.ptr as usize + off;
-        assert!(a % size == 0, "unaligned {size}-byte access at {off}");
+        assert!(
+            a.is_multiple_of(size),
+            "unaligned {size}-byte access at {off}"
+        );
         a
     }
     pub fn w16(&self, off: usize, v: u16) {

@@ -316,9 +316,7 @@ impl Env {
             | "ATTACH_VRING_WORKER"
             | "GET_VRING_WORKER" => {
                 let i = self.idx(r);
-                let n = if name == "SET_VRING_ENDIAN" {
-                    r.pick(&[0, 1, 2, u32::MAX])
-                } else if name == "ATTACH_VRING_WORKER" {
+                let n = if name == "SET_VRING_ENDIAN" || name == "ATTACH_VRING_WORKER" {
                     r.pick(&[0, 1, 2, u32::MAX])
                 } else {
                     self.num(r)
@@ -330,8 +328,8 @@ impl Env {
                 let i = self.idx(r);
                 let fl = r.pick(&[0u32, 1, 2, 0xffff_ffff]);
                 a[0] = Self::lo_hi(i, fl);
-                for k in 1..5 {
-                    a[k] = if r.chance(70) {
+                for slot in &mut a[1..5] {
+                    *slot = if r.chance(70) {
                         self.ring_addr(r)
                     } else {
                         self.v64(r)
@@ -357,8 +355,8 @@ impl Env {
                 format!("{}", a[0])
             }
             _ => {
-                for k in 0..8 {
-                    a[k] = self.v64(r);
+                for slot in &mut a[..8] {
+                    *slot = self.v64(r);
                 }
                 "rand".into()
             }

@@ -12,7 +12,8 @@
 //! - TX: adds one transmit buffer at a time, kicks, and waits for vhost to
 //!   complete it and for the frame to come out of the tap on the AF_PACKET
 //!   socket, `--buf-num` times;
-//! printing `RX|TX spurious wakeups: 0x.. started=0x.. completed=0x..`. It
+//!
+//! It prints `RX|TX spurious wakeups: 0x.. started=0x.. completed=0x..`. It
 //! asserts (SIGABRT) on any wrong length or payload. No call eventfd is set:
 //! it polls the used ring.
 //!
