@@ -13,7 +13,7 @@
 #   -c CMD   command run by /init when the kernel command line has no
 #            vmtest.cmd= (baked in as /etc/vmtest.cmd)
 #   -B MODS  the base modules to load at boot, space-separated (default:
-#            tun tap macvlan macvtap veth llc stp bridge 8021q)
+#            DEFAULT_BASE below, printed with this help)
 #
 # In the guest, /init mounts proc, sysfs, devtmpfs and /tmp, insmods the
 # base modules (-B, as built, plus whatever the vhost modules depend on, in
@@ -26,7 +26,9 @@
 # The C oracle is at /lib/vhost/c/{vhost_iotlb,vhost,vhost_net}.ko.
 set -euo pipefail
 
-KDIR="" OUT="" OURS="" VMTEST="" CMD="" BASE_LIST="tun tap macvlan macvtap veth llc stp bridge 8021q"
+# The backends and devices the VM suite uses, and what they depend on.
+DEFAULT_BASE="tun tap macvlan macvtap veth llc stp bridge 8021q"
+KDIR="" OUT="" OURS="" VMTEST="" CMD="" BASE_LIST=$DEFAULT_BASE
 EXTRA=()
 while getopts "k:o:m:b:f:c:B:h" opt; do
     case $opt in
@@ -37,7 +39,8 @@ while getopts "k:o:m:b:f:c:B:h" opt; do
         f) EXTRA+=("$OPTARG") ;;
         c) CMD=$OPTARG ;;
         B) BASE_LIST=$OPTARG ;;
-        *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d' >&2; exit 2 ;;
+        *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d' >&2
+           echo "DEFAULT_BASE: $DEFAULT_BASE" >&2; exit 2 ;;
     esac
 done
 [ -n "$KDIR" ] && [ -n "$OUT" ] || { echo "initramfs.sh: -k KDIR and -o OUT are required" >&2; exit 2; }
