@@ -28,7 +28,8 @@
 #   VMTEST_ACCEL, VM_MEM, VM_SMP: see scripts/vm.sh
 #
 # Writes OUT/raw.csv (every row of every round), OUT/summary.csv (medians),
-# prints the table (ours / C ratios) and, unless BENCH_QUICK or BENCH_DOC=0,
+# prints the table (ours / C ratios) and, unless BENCH_QUICK or BENCH_DOC=0
+# or BENCH_ARGS picks a subset of the rows (--tests, --sizes, --only),
 # Documentation/performance.rst, Documentation/performance/{raw,summary}.csv
 # and Documentation/performance/bench.png.
 #
