@@ -11,20 +11,8 @@ use kernel::prelude::*;
 extern "C" {
     fn vhost_net_rs_copy_from_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
     fn vhost_net_rs_copy_to_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
-    #[cfg(not(target_arch = "x86_64"))]
-    fn vhost_net_rs_get_user_u16(to: *mut u16, from: *const c_void) -> i32;
-    #[cfg(not(target_arch = "x86_64"))]
-    fn vhost_net_rs_put_user_u16(value: u16, to: *mut c_void) -> i32;
-    #[cfg(not(target_arch = "x86_64"))]
-    fn vhost_net_rs_put_user_u64(value: u64, to: *mut c_void) -> i32;
     fn vhost_net_rs_busy_clock() -> u64;
     fn vhost_net_rs_need_resched() -> bool;
-    #[cfg(not(target_arch = "x86_64"))]
-    fn vhost_net_rs_smp_rmb();
-    #[cfg(not(target_arch = "x86_64"))]
-    fn vhost_net_rs_smp_wmb();
-    #[cfg(not(target_arch = "x86_64"))]
-    fn vhost_net_rs_smp_mb();
 }
 
 /// Copies `buf.len()` bytes from user address `addr` (`EFAULT` unless all
@@ -69,48 +57,36 @@ pub(crate) fn copy_to_user(addr: u64, data: &[u8]) -> Result {
 /// Reads the 16-bit value at user address `addr` (native byte order),
 /// with `get_user` as C reads ring indices and heads.
 pub(crate) fn get_user_u16(addr: u64) -> Result<u16> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let err: u64;
-        let val: u64;
-        // SAFETY: This is the kernel's own `get_user()` on x86-64
-        // (`do_get_user_call` in `arch/x86/include/asm/uaccess.h`): a call of
-        // `__get_user_2` (`arch/x86/lib/getuser.S`, exported), which takes
-        // the address in %rax, clamps it to the user range (so any `addr`
-        // is safe), reads through its exception table (a fault is -EFAULT,
-        // not an oops), returns 0 or -EFAULT in %rax and the zero-extended
-        // value in %rdx, and changes no other register but the flags, which
-        // `asm!` assumes clobbered without `preserves_flags`. Without
-        // `nostack` the compiler leaves the stack ready for the call's push
-        // (the kernel's target has no red zone); without `nomem` it treats
-        // the call as reading and writing memory, so the ring protocol's
-        // compiler fences order it as they order C's.
-        unsafe {
-            core::arch::asm!(
-                "call __get_user_2",
-                inlateout("rax") addr => err,
-                lateout("rdx") val,
-                options(att_syntax),
-            )
-        };
-        to_result(err as i32)?;
-        Ok(val as u16)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let mut v = 0u16;
-        // SAFETY: `v` is a valid destination; `get_user` checks the user
-        // range and faults safely.
-        to_result(unsafe { vhost_net_rs_get_user_u16(&mut v, addr as usize as *const c_void) })?;
-        Ok(v)
-    }
+    let err: u64;
+    let val: u64;
+    // SAFETY: This is the kernel's own `get_user()` on x86-64
+    // (`do_get_user_call` in `arch/x86/include/asm/uaccess.h`): a call of
+    // `__get_user_2` (`arch/x86/lib/getuser.S`, exported), which takes
+    // the address in %rax, clamps it to the user range (so any `addr`
+    // is safe), reads through its exception table (a fault is -EFAULT,
+    // not an oops), returns 0 or -EFAULT in %rax and the zero-extended
+    // value in %rdx, and changes no other register but the flags, which
+    // `asm!` assumes clobbered without `preserves_flags`. Without
+    // `nostack` the compiler leaves the stack ready for the call's push
+    // (the kernel's target has no red zone); without `nomem` it treats
+    // the call as reading and writing memory, so the ring protocol's
+    // compiler fences order it as they order C's.
+    unsafe {
+        core::arch::asm!(
+            "call __get_user_2",
+            inlateout("rax") addr => err,
+            lateout("rdx") val,
+            options(att_syntax),
+        )
+    };
+    to_result(err as i32)?;
+    Ok(val as u16)
 }
 
 /// `put_user()` of the kernel on x86-64 (`do_put_user_call`): a call of
 /// `__put_user_2` or `__put_user_8` (`arch/x86/lib/putuser.S`), named by
 /// `$f`, with the value `$v` (a `u64`) and the address `$addr`; evaluates
 /// to the error code (0 or -EFAULT).
-#[cfg(target_arch = "x86_64")]
 macro_rules! put_user_call {
     ($f:literal, $v:expr, $addr:expr) => {{
         let err: u64;
@@ -144,21 +120,13 @@ macro_rules! put_user_call {
 /// Writes the 16-bit `value` (native byte order) to user address `addr`
 /// with `put_user`.
 pub(crate) fn put_user_u16(addr: u64, value: u16) -> Result {
-    #[cfg(target_arch = "x86_64")]
-    return to_result(put_user_call!("__put_user_2", u64::from(value), addr));
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: `put_user` checks the user range and faults safely.
-    to_result(unsafe { vhost_net_rs_put_user_u16(value, addr as usize as *mut c_void) })
+    to_result(put_user_call!("__put_user_2", u64::from(value), addr))
 }
 
 /// Writes the 64-bit `value` (native byte order) to user address `addr`
 /// with `put_user`.
 pub(crate) fn put_user_u64(addr: u64, value: u64) -> Result {
-    #[cfg(target_arch = "x86_64")]
-    return to_result(put_user_call!("__put_user_8", value, addr));
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: `put_user` checks the user range and faults safely.
-    to_result(unsafe { vhost_net_rs_put_user_u64(value, addr as usize as *mut c_void) })
+    to_result(put_user_call!("__put_user_8", value, addr))
 }
 
 /// `get_user`/`put_user`'s answer: 0 or `-EFAULT`.
@@ -185,34 +153,21 @@ pub(crate) fn need_resched() -> bool {
 /// `smp_rmb()`. On x86-64 the kernel's is `barrier()` (loads are not
 /// reordered with loads): a compiler fence, without a call.
 pub(crate) fn smp_rmb() {
-    #[cfg(target_arch = "x86_64")]
     core::sync::atomic::compiler_fence(Ordering::SeqCst);
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: A barrier has no preconditions.
-    unsafe {
-        vhost_net_rs_smp_rmb()
-    };
 }
 
 /// `smp_wmb()`. On x86-64 the kernel's is `barrier()` (stores are not
 /// reordered with stores): a compiler fence, without a call.
 pub(crate) fn smp_wmb() {
-    #[cfg(target_arch = "x86_64")]
     core::sync::atomic::compiler_fence(Ordering::SeqCst);
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: A barrier has no preconditions.
-    unsafe {
-        vhost_net_rs_smp_wmb()
-    };
 }
 
 /// `smp_mb()`. On x86-64 it is the kernel's own instruction
 /// (`__smp_mb()` in `arch/x86/include/asm/barrier.h`), inline: a locked
 /// add of 0 to the word just below the stack pointer, which orders all
 /// earlier loads and stores before all later ones and is cheaper than
-/// `mfence`. Elsewhere, the kernel's macro through the shim.
+/// `mfence`.
 pub(crate) fn smp_mb() {
-    #[cfg(target_arch = "x86_64")]
     // SAFETY: The instruction adds 0 atomically, so the word it touches
     // keeps its value whoever else uses it (an interrupt on this stack
     // included: the add is one locked read-modify-write), and that word is
@@ -222,14 +177,7 @@ pub(crate) fn smp_mb() {
     // it is a compiler barrier too. `nostack` holds: it pushes nothing, and
     // the kernel's target has no red zone for the compiler to keep data in
     // below the stack pointer.
-    unsafe {
-        core::arch::asm!("lock; addl $0, -4(%rsp)", options(att_syntax, nostack))
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: A barrier has no preconditions.
-    unsafe {
-        vhost_net_rs_smp_mb()
-    };
+    unsafe { core::arch::asm!("lock; addl $0, -4(%rsp)", options(att_syntax, nostack)) };
 }
 
 /// Sets bits `mask` in the byte at user address `addr` atomically, as the

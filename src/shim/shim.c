@@ -181,29 +181,6 @@ unsigned long vhost_net_rs_copy_to_user(void __user *to, const void *from,
 	return __copy_to_user(to, from, n);
 }
 
-#ifndef CONFIG_X86_64
-/*
- * The ring's 16-bit fields (avail index and heads, used index) and a
- * single used element as C reads and writes them: get_user/put_user.
- * 0 or -EFAULT. On x86-64 the Rust side calls the kernel's own
- * __get_user_2/__put_user_2/__put_user_8 (src/kapi/usermem.rs).
- */
-int vhost_net_rs_get_user_u16(u16 *to, const u16 __user *from)
-{
-	return get_user(*to, from);
-}
-
-int vhost_net_rs_put_user_u16(u16 value, u16 __user *to)
-{
-	return put_user(value, to);
-}
-
-int vhost_net_rs_put_user_u64(u64 value, u64 __user *to)
-{
-	return put_user(value, to);
-}
-#endif
-
 /* The busy-poll clock of C's vhost_net (local_clock is inline). */
 u64 vhost_net_rs_busy_clock(void)
 {
@@ -215,27 +192,6 @@ bool vhost_net_rs_need_resched(void)
 {
 	return need_resched();
 }
-
-#ifndef CONFIG_X86_64
-/*
- * The SMP barriers are macros. On x86-64 the Rust side has them inline
- * (compiler fences, and the kernel's locked add for smp_mb).
- */
-void vhost_net_rs_smp_rmb(void)
-{
-	smp_rmb();
-}
-
-void vhost_net_rs_smp_wmb(void)
-{
-	smp_wmb();
-}
-
-void vhost_net_rs_smp_mb(void)
-{
-	smp_mb();
-}
-#endif
 
 /* __set_current_state() is a macro: a worker round that has work runs. */
 void vhost_net_rs_set_current_running(void)

@@ -42,14 +42,8 @@ unsigned long vhost_net_rs_copy_from_user(void *to, const void __user *from,
 					  unsigned long n);
 unsigned long vhost_net_rs_copy_to_user(void __user *to, const void *from,
 					unsigned long n);
-int vhost_net_rs_get_user_u16(u16 *to, const u16 __user *from);
-int vhost_net_rs_put_user_u16(u16 value, u16 __user *to);
-int vhost_net_rs_put_user_u64(u64 value, u64 __user *to);
 u64 vhost_net_rs_busy_clock(void);
 bool vhost_net_rs_need_resched(void);
-void vhost_net_rs_smp_rmb(void);
-void vhost_net_rs_smp_wmb(void);
-void vhost_net_rs_smp_mb(void);
 void vhost_net_rs_set_current_running(void);
 void vhost_net_rs_set_current_interruptible(void);
 int vhost_net_rs_current_pid(void);
