@@ -32,6 +32,7 @@ if ! kdir=$(scripts/kernel.sh release); then
 fi
 passed=$((passed + 1)); echo "ok - test kernel ($kdir)"
 
+step "Kbuild: the clean pass reads it unconfigured; non-x86-64 refused" scripts/kbuild-test.sh "$kdir"
 step "module (CLIPPY=1, warnings are errors)" scripts/module.sh "$kdir"
 step "rustfmt --check" scripts/fmt.sh check
 
