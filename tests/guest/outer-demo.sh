@@ -46,7 +46,7 @@ usleep 500000
 r=$(g demo "cat /tmp/r1")
 echo "outer sent:    $s"
 echo "guest got:     $r"
-if [ -n "$s" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] && [ "$(field verify "$r")" = ok ]; then
+if stream_ok "$s" "$r"; then
     echo "checksums match: $(field fnv "$s")"
 else
     echo "CHECKSUM MISMATCH"; fail=1
@@ -60,7 +60,7 @@ wait $rp
 r=$(cat /tmp/r2)
 echo "guest sent:    $s"
 echo "outer got:     $r"
-if [ -n "$s" ] && [ "$(field fnv "$s")" = "$(field fnv "$r")" ] && [ "$(field verify "$r")" = ok ]; then
+if stream_ok "$s" "$r"; then
     echo "checksums match: $(field fnv "$s")"
 else
     echo "CHECKSUM MISMATCH"; fail=1

@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 
+use crate::storage::VecStorage;
 use crate::vcore::dirtylog::{DirtyBitmap, LogEntry};
 use crate::vcore::errno::Errno;
 use crate::vcore::intervalmap::{
@@ -132,26 +133,6 @@ impl RingMemory for Mem {
     }
 }
 
-/// Unbounded storage for the interval map.
-#[derive(Default)]
-pub(crate) struct Slots(Vec<Slot>);
-
-impl Storage for Slots {
-    fn slots(&self) -> &[Slot] {
-        &self.0
-    }
-    fn slots_mut(&mut self) -> &mut [Slot] {
-        &mut self.0
-    }
-    fn insert(&mut self, index: usize, slot: Slot) -> Result<(), Errno> {
-        self.0.insert(index, slot);
-        Ok(())
-    }
-    fn remove(&mut self, index: usize) -> Slot {
-        self.0.remove(index)
-    }
-}
-
 /// One mapping of guest addresses `[gpa, gpa + len)` to user addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Region {
@@ -164,7 +145,7 @@ pub(crate) struct Region {
 /// The translation hook: the real interval map over `regions`, plus the
 /// memory table for reverse lookups, and a record of queued IOTLB misses.
 pub(crate) struct Xlate {
-    pub(crate) map: IntervalMap<Slots>,
+    pub(crate) map: IntervalMap<VecStorage>,
     pub(crate) regions: Vec<Region>,
     pub(crate) iotlb: bool,
     pub(crate) umem: Vec<Entry>,
@@ -175,7 +156,7 @@ impl Xlate {
     /// A memory-table (`iotlb == false`) or IOTLB translation over `regions`.
     /// Without an IOTLB the memory table is `regions` itself.
     pub(crate) fn new(regions: &[Region], iotlb: bool) -> Self {
-        let mut map = IntervalMap::new(Slots::default(), 4096, 0);
+        let mut map = IntervalMap::new(VecStorage::default(), 4096, 0);
         for r in regions {
             map.add_range(r.gpa, r.gpa + r.len - 1, r.uaddr, r.perm)
                 .unwrap();
