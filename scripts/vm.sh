@@ -143,10 +143,15 @@ if [ "$INTERACTIVE" = 1 ]; then
     STDIN=/dev/stdin
 fi
 
+# The test kernel has no ACPI, so it finds its CPUs in SeaBIOS's MP table,
+# which lists one CPU per package: -smp N alone (one package of N cores)
+# would boot a single CPU. One package per CPU lists them all (checked
+# after the run).
+SMP_ARGS="$VM_SMP,sockets=$VM_SMP,cores=1,threads=1"
 echo "vm.sh: booting $BZIMAGE ($accel, ${VM_SMP} CPUs, ${VM_MEM} MiB, timeout ${TIMEOUT}s), log $LOG" >&2
 start=$(date +%s%N)
 qrc=0
-timeout -k 10 "$TIMEOUT" "$QEMU" "${ACCEL_ARGS[@]}" -m "$VM_MEM" -smp "$VM_SMP" \
+timeout -k 10 "$TIMEOUT" "$QEMU" "${ACCEL_ARGS[@]}" -m "$VM_MEM" -smp "$SMP_ARGS" \
     -nographic -monitor none -no-reboot -nic none \
     -kernel "$BZIMAGE" -initrd "$INITRD" -append "$KARGS" \
     -chardev "stdio,id=con,signal=off,logfile=$LOG" -serial chardev:con \
@@ -169,6 +174,9 @@ fi
 if ! "$HERE/check-kernel-log.sh" "$LOG" >&2; then
     fail+=("kernel reports in the console log")
 fi
+cpus=$(tr -d '\r' < "$LOG" | sed -n 's/.*smp: Brought up [0-9]* nodes*, \([0-9]*\) CPUs*.*/\1/p' | head -n1)
+[ -z "$status" ] || [ "$cpus" = "$VM_SMP" ] ||
+    fail+=("the guest brought up ${cpus:-an unknown number of} CPUs, not $VM_SMP")
 
 echo "vm.sh: run took ${secs}s ($accel)" >&2
 if [ "${#fail[@]}" -gt 0 ]; then
