@@ -162,10 +162,14 @@ impl VhostNet {
     }
 
     /// Runs `f` on every virtqueue, each under its own mutex, in index
-    /// order, like the C module's loops over `dev->vqs`.
+    /// order, like the C module's loops over `dev->vqs`. The worker's ring
+    /// state follows what `f` configured before the mutex is released.
     fn for_each_vq(&self, mut f: impl FnMut(&mut Vq)) {
-        f(&mut self.rx.lock());
-        f(&mut self.tx.lock());
+        for m in [&self.rx, &self.tx] {
+            let mut vq = m.lock();
+            f(&mut vq);
+            vq.sync_ring();
+        }
     }
 
     /// The C module's `vhost_dev_check_owner`: only the owner's address
@@ -451,11 +455,28 @@ impl VhostNet {
         })
     }
 
-    /// The per-virtqueue ioctls (C's `vhost_vring_ioctl`).
+    /// The per-virtqueue ioctls (C's `vhost_vring_ioctl`). The worker's
+    /// ring state follows the configuration before the ring mutex is
+    /// released, so a round need not check it.
     fn vring_ioctl(&self, cmd: u32, arg: usize, garbage: &mut Garbage) -> Result<isize> {
         let index: u32 = uaccess::read(arg)?;
         let index = validate::vring_index(index, NVQS).map_err(errno)?;
         let mut vq = self.vq(index).lock();
+        let r = self.vring_cmd(&mut vq, index, cmd, arg, garbage);
+        vq.sync_ring();
+        r
+    }
+
+    /// One per-virtqueue ioctl on ring `index`, whose mutex the caller
+    /// holds.
+    fn vring_cmd(
+        &self,
+        vq: &mut Vq,
+        index: usize,
+        cmd: u32,
+        arg: usize,
+        garbage: &mut Garbage,
+    ) -> Result<isize> {
         match cmd {
             uapi::VHOST_SET_VRING_NUM => {
                 if vq.backend.is_some() {

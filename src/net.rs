@@ -701,7 +701,6 @@ fn tx_retry(e: Error) -> bool {
 pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
     let mut guard = vqm.lock();
     let vq = &mut *guard;
-    vq.sync_ring();
     let hlen = vq.vhost_hlen;
     let sock_hlen = vq.sock_hlen;
     let busyloop_us = vq.busyloop_timeout;
@@ -970,7 +969,6 @@ pub(crate) fn zerocopy_signal_used(dev: &VhostNet, vq: &mut Vq) {
     if vq.zc.is_none() {
         return;
     }
-    vq.sync_ring();
     if let Some((_, mut r)) = split(dev, vq, 1) {
         r.zc_signal_used();
     }
@@ -982,7 +980,6 @@ pub(crate) fn zerocopy_signal_used(dev: &VhostNet, vq: &mut Vq) {
 pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
     let mut guard = vqm.lock();
     let vq = &mut *guard;
-    vq.sync_ring();
     let vhost_hlen = vq.vhost_hlen;
     let sock_hlen = vq.sock_hlen;
     let mergeable = vq.has_feature(VIRTIO_NET_F_MRG_RXBUF);

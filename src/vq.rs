@@ -22,6 +22,15 @@ use kernel::sync::Arc;
 /// `struct vhost_virtqueue` (plus `vhost_net_virtqueue`) holds them.
 ///
 /// Ring addresses are the owner's user addresses; 0 means "not set".
+///
+/// # Invariants
+///
+/// Whenever the ring mutex is free, `ring` (when set) has the layout,
+/// features and used-ring log that `num`, `desc`, `avail`, `used`,
+/// `acked_features`, `log_used`, `log_base` and `log_addr` say: every
+/// writer of those fields calls [`Vq::sync_ring`] before it unlocks
+/// (`VhostNet::for_each_vq`, `VhostNet::vring_ioctl`, [`Vq::start_ring`]),
+/// so the worker's rounds use `ring` as it is.
 pub(crate) struct Vq {
     /// Ring size (`VHOST_SET_VRING_NUM`); 1 after reset, as in C.
     pub(crate) num: u32,
@@ -112,8 +121,8 @@ impl Vq {
         }
     }
 
-    /// Brings the ring state up to date with the configuration, which the
-    /// control plane may have changed since the last round.
+    /// Brings the ring state up to date with the configuration, after the
+    /// control plane changed it (see the type's invariants).
     pub(crate) fn sync_ring(&mut self) {
         let event_idx = self.has_feature(VIRTIO_RING_F_EVENT_IDX);
         let notify_on_empty = self.has_feature(VIRTIO_F_NOTIFY_ON_EMPTY);
