@@ -840,40 +840,67 @@ fn sigkill_owner(obs: &mut Obs, _: &Ctx) {
     );
 }
 
-/// 10 000 open/close cycles, and 500 with SET_OWNER (a worker each).
-/// Active objects of every slab cache (`/proc/slabinfo`) but `vmap_area`,
-/// and under [`VMALLOC_LIVE`] the live vmalloc areas.
-fn slab_counts() -> std::collections::HashMap<String, i64> {
-    let text = std::fs::read_to_string("/proc/slabinfo").unwrap_or_default();
-    let mut counts: std::collections::HashMap<String, i64> = text
-        .lines()
-        .skip(2)
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            Some((w.next()?.to_string(), w.next()?.parse().ok()?))
-        })
-        .filter(|(name, _)| name != "vmap_area")
-        .collect();
-    if let Ok(v) = std::fs::read_to_string("/proc/vmallocinfo") {
-        let live = v
-            .lines()
-            .filter(|l| !l.ends_with("unpurged vm_area"))
-            .count();
-        counts.insert(VMALLOC_LIVE.to_string(), live as i64);
-    }
-    counts
+/// What the leak checks compare ([`slab_back`]).
+struct KernelCounts {
+    /// Active objects of every slab cache (`/proc/slabinfo`) but
+    /// `vmap_area`; empty when the file is not readable.
+    slabs: std::collections::HashMap<String, i64>,
+    /// Live vmalloc areas: the lines of `/proc/vmallocinfo` but its
+    /// "unpurged vm_area" ones; `None` when the file is not readable.
+    ///
+    /// They stand for the `vmap_area` cache, whose count says nothing about
+    /// leaks on a machine of more than one CPU: a worker's stack is
+    /// vmalloc'd, a task freed on another CPU than the next one is created
+    /// on misses the per-CPU stack cache, and the kernel unmaps freed areas
+    /// lazily, keeping their `vmap_area`s until 64 MiB of them are pending
+    /// (and pooled after that). 500 workers grew the cache by about 900
+    /// for C and ours alike on two CPUs (2026-12-01).
+    vmalloc_live: Option<i64>,
 }
 
-/// The count of live vmalloc areas ([`slab_counts`]): the lines of
-/// `/proc/vmallocinfo` but its "unpurged vm_area" ones. It stands for the
-/// `vmap_area` cache, whose count says nothing about leaks on a machine of
-/// more than one CPU: a worker's stack is vmalloc'd, a task freed on
-/// another CPU than the next one is created on misses the per-CPU stack
-/// cache, and the kernel unmaps freed areas lazily, keeping their
-/// `vmap_area`s until 64 MiB of them are pending (and pooled after that).
-/// 500 workers grew the cache by about 900 for C and ours alike on two
-/// CPUs (2026-12-01).
+/// The name [`slab_back`] reports a growth of live vmalloc areas under.
 const VMALLOC_LIVE: &str = "vmalloc areas (live, /proc/vmallocinfo)";
+
+impl KernelCounts {
+    fn read() -> Self {
+        let text = std::fs::read_to_string("/proc/slabinfo").unwrap_or_default();
+        let slabs = text
+            .lines()
+            .skip(2)
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+            })
+            .filter(|(name, _)| name != "vmap_area")
+            .collect();
+        let vmalloc_live = std::fs::read_to_string("/proc/vmallocinfo").ok().map(|v| {
+            v.lines()
+                .filter(|l| !l.ends_with("unpurged vm_area"))
+                .count() as i64
+        });
+        Self {
+            slabs,
+            vmalloc_live,
+        }
+    }
+
+    /// The slab caches, and the live vmalloc areas under [`VMALLOC_LIVE`],
+    /// that hold at least `min` more than in `before`, with their growth.
+    fn grown_since(&self, before: &Self, min: i64) -> Vec<(String, i64)> {
+        let mut grown: Vec<(String, i64)> = self
+            .slabs
+            .iter()
+            .map(|(k, &v)| (k.clone(), v - before.slabs.get(k).copied().unwrap_or(0)))
+            .filter(|&(_, d)| d >= min)
+            .collect();
+        if let (Some(now), Some(then)) = (self.vmalloc_live, before.vmalloc_live) {
+            if now - then >= min {
+                grown.push((VMALLOC_LIVE.to_string(), now - then));
+            }
+        }
+        grown
+    }
+}
 
 /// Records whether any slab cache holds at least `cycles / 2` more objects
 /// than in `before`: what a leak of one object per cycle looks like,
@@ -885,13 +912,9 @@ const VMALLOC_LIVE: &str = "vmalloc areas (live, /proc/vmallocinfo)";
 /// showed kmalloc-192 +168 after 30 s. So after the first 2 s a grown
 /// cache is shrunk (`/sys/kernel/slab/NAME/shrink` flushes the per-CPU
 /// slabs), and the slab shrinkers run (`drop_caches`, which also flushes
-/// batched `kfree_rcu` frees).
-fn slab_back(
-    obs: &mut Obs,
-    key: &str,
-    before: &std::collections::HashMap<String, i64>,
-    cycles: i64,
-) {
+/// batched `kfree_rcu` frees). Live vmalloc areas are held to the same
+/// bound.
+fn slab_back(obs: &mut Obs, key: &str, before: &KernelCounts, cycles: i64) {
     if crate::harness::debug_kernel() {
         // KASAN keeps freed objects in quarantine, so counts do not come
         // back; kmemleak's scan after the suite covers leaks there.
@@ -900,10 +923,10 @@ fn slab_back(
             "not compared on the debug kernel",
         );
     }
-    if before.is_empty() {
+    if before.slabs.is_empty() {
         return obs.fail(format!("{key}: /proc/slabinfo is not readable"));
     }
-    if !before.contains_key(VMALLOC_LIVE) {
+    if before.vmalloc_live.is_none() {
         return obs.fail(format!("{key}: /proc/vmallocinfo is not readable"));
     }
     let mut grown: Vec<(String, i64)> = Vec::new();
@@ -914,14 +937,7 @@ fn slab_back(
                 let _ = std::fs::write(format!("/sys/kernel/slab/{name}/shrink"), "1");
             }
         }
-        let now = slab_counts();
-        grown = now
-            .iter()
-            .filter_map(|(k, &v)| {
-                let d = v - before.get(k).copied().unwrap_or(0);
-                (d >= cycles / 2).then(|| (k.clone(), d))
-            })
-            .collect();
+        grown = KernelCounts::read().grown_since(before, cycles / 2);
         if grown.is_empty() {
             break;
         }
@@ -944,7 +960,7 @@ fn slab_back(
 }
 
 fn open_close_cycles(obs: &mut Obs, _: &Ctx) {
-    let slab0 = slab_counts();
+    let slab0 = KernelCounts::read();
     let t0 = Instant::now();
     let mut ok = 0;
     for _ in 0..10_000 {
@@ -957,7 +973,7 @@ fn open_close_cycles(obs: &mut Obs, _: &Ctx) {
     obs.val("open/close ok", ok);
     slab_back(obs, "10000 open/close", &slab0, 10_000);
     let mid = t0.elapsed();
-    let slab1 = slab_counts();
+    let slab1 = KernelCounts::read();
     let mut owned = 0;
     for _ in 0..500 {
         if let Ok(f) = sys::open("/dev/vhost-net", libc::O_RDWR) {
@@ -999,7 +1015,7 @@ fn setup_teardown_cycles(obs: &mut Obs, _: &Ctx) {
         moved == 2
     };
     cycle(obs);
-    let slab0 = slab_counts();
+    let slab0 = KernelCounts::read();
     let mut ok = 0;
     for _ in 0..100 {
         if cycle(obs) {
