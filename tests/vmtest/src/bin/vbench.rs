@@ -87,6 +87,43 @@ struct Opts {
     only: Option<Impl>,
     /// Set off tests/profile/tbprof.c's marks around each window.
     profile: bool,
+    /// Where the threads run (`--pin`); see [`placement`].
+    pin: PinOpt,
+}
+
+/// `--pin`: the rows' default placement, none, or the CPUs of the driver,
+/// of the other side's thread (injector or reflector) and of the worker.
+#[derive(Clone, Copy, Debug)]
+enum PinOpt {
+    Auto,
+    Off,
+    Cpus([usize; 3]),
+}
+
+/// The CPUs of a row's driver, other-side thread and worker, or `None`
+/// to leave them to the scheduler.
+///
+/// By default the latency row, with two CPUs or more, runs the driver on
+/// CPU 0 and the reflector and worker on CPU 1, as a guest's vCPU and the
+/// host's vhost worker would run. Left to the scheduler, a round settles
+/// into one of two placements: every one of the four wake-ups of a round
+/// trip crossing CPUs (an IPI to an idle CPU each, a slow trip), or two
+/// of them (2026-12-01, `make profile` with `VM_SMP=2`: 3.99 IPIs per
+/// trip for C in one round and 2.07 in the next, ours 2.69 then 3.98,
+/// trips per second following); the row then measured where the
+/// scheduler put the threads more than the module. Pinned, both modules
+/// make exactly 2 IPIs per trip.
+fn placement(o: &Opts, test: &str) -> Option<[usize; 3]> {
+    match o.pin {
+        PinOpt::Off => None,
+        PinOpt::Cpus(c) => Some(c),
+        PinOpt::Auto => (test == "lat" && online_cpus() >= 2).then_some([0, 1, 1]),
+    }
+}
+
+fn online_cpus() -> i64 {
+    // SAFETY: plain call with an integer argument.
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }
 }
 
 fn usage() -> ! {
@@ -94,6 +131,8 @@ fn usage() -> ! {
         "usage: vbench [--rounds N] [--secs S] [--warm S] [--pkts N] [--sizes 64,256,1500,65000]\n\
          \x20             [--tests tx,rx,lat] [--num RING] [--only c|ours] [--c-dir DIR] [--ours KO]\n\
          \x20             [--profile]  (marks for scripts/profile.sh around each window)\n\
+         \x20             [--pin D,O,W|off]  (driver, other side, worker on these CPUs; default:\n\
+         \x20                                the latency row on 0,1,1 with two CPUs or more)\n\
          \x20      vbench --quick   (1 round, 300 packets a row: a smoke test)"
     );
     std::process::exit(2)
@@ -115,6 +154,7 @@ fn parse() -> Opts {
         },
         only: None,
         profile: false,
+        pin: PinOpt::Auto,
     };
     let mut it = std::env::args().skip(1);
     let num =
@@ -143,6 +183,18 @@ fn parse() -> Opts {
                     .collect()
             }
             "--profile" => o.profile = true,
+            "--pin" => {
+                let arg = it.next().unwrap_or_else(|| usage());
+                o.pin = if arg == "off" {
+                    PinOpt::Off
+                } else {
+                    let v: Vec<usize> = arg
+                        .split(',')
+                        .map(|s| s.parse().unwrap_or_else(|_| usage()))
+                        .collect();
+                    PinOpt::Cpus(v.try_into().unwrap_or_else(|_| usage()))
+                };
+            }
             "--quick" => {
                 o.rounds = 1;
                 o.secs = 2.0;
@@ -326,6 +378,30 @@ impl Ring {
 // ------------------------------------------------------------ CPU time
 
 /// The vhost worker of this process: the `vhost-<pid>` thread.
+/// Binds thread `tid` (0: the calling thread) to `cpu`, or to every CPU
+/// when `None` ([`placement`]).
+fn pin(tid: i32, cpu: Option<usize>) -> Result<(), String> {
+    // SAFETY: `cpu_set_t` is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let cpus = match cpu {
+        Some(c) => c..c + 1,
+        None => 0..libc::CPU_SETSIZE as usize,
+    };
+    for c in cpus {
+        // SAFETY: `set` is a live cpu_set_t; CPU_SET checks `c` against its size.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: `set` is a live cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(format!(
+            "pin {tid} to CPU {cpu:?}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 fn worker_tid() -> Option<i32> {
     let want = format!("vhost-{}", std::process::id());
     for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
@@ -444,7 +520,10 @@ fn print_row(round: u32, imp: Impl, test: &str, size: usize, r: &mut Row) {
 
 // --------------------------------------------------------------- set-up
 
-fn setup(o: &Opts) -> Result<(Net, i32), String> {
+/// Opens the device for a row whose threads run on `cpus` ([`placement`]):
+/// the calling thread (the driver) and the worker are bound here, the
+/// other side's thread binds itself.
+fn setup(o: &Opts, cpus: Option<[usize; 3]>) -> Result<(Net, i32), String> {
     let mut obs = Obs::default();
     let cfg = Cfg {
         num: o.num,
@@ -456,6 +535,8 @@ fn setup(o: &Opts) -> Result<(Net, i32), String> {
     // stack as cheaply as possible.
     drop(std::mem::replace(&mut net.tap.cap, Fd(-1)));
     let tid = worker_tid().ok_or("no vhost-<pid> worker thread")?;
+    pin(0, cpus.map(|c| c[0]))?;
+    pin(tid, cpus.map(|c| c[2]))?;
     Ok((net, tid))
 }
 
@@ -582,7 +663,7 @@ fn tx_hdr(size: usize, hdr_len: usize) -> Vec<u8> {
 // ------------------------------------------------------------------- TX
 
 fn bench_tx(o: &Opts, size: usize) -> Result<Row, String> {
-    let (mut net, tid) = setup(o)?;
+    let (mut net, tid) = setup(o, placement(o, "tx"))?;
     let hdr = net.hdr_len;
     let len = hdr + size;
     let mut r = Ring::of(&net.tx);
@@ -741,7 +822,8 @@ fn injector(
 }
 
 fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
-    let (mut net, tid) = setup(o)?;
+    let cpus = placement(o, "rx");
+    let (mut net, tid) = setup(o, cpus)?;
     let mut r = Ring::of(&net.rx);
     let num = r.num;
     let bufs: Vec<u64> = (0..num).map(|_| net.mem.alloc(RX_BUF)).collect();
@@ -756,7 +838,11 @@ fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
     let th = {
         let (stop, sent) = (stop.clone(), sent.clone());
         let (ifindex, frame) = (net.tap.ifindex, bench_frame(size));
-        std::thread::spawn(move || injector(ifindex, frame, stop, sent))
+        let cpu = cpus.map(|c| c[1]);
+        std::thread::spawn(move || {
+            pin(0, cpu)?;
+            injector(ifindex, frame, stop, sent)
+        })
     };
     let mut pkts = 0u64;
     let mut rest = 0u16; // buffers left of the current packet
@@ -863,7 +949,8 @@ fn reflector(ifindex: i32, stop: Arc<AtomicBool>) -> Result<(), String> {
 }
 
 fn bench_lat(o: &Opts, size: usize) -> Result<Row, String> {
-    let (mut net, tid) = setup(o)?;
+    let cpus = placement(o, "lat");
+    let (mut net, tid) = setup(o, cpus)?;
     let hdr = net.hdr_len;
     let mut rx = Ring::of(&net.rx);
     let mut tx = Ring::of(&net.tx);
@@ -884,7 +971,11 @@ fn bench_lat(o: &Opts, size: usize) -> Result<Row, String> {
     let th = {
         let stop = stop.clone();
         let ifindex = net.tap.ifindex;
-        std::thread::spawn(move || reflector(ifindex, stop))
+        let cpu = cpus.map(|c| c[1]);
+        std::thread::spawn(move || {
+            pin(0, cpu)?;
+            reflector(ifindex, stop)
+        })
     };
     // let the reflector bind before the first ping
     std::thread::sleep(Duration::from_millis(20));
