@@ -377,7 +377,6 @@ impl Ring {
 
 // ------------------------------------------------------------ CPU time
 
-/// The vhost worker of this process: the `vhost-<pid>` thread.
 /// Binds thread `tid` (0: the calling thread) to `cpu`, or to every CPU
 /// when `None` ([`placement`]).
 fn pin(tid: i32, cpu: Option<usize>) -> Result<(), String> {
@@ -402,6 +401,7 @@ fn pin(tid: i32, cpu: Option<usize>) -> Result<(), String> {
     Ok(())
 }
 
+/// The vhost worker of this process: the `vhost-<pid>` thread.
 fn worker_tid() -> Option<i32> {
     let want = format!("vhost-{}", std::process::id());
     for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {

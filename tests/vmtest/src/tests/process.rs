@@ -959,6 +959,7 @@ fn slab_back(obs: &mut Obs, key: &str, before: &KernelCounts, cycles: i64) {
     );
 }
 
+/// 10 000 open/close cycles, and 500 with SET_OWNER (a worker each).
 fn open_close_cycles(obs: &mut Obs, _: &Ctx) {
     let slab0 = KernelCounts::read();
     let t0 = Instant::now();
