@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # The kernel to build against: the cached test kernel unless given.
 KDIR ?=
 
-.PHONY: module kdir check check-debug soak demo bench profile fmt clean bootstrap kernel
+.PHONY: module kdir check check-debug soak demo bench profile profile-qemu fmt clean bootstrap kernel
 
 bootstrap:
 	@scripts/bootstrap.sh >&2
@@ -43,6 +43,17 @@ profile: module
 	@BENCH_PROFILE=1 BENCH_ROUNDS=$${BENCH_ROUNDS:-1} BENCH_SECS=$${BENCH_SECS:-1} \
 		BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
 		scripts/bench.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
+
+# The same for the nested QEMU rows (scripts/bench-qemu.sh,
+# BENCH_QEMU_PROFILE): the test VM's instructions per MiB moved, kernel by
+# function and user space (the inner QEMU) as one line, C beside ours.
+profile-qemu: module
+	@mkdir -p $${BENCH_OUT:-$(CURDIR)/build/profile}
+	@BENCH_QEMU_PROFILE=1 BENCH_QEMU_ROUNDS=$${BENCH_QEMU_ROUNDS:-1} \
+		BENCH_QEMU_REPS=$${BENCH_QEMU_REPS:-2} BENCH_QEMU_PIN=$${BENCH_QEMU_PIN:-1} \
+		BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
+		scripts/bench-qemu.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko \
+		$${BENCH_OUT:-$(CURDIR)/build/profile}/qemu-raw.csv
 
 fmt:
 	@scripts/fmt.sh fix

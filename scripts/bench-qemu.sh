@@ -14,21 +14,40 @@
 #                      threads and the vhost worker on the other (default 0)
 #   BENCH_OUT          work directory (default build/bench; this uses qemu/)
 #   BENCH_QEMU_TIMEOUT hard timeout of the VM run (default 3600 s)
+#   BENCH_QEMU_PROFILE 1: an instruction profile instead of timing (`make
+#                      profile-qemu`): the test VM runs tests/profile/tbprof.c
+#                      counting user space too, each transfer is a window,
+#                      and scripts/profile-report.py prints the outer guest's
+#                      instructions per MiB by function, C beside ours
+#                      (BENCH_PROFILE_TOP rows, default 30; more options in
+#                      BENCH_PROFILE_ARGS, e.g. "--by-diff --calls")
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-[ $# -eq 3 ] || { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$1 MODULE=$2 RAW=$3
 OUT=${BENCH_OUT:-$REPO/build/bench}/qemu
 mkdir -p "$OUT"
 img=$("$HERE/guest-image.sh" "$KDIR" "$OUT" "$(realpath "$MODULE")")
 LOG=$OUT/console.log
+PROFILE=${BENCH_QEMU_PROFILE:-0}
+if [ "$PROFILE" = 1 ]; then
+    ${CC:-gcc} -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
+        -o "$OUT/tbprof.so" "$REPO/tests/profile/tbprof.c"
+    rm -f "$OUT"/prof.*
+    export VM_QEMU_ARGS="-plugin $OUT/tbprof.so,out=$OUT/prof,user=on"
+fi
 set +e
 VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${BENCH_QEMU_TIMEOUT:-3600}" -l "$LOG" \
-    -c "/bin/guest-bench.sh ${BENCH_QEMU_ROUNDS:-3} ${BENCH_QEMU_MB:-16} ${BENCH_QEMU_REPS:-3} ${BENCH_QEMU_PIN:-0}" 2>"$OUT/vm.stderr" |
+    -c "/bin/guest-bench.sh ${BENCH_QEMU_ROUNDS:-3} ${BENCH_QEMU_MB:-16} ${BENCH_QEMU_REPS:-3} ${BENCH_QEMU_PIN:-0} $PROFILE" 2>"$OUT/vm.stderr" |
     sed -u -n 's/\r$//; /^guest-bench: /p; /^vbench-row,/p'
 rc=${PIPESTATUS[0]}
 set -e
 tr -d '\r' < "$LOG" | sed -n 's/^vbench-row,//p' >> "$RAW"
 [ "$rc" = 0 ] || { cat "$OUT/vm.stderr" >&2; echo "bench-qemu: FAILED (console log: $LOG)" >&2; }
+if [ "$PROFILE" = 1 ]; then
+    /usr/bin/python3 "$HERE/profile-report.py" --log "$LOG" --dumps "$OUT/prof" \
+        --system-map "$KDIR/System.map" --top "${BENCH_PROFILE_TOP:-30}" \
+        ${BENCH_PROFILE_ARGS:-} || rc=1
+fi
 exit "$rc"

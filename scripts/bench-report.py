@@ -356,6 +356,15 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "        --dumps build/profile/prof --system-map $(make -s kdir)/System.map \\",
         "        --by-diff --blocks TaskBody             # largest differences, hot blocks",
         "",
+        "``make profile-qemu`` does the same for the nested QEMU rows: each",
+        "transfer is a window, and the plugin also counts user space (the inner",
+        "QEMU that runs the guest) as one line, per MiB moved. ``--calls`` counts",
+        "calls instead of instructions: how often the worker was woken, the",
+        "guest signalled, a packet received::",
+        "",
+        "    make profile-qemu                           # one boot each, two transfers each way",
+        "    BENCH_PROFILE_ARGS='--calls --by-diff' make profile-qemu",
+        "",
     ]
     if os.path.exists(notes):
         out += [".. include:: performance/notes.inc", ""]

@@ -8,7 +8,10 @@ to which row and how many packets it moved), the plugin's dumps PREFIX.N
 and the kernel's System.map for the core kernel's symbols.
 
 Prints, per row (test, size), the guest kernel instructions per packet by
-function, C beside ours, the largest first, and totals by module. Under TCG
+function, C beside ours, the largest first, and totals by module; with
+--calls, calls (runs of a function's first block) instead of instructions.
+The nested QEMU rows (scripts/bench-qemu.sh, tests "qemu_*") count per MiB,
+and user space too, as one line (the plugin's user=on). Under TCG
 an instruction count is the closest thing to CPU time there is, and it is
 exact: the rows differ between C and ours only where the code differs.
 """
@@ -63,11 +66,10 @@ class Symbolizer:
         self.addrs = [s[0] for s in syms]
         self.syms = syms
 
-    def lookup(self, addr):
-        return self.lookup_at(addr)[:2]
-
     def lookup_at(self, addr):
         """(symbol, module, offset in the symbol)"""
+        if addr == 0:  # tbprof.c's bucket of user-space blocks
+            return ("(user space)", "user", 0)
         i = bisect.bisect_right(self.addrs, addr) - 1
         if i < 0:
             return ("?", "?", 0)
@@ -93,14 +95,17 @@ def short(name, width=70):
     return name
 
 
-def profile(dump, sym):
-    """Instructions by (module, symbol) in one dump."""
+def profile(dump, sym, calls=False):
+    """Instructions (or calls) by (module, symbol) in one dump."""
     by = collections.Counter()
     with open(dump) as f:
         for line in f:
             a, n, c = line.split()
-            name, mod = sym.lookup(int(a, 16))
-            by[(mod, name)] += int(n) * int(c)
+            name, mod, off = sym.lookup_at(int(a, 16))
+            if not calls:
+                by[(mod, name)] += int(n) * int(c)
+            elif off == 0 and mod != "user":
+                by[(mod, name)] += int(c)
     return by
 
 
@@ -133,6 +138,9 @@ def main():
     ap.add_argument("--check", action="store_true",
                     help="fail unless every row has a dump, for C and ours, with"
                          " instructions counted in both modules (make check)")
+    ap.add_argument("--calls", action="store_true",
+                    help="count calls (runs of each function's first block),"
+                         " not instructions")
     ap.add_argument("--by-diff", action="store_true",
                     help="order functions by the difference between C and ours")
     a = ap.parse_args()
@@ -151,7 +159,7 @@ def main():
             missing += 1
             continue
         sym = Symbolizer(ksyms, mods)
-        prof = profile(path, sym)
+        prof = profile(path, sym, a.calls)
         per[(test, size)][imp].append({k: v / pkts for k, v in prof.items()})
         if a.blocks:
             print_blocks(path, sym, a.blocks, f"{test} {size} B, {imp}, round {rnd}", pkts)
@@ -176,7 +184,12 @@ def main():
         rowd = per[(test, size)]
         c = mean(rowd.get("c", []))
         o = mean(rowd.get("ours", []))
-        print(f"\n== {test} {size} B: guest kernel instructions per packet "
+        what = "calls" if a.calls else "instructions"
+        if test.startswith("qemu_"):
+            head = f"{test} {size} MiB: test VM {what} per MiB"
+        else:
+            head = f"{test} {size} B: guest kernel {what} per packet"
+        print(f"\n== {head} "
               f"(C: {len(rowd.get('c', []))} windows, ours: {len(rowd.get('ours', []))})")
 
         def group(d, mods):

@@ -23,6 +23,11 @@
  *   nettool hmp SOCKET COMMAND...
  *       one command on QEMU's human monitor over a unix socket; prints its
  *       output.
+ *   nettool mark start|stop
+ *       sets off a mark of tests/profile/tbprof.c (the QEMU plugin of
+ *       scripts/profile.sh and `make profile-qemu`): start zeroes the outer
+ *       VM's kernel instruction counts, stop writes them out. It executes a
+ *       `ret` at the plugin's address; without the plugin it does nothing.
  *
  * Exit status 0 on success, 1 on failure, 2 on usage errors.
  */
@@ -40,12 +45,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BUF (256 * 1024)
+
+/* tests/profile/tbprof.c's marks (as in tests/vmtest/src/bin/vbench.rs). */
+#define MARK_START 0x7e5700000000ULL
+#define MARK_STOP 0x7e5700000040ULL
 
 static double now(void)
 {
@@ -460,6 +470,29 @@ static int hmp(int argc, char **argv)
 	return 0;
 }
 
+static int mark(int argc, char **argv)
+{
+	unsigned long long at;
+	unsigned char *page;
+
+	if (argc != 1)
+		return 2;
+	if (!strcmp(argv[0], "start"))
+		at = MARK_START;
+	else if (!strcmp(argv[0], "stop"))
+		at = MARK_STOP;
+	else
+		return 2;
+	page = mmap((void *)MARK_START, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (page != (void *)MARK_START)
+		die("mmap marks");
+	page[0] = 0xc3;
+	page[MARK_STOP - MARK_START] = 0xc3;
+	((void (*)(void))(uintptr_t)at)();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rc = 2;
@@ -480,6 +513,8 @@ int main(int argc, char **argv)
 			rc = channels(argc - 2, argv + 2);
 		else if (!strcmp(c, "hmp"))
 			rc = hmp(argc - 2, argv + 2);
+		else if (!strcmp(c, "mark"))
+			rc = mark(argc - 2, argv + 2);
 	}
 	if (rc == 2)
 		fprintf(stderr, "usage: see the comment at the top of tests/guest/nettool.c\n");

@@ -20,12 +20,21 @@
 # with vhost=on, and the vhost worker) on CPU 1, so that where the scheduler
 # happens to put them does not decide a transfer's speed.
 #
-# Usage: guest-bench.sh ROUNDS MB [REPS [PIN]]
+# With PROF=1 (`make profile-qemu`), each transfer runs between the marks
+# of tests/profile/tbprof.c (`nettool mark`), and the log gets what
+# scripts/profile-report.py reads: the loaded modules' text symbols
+# (vbench-ksym lines) after each load and a line per dump
+#   vbench-profile,DUMP,ROUND,IMPL,qemu_g2h|qemu_h2g,MB,MB
+# (the packet count is MB: the report's counts are per MiB).
+#
+# Usage: guest-bench.sh ROUNDS MB [REPS [PIN [PROF]]]
 . /lib/guest/lib.sh
 ROUNDS=${1:-3}
 MB=${2:-16}
 REPS=${3:-3}
 PIN=${4:-0}
+PROF=${5:-0}
+dumps=0
 C=/lib/vhost/c
 fail=0
 
@@ -40,6 +49,19 @@ unload() {
         c) rmmod vhost_net vhost vhost_iotlb ;;
         ours) rmmod vhost_net_rs ;;
     esac
+}
+# The modules' text symbols, as vbench prints them for the report
+ksyms() {
+    awk 'NF >= 4 && ($2 == "t" || $2 == "T") {
+        m = $4; gsub(/[][]/, "", m); print "vbench-ksym," $1 "," $3 "," m }' /proc/kallsyms
+}
+# mark start | mark stop ROUND IMPL TEST: around a profiled transfer
+mark() {
+    [ "$PROF" = 1 ] || return 0
+    nettool mark $1
+    [ $1 = stop ] || return 0
+    echo "vbench-profile,$dumps,$2,$3,$4,$MB,$MB"
+    dumps=$((dumps + 1))
 }
 # row ROUND IMPL TEST RECV-LINE: the receiver's line gives bytes and secs;
 # 1 if the transfer failed
@@ -81,6 +103,7 @@ while [ $round -le "$ROUNDS" ]; do
         name=b$impl
         [ $impl = novhost ] && vh=off || vh=on,vhostforce=on
         load $impl || { echo "guest-bench: loading $impl failed"; fail=1; continue; }
+        [ "$PROF" = 1 ] && ksyms
         qemu_start $name \
             -netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=$vh \
             -device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56 \
@@ -102,8 +125,10 @@ while [ $round -le "$ROUNDS" ]; do
                 r0=$(g $name "$RETRANS") c0=$(worker_cpu $name)
                 nettool tcp-recv 5002 $seed > /tmp/r 2>&1 &
                 rp=$!
+                mark start
                 g $name "nettool tcp-send 198.18.0.1 5002 $((MB << 20)) $seed" >/dev/null
                 wait $rp
+                mark stop $round $impl qemu_g2h
                 recv=$(cat /tmp/r)
                 row $round $impl qemu_g2h "$recv" &&
                     note $round $impl g2h $rep "$recv" "$r0" "$(g $name "$RETRANS")" "$c0" "$(worker_cpu $name)"
@@ -111,8 +136,10 @@ while [ $round -le "$ROUNDS" ]; do
                 r0=$(retrans) c0=$(worker_cpu $name)
                 g $name "nettool tcp-recv 5001 $seed > /tmp/r 2>&1 &" >/dev/null
                 usleep 300000
+                mark start
                 nettool tcp-send 198.18.0.2 5001 $((MB << 20)) $seed >/dev/null
                 usleep 500000
+                mark stop $round $impl qemu_h2g
                 recv=$(g $name "cat /tmp/r")
                 row $round $impl qemu_h2g "$recv" &&
                     note $round $impl h2g $rep "$recv" "$r0" "$(retrans)" "$c0" "$(worker_cpu $name)"

@@ -12,7 +12,12 @@
  * once, then zeroes them. tests/vmtest/src/bin/vbench.rs (--profile) maps
  * a page with two `ret`s there and calls them around each measured window.
  *
- * Usage: qemu-system-x86_64 ... -plugin tbprof.so,out=PREFIX
+ * With user=on, user-space blocks count too, all of them in one bucket at
+ * vaddr 0 (a line per block length): what the guest's processes executed,
+ * as a total. The nested QEMU rows need it (`make profile-qemu`), where the
+ * inner guest runs in the outer guest's user space.
+ *
+ * Usage: qemu-system-x86_64 ... -plugin tbprof.so,out=PREFIX[,user=on]
  *
  * Only the plugin API's stable C functions are used; they are declared here
  * (QEMU 7.2 ships no header for plugins), as QEMU's API version 1 defines
@@ -79,6 +84,7 @@ static struct block *all;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *prefix = "tbprof";
 static unsigned int seq;
+static bool count_user;
 
 static unsigned int hash_of(uint64_t vaddr, uint64_t insns)
 {
@@ -159,8 +165,11 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			vaddr == MARK_STOP ? (void *)1 : NULL);
 		return;
 	}
-	if (vaddr < KERNEL_MIN)
-		return;
+	if (vaddr < KERNEL_MIN) {
+		if (!count_user)
+			return;
+		vaddr = 0;
+	}
 	pthread_mutex_lock(&lock);
 	b = block_of(vaddr, qemu_plugin_tb_n_insns(tb));
 	pthread_mutex_unlock(&lock);
@@ -182,6 +191,8 @@ qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc,
 	for (i = 0; i < argc; i++) {
 		if (strncmp(argv[i], "out=", 4) == 0) {
 			prefix = argv[i] + 4;
+		} else if (strcmp(argv[i], "user=on") == 0) {
+			count_user = true;
 		} else {
 			fprintf(stderr, "tbprof: unknown argument %s\n", argv[i]);
 			return -1;
