@@ -46,12 +46,13 @@ profile: module
 
 # The same for the nested QEMU rows (scripts/bench-qemu.sh,
 # BENCH_QEMU_PROFILE): the test VM's instructions per MiB moved, kernel by
-# function and user space (the inner QEMU) as one line, C beside ours.
+# function and user space (the inner QEMU) as one line, C beside ours;
+# 64 KB TSO packets (BENCH_QEMU_TSO) so that the windows compare.
 profile-qemu: module
 	@mkdir -p $${BENCH_OUT:-$(CURDIR)/build/profile}
 	@BENCH_QEMU_PROFILE=1 BENCH_QEMU_ROUNDS=$${BENCH_QEMU_ROUNDS:-1} \
 		BENCH_QEMU_REPS=$${BENCH_QEMU_REPS:-2} BENCH_QEMU_PIN=$${BENCH_QEMU_PIN:-1} \
-		BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
+		BENCH_QEMU_TSO=$${BENCH_QEMU_TSO:-44} BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
 		scripts/bench-qemu.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko \
 		$${BENCH_OUT:-$(CURDIR)/build/profile}/qemu-raw.csv
 

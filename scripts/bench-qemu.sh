@@ -12,6 +12,9 @@
 #   BENCH_QEMU_REPS    transfers each way per guest boot (default 3)
 #   BENCH_QEMU_PIN     1: the guest's vCPU thread on one CPU, QEMU's other
 #                      threads and the vhost worker on the other (default 0)
+#   BENCH_QEMU_TSO     both senders' net.ipv4.tcp_min_tso_segs (default 0:
+#                      the kernel's 2, packet sizes follow the rate; make
+#                      profile-qemu: 44, about 64 KB; see outer-bench.sh)
 #   BENCH_OUT          work directory (default build/bench; this uses qemu/)
 #   BENCH_QEMU_TIMEOUT hard timeout of the VM run (default 3600 s)
 #   BENCH_QEMU_PROFILE 1: an instruction profile instead of timing (`make
@@ -24,7 +27,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-[ $# -eq 3 ] || { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$1 MODULE=$2 RAW=$3
 OUT=${BENCH_OUT:-$REPO/build/bench}/qemu
 mkdir -p "$OUT"
@@ -39,7 +42,7 @@ if [ "$PROFILE" = 1 ]; then
 fi
 set +e
 VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${BENCH_QEMU_TIMEOUT:-3600}" -l "$LOG" \
-    -c "/bin/guest-bench.sh ${BENCH_QEMU_ROUNDS:-3} ${BENCH_QEMU_MB:-16} ${BENCH_QEMU_REPS:-3} ${BENCH_QEMU_PIN:-0} $PROFILE" 2>"$OUT/vm.stderr" |
+    -c "/bin/guest-bench.sh ${BENCH_QEMU_ROUNDS:-3} ${BENCH_QEMU_MB:-16} ${BENCH_QEMU_REPS:-3} ${BENCH_QEMU_PIN:-0} $PROFILE ${BENCH_QEMU_TSO:-0}" 2>"$OUT/vm.stderr" |
     sed -u -n 's/\r$//; /^guest-bench: /p; /^vbench-row,/p'
 rc=${PIPESTATUS[0]}
 set -e
