@@ -15,6 +15,9 @@
 #   BENCH_QEMU_TSO     both senders' net.ipv4.tcp_min_tso_segs (default 0:
 #                      the kernel's 2, packet sizes follow the rate; make
 #                      profile-qemu: 44, about 64 KB; see outer-bench.sh)
+#   BENCH_QUICK        1: the make check smoke test: fail unless every
+#                      transfer gave a row (and, profiling, unless every
+#                      row has windows counted in both modules)
 #   BENCH_OUT          work directory (default build/bench; this uses qemu/)
 #   BENCH_QEMU_TIMEOUT hard timeout of the VM run (default 3600 s)
 #   BENCH_QEMU_PROFILE 1: an instruction profile instead of timing (`make
@@ -27,9 +30,10 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-[ $# -eq 3 ] || { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$1 MODULE=$2 RAW=$3
 OUT=${BENCH_OUT:-$REPO/build/bench}/qemu
+mkdir -p "$(dirname "$RAW")"
 mkdir -p "$OUT"
 img=$("$HERE/guest-image.sh" "$KDIR" "$OUT" "$(realpath "$MODULE")")
 LOG=$OUT/console.log
@@ -47,10 +51,17 @@ VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${BENCH_QEMU_TIMEO
 rc=${PIPESTATUS[0]}
 set -e
 tr -d '\r' < "$LOG" | sed -n 's/^vbench-row,//p' >> "$RAW"
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    # Three modes (c, ours, novhost), two directions, REPS each, per round.
+    want=$(( ${BENCH_QEMU_ROUNDS:-3} * ${BENCH_QEMU_REPS:-3} * 6 ))
+    got=$(tr -d '\r' < "$LOG" | grep -c '^vbench-row,[0-9]*,\(c\|ours\|novhost\),qemu_[gh]2[hg],' || true)
+    [ "$got" = "$want" ] || { echo "bench-qemu: $got rows, expected $want" >&2; rc=1; }
+fi
 [ "$rc" = 0 ] || { cat "$OUT/vm.stderr" >&2; echo "bench-qemu: FAILED (console log: $LOG)" >&2; }
 if [ "$PROFILE" = 1 ]; then
     /usr/bin/python3 "$HERE/profile-report.py" --log "$LOG" --dumps "$OUT/prof" \
         --system-map "$KDIR/System.map" --top "${BENCH_PROFILE_TOP:-30}" \
-        ${BENCH_PROFILE_ARGS:-} || rc=1
+        $([ "$QUICK" = 1 ] && echo --check) ${BENCH_PROFILE_ARGS:-} || rc=1
 fi
 exit "$rc"

@@ -92,6 +92,10 @@ step "bench smoke test (BENCH_QUICK=1: runs, well-formed output)" \
 step "profile smoke test (make profile with BENCH_QUICK=1: every row counted, both modules)" \
     env BENCH_QUICK=1 BENCH_PROFILE=1 BENCH_PROFILE_TOP=5 BENCH_OUT="$REPO/build/profile-quick" \
     scripts/bench.sh "$kdir" "$ko"
+step "nested QEMU rows smoke test (make profile-qemu at 1 MiB: a row per transfer, both modules counted)" \
+    env BENCH_QUICK=1 BENCH_QEMU_PROFILE=1 BENCH_QEMU_ROUNDS=1 BENCH_QEMU_MB=1 BENCH_QEMU_REPS=1 \
+    BENCH_QEMU_PIN=1 BENCH_QEMU_TSO=44 BENCH_PROFILE_TOP=5 BENCH_OUT="$REPO/build/profile-quick" \
+    scripts/bench-qemu.sh "$kdir" "$ko" "$REPO/build/profile-quick/qemu-raw.csv"
 # Hostile-guest/process tests on the debug kernel (KASAN, lockdep,
 # kmemleak, UBSAN), both modules. VHOST_CHECK_DEBUG=0 skips them. Before
 # the guests: the debug kernel is built (and cached) early in a cold run.
