@@ -49,7 +49,6 @@ profile: module
 # function and user space (the inner QEMU) as one line, C beside ours;
 # 64 KB TSO packets (BENCH_QEMU_TSO) so that the windows compare.
 profile-qemu: module
-	@mkdir -p $${BENCH_OUT:-$(CURDIR)/build/profile}
 	@BENCH_QEMU_PROFILE=1 BENCH_QEMU_ROUNDS=$${BENCH_QEMU_ROUNDS:-1} \
 		BENCH_QEMU_REPS=$${BENCH_QEMU_REPS:-2} BENCH_QEMU_PIN=$${BENCH_QEMU_PIN:-1} \
 		BENCH_QEMU_TSO=$${BENCH_QEMU_TSO:-44} BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \

@@ -30,6 +30,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+. "$HERE/env.sh"
 [ $# -eq 3 ] || { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$1 MODULE=$2 RAW=$3
 OUT=${BENCH_OUT:-$REPO/build/bench}/qemu
@@ -39,10 +40,8 @@ img=$("$HERE/guest-image.sh" "$KDIR" "$OUT" "$(realpath "$MODULE")")
 LOG=$OUT/console.log
 PROFILE=${BENCH_QEMU_PROFILE:-0}
 if [ "$PROFILE" = 1 ]; then
-    ${CC:-gcc} -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
-        -o "$OUT/tbprof.so" "$REPO/tests/profile/tbprof.c"
-    rm -f "$OUT"/prof.*
-    export VM_QEMU_ARGS="-plugin $OUT/tbprof.so,out=$OUT/prof,user=on"
+    VM_QEMU_ARGS=$(tbprof_args "$OUT" user=on)
+    export VM_QEMU_ARGS
 fi
 set +e
 VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${BENCH_QEMU_TIMEOUT:-3600}" -l "$LOG" \

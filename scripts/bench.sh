@@ -38,6 +38,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+. "$HERE/env.sh"
 KDIR=${1:-$("$HERE/kernel.sh" release)}
 MODULE=${2:-$REPO/vhost_net_rs.ko}
 OUT=${BENCH_OUT:-${VMCHECK_OUT:-$REPO/build/bench}}
@@ -69,10 +70,8 @@ if [ "$PROFILE" = 1 ]; then
     # An instruction count per translation block is exact under TCG, where
     # perf has no hardware counters. A few blocks per window are counted
     # before the window starts (their counts are zeroed by the mark).
-    ${CC:-gcc} -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
-        -o "$OUT/tbprof.so" "$REPO/tests/profile/tbprof.c"
-    rm -f "$OUT"/prof.*
-    export VM_QEMU_ARGS="-plugin $OUT/tbprof.so,out=$OUT/prof"
+    VM_QEMU_ARGS=$(tbprof_args "$OUT")
+    export VM_QEMU_ARGS
     ARGS+=" --profile"
     # One CPU unless asked otherwise: on two, a spin lock's waiter counts
     # the instructions of its spinning, which depend on timing (a latency

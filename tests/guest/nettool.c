@@ -25,9 +25,9 @@
  *       output.
  *   nettool mark start|stop
  *       sets off a mark of tests/profile/tbprof.c (the QEMU plugin of
- *       scripts/profile.sh and `make profile-qemu`): start zeroes the outer
- *       VM's kernel instruction counts, stop writes them out. It executes a
- *       `ret` at the plugin's address; without the plugin it does nothing.
+ *       `make profile-qemu`): start zeroes the outer VM's instruction
+ *       counts, stop writes them out. It executes a `ret` at the plugin's
+ *       address; without the plugin it does nothing.
  *
  * Exit status 0 on success, 1 on failure, 2 on usage errors.
  */
