@@ -3,7 +3,7 @@
  * tbprof: a QEMU TCG plugin that counts the guest kernel instructions the
  * emulated CPUs execute, per translation block, between two marks the guest
  * sets off itself. `perf` has no hardware counters under TCG; this gives an
- * exact instruction profile instead (scripts/profile.sh).
+ * exact instruction profile instead (`make profile`, `make profile-qemu`).
  *
  * Marks: a guest process that executes the instruction at user address
  * MARK_START zeroes every count; one at MARK_STOP writes the counts since

@@ -130,7 +130,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: vbench [--rounds N] [--secs S] [--warm S] [--pkts N] [--sizes 64,256,1500,65000]\n\
          \x20             [--tests tx,rx,lat] [--num RING] [--only c|ours] [--c-dir DIR] [--ours KO]\n\
-         \x20             [--profile]  (marks for scripts/profile.sh around each window)\n\
+         \x20             [--profile]  (marks for make profile around each window)\n\
          \x20             [--pin D,O,W|off]  (driver, other side, worker on these CPUs; default:\n\
          \x20                                the latency row on 0,1,1 with two CPUs or more)\n\
          \x20      vbench --quick   (1 round, 300 packets a row: a smoke test)"
