@@ -8,7 +8,8 @@
 #   BENCH_QUICK=1   smoke test for `make check`: 1 round, 300 packets a row;
 #                   checks that every row is there and well formed; does not
 #                   touch Documentation/
-#   BENCH_ROUNDS    rounds (default 5; each round runs C then ours: ABAB...)
+#   BENCH_ROUNDS    rounds (default 5; each row of a round runs on both
+#                   modules back to back, C first in odd rounds: vbench --order)
 #   BENCH_SECS      measured window of a row in seconds (default 1.5)
 #   BENCH_ARGS      extra vbench arguments (e.g. "--tests tx --sizes 64")
 #   BENCH_DOC=0     do not write Documentation/performance{.rst,/}

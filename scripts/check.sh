@@ -56,6 +56,8 @@ cargo_tests tests/vmtest "harness, comparison, uapi layout"
 # default set plus this lint.
 step "tests/vmtest: clippy clean, and every unsafe block says why it is sound (clippy::undocumented_unsafe_blocks)" \
     sh -c 'cd tests/vmtest && cargo clippy --quiet --release --target x86_64-unknown-linux-gnu --all-targets -- -D warnings -D clippy::undocumented_unsafe_blocks'
+step "bench-report: its statistics (median confidence interval, pairing by round) on known answers" \
+    /usr/bin/python3 scripts/bench-report.py --self-test
 # Fuzzing src/core (desc_chain, interval_map, iotlb_msg), bounded (make soak
 # runs long).
 step "cargo fuzz, ${VHOST_FUZZ_SECS:-20} s per target (ASan)" tests/fuzz/run.sh "${VHOST_FUZZ_SECS:-20}"
