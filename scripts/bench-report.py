@@ -121,6 +121,36 @@ METRICS = {
             ("worker_ns_per_pkt", "worker ns/trip", 1, False)],
 }
 METRICS["qemu_g2h"] = METRICS["qemu_h2g"] = [("gbps", "Mbit/s", 1e3, True)]
+# The instruction rows (--instr: scripts/profile-report.py --csv), per
+# packet (per round trip for latency).
+for _t, _per in (("tx", "pkt"), ("rx", "pkt"), ("lat", "trip")):
+    METRICS[_t] += [("kernel_insns", f"kernel instr/{_per}", 1, False),
+                    ("module_insns", f"module instr/{_per}", 1, False)]
+INSTR_COLUMNS = "round,impl,test,size,packets,kernel_insns,module_insns".split(",")
+
+
+def load_instr(path):
+    """The instruction rows: dicts like load()'s, with kernel_insns and
+    module_insns; (rows, errors)."""
+    rows, errors = [], []
+    with open(path, newline="") as f:
+        r = csv.reader(f)
+        header = next(r, None)
+        if header != INSTR_COLUMNS:
+            return rows, [f"{path}: header is {header}, expected {INSTR_COLUMNS}"]
+        for n, rec in enumerate(r, 2):
+            try:
+                d = dict(zip(INSTR_COLUMNS, rec), round=int(rec[0]), size=int(rec[3]),
+                         packets=int(rec[4]), kernel_insns=num(rec[5]),
+                         module_insns=num(rec[6]))
+            except (ValueError, IndexError) as e:
+                errors.append(f"{path} line {n}: {e}: {rec}")
+                continue
+            if d["packets"] <= 0 or not d["kernel_insns"] or d["module_insns"] is None:
+                errors.append(f"{path} line {n}: no packets or no instructions: {rec}")
+                continue
+            rows.append(d)
+    return rows, errors
 
 
 def label(test, size):
@@ -151,7 +181,7 @@ def paired(rows, t, s, col):
     """ours/C of each round that has both, for (test, size, column)."""
     by = {}
     for d in rows:
-        if d["test"] == t and d["size"] == s and d[col] is not None and d["impl"] in IMPLS:
+        if d["test"] == t and d["size"] == s and d.get(col) is not None and d["impl"] in IMPLS:
             by.setdefault(d["round"], {})[d["impl"]] = d[col]
     return [p["ours"] / p["c"] for p in by.values() if "c" in p and "ours" in p and p["c"]]
 
@@ -168,13 +198,17 @@ def summarize(rows):
             st = {}
             for i in IMPLS + ("novhost",):
                 v = [d[col] for d in rows if d["test"] == t and d["size"] == s
-                     and d["impl"] == i and d[col] is not None]
+                     and d["impl"] == i and d.get(col) is not None]
                 if v:
                     st[i] = (statistics.median(v), min(v), max(v), len(v))
             ratio = None
             if "c" in st and "ours" in st and st["c"][0]:
                 ratio = st["ours"][0] / st["c"][0]
+            if not st:
+                continue
             pr = paired(rows, t, s, col) if ratio is not None else []
+            if len(pr) < 3:  # no interval to speak of
+                pr = []
             out.append((t, s, col, lab, scale, higher, st, ratio,
                         median_ci(pr) if pr else None))
     return out
@@ -193,6 +227,8 @@ def cell(st, i, scale):
     if i not in st:
         return "-"
     m, lo, hi, _ = st[i]
+    if lo == hi:
+        return fmt(m, scale)
     return f"{fmt(m, scale)} ({fmt(lo, scale)}-{fmt(hi, scale)})"
 
 
@@ -347,6 +383,14 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "- **worker runs/kpkt**: how often the worker was put on a CPU (its",
         "  wake-ups, plus preemptions; ``schedstat``'s third field) per 1000",
         "  packets: a worker that sleeps and wakes more costs the scheduler more.",
+        "- **kernel instr/pkt**, **module instr/pkt**: guest kernel instructions",
+        "  executed per packet (per round trip for latency), all of them (both",
+        "  sides of the device) and those of the vhost module(s) alone: the same",
+        "  rows once more in a second boot with one CPU, counted by the",
+        "  ``make profile`` plugin (``BENCH_INSTR_ROUNDS``, default one round).",
+        "  Exact and independent of host load, they tell apart differences of a",
+        "  few percent that the timed rows cannot; ``make profile`` shows them",
+        "  by function.",
         "",
         "``ours/C``: the ratio of the two medians; higher is better for",
         "throughput, lower is better for latency and CPU time (column",
@@ -378,6 +422,7 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "",
         "    make bench                                  # 5 rounds, about 17 minutes",
         "    BENCH_QEMU=0 make bench                     # without the QEMU rows, about 3",
+        "    BENCH_INSTR=0 make bench                    # without the instruction rows",
         "    BENCH_ROUNDS=9 BENCH_SECS=3 make bench      # more rounds, longer windows",
         "    BENCH_ARGS='--tests tx --sizes 64' make bench  # a subset: this page is left alone",
         "    BENCH_ARGS='--tests lat --pin off' make bench  # latency left to the scheduler",
@@ -428,6 +473,16 @@ def self_test():
             row(2, "c", 100.0), row(3, "c", 50.0), row(4, "ours", 1.0)]
     got = sorted(paired(rows, "tx", 64, "pps"))
     assert got == [0.9, 1.1], got  # rounds 3 and 4 have one side only
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+        f.write(",".join(INSTR_COLUMNS) + "\n1,c,tx,64,100,1628.1,414.5\n"
+                "1,ours,tx,64,120,1528.9,508.0\n1,ours,rx,64,0,1.0,1.0\n1,c,rx,x,1,1,1\n")
+    irows, ierrs = load_instr(f.name)
+    os.unlink(f.name)
+    assert len(irows) == 2 and len(ierrs) == 2, (irows, ierrs)
+    summ = {(x[0], x[2]): x for x in summarize(irows)}
+    assert abs(summ[("tx", "kernel_insns")][7] - 1528.9 / 1628.1) < 1e-9
+    assert ("tx", "pps") not in summ  # no timed rows: no timed metric
     print("bench-report self-test: ok")
     return 0
 
@@ -444,10 +499,19 @@ def main():
     ap.add_argument("--kernel", default="?")
     ap.add_argument("--accel", default="")
     ap.add_argument("--args", default="")
+    ap.add_argument("--instr", help="instruction rows (scripts/profile-report.py --csv)")
     a = ap.parse_args()
     rows, errs = load(a.raw)
     tests, subset = asked(a.args)
     errs += check(rows, a.rounds, tests)
+    if a.instr:
+        irows, ierrs = load_instr(a.instr)
+        errs += ierrs
+        for t in tests:
+            for i in IMPLS:
+                if not any(d["test"] == t and d["impl"] == i for d in irows):
+                    errs.append(f"instruction rows: no {t} row for {i}")
+        rows += irows
     summary = summarize(rows)
     write_summary(a.summary, summary)
     head, body = table(summary)

@@ -26,6 +26,11 @@
 #                   kernel's instructions per packet by function, C beside
 #                   ours (BENCH_PROFILE_TOP: rows shown, default 30); no
 #                   report, no Documentation/, no QEMU rows; one CPU unless VM_SMP
+#   BENCH_INSTR=0   no instruction rows (by default a second boot runs the
+#                   rows once more under the make profile plugin, one CPU,
+#                   and the table gets each row's guest kernel instructions
+#                   per packet, all and the vhost module(s) alone;
+#                   BENCH_INSTR_ROUNDS, default 1)
 #   VMTEST_ACCEL, VM_MEM, VM_SMP: see scripts/vm.sh
 #
 # Writes OUT/raw.csv (every row of every round), OUT/summary.csv (medians),
@@ -61,6 +66,47 @@ BIN=$REPO/tests/vmtest/target/$TARGET/release
     -m "$MODULE" -f "$BIN/vbench:/bin/vbench" -c vbench
 
 # 3. One boot: every round of both modules.
+# Only warnings and worse on the console (kernel reports are still seen):
+# module load messages must not cut the result lines. vbench's own lines
+# are shown as they come.
+# The TSC frequency comes from the host (scripts/vm.sh); the timing needs
+# it as the clocksource too.
+KARGS=${BENCH_KARGS-clocksource=tsc}
+run_vbench() { # run_vbench DIR ARGS: a boot running vbench ARGS; DIR/console.log, DIR/raw.csv
+    local dir=$1 args=$2 r
+    mkdir -p "$dir"
+    set +e
+    "$HERE/vm.sh" -k "$KDIR" -i "$OUT/initramfs.cpio.gz" -t "${BENCH_TIMEOUT:-2400}" \
+        -l "$dir/console.log" ${KARGS:+-a "$KARGS"} \
+        -c "echo 5 > /proc/sys/kernel/printk; vbench $args" 2>"$dir/vm.stderr" |
+        sed -u -n 's/\r$//; /^vbench: /p'
+    r=${PIPESTATUS[0]}
+    set -e
+    cat "$dir/vm.stderr" >&2
+    tr -d '\r' < "$dir/console.log" | sed -n 's/^vbench-header,//p' | head -n1 > "$dir/raw.csv"
+    tr -d '\r' < "$dir/console.log" | sed -n 's/^vbench-row,//p' >> "$dir/raw.csv"
+    return "$r"
+}
+# An instruction profile: a boot with tests/profile/tbprof.c in QEMU, then
+# its report (--csv PATH: each window's totals for make bench's table).
+# An instruction count per translation block is exact under TCG, where
+# perf has no hardware counters. A few blocks per window are counted
+# before the window starts (their counts are zeroed by the mark).
+# One CPU unless asked otherwise: on two, a spin lock's waiter counts the
+# instructions of its spinning, which depend on timing (a latency window
+# on 2026-12-01: 23174 in queued_spin_lock_slowpath per round trip for C,
+# 8294 for ours), so totals no longer compare.
+profile_pass() { # profile_pass DIR ARGS [report options]
+    local dir=$1 args=$2 r=0 plugin
+    shift 2
+    mkdir -p "$dir"
+    plugin=$(tbprof_args "$dir") || return 1
+    VM_QEMU_ARGS=$plugin VM_SMP=${VM_SMP_PROFILE:-1} run_vbench "$dir" "$args --profile" || r=1
+    /usr/bin/python3 "$HERE/profile-report.py" --log "$dir/console.log" --dumps "$dir/prof" \
+        --system-map "$KDIR/System.map" --top "${BENCH_PROFILE_TOP:-30}" \
+        $([ "$QUICK" = 1 ] && echo --check) "$@" || r=1
+    return "$r"
+}
 if [ "$QUICK" = 1 ]; then
     ARGS="--quick"
 else
@@ -68,41 +114,34 @@ else
 fi
 ARGS+=" ${BENCH_ARGS:-}"
 if [ "$PROFILE" = 1 ]; then
-    # An instruction count per translation block is exact under TCG, where
-    # perf has no hardware counters. A few blocks per window are counted
-    # before the window starts (their counts are zeroed by the mark).
-    VM_QEMU_ARGS=$(tbprof_args "$OUT")
-    export VM_QEMU_ARGS
-    ARGS+=" --profile"
-    # One CPU unless asked otherwise: on two, a spin lock's waiter counts
-    # the instructions of its spinning, which depend on timing (a latency
-    # window on 2026-12-01: 23174 in queued_spin_lock_slowpath per round
-    # trip for C, 8294 for ours), so totals no longer compare.
-    export VM_SMP=${VM_SMP:-1}
+    VM_SMP_PROFILE=${VM_SMP:-1} profile_pass "$OUT" "$ARGS" && exit 0
+    exit 1
 fi
-LOG=$OUT/console.log
-# Only warnings and worse on the console (kernel reports are still seen):
-# module load messages must not cut the result lines. vbench's own lines
-# are shown as they come.
-# The TSC frequency comes from the host (scripts/vm.sh); the timing needs
-# it as the clocksource too.
-KARGS=${BENCH_KARGS-clocksource=tsc}
-set +e
-"$HERE/vm.sh" -k "$KDIR" -i "$OUT/initramfs.cpio.gz" -t "${BENCH_TIMEOUT:-2400}" -l "$LOG" \
-    ${KARGS:+-a "$KARGS"} \
-    -c "echo 5 > /proc/sys/kernel/printk; vbench $ARGS" 2>"$OUT/vm.stderr" |
-    sed -u -n 's/\r$//; /^vbench: /p'
-rc=${PIPESTATUS[0]}
-set -e
-cat "$OUT/vm.stderr" >&2
-tr -d '\r' < "$LOG" | sed -n 's/^vbench-header,//p' | head -n1 > "$OUT/raw.csv"
-tr -d '\r' < "$LOG" | sed -n 's/^vbench-row,//p' >> "$OUT/raw.csv"
+rc=0
+run_vbench "$OUT" "$ARGS" || rc=$?
 
-if [ "$PROFILE" = 1 ]; then
-    /usr/bin/python3 "$HERE/profile-report.py" --log "$LOG" --dumps "$OUT/prof" \
-        --system-map "$KDIR/System.map" --top "${BENCH_PROFILE_TOP:-30}" \
-        $([ "$QUICK" = 1 ] && echo --check) || rc=1
-    exit "$rc"
+# 3b. The instructions rows: the same rows once more in a second boot,
+# profiled (above), on one CPU; their guest kernel instructions per packet
+# (all of it, and the vhost module(s) alone) go into the table beside the
+# timed rows. Exact and independent of host load, they tell apart what
+# the timed rows cannot (on a shared host those vary 20-30% from window
+# to window). BENCH_INSTR=0 skips them.
+INSTR=
+if [ "${BENCH_INSTR:-1}" = 1 ]; then
+    if [ "$QUICK" = 1 ]; then
+        IARGS="--quick"
+    else
+        IARGS="--rounds ${BENCH_INSTR_ROUNDS:-1} --secs 1"
+    fi
+    echo "bench: instruction rows (a second boot, profiled, one CPU)" >&2
+    mkdir -p "$OUT/instr"
+    if profile_pass "$OUT/instr" "$IARGS ${BENCH_ARGS:-}" --top 0 --csv "$OUT/instr.csv" \
+        >"$OUT/instr/report.txt"; then
+        INSTR=$OUT/instr.csv
+    else
+        cat "$OUT/instr/report.txt" >&2
+        rc=1
+    fi
 fi
 
 # 4. The nested QEMU rows (scripts/bench-qemu.sh: real guests with
@@ -119,7 +158,7 @@ qemu_rows() {
 REPORT=(/usr/bin/python3 "$HERE/bench-report.py" --raw "$OUT/raw.csv" --summary "$OUT/summary.csv"
         --accel "$(sed -n 's/.*booting .* (\([a-z]*\), \([0-9]*\) CPUs, \([0-9]*\) MiB.*/\1, \2 vCPUs, \3 MiB/p' "$OUT/vm.stderr" | head -n1)"
         --kernel "$(cat "$KDIR/include/config/kernel.release" 2>/dev/null || echo '?')"
-        --args "$ARGS")
+        --args "$ARGS" ${INSTR:+--instr "$INSTR"})
 if [ "$QUICK" = 1 ]; then
     REPORT+=(--check --rounds 1)
 elif [ "${BENCH_DOC:-1}" = 1 ]; then
@@ -127,6 +166,6 @@ elif [ "${BENCH_DOC:-1}" = 1 ]; then
 fi
 "${REPORT[@]}" || rc=1
 if [ "$rc" != 0 ]; then
-    echo "bench: FAILED (console log: $LOG)" >&2
+    echo "bench: FAILED (console logs: $OUT/console.log, $OUT/instr/console.log)" >&2
 fi
 exit "$rc"

@@ -143,6 +143,10 @@ def main():
                          " not instructions")
     ap.add_argument("--by-diff", action="store_true",
                     help="order functions by the difference between C and ours")
+    ap.add_argument("--csv", metavar="PATH",
+                    help="also write each window's totals per packet (or per MiB):"
+                         " round,impl,test,size,packets,kernel_insns,module_insns"
+                         " (make bench's instruction rows, scripts/bench-report.py)")
     a = ap.parse_args()
 
     ksyms = read_system_map(a.system_map)
@@ -152,6 +156,7 @@ def main():
         return 1
     # (test, size) -> impl -> list of (per-packet Counter)
     per = collections.defaultdict(lambda: collections.defaultdict(list))
+    windows = []  # (round, impl, test, size, packets, total, module) per packet
     missing = 0
     for n, rnd, imp, test, size, pkts, mods in rows:
         path = f"{a.dumps}.{n}"
@@ -161,11 +166,20 @@ def main():
         sym = Symbolizer(ksyms, mods)
         prof = profile(path, sym, a.calls)
         per[(test, size)][imp].append({k: v / pkts for k, v in prof.items()})
+        if not a.calls:
+            mods = C_MODS if imp == "c" else OURS_MODS
+            windows.append((rnd, imp, test, size, pkts, sum(prof.values()) / pkts,
+                            sum(v for (m, _), v in prof.items() if m in mods) / pkts))
         if a.blocks:
             print_blocks(path, sym, a.blocks, f"{test} {size} B, {imp}, round {rnd}", pkts)
     if missing:
         print(f"profile: {missing} rows without a dump or packets", file=sys.stderr)
     bad = missing
+    if a.csv:
+        with open(a.csv, "w") as f:
+            f.write("round,impl,test,size,packets,kernel_insns,module_insns\n")
+            for w in windows:
+                f.write("%d,%s,%s,%d,%d,%.1f,%.1f\n" % w)
 
     names = set()
     for rowd in per.values():
