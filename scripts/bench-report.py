@@ -285,10 +285,12 @@ def chart(path, summary):
     except ImportError:
         print("bench-report: no matplotlib (python3-matplotlib): no chart", file=sys.stderr)
         return False
-    rows = [x for x in summary if x[7] is not None]
+    # A ratio of 0 (a median of 0, as worker runs/kpkt can be) has no
+    # inverse to draw.
+    rows = [x for x in summary if x[7]]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
     # left: throughput medians with min/max
-    tp = [x for x in rows if x[2] in ("pps", "gbps")]
+    tp = [x for x in rows if x[2] == "pps"]
     ax = axes[0]
     ys = range(len(tp))
     for k, (i, colr) in enumerate((("c", "tab:gray"), ("ours", "tab:orange"))):
@@ -303,17 +305,32 @@ def chart(path, summary):
     ax.set_xlabel("packets/s (median, min-max), TCG")
     ax.legend()
     ax.set_title("Throughput")
-    # right: ratios, normalised so that > 1 is better for every metric
+    # right: ratios, normalised so that > 1 is better for every metric: the
+    # headline metric of each row and its instruction count; the paired
+    # median with its confidence interval where there is one.
     ax = axes[1]
+    rows = [x for x in rows if x[2] in ("pps", "gbps", "lat_p50_us", "kernel_insns")]
+    inv = lambda x, v: v if x[5] else 1 / v  # noqa: E731
     labels = [f"{label(x[0], x[1])}: {x[3]}" for x in rows]
-    vals = [x[7] if x[5] else 1 / x[7] for x in rows]
+    vals, lo, hi = [], [], []
+    for x in rows:
+        if x[8]:
+            m, a, b = inv(x, x[8][0]), inv(x, x[8][1]), inv(x, x[8][2])
+            vals.append(m)
+            lo.append(m - min(a, b))
+            hi.append(max(a, b) - m)
+        else:
+            vals.append(inv(x, x[7]))
+            lo.append(0)
+            hi.append(0)
     colors = ["tab:green" if v >= 1 else "tab:red" for v in vals]
-    ax.barh(range(len(rows)), vals, color=colors)
+    ax.barh(range(len(rows)), vals, xerr=[lo, hi], color=colors)
     ax.axvline(1.0, color="black", lw=1)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("ours relative to C (>1: ours better; throughput ours/C, cost C/ours)")
+    ax.set_xlabel("ours relative to C (>1: ours better; throughput ours/C, cost C/ours;\n"
+                  "timed rows: paired median and confidence interval)")
     ax.set_title("vhost_net_rs / C vhost_net")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -421,7 +438,7 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "Running it::",
         "",
         "    make bench                                  # 5 rounds, about 17 minutes",
-        "    BENCH_QEMU=0 make bench                     # without the QEMU rows, about 3",
+        "    BENCH_QEMU=0 make bench                     # without the QEMU rows, about 4",
         "    BENCH_INSTR=0 make bench                    # without the instruction rows",
         "    BENCH_ROUNDS=9 BENCH_SECS=3 make bench      # more rounds, longer windows",
         "    BENCH_ARGS='--tests tx --sizes 64' make bench  # a subset: this page is left alone",
