@@ -358,7 +358,7 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "Performance",
         "===========",
         "",
-        "``make bench`` (``scripts/bench.sh``) boots the test VM once and measures",
+        "``make bench`` (``scripts/bench.sh``) boots the test VM and measures",
         "the data path of ``vhost_net_rs`` and of the C ``vhost_net`` of the same",
         "kernel build, with a userspace guest-side ring driver",
         "(``tests/vmtest/src/bin/vbench.rs``). Each round measures every row on",
