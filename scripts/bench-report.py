@@ -201,11 +201,11 @@ def summarize(rows):
                      and d["impl"] == i and d.get(col) is not None]
                 if v:
                     st[i] = (statistics.median(v), min(v), max(v), len(v))
+            if not st:
+                continue
             ratio = None
             if "c" in st and "ours" in st and st["c"][0]:
                 ratio = st["ours"][0] / st["c"][0]
-            if not st:
-                continue
             pr = paired(rows, t, s, col) if ratio is not None else []
             if len(pr) < 3:  # no interval to speak of
                 pr = []

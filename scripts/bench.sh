@@ -127,7 +127,9 @@ run_vbench "$OUT" "$ARGS" || rc=$?
 # the timed rows cannot (on a shared host those vary 20-30% from window
 # to window). BENCH_INSTR=0 skips them.
 INSTR=
+INSTR_LOG=
 if [ "${BENCH_INSTR:-1}" = 1 ]; then
+    INSTR_LOG=$OUT/instr/console.log
     if [ "$QUICK" = 1 ]; then
         IARGS="--quick"
     else
@@ -166,6 +168,6 @@ elif [ "${BENCH_DOC:-1}" = 1 ]; then
 fi
 "${REPORT[@]}" || rc=1
 if [ "$rc" != 0 ]; then
-    echo "bench: FAILED (console logs: $OUT/console.log, $OUT/instr/console.log)" >&2
+    echo "bench: FAILED (console log: $OUT/console.log${INSTR_LOG:+, $INSTR_LOG})" >&2
 fi
 exit "$rc"

@@ -109,6 +109,11 @@ def profile(dump, sym, calls=False):
     return by
 
 
+def in_modules(by, mods):
+    """The part of a profile ({(module, symbol): count}) in modules `mods`."""
+    return sum(v for (m, _), v in by.items() if m in mods)
+
+
 def print_blocks(dump, sym, text, title, pkts):
     """The blocks of matching functions: offset, length, runs per packet."""
     rows = []
@@ -167,9 +172,8 @@ def main():
         prof = profile(path, sym, a.calls)
         per[(test, size)][imp].append({k: v / pkts for k, v in prof.items()})
         if not a.calls:
-            mods = C_MODS if imp == "c" else OURS_MODS
             windows.append((rnd, imp, test, size, pkts, sum(prof.values()) / pkts,
-                            sum(v for (m, _), v in prof.items() if m in mods) / pkts))
+                            in_modules(prof, C_MODS if imp == "c" else OURS_MODS) / pkts))
         if a.blocks:
             print_blocks(path, sym, a.blocks, f"{test} {size} B, {imp}, round {rnd}", pkts)
     if missing:
@@ -206,11 +210,8 @@ def main():
         print(f"\n== {head} "
               f"(C: {len(rowd.get('c', []))} windows, ours: {len(rowd.get('ours', []))})")
 
-        def group(d, mods):
-            return sum(v for (m, _), v in d.items() if m in mods)
-
         ct, ot = sum(c.values()), sum(o.values())
-        cm, om = group(c, C_MODS), group(o, OURS_MODS)
+        cm, om = in_modules(c, C_MODS), in_modules(o, OURS_MODS)
         if a.check and not (cm > 0 and om > 0):
             print(f"profile: {test} {size}: no instructions counted in the "
                   f"C modules ({cm:.0f}) or ours ({om:.0f})", file=sys.stderr)

@@ -1073,7 +1073,6 @@ fn phase(o: &Opts, round: u32, imp: Impl, rows: &[(&str, usize)], n: &mut Count)
     if o.profile {
         print_module_symbols();
     }
-    let t = Instant::now();
     for &(test, size) in rows {
         let r = match test {
             "tx" => bench_tx(o, size),
@@ -1114,13 +1113,6 @@ fn phase(o: &Opts, round: u32, imp: Impl, rows: &[(&str, usize)], n: &mut Count)
     if let Err(e) = o.paths.unload(imp) {
         println!("vbench: ERROR round {round} {}: unload: {e}", imp.label());
         n.errors += 1;
-    }
-    if !o.by_row {
-        println!(
-            "vbench: round {round} {} took {:.1}s",
-            imp.label(),
-            t.elapsed().as_secs_f64()
-        );
     }
 }
 
