@@ -22,7 +22,10 @@ use crate::vcore::dirtylog::{log_write, log_write_bufs, log_write_hva, DirtyBitm
 use crate::vcore::errno::Errno;
 use crate::vcore::features::has_feature;
 use crate::vcore::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
-use crate::vcore::ring::{ChainBufs, Ring, RingError, RingMemory, Translate, UsedElem, UIO_MAXIOV};
+use crate::vcore::ring::{
+    write_used_elems_buffered, ChainBufs, Ring, RingError, RingMemory, Translate, UsedElem,
+    UIO_MAXIOV,
+};
 use crate::vcore::uapi::{
     VhostIotlbMsg, VHOST_BACKEND_F_IOTLB_MSG_V2, VHOST_F_LOG_ALL, VHOST_IOTLB_MISS,
     VIRTIO_NET_F_MRG_RXBUF,
@@ -67,6 +70,21 @@ fn as_iovecs(pieces: &[Piece]) -> &[bindings::iovec] {
     // above) and field offsets on 64-bit, and every bit pattern is valid
     // for both.
     unsafe { core::slice::from_raw_parts(pieces.as_ptr().cast(), pieces.len()) }
+}
+
+/// Views used elements as the bytes of the used ring, or `None` on a
+/// big-endian machine, where their `u32`s are not little endian.
+fn used_elems_as_le_bytes(heads: &[UsedElem]) -> Option<&[u8]> {
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: `UsedElem` is `#[repr(C)]` { u32 id, u32 len } of size 8
+    // (asserted in vcore::ring), without padding, so `heads` is
+    // `heads.len() * 8` initialised bytes, valid for reads as long as the
+    // borrow; `u8` has alignment 1.
+    Some(unsafe {
+        core::slice::from_raw_parts(heads.as_ptr().cast::<u8>(), core::mem::size_of_val(heads))
+    })
 }
 
 /// Per-ring buffers of the worker (C's `vq->iov`, `indirect`, `heads`,
@@ -179,6 +197,18 @@ impl RingMemory for OwnerMem<'_> {
                 .map_err(|_| Errno::EFAULT);
         }
         self.write(uaddr, &bytes)
+    }
+
+    fn write_used_elems(&self, uaddr: u64, heads: &[UsedElem]) -> Result<(), Errno> {
+        match used_elems_as_le_bytes(heads) {
+            // As C: one `copy_to_user` of the elements as they lie, no
+            // stack buffer to fill (make profile, RX 64 KiB: 16 elements a
+            // packet).
+            Some(bytes) if self.iotlb.is_none() => {
+                usermem::copy_to_user(uaddr, bytes).map_err(|_| Errno::EFAULT)
+            }
+            _ => write_used_elems_buffered(self, uaddr, heads),
+        }
     }
 
     fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {

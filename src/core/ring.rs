@@ -115,6 +115,11 @@ pub(crate) trait RingMemory: DirtyBitmap {
     fn write_used_elem(&self, uaddr: u64, elem: UsedElem) -> Result<(), Errno> {
         self.write(uaddr, &elem.to_le_bytes())
     }
+    /// Writes consecutive used-ring elements, little endian (C's one
+    /// `vhost_copy_to_user` of `__vhost_add_used_n`).
+    fn write_used_elems(&self, uaddr: u64, heads: &[UsedElem]) -> Result<(), Errno> {
+        write_used_elems_buffered(self, uaddr, heads)
+    }
     /// Orders earlier loads before later loads (`smp_rmb`).
     fn rmb(&self);
     /// Orders earlier stores before later stores (`smp_wmb`).
@@ -249,13 +254,20 @@ impl Desc {
 }
 
 /// An entry of the used ring (`struct vring_used_elem`).
+///
+/// `#[repr(C)]`, two `u32`s and no padding: on a little-endian machine a
+/// slice of these has the used ring's layout (see
+/// [`RingMemory::write_used_elems`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct UsedElem {
     /// Head of the chain given back.
     pub(crate) id: u32,
     /// Bytes the device wrote into the chain.
     pub(crate) len: u32,
 }
+
+const _: () = assert!(core::mem::size_of::<UsedElem>() == USED_ELEM_SIZE as usize);
 
 impl UsedElem {
     /// The element as it lies in the used ring: `id`, then `len`, little
@@ -391,6 +403,17 @@ struct Collector<'a> {
 }
 
 impl Collector<'_> {
+    /// The chain collected: `head`, of `descs` descriptors.
+    fn chain(&self, head: u16, descs: u32) -> Chain {
+        Chain {
+            head,
+            out_num: self.out_num,
+            in_num: self.in_num,
+            log_num: self.log_num,
+            descs,
+        }
+    }
+
     /// Adds the buffer of a direct descriptor, checking what C checks after
     /// translating it: a readable buffer after a writable one is `EINVAL`.
     ///
@@ -434,15 +457,11 @@ impl Collector<'_> {
     }
 }
 
-/// Writes used-ring elements at user address `at`, little endian. C
-/// writes them with one copy; a stack buffer does it in a few, with the
-/// same result unless it faults half-way (when C may also have written a
-/// part). A few elements only zero a few bytes of buffer: zeroing 512
-/// bytes cost a small round more than the rest of `add_used` (make
-/// profile).
+/// Writes used-ring elements at user address `at` (C's
+/// `__vhost_add_used_n`).
 fn write_used_elems<M: RingMemory + ?Sized>(
     mem: &M,
-    mut at: u64,
+    at: u64,
     heads: &[UsedElem],
 ) -> Result<(), Errno> {
     // One element, the latency-bound case: C's `put_user`s, no buffer
@@ -450,6 +469,21 @@ fn write_used_elems<M: RingMemory + ?Sized>(
     if let [one] = heads {
         return mem.write_used_elem(at, *one).map_err(|_| Errno::EFAULT);
     }
+    mem.write_used_elems(at, heads)
+}
+
+/// Writes used-ring elements at user address `at`, little endian, through
+/// a stack buffer: [`RingMemory::write_used_elems`] for memory that cannot
+/// take the elements as they lie. C writes them with one copy; the buffer
+/// does it in a few, with the same result unless it faults half-way (when
+/// C may also have written a part). A few elements only zero a few bytes
+/// of buffer: zeroing 512 bytes cost a small round more than the rest of
+/// `add_used` (make profile).
+pub(crate) fn write_used_elems_buffered<M: RingMemory + ?Sized>(
+    mem: &M,
+    mut at: u64,
+    heads: &[UsedElem],
+) -> Result<(), Errno> {
     let mut small = [0u8; 8 * USED_ELEM_SIZE as usize];
     let mut big;
     let buf: &mut [u8] = if heads.len() <= 8 {
@@ -721,21 +755,50 @@ impl SplitRing {
             in_num: 0,
             log_num: 0,
         };
-        let mut i = u32::from(head);
-        let mut found: u32 = 0;
+        let d = self.read_desc(mem, u32::from(head))?;
+        let chain = if d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) == 0 {
+            // One direct descriptor, the usual RX buffer and TX packet: no
+            // walk, and the collector stays in registers (make profile).
+            acc.add(xlate, &d)?;
+            acc.chain(head, 1)
+        } else {
+            self.walk_chain(mem, xlate, indirect, acc, head, d)?
+        };
+        self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
+        Ok(Some(chain))
+    }
+
+    /// Reads descriptor `i` of the table, which must be below `num`.
+    #[inline(always)]
+    fn read_desc<M: RingMemory + ?Sized>(&self, mem: &M, i: u32) -> Result<Desc, RingError> {
+        let mut b = [0u8; 16];
+        let at = self.desc.wrapping_add(DESC_SIZE * u64::from(i));
+        mem.read(at, &mut b)
+            .map_err(|_| RingError::Broken(Errno::EFAULT))?;
+        Ok(Desc::from_bytes(&b))
+    }
+
+    /// Collects chain `head` from its first descriptor `d`, already read
+    /// (`head` is below `num`), into `acc`. The checks of C's loop, in its
+    /// order: each `next` below `num`, at most `num` descriptors (a loop),
+    /// each descriptor read after the previous one's buffer was
+    /// translated.
+    #[inline(never)]
+    fn walk_chain<M, T>(
+        &self,
+        mem: &M,
+        xlate: &T,
+        indirect: &mut [Piece],
+        mut acc: Collector<'_>,
+        head: u16,
+        mut d: Desc,
+    ) -> Result<Chain, RingError>
+    where
+        M: RingMemory + ?Sized,
+        T: Translate + ?Sized,
+    {
+        let mut found: u32 = 1;
         loop {
-            if i >= self.num {
-                return Err(RingError::Broken(Errno::EINVAL));
-            }
-            found += 1;
-            if found > self.num {
-                return Err(RingError::Broken(Errno::EINVAL));
-            }
-            let mut b = [0u8; 16];
-            let at = self.desc.wrapping_add(DESC_SIZE * u64::from(i));
-            mem.read(at, &mut b)
-                .map_err(|_| RingError::Broken(Errno::EFAULT))?;
-            let d = Desc::from_bytes(&b);
             if d.flags & VRING_DESC_F_INDIRECT != 0 {
                 walk_indirect(mem, xlate, &d, indirect, &mut acc)?;
             } else {
@@ -744,19 +807,18 @@ impl SplitRing {
             // As in C, an indirect descriptor may itself have NEXT set (the
             // specification forbids it), and the chain then goes on.
             if d.flags & VRING_DESC_F_NEXT == 0 {
-                break;
+                return Ok(acc.chain(head, found));
             }
-            i = u32::from(d.next);
+            let i = u32::from(d.next);
+            if i >= self.num {
+                return Err(RingError::Broken(Errno::EINVAL));
+            }
+            found += 1;
+            if found > self.num {
+                return Err(RingError::Broken(Errno::EINVAL));
+            }
+            d = self.read_desc(mem, i)?;
         }
-
-        self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
-        Ok(Some(Chain {
-            head,
-            out_num: acc.out_num,
-            in_num: acc.in_num,
-            log_num: acc.log_num,
-            descs: found,
-        }))
     }
 
     /// Gives back the last `n` chains taken (C's `vhost_discard_vq_desc`);

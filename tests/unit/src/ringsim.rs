@@ -9,9 +9,7 @@ use std::cell::RefCell;
 use crate::storage::VecStorage;
 use crate::vcore::dirtylog::{DirtyBitmap, LogEntry};
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::{
-    Entry, IntervalMap, Piece, Slot, Storage, TranslateError, PERM_RO, PERM_WO,
-};
+use crate::vcore::intervalmap::{Entry, IntervalMap, Piece, TranslateError, PERM_RO, PERM_WO};
 use crate::vcore::ring::{
     ChainBufs, Desc, RingError, RingMemory, SplitConfig, SplitRing, Translate, UsedElem,
     VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
