@@ -30,7 +30,8 @@
 #                   rows once more under the make profile plugin, one CPU,
 #                   and the table gets each row's guest kernel instructions
 #                   per packet, all and the vhost module(s) alone;
-#                   BENCH_INSTR_ROUNDS, default 1)
+#                   BENCH_INSTR_ROUNDS, default 3: batching moves a
+#                   window's count by a few percent)
 #   VMTEST_ACCEL, VM_MEM, VM_SMP: see scripts/vm.sh
 #
 # Writes OUT/raw.csv (every row of every round), OUT/summary.csv (medians),
@@ -133,7 +134,7 @@ if [ "${BENCH_INSTR:-1}" = 1 ]; then
     if [ "$QUICK" = 1 ]; then
         IARGS="--quick"
     else
-        IARGS="--rounds ${BENCH_INSTR_ROUNDS:-1} --secs 1"
+        IARGS="--rounds ${BENCH_INSTR_ROUNDS:-3} --secs 1"
     fi
     echo "bench: instruction rows (a second boot, profiled, one CPU)" >&2
     mkdir -p "$OUT/instr"
