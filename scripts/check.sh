@@ -12,11 +12,13 @@ start=$(date +%s)
 step() { # step NAME CMD...: one pass or one fail
     local name=$1; shift
     echo "=== $name"
+    local t0=$SECONDS
     if "$@"; then
         echo "ok - $name"; passed=$((passed + 1))
     else
         echo "not ok - $name"; failed=$((failed + 1))
     fi
+    echo "# took $((SECONDS - t0)) s"
 }
 
 finish() {
@@ -27,10 +29,12 @@ finish() {
 }
 
 step bootstrap scripts/bootstrap.sh || true
+t0=$SECONDS
 if ! kdir=$(scripts/kernel.sh release); then
     failed=$((failed + 1)); echo "not ok - test kernel"; finish
 fi
 passed=$((passed + 1)); echo "ok - test kernel ($kdir)"
+echo "# took $((SECONDS - t0)) s"
 
 step "Kbuild: the clean pass reads it unconfigured; non-x86-64 refused" scripts/kbuild-test.sh "$kdir"
 step "module (CLIPPY=1, warnings are errors)" scripts/module.sh "$kdir"
@@ -39,7 +43,7 @@ step "rustfmt --check" scripts/fmt.sh check
 # Host tests: every cargo test counts.
 cargo_tests() { # cargo_tests DIR TITLE
     echo "=== host tests ($1: $2)"
-    local out rc p f
+    local out rc p f t0=$SECONDS
     out=$(cd "$1" && cargo test --quiet 2>&1); rc=$?
     echo "$out" | grep -E '^test result:|FAILED|panicked' || true
     p=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' | paste -sd+ | bc)
@@ -48,6 +52,7 @@ cargo_tests() { # cargo_tests DIR TITLE
     if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
         echo "$out" | tail -n 30; failed=$((failed + 1))
     fi
+    echo "# took $((SECONDS - t0)) s"
 }
 cargo_tests tests/unit "src/core, property tests, no_std build with kernel lints"
 cargo_tests tests/vmtest "harness, comparison, uapi layout"
@@ -68,7 +73,7 @@ step "cargo fuzz, ${VHOST_FUZZ_SECS:-20} s per target (ASan)" tests/fuzz/run.sh 
 suite() { # suite TITLE CMD...
     local title=$1; shift
     echo "=== $title"
-    local log rc totals p f
+    local log rc totals p f t0=$SECONDS
     log=$(mktemp)
     "$@" 2>&1 | tee "$log"; rc=${PIPESTATUS[0]}
     totals=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
@@ -79,6 +84,7 @@ suite() { # suite TITLE CMD...
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         echo "not ok - $title (boot, timeout or kernel report)"; failed=$((failed + 1))
     fi
+    echo "# took $((SECONDS - t0)) s"
 }
 
 if [ ! -f vhost_net_rs.ko ]; then
