@@ -710,8 +710,7 @@ fn tx_chain(
             r.vq_err();
             return None;
         }
-        let total: u64 = r.scratch.iov[..chain.out_num].iter().map(|p| p.len).sum();
-        let len = (total as usize).saturating_sub(hlen);
+        let len = (chain.len as usize).saturating_sub(hlen);
         if len == 0 {
             // C: "Unexpected header len for TX".
             r.vq_err();
@@ -1183,10 +1182,7 @@ fn get_rx_bufs(
             return Err(());
         }
         nlogs += chain.log_num;
-        let len: u64 = r.scratch.iov[seg..seg + chain.in_num]
-            .iter()
-            .map(|p| p.len)
-            .sum();
+        let len = chain.len;
         last_len = len as u32;
         let Some(slot) = r.scratch.heads.get_mut(done + heads) else {
             fail(r, heads + 1, Some(RingError::Broken(Errno::ENOBUFS)));

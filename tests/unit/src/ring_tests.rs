@@ -538,6 +538,117 @@ fn discard_moves_back_with_wrap() {
     assert!(!g.mem.take_events().contains(&Ev::Read(AVAIL + 2, 2)));
 }
 
+/// The avail-ring reads of `events`: (address, length).
+fn avail_entry_reads(ev: &[Ev]) -> Vec<(u64, usize)> {
+    ev.iter()
+        .filter_map(|e| match *e {
+            Ev::Read(a, n) if (AVAIL + 4..AVAIL + 0x1000).contains(&a) => Some((a, n)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn heads_are_read_ahead_in_one_copy() {
+    let mut g = guest(8);
+    for i in 0..5 {
+        g.desc(i, 0x100 * u64::from(i), 1, 0, 0);
+    }
+    for h in [3, 1, 4, 0, 2] {
+        g.push(h);
+    }
+    g.mem.take_events();
+    assert_eq!(g.chain().head, 3);
+    assert_eq!(avail_entry_reads(&g.mem.take_events()), [(AVAIL + 4, 10)]);
+    for h in [1, 4, 0, 2] {
+        assert_eq!(g.chain().head, h);
+    }
+    assert_eq!(avail_entry_reads(&g.mem.take_events()), []);
+    assert_eq!(g.get(), Ok(None));
+    // One entry available: one read of it, as C.
+    g.push(1);
+    g.mem.take_events();
+    assert_eq!(g.chain().head, 1);
+    assert_eq!(avail_entry_reads(&g.mem.take_events()), [(AVAIL + 4 + 10, 2)]);
+}
+
+#[test]
+fn read_ahead_stops_at_the_ring_end_and_after_a_discard_reads_again() {
+    let mut g = guest(4);
+    g.desc(0, 0x100, 1, 0, 0);
+    g.desc(1, 0x200, 1, 0, 0);
+    g.ring.set_base(0xfffe);
+    g.next_avail = 0xfffe;
+    for h in [1, 0, 1, 0] {
+        g.push(h);
+    }
+    g.mem.take_events();
+    // Index 0xfffe is slot 2: slots 2 and 3, then 0 and 1.
+    assert_eq!(g.chain().head, 1);
+    assert_eq!(g.chain().head, 0);
+    assert_eq!(g.chain().head, 1);
+    assert_eq!(g.chain().head, 0);
+    assert_eq!(
+        avail_entry_reads(&g.mem.take_events()),
+        [(AVAIL + 4 + 4, 4), (AVAIL + 4, 4)]
+    );
+    // Give back three: the first of them (slot 3) is before the entries
+    // read last, so it is read again, with the one after it.
+    g.ring.discard(3);
+    assert_eq!(g.chain().head, 0);
+    assert_eq!(avail_entry_reads(&g.mem.take_events()), [(AVAIL + 4 + 6, 2)]);
+    assert_eq!(g.chain().head, 1);
+    assert_eq!(g.chain().head, 0);
+    assert_eq!(avail_entry_reads(&g.mem.take_events()), [(AVAIL + 4, 4)]);
+}
+
+#[test]
+fn failed_read_ahead_falls_back_to_one_entry_as_c() {
+    let mut g = guest(4);
+    g.desc(0, 0x100, 1, 0, 0);
+    g.push(0);
+    g.push(0);
+    g.mem.fault(AVAIL + 6, 2);
+    // The first entry reads alone; the second fails as C's read would.
+    assert_eq!(g.chain().head, 0);
+    assert_eq!(g.get(), Err(EFAULT));
+    assert_eq!(g.ring.last_avail_idx(), 1);
+}
+
+#[test]
+fn moving_the_ring_or_its_base_forgets_the_entries_read_ahead() {
+    let mut g = guest(4);
+    for i in 0..4 {
+        g.desc(i, 0x100 * u64::from(i), 1, 0, 0);
+    }
+    g.push(1);
+    g.push(2);
+    assert_eq!(g.chain().head, 1);
+    // Userspace stops the ring, the driver resets it with other entries.
+    g.ring.set_base(0);
+    g.mem.poke_u16(AVAIL + 4, 3);
+    g.mem.poke_u16(AVAIL + 6, 0);
+    assert_eq!(g.chain().head, 3);
+    assert_eq!(g.chain().head, 0);
+    g.ring.set_indices(0, 0);
+    g.mem.poke_u16(AVAIL + 4, 2);
+    assert_eq!(g.chain().head, 2);
+    g.ring.set_layout(4, DESC, AVAIL, USED).unwrap();
+    g.mem.poke_u16(AVAIL + 6, 3);
+    assert_eq!(g.chain().head, 3);
+}
+
+#[test]
+fn no_read_ahead_through_a_device_iotlb() {
+    let mut g = guest_with(4, Xlate::new(&regions(), true));
+    g.desc(0, 0x100, 1, 0, 0);
+    g.push(0);
+    g.push(0);
+    g.mem.take_events();
+    let _ = g.get();
+    assert_eq!(avail_entry_reads(&g.mem.take_events()), [(AVAIL + 4, 2)]);
+}
+
 fn used_elems(g: &G, num: u32) -> Vec<(u32, u32)> {
     (0..num as u64)
         .map(|k| {

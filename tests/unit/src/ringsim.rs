@@ -487,6 +487,8 @@ pub(crate) fn sut_get(
     )?;
     Ok(r.map(|c| {
         assert!(c.out_num + c.in_num <= caps.iov);
+        let bytes: u64 = iov[..c.out_num + c.in_num].iter().map(|p| p.len).sum();
+        assert_eq!(c.len, bytes, "the chain's length is its pieces'");
         ModelChain {
             head: c.head,
             out: iov[..c.out_num].to_vec(),
