@@ -760,6 +760,9 @@ impl SplitRing {
     /// do so first, as `handle_tx` and `handle_rx` do. Like C this does not
     /// look at `VIRTIO_RING_F_INDIRECT_DESC`: indirect descriptors are always
     /// accepted.
+    // Inlined into `handle_tx` and `handle_rx` (and the translation with
+    // it): no frame, no `Result<Option<Chain>>` through memory (make
+    // profile, RX 64 KiB: 4738 -> 3373 module instructions a packet).
     #[inline(always)]
     pub(crate) fn get_desc_chain<M, T>(
         &mut self,
