@@ -569,7 +569,10 @@ fn heads_are_read_ahead_in_one_copy() {
     g.push(1);
     g.mem.take_events();
     assert_eq!(g.chain().head, 1);
-    assert_eq!(avail_entry_reads(&g.mem.take_events()), [(AVAIL + 4 + 10, 2)]);
+    assert_eq!(
+        avail_entry_reads(&g.mem.take_events()),
+        [(AVAIL + 4 + 10, 2)]
+    );
 }
 
 #[test]
@@ -596,7 +599,10 @@ fn read_ahead_stops_at_the_ring_end_and_after_a_discard_reads_again() {
     // read last, so it is read again, with the one after it.
     g.ring.discard(3);
     assert_eq!(g.chain().head, 0);
-    assert_eq!(avail_entry_reads(&g.mem.take_events()), [(AVAIL + 4 + 6, 2)]);
+    assert_eq!(
+        avail_entry_reads(&g.mem.take_events()),
+        [(AVAIL + 4 + 6, 2)]
+    );
     assert_eq!(g.chain().head, 1);
     assert_eq!(g.chain().head, 0);
     assert_eq!(avail_entry_reads(&g.mem.take_events()), [(AVAIL + 4, 4)]);
