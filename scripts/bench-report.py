@@ -337,6 +337,40 @@ def chart(path, summary):
     return True
 
 
+def rx_load(rows):
+    """What bounds the RX rows: the range, over every RX window of both
+    modules, of the packets the guest received per packet injected, and of
+    the worker's busy fraction (packets/s times worker ns per packet).
+    None without RX windows that counted what they offered."""
+    rx = [d for d in rows if d["test"] == "rx" and d["offered"]
+          and d["pps"] and d["worker_ns_per_pkt"] is not None]
+    if not rx:
+        return None
+    got = [d["packets"] / d["offered"] for d in rx]
+    busy = [d["pps"] * d["worker_ns_per_pkt"] * 1e-9 for d in rx]
+    return min(got), max(got), min(busy), max(busy)
+
+
+def rx_load_text(load):
+    """The RX rows' explanation of what bounds them, from `rx_load`."""
+    if load is None:
+        return []
+    glo, ghi, blo, bhi = load
+    if glo < 0.98:
+        return [f"  In some RX windows the guest received only {glo:.1%} of the",
+                "  packets injected: there the module's speed bounds the row."]
+    return [
+        "  The injector, not the module, sets the RX packets/s: in every RX",
+        f"  window of both modules the guest received {glo:.1%}-{ghi:.1%} of the",
+        "  packets injected (``packets`` against ``offered`` in the raw CSV),",
+        f"  the worker busy {blo:.0%}-{bhi:.0%} of the window. So the RX kpps",
+        "  rows compare how much CPU each module leaves to the injector; a",
+        "  module's own cost per packet is its worker ns/pkt and instruction",
+        "  rows, and a worker that is faster per packet empties the socket and",
+        "  sleeps sooner, so it is woken more often (worker runs/kpkt).",
+    ]
+
+
 def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
     pdir = os.path.join(docdir, "performance")
     os.makedirs(pdir, exist_ok=True)
@@ -350,7 +384,10 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
                 break
     except OSError:
         pass
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # When the results were written, not when this page is: the page can
+    # be made again from the same raw CSV.
+    date = datetime.datetime.fromtimestamp(os.path.getmtime(raw), datetime.timezone.utc)
+    date = date.strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{cpu}, {os.cpu_count()} host CPUs, host kernel {platform.release()}"
     notes = os.path.join(pdir, "notes.inc")
     out = [
@@ -388,6 +425,7 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "  (``AF_PACKET``, qdisc bypass, ``sendmmsg``); the driver keeps the RX",
         "  ring full of 4 KiB mergeable buffers and counts packets. 64 KiB RX",
         "  frames are plain jumbo frames (the tap's MTU is 65521), not GSO.",
+    ] + rx_load_text(rx_load(load(raw)[0])) + [
         "- **latency**: ping-pong, guest TX -> reflector thread on the tap ->",
         "  guest RX, the driver sleeping on the call eventfd; round trip. With",
         "  two CPUs or more the driver runs on CPU 0 and the reflector and the",
@@ -504,6 +542,14 @@ def self_test():
     summ = {(x[0], x[2]): x for x in summarize(irows)}
     assert abs(summ[("tx", "kernel_insns")][7] - 1528.9 / 1628.1) < 1e-9
     assert ("tx", "pps") not in summ  # no timed rows: no timed metric
+    rx = lambda pk, off, pps, ns: {"test": "rx", "packets": pk, "offered": off,
+                                   "pps": pps, "worker_ns_per_pkt": ns}
+    got = rx_load([rx(100, 100, 1e5, 7000.0), rx(99, 100, 2e5, 4000.0),
+                   rx(5, None, 1e5, 1.0), {**rx(1, 1, 1, 1), "test": "tx"}])
+    assert [round(x, 9) for x in got] == [0.99, 1.0, 0.7, 0.8], got
+    assert rx_load([rx(5, 0, 1e5, 1.0)]) is None
+    assert "injector" in "".join(rx_load_text(got))
+    assert "only 50.0%" in "".join(rx_load_text((0.5, 1.0, 0.9, 1.0)))
     print("bench-report self-test: ok")
     return 0
 
