@@ -62,9 +62,20 @@ TARGET=x86_64-unknown-linux-gnu
         --release --target "$TARGET" --bin vbench) >&2
 BIN=$REPO/tests/vmtest/target/$TARGET/release
 
+# 1b. pktgen.ko (vbench --injector pktgen): the test kernel leaves
+# CONFIG_NET_PKTGEN off, so the module is built here from that kernel's
+# own net/core/pktgen.c, as an external module (a few seconds), rather
+# than changing the kernel's configuration and with it both cached builds.
+PKTGEN_DIR=$OUT/pktgen
+mkdir -p "$PKTGEN_DIR"
+cp "$(readlink -f "$KDIR/source")/net/core/pktgen.c" "$PKTGEN_DIR/"
+echo 'obj-m := pktgen.o' > "$PKTGEN_DIR/Kbuild"
+make -C "$KDIR" M="$PKTGEN_DIR" "${KMAKE_ARGS[@]}" -j"$NPROC" modules >"$PKTGEN_DIR/build.log" 2>&1 ||
+    { cat "$PKTGEN_DIR/build.log" >&2; echo "bench: pktgen.ko did not build" >&2; exit 1; }
+
 # 2. The image: the test VM's image with /bin/vbench (and no vmtest).
 "$HERE/initramfs.sh" -k "$KDIR" -o "$OUT/initramfs.cpio.gz" \
-    -m "$MODULE" -f "$BIN/vbench:/bin/vbench" -c vbench
+    -m "$MODULE" -f "$BIN/vbench:/bin/vbench" -f "$PKTGEN_DIR/pktgen.ko:/lib/pktgen.ko" -c vbench
 
 # 3. One boot: every round of both modules.
 # Only warnings and worse on the console (kernel reports are still seen):

@@ -20,10 +20,14 @@
 //!   stack, which drops them (unknown ethertype, or a GSO IPv4/TCP frame for
 //!   another host); nobody captures them. `delivered` is the tap's
 //!   rx_packets delta (what tun accepted).
-//! - `rx SIZE`: a second thread injects frames into the tap as fast as it
-//!   can (AF_PACKET, PACKET_QDISC_BYPASS, sendmmsg batches of 32); the driver
-//!   keeps the RX ring full of 4 KiB buffers (mergeable RX buffers) and
-//!   counts packets (used heads, following num_buffers).
+//! - `rx SIZE`: pktgen's thread (`--injector pktgen`, the default) sends
+//!   UDP frames into the tap's `ndo_start_xmit` faster than the worker
+//!   takes them, and the tap drops the excess; or a second thread injects
+//!   frames as fast as it can (`--injector socket`: AF_PACKET,
+//!   PACKET_QDISC_BYPASS, sendmmsg batches of 32), slower than the worker.
+//!   The driver keeps the RX ring full of 4 KiB buffers (mergeable RX
+//!   buffers) and counts packets (used heads, following num_buffers).
+//!   `offered` is what was injected, dropped frames included.
 //! - `lat 64`: ping-pong: guest TX of one frame -> a reflector thread
 //!   (AF_PACKET on the tap, sends it back out) -> guest RX; the driver
 //!   sleeps on the RX call eventfd. Median and p99 round trip.
@@ -99,6 +103,35 @@ struct Opts {
     /// to back, a module load and unload around each; `--order module`:
     /// every row on C, then every row on ours.
     by_row: bool,
+    /// `--injector`: what sends the RX rows' frames into the tap (by
+    /// default pktgen, but a socket under `--profile`: there every frame
+    /// injected must be one received, or the instructions per packet
+    /// would count pktgen's dropped frames).
+    inject: Option<Inject>,
+}
+
+impl Opts {
+    /// What injects the RX frames: `--injector`, else pktgen, or a socket
+    /// under `--profile`.
+    fn injector(&self) -> Inject {
+        self.inject.unwrap_or(if self.profile {
+            Inject::Socket
+        } else {
+            Inject::Pktgen
+        })
+    }
+}
+
+/// What injects the RX rows' frames into the tap.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Inject {
+    /// A thread of ours: AF_PACKET, `sendmmsg` ([`injector`]).
+    Socket,
+    /// The kernel's packet generator (`pktgen.ko`, `/proc/net/pktgen`): its
+    /// thread sends straight into the tap's `ndo_start_xmit`, faster than
+    /// the worker drains it, so the tap drops the excess and the row
+    /// measures the module rather than the injector ([`Pktgen`]).
+    Pktgen,
 }
 
 /// `--pin`: the rows' default placement, none, or the CPUs of the driver,
@@ -127,7 +160,12 @@ fn placement(o: &Opts, test: &str) -> Option<[usize; 3]> {
     match o.pin {
         PinOpt::Off => None,
         PinOpt::Cpus(c) => Some(c),
-        PinOpt::Auto => (test == "lat" && online_cpus() >= 2).then_some([0, 1, 1]),
+        PinOpt::Auto if online_cpus() < 2 => None,
+        PinOpt::Auto if test == "lat" => Some([0, 1, 1]),
+        // pktgen's thread alone on CPU 1 (it does not sleep while it
+        // runs), the driver and the worker on CPU 0.
+        PinOpt::Auto if test == "rx" && o.injector() == Inject::Pktgen => Some([0, 1, 0]),
+        PinOpt::Auto => None,
     }
 }
 
@@ -143,7 +181,11 @@ fn usage() -> ! {
          \x20             [--profile]  (marks for make profile around each window)\n\
          \x20             [--order row|module]  (both modules per row, or every row per module)\n\
          \x20             [--pin D,O,W|off]  (driver, other side, worker on these CPUs; default:\n\
-         \x20                                the latency row on 0,1,1 with two CPUs or more)\n\
+         \x20                                the latency row on 0,1,1 with two CPUs or more;\n\
+         \x20                                RX with pktgen on 0,1,0)\n\
+         \x20             [--injector pktgen|socket]  (RX frames from pktgen, loaded from\n\
+         \x20                                /lib/pktgen.ko, the default but under --profile;\n\
+         \x20                                or from a thread's socket)\n\
          \x20      vbench --quick   (1 round, 300 packets a row: a smoke test)"
     );
     std::process::exit(2)
@@ -167,6 +209,7 @@ fn parse() -> Opts {
         profile: false,
         pin: PinOpt::Auto,
         by_row: true,
+        inject: None,
     };
     let mut it = std::env::args().skip(1);
     let num =
@@ -224,6 +267,13 @@ fn parse() -> Opts {
                 o.only = match it.next().as_deref() {
                     Some("c") => Some(Impl::C),
                     Some("ours") => Some(Impl::Ours),
+                    _ => usage(),
+                }
+            }
+            "--injector" => {
+                o.inject = match it.next().as_deref() {
+                    Some("socket") => Some(Inject::Socket),
+                    Some("pktgen") => Some(Inject::Pktgen),
                     _ => usage(),
                 }
             }
@@ -854,14 +904,30 @@ fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
     r.notify(mem);
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
+    let pg = match o.injector() {
+        Inject::Pktgen => Some(Pktgen::start(
+            &net.tap.name,
+            size,
+            cpus.map_or(0, |c| c[1]),
+        )?),
+        Inject::Socket => None,
+    };
     let th = {
         let (stop, sent) = (stop.clone(), sent.clone());
         let (ifindex, frame) = (net.tap.ifindex, bench_frame(size));
         let cpu = cpus.map(|c| c[1]);
+        let by_socket = pg.is_none();
         std::thread::spawn(move || {
+            if !by_socket {
+                return Ok(());
+            }
             pin(0, cpu)?;
             injector(ifindex, frame, stop, sent)
         })
+    };
+    let offered_now = |sent: &AtomicU64| match &pg {
+        Some(p) => p.sent(),
+        None => sent.load(Ordering::Relaxed),
     };
     let mut pkts = 0u64;
     let mut rest = 0u16; // buffers left of the current packet
@@ -893,7 +959,7 @@ fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
             Err(e) => break Err(e),
         }
         if !was && w.measuring() {
-            s0 = sent.load(Ordering::Relaxed);
+            s0 = offered_now(&sent);
         }
         if !got {
             r.set_used_event(mem, r.last_used);
@@ -902,14 +968,94 @@ fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
             }
         }
     };
-    let offered = sent.load(Ordering::Relaxed) - s0;
+    let offered = offered_now(&sent) - s0;
     stop.store(true, Ordering::Relaxed);
     let inj = th.join().map_err(|_| "injector panicked".to_string())?;
+    let inj = inj.and(pg.map_or(Ok(()), Pktgen::stop));
     res?;
     inj?;
     row.bytes = row.packets * size as u64;
     row.offered = Some(offered);
     Ok(row)
+}
+
+/// The kernel's packet generator sending `size`-byte frames into a tap
+/// (Documentation/networking/pktgen.rst): one device on the thread of one
+/// CPU, `count 0` (until stopped), a new skb per frame.
+struct Pktgen {
+    dev: String,
+    thread: String,
+    /// The writer of `start` to pgctrl: it returns when pktgen stops.
+    run: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl Pktgen {
+    const DIR: &'static str = "/proc/net/pktgen";
+    const MODULE: &'static str = "/lib/pktgen.ko";
+
+    /// Writes one command; with its newline, which pgctrl cuts off
+    /// whatever the last byte is.
+    fn write(file: &str, cmd: &str) -> Result<(), String> {
+        std::fs::write(format!("{}/{file}", Self::DIR), format!("{cmd}\n"))
+            .map_err(|e| format!("pktgen: {file} <- {cmd}: {e}"))
+    }
+
+    fn start(dev: &str, size: usize, cpu: usize) -> Result<Pktgen, String> {
+        if !std::path::Path::new(Self::DIR).exists() {
+            let st = std::process::Command::new("insmod")
+                .arg(Self::MODULE)
+                .status()
+                .map_err(|e| format!("insmod {}: {e}", Self::MODULE))?;
+            if !st.success() {
+                return Err(format!("insmod {}: {st}", Self::MODULE));
+            }
+        }
+        let thread = format!("kpktgend_{cpu}");
+        Self::write(&thread, "rem_device_all")?;
+        Self::write(&thread, &format!("add_device {dev}"))?;
+        let m = driver::UNICAST;
+        let mac = format!(
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        );
+        for cmd in [
+            "count 0".to_string(),
+            format!("pkt_size {size}"),
+            "clone_skb 0".to_string(),
+            "delay 0".to_string(),
+            format!("dst_mac {mac}"),
+            "dst 198.18.0.2".to_string(),
+        ] {
+            Self::write(dev, &cmd)?;
+        }
+        let run = std::thread::spawn(|| Self::write("pgctrl", "start"));
+        Ok(Pktgen {
+            dev: dev.to_string(),
+            thread,
+            run,
+        })
+    }
+
+    /// Frames offered to the tap so far: pktgen's `pkts-sofar` (those
+    /// the tap took) plus its `errors` (those it dropped, its queue full).
+    fn sent(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("{}/{}", Self::DIR, self.dev)).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            let mut w = s.split_whitespace();
+            w.by_ref().find(|&t| t == name);
+            w.next().and_then(|n| n.parse().ok()).unwrap_or(0)
+        };
+        field("pkts-sofar:") + field("errors:")
+    }
+
+    fn stop(self) -> Result<(), String> {
+        let r = Self::write("pgctrl", "stop");
+        let ran = self
+            .run
+            .join()
+            .map_err(|_| "pktgen start panicked".to_string())?;
+        r.and(ran).and(Self::write(&self.thread, "rem_device_all"))
+    }
 }
 
 // -------------------------------------------------------------- latency
