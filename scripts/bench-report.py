@@ -504,6 +504,7 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "    BENCH_ROUNDS=9 BENCH_SECS=3 make bench      # more rounds, longer windows",
         "    BENCH_ARGS='--tests tx --sizes 64' make bench  # a subset: this page is left alone",
         "    BENCH_ARGS='--tests lat --pin off' make bench  # latency left to the scheduler",
+        "    BENCH_ARGS='--injector socket' make bench  # RX from a socket thread, not pktgen",
         "    BENCH_QUICK=1 scripts/bench.sh              # the make check smoke test",
         "",
         "Where the time goes: ``make profile`` runs the same rows with a QEMU",
