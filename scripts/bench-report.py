@@ -158,9 +158,12 @@ def label(test, size):
         return f"latency {size} B"
     if test.startswith("qemu"):
         return {"qemu_g2h": "QEMU guest->host", "qemu_h2g": "QEMU host->guest"}[test]
-    s = "64 KiB GSO" if size > 9000 and test == "tx" else \
+    return f"{test.upper()} {size_text(test, size)}"
+
+
+def size_text(test, size):
+    return "64 KiB GSO" if size > 9000 and test == "tx" else \
         "64 KiB" if size > 9000 else f"{size} B"
-    return f"{test.upper()} {s}"
 
 
 def median_ci(v):
@@ -374,7 +377,7 @@ def rx_load_text(load):
             "  rows, and a worker that is faster per packet empties the socket and",
             "  sleeps sooner, so it is woken more often (worker runs/kpkt).",
         ]
-    sizes = ", ".join(f"{label('rx', sz)[3:]} {v[0]:.0%}-{v[1]:.0%}"
+    sizes = ", ".join(f"{size_text('rx', sz)} {v[0]:.0%}-{v[1]:.0%}"
                       for sz, v in sorted(load.items()))
     return [
         "  Frames received per frame injected (``packets`` against",

@@ -21,8 +21,9 @@
 //!   another host); nobody captures them. `delivered` is the tap's
 //!   rx_packets delta (what tun accepted).
 //! - `rx SIZE`: pktgen's thread (`--injector pktgen`, the default) sends
-//!   UDP frames into the tap's `ndo_start_xmit` faster than the worker
-//!   takes them, and the tap drops the excess; or a second thread injects
+//!   UDP frames into the tap's `ndo_start_xmit` as fast as it can, and the
+//!   tap drops what the worker does not take in time (at 256 B and up most
+//!   of them; at 64 B pktgen only just outruns the worker); or a second thread injects
 //!   frames as fast as it can (`--injector socket`: AF_PACKET,
 //!   PACKET_QDISC_BYPASS, sendmmsg batches of 32), slower than the worker.
 //!   The driver keeps the RX ring full of 4 KiB buffers (mergeable RX
@@ -129,8 +130,9 @@ enum Inject {
     Socket,
     /// The kernel's packet generator (`pktgen.ko`, `/proc/net/pktgen`): its
     /// thread sends straight into the tap's `ndo_start_xmit`, faster than
-    /// the worker drains it, so the tap drops the excess and the row
-    /// measures the module rather than the injector ([`Pktgen`]).
+    /// the worker drains frames of 256 B and up, so the tap drops the
+    /// excess and the row measures the module rather than the injector
+    /// ([`Pktgen`]).
     Pktgen,
 }
 
@@ -902,33 +904,7 @@ fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
         r.push(mem, i);
     }
     r.notify(mem);
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let pg = match o.injector() {
-        Inject::Pktgen => Some(Pktgen::start(
-            &net.tap.name,
-            size,
-            cpus.map_or(0, |c| c[1]),
-        )?),
-        Inject::Socket => None,
-    };
-    let th = {
-        let (stop, sent) = (stop.clone(), sent.clone());
-        let (ifindex, frame) = (net.tap.ifindex, bench_frame(size));
-        let cpu = cpus.map(|c| c[1]);
-        let by_socket = pg.is_none();
-        std::thread::spawn(move || {
-            if !by_socket {
-                return Ok(());
-            }
-            pin(0, cpu)?;
-            injector(ifindex, frame, stop, sent)
-        })
-    };
-    let offered_now = |sent: &AtomicU64| match &pg {
-        Some(p) => p.sent(),
-        None => sent.load(Ordering::Relaxed),
-    };
+    let inj = Injection::start(o.injector(), &net.tap, size, cpus.map(|c| c[1]))?;
     let mut pkts = 0u64;
     let mut rest = 0u16; // buffers left of the current packet
     let mut row = Row::default();
@@ -959,7 +935,7 @@ fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
             Err(e) => break Err(e),
         }
         if !was && w.measuring() {
-            s0 = offered_now(&sent);
+            s0 = inj.offered();
         }
         if !got {
             r.set_used_event(mem, r.last_used);
@@ -968,15 +944,65 @@ fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
             }
         }
     };
-    let offered = offered_now(&sent) - s0;
-    stop.store(true, Ordering::Relaxed);
-    let inj = th.join().map_err(|_| "injector panicked".to_string())?;
-    let inj = inj.and(pg.map_or(Ok(()), Pktgen::stop));
+    let offered = inj.offered() - s0;
+    let inj = inj.stop();
     res?;
     inj?;
     row.bytes = row.packets * size as u64;
     row.offered = Some(offered);
     Ok(row)
+}
+
+/// The RX rows' injector, running.
+enum Injection {
+    /// [`injector`] on its thread, with its count of frames sent.
+    Socket {
+        stop: Arc<AtomicBool>,
+        sent: Arc<AtomicU64>,
+        thread: std::thread::JoinHandle<Result<(), String>>,
+    },
+    Pktgen(Pktgen),
+}
+
+impl Injection {
+    /// Starts injecting `size`-byte frames into `tap`, from `cpu` if set.
+    fn start(
+        how: Inject,
+        tap: &driver::Tap,
+        size: usize,
+        cpu: Option<usize>,
+    ) -> Result<Injection, String> {
+        if how == Inject::Pktgen {
+            return Pktgen::start(&tap.name, size, cpu.unwrap_or(0)).map(Injection::Pktgen);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (st, se) = (stop.clone(), sent.clone());
+        let (ifindex, frame) = (tap.ifindex, bench_frame(size));
+        let thread = std::thread::spawn(move || {
+            pin(0, cpu)?;
+            injector(ifindex, frame, st, se)
+        });
+        Ok(Injection::Socket { stop, sent, thread })
+    }
+
+    /// Frames offered to the tap so far.
+    fn offered(&self) -> u64 {
+        match self {
+            Injection::Socket { sent, .. } => sent.load(Ordering::Relaxed),
+            Injection::Pktgen(p) => p.sent(),
+        }
+    }
+
+    fn stop(self) -> Result<(), String> {
+        match self {
+            Injection::Socket { stop, thread, .. } => {
+                stop.store(true, Ordering::Relaxed);
+                thread.join().map_err(|_| "injector panicked".to_string())?
+            }
+            Injection::Pktgen(p) => p.stop(),
+        }
+    }
 }
 
 /// The kernel's packet generator sending `size`-byte frames into a tap
