@@ -661,6 +661,11 @@ macro_rules! round {
 /// without the vhost header. `None` ends the round: nothing posted (kicks
 /// re-enabled, after an optional busy poll), an IOTLB miss, or a broken
 /// ring (reported).
+///
+/// With a busy-poll budget, every fetch that finds the ring empty spins
+/// once before giving up, as C's `vhost_net_tx_get_vq_desc` does: not
+/// once per round, or a ring that keeps running dry for a moment would
+/// sleep (and be woken by a kick) after its first spin.
 #[inline(always)]
 fn tx_chain(
     dev: &VhostNet,
@@ -668,8 +673,8 @@ fn tx_chain(
     sock: &Socket,
     hlen: usize,
     busyloop_us: u32,
-    busy_polled: &mut bool,
 ) -> Option<(u16, usize, usize)> {
+    let mut busy_polled = false;
     loop {
         let Scratch { iov, indirect, .. } = &mut *r.scratch;
         let bufs = ChainBufs {
@@ -680,10 +685,10 @@ fn tx_chain(
         let chain = match r.ring.get_desc_chain(&r.mem, &r.xlate, bufs) {
             Ok(Some(c)) => c,
             Ok(None) => {
-                if busyloop_us != 0 && !*busy_polled {
+                if busyloop_us != 0 && !busy_polled {
                     // Publish what was sent, then spin briefly for more
                     // before going back to kicks.
-                    *busy_polled = true;
+                    busy_polled = true;
                     r.tx_batch(sock);
                     match busy_poll(dev, busyloop_us, || !r.ring.avail_empty(&r.mem).value) {
                         BusyPoll::Ready => continue,
@@ -779,16 +784,13 @@ impl TxRound<'_> {
         let (dev, hlen) = (self.dev, self.hlen);
         let mut bytes = 0usize;
         let mut pkts = 0usize;
-        let mut busy_polled = false;
         // C batches into tun/tap only when their send buffer is unlimited.
         let can_batch = sock.can_batch();
         loop {
             if r.scratch.done == BATCH {
                 r.tx_batch(sock);
             }
-            let Some((head, out_num, len)) =
-                tx_chain(dev, r, sock, hlen, self.busyloop_us, &mut busy_polled)
-            else {
+            let Some((head, out_num, len)) = tx_chain(dev, r, sock, hlen, self.busyloop_us) else {
                 break;
             };
             let pieces = &r.scratch.iov[..out_num];
@@ -843,13 +845,10 @@ impl TxRound<'_> {
         let (dev, hlen) = (self.dev, self.hlen);
         let mut bytes = 0usize;
         let mut pkts = 0usize;
-        let mut busy_polled = false;
         loop {
             // Give back what the socket released first.
             r.zc_signal_used();
-            let Some((head, out_num, len)) =
-                tx_chain(dev, r, sock, hlen, self.busyloop_us, &mut busy_polled)
-            else {
+            let Some((head, out_num, len)) = tx_chain(dev, r, sock, hlen, self.busyloop_us) else {
                 break;
             };
             let Some(z) = r.zc.as_deref_mut() else {
@@ -1026,79 +1025,88 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
     let mut bytes = 0usize;
     let mut pkts = 0usize;
     let mut sock_len;
-    let mut busy_polled = false;
     let mut hdr = RecvHdr::new();
-    loop {
-        sock_len = sock.peek_len();
-        if sock_len == 0 && busyloop_us != 0 && !busy_polled {
-            busy_polled = true;
-            r.signal_used();
-            let ready = || sock.peek_len() != 0 && !r.ring.avail_empty(&r.mem).value;
-            match busy_poll(dev, busyloop_us, ready) {
-                BusyPoll::Ready => sock_len = sock.peek_len(),
-                BusyPoll::Interrupted => {
-                    dev.worker().queue(WORK_RX);
-                    break;
+    // Every pass counts toward the weight, the ones that drop a packet or
+    // retry included, as in C's `do { ... continue; ... } while
+    // (!vhost_exceeds_weight(vq, ++recv_pkts, total_len))`: a peer that
+    // only sends frames too big for the guest's buffers still yields the
+    // worker every `PKT_WEIGHT` frames.
+    'round: loop {
+        'pass: {
+            sock_len = sock.peek_len();
+            if sock_len == 0 && busyloop_us != 0 {
+                // As C's `vhost_net_rx_peek_head_len`: each peek that finds
+                // the socket empty spins once before the round gives up.
+                r.signal_used();
+                let ready = || sock.peek_len() != 0 && !r.ring.avail_empty(&r.mem).value;
+                match busy_poll(dev, busyloop_us, ready) {
+                    BusyPoll::Ready => sock_len = sock.peek_len(),
+                    BusyPoll::Interrupted => {
+                        dev.worker().queue(WORK_RX);
+                        break 'round;
+                    }
+                    BusyPoll::TimedOut => {}
                 }
-                BusyPoll::TimedOut => {}
             }
-        }
-        if sock_len == 0 {
-            break;
-        }
-        sock_len += sock_hlen;
-        let vhost_len = sock_len + vhost_hlen;
-        let quota = if mergeable { UIO_MAXIOV } else { 1 };
-        let got = match get_rx_bufs(&mut r, vhost_len, quota, log_all) {
-            Ok(g) => g,
-            Err(()) => break,
-        };
-        let Some(got) = got else {
-            if r.enable_notify_raced() {
-                continue;
+            if sock_len == 0 {
+                break 'round;
             }
-            break;
-        };
-        if got.overrun {
-            // Too big for the buffers: truncate to nothing and drop it
-            // (CVE-2014-0077), the buffers stay with the guest.
-            let one = [r.scratch.iov[0]];
-            let _ = sock.recvmsg(&mut hdr, as_iovecs(&one), 0, 1);
-            continue;
-        }
-        let pieces = &r.scratch.iov[..got.in_num];
-        let r_len = sock
-            .recvmsg(&mut hdr, as_iovecs(pieces), vhost_hlen, sock_len)
-            .unwrap_or_default();
-        if r_len != sock_len {
-            // The packet went away or changed size meanwhile: give the
-            // buffers back and go on.
-            r.ring.discard(got.heads as u16);
-            continue;
-        }
-        if vhost_hlen != 0 && write_at(pieces, 0, &[0u8; VNET_HDR_LEN]).is_err() {
-            r.vq_err();
-            break;
-        }
-        if mergeable && write_at(pieces, VNET_HDR_LEN, &(got.heads as u16).to_le_bytes()).is_err() {
-            r.vq_err();
-            r.ring.discard(got.heads as u16);
-            break;
-        }
-        r.scratch.done += got.heads;
-        if r.scratch.done > BATCH {
-            r.signal_used();
-        }
-        if log_all {
+            sock_len += sock_hlen;
+            let vhost_len = sock_len + vhost_hlen;
+            let quota = if mergeable { UIO_MAXIOV } else { 1 };
+            let got = match get_rx_bufs(&mut r, vhost_len, quota, log_all) {
+                Ok(g) => g,
+                Err(()) => break 'round,
+            };
+            let Some(got) = got else {
+                if r.enable_notify_raced() {
+                    break 'pass;
+                }
+                break 'round;
+            };
+            if got.overrun {
+                // Too big for the buffers: truncate to nothing and drop it
+                // (CVE-2014-0077), the buffers stay with the guest.
+                let one = [r.scratch.iov[0]];
+                let _ = sock.recvmsg(&mut hdr, as_iovecs(&one), 0, 1);
+                break 'pass;
+            }
             let pieces = &r.scratch.iov[..got.in_num];
-            let log = &r.scratch.log[..got.log_num];
-            if let Ok(true) =
-                log_write_bufs(&r.mem, &r.xlate, log_base, log, vhost_len as u64, pieces)
-            {
-                r.mem.log_signal();
+            let r_len = sock
+                .recvmsg(&mut hdr, as_iovecs(pieces), vhost_hlen, sock_len)
+                .unwrap_or_default();
+            if r_len != sock_len {
+                // The packet went away or changed size meanwhile: give the
+                // buffers back and go on.
+                r.ring.discard(got.heads as u16);
+                break 'pass;
             }
+            if vhost_hlen != 0 && write_at(pieces, 0, &[0u8; VNET_HDR_LEN]).is_err() {
+                r.vq_err();
+                break 'round;
+            }
+            if mergeable
+                && write_at(pieces, VNET_HDR_LEN, &(got.heads as u16).to_le_bytes()).is_err()
+            {
+                r.vq_err();
+                r.ring.discard(got.heads as u16);
+                break 'round;
+            }
+            r.scratch.done += got.heads;
+            if r.scratch.done > BATCH {
+                r.signal_used();
+            }
+            if log_all {
+                let pieces = &r.scratch.iov[..got.in_num];
+                let log = &r.scratch.log[..got.log_num];
+                if let Ok(true) =
+                    log_write_bufs(&r.mem, &r.xlate, log_base, log, vhost_len as u64, pieces)
+                {
+                    r.mem.log_signal();
+                }
+            }
+            bytes += vhost_len;
         }
-        bytes += vhost_len;
         pkts += 1;
         if exceeds_weight(dev, WORK_RX, pkts, bytes) {
             break;
