@@ -20,10 +20,10 @@
 //!   stack, which drops them (unknown ethertype, or a GSO IPv4/TCP frame for
 //!   another host); nobody captures them. `delivered` is the tap's
 //!   rx_packets delta (what tun accepted).
-//! - `rx SIZE`: pktgen's thread (`--injector pktgen`, the default) sends
-//!   UDP frames into the tap's `ndo_start_xmit` as fast as it can, and the
-//!   tap drops what the worker does not take in time (at 256 B and up most
-//!   of them; at 64 B pktgen only just outruns the worker); or a second thread injects
+//! - `rx SIZE`: pktgen's threads (`--injector pktgen`, the default; two,
+//!   on CPU 1 and CPU 0, `--pktgen-threads`) send UDP frames into the
+//!   tap's `ndo_start_xmit` as fast as they can, and the tap drops what the
+//!   worker does not take in time; or a second thread injects
 //!   frames as fast as it can (`--injector socket`: AF_PACKET,
 //!   PACKET_QDISC_BYPASS, sendmmsg batches of 32), slower than the worker.
 //!   The driver keeps the RX ring full of 4 KiB buffers (mergeable RX
@@ -109,11 +109,33 @@ struct Opts {
     /// injected must be one received, or the instructions per packet
     /// would count pktgen's dropped frames).
     inject: Option<Inject>,
+    /// `--busyloop US`: each ring's busy-poll budget
+    /// (`VHOST_SET_VRING_BUSYLOOP_TIMEOUT`, QEMU's `poll-us`); 0, the
+    /// default, as QEMU's.
+    busyloop: u32,
+    /// `--pktgen-threads N`: pktgen threads sending into the tap, on the
+    /// other side's CPU and the CPUs after it; see [`Opts::pktgen_threads`].
+    pktgen_threads: Option<usize>,
 }
 
 impl Opts {
     /// What injects the RX frames: `--injector`, else pktgen, or a socket
     /// under `--profile`.
+    /// pktgen threads for the RX rows: `--pktgen-threads`, else two
+    /// with two CPUs or more (one on the other side's CPU, alone, one on
+    /// the worker's), so that the tap always holds frames and the worker
+    /// never waits for one. One thread only just outruns the worker at
+    /// 64 B: a window then either keeps the worker busy or falls into a
+    /// state where it sleeps between frames and each frame must wake it
+    /// across CPUs, which slows pktgen further (2026-12-03: 4 of 9
+    /// windows per module), and with the worker alone on a CPU it
+    /// measured how much each worker wake-up costs the sender, not the
+    /// module (Documentation/performance/notes.inc).
+    fn pktgen_threads(&self) -> usize {
+        self.pktgen_threads
+            .unwrap_or(if online_cpus() >= 2 { 2 } else { 1 })
+    }
+
     fn injector(&self) -> Inject {
         self.inject.unwrap_or(if self.profile {
             Inject::Socket
@@ -164,8 +186,9 @@ fn placement(o: &Opts, test: &str) -> Option<[usize; 3]> {
         PinOpt::Cpus(c) => Some(c),
         PinOpt::Auto if online_cpus() < 2 => None,
         PinOpt::Auto if test == "lat" => Some([0, 1, 1]),
-        // pktgen's thread alone on CPU 1 (it does not sleep while it
-        // runs), the driver and the worker on CPU 0.
+        // pktgen's first thread alone on CPU 1 (it does not sleep while
+        // it runs), the driver, the worker and pktgen's second thread on
+        // CPU 0.
         PinOpt::Auto if test == "rx" && o.injector() == Inject::Pktgen => Some([0, 1, 0]),
         PinOpt::Auto => None,
     }
@@ -188,6 +211,10 @@ fn usage() -> ! {
          \x20             [--injector pktgen|socket]  (RX frames from pktgen, loaded from\n\
          \x20                                /lib/pktgen.ko, the default but under --profile;\n\
          \x20                                or from a thread's socket)\n\
+         \x20             [--busyloop US]  (each ring's busy-poll budget, QEMU's poll-us;\n\
+         \x20                                default 0, as QEMU's)\n\
+         \x20             [--pktgen-threads N]  (pktgen threads, on the other side's CPU\n\
+         \x20                                and those after it; default 2, 1 on one CPU)\n\
          \x20      vbench --quick   (1 round, 300 packets a row: a smoke test)"
     );
     std::process::exit(2)
@@ -212,6 +239,8 @@ fn parse() -> Opts {
         pin: PinOpt::Auto,
         by_row: true,
         inject: None,
+        busyloop: 0,
+        pktgen_threads: None,
     };
     let mut it = std::env::args().skip(1);
     let num =
@@ -279,6 +308,8 @@ fn parse() -> Opts {
                     _ => usage(),
                 }
             }
+            "--busyloop" => o.busyloop = num(it.next()) as u32,
+            "--pktgen-threads" => o.pktgen_threads = Some((num(it.next()) as usize).max(1)),
             "--c-dir" => o.paths.c_dir = it.next().unwrap_or_else(|| usage()).into(),
             "--ours" => o.paths.ours = Some(it.next().unwrap_or_else(|| usage()).into()),
             _ => usage(),
@@ -605,6 +636,18 @@ fn setup(o: &Opts, cpus: Option<[usize; 3]>) -> Result<(Net, i32), String> {
     // Nobody captures on the tap: frames the guest sends are dropped by the
     // stack as cheaply as possible.
     drop(std::mem::replace(&mut net.tap.cap, Fd(-1)));
+    for index in [0u32, 1] {
+        let mut s = uapi::VhostVringState {
+            index,
+            num: o.busyloop,
+        };
+        sys::ioctl_ptr(
+            net.dev.raw(),
+            uapi::VHOST_SET_VRING_BUSYLOOP_TIMEOUT as u64,
+            &mut s,
+        )
+        .map_err(|e| format!("SET_VRING_BUSYLOOP_TIMEOUT {index}: {e:?}"))?;
+    }
     let tid = worker_tid().ok_or("no vhost-<pid> worker thread")?;
     pin(0, cpus.map(|c| c[0]))?;
     pin(tid, cpus.map(|c| c[2]))?;
@@ -904,7 +947,13 @@ fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
         r.push(mem, i);
     }
     r.notify(mem);
-    let inj = Injection::start(o.injector(), &net.tap, size, cpus.map(|c| c[1]))?;
+    let inj = Injection::start(
+        o.injector(),
+        &net.tap,
+        size,
+        cpus.map(|c| c[1]),
+        o.pktgen_threads(),
+    )?;
     let mut pkts = 0u64;
     let mut rest = 0u16; // buffers left of the current packet
     let mut row = Row::default();
@@ -965,15 +1014,20 @@ enum Injection {
 }
 
 impl Injection {
-    /// Starts injecting `size`-byte frames into `tap`, from `cpu` if set.
+    /// Starts injecting `size`-byte frames into `tap`, from `cpu` if set;
+    /// pktgen from `threads` threads, on `cpu` and the CPUs after it.
     fn start(
         how: Inject,
         tap: &driver::Tap,
         size: usize,
         cpu: Option<usize>,
+        threads: usize,
     ) -> Result<Injection, String> {
         if how == Inject::Pktgen {
-            return Pktgen::start(&tap.name, size, cpu.unwrap_or(0)).map(Injection::Pktgen);
+            let first = cpu.unwrap_or(0);
+            let n = online_cpus().max(1) as usize;
+            let cpus: Vec<usize> = (0..threads).map(|i| (first + i) % n).collect();
+            return Pktgen::start(&tap.name, size, &cpus).map(Injection::Pktgen);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
@@ -1006,11 +1060,13 @@ impl Injection {
 }
 
 /// The kernel's packet generator sending `size`-byte frames into a tap
-/// (Documentation/networking/pktgen.rst): one device on the thread of one
-/// CPU, `count 0` (until stopped), a new skb per frame.
+/// (Documentation/networking/pktgen.rst): one device on the thread of
+/// each given CPU (the second and later named `tap@N`, pktgen's way of
+/// sending into one interface from several threads), `count 0` (until
+/// stopped), a new skb per frame.
 struct Pktgen {
-    dev: String,
-    thread: String,
+    /// pktgen's device names (`tap`, `tap@1`, ...) and their threads.
+    devs: Vec<(String, String)>,
     /// The writer of `start` to pgctrl: it returns when pktgen stops.
     run: std::thread::JoinHandle<Result<(), String>>,
 }
@@ -1026,7 +1082,7 @@ impl Pktgen {
             .map_err(|e| format!("pktgen: {file} <- {cmd}: {e}"))
     }
 
-    fn start(dev: &str, size: usize, cpu: usize) -> Result<Pktgen, String> {
+    fn start(dev: &str, size: usize, cpus: &[usize]) -> Result<Pktgen, String> {
         if !std::path::Path::new(Self::DIR).exists() {
             let st = std::process::Command::new("insmod")
                 .arg(Self::MODULE)
@@ -1036,42 +1092,52 @@ impl Pktgen {
                 return Err(format!("insmod {}: {st}", Self::MODULE));
             }
         }
-        let thread = format!("kpktgend_{cpu}");
-        Self::write(&thread, "rem_device_all")?;
-        Self::write(&thread, &format!("add_device {dev}"))?;
         let m = driver::UNICAST;
         let mac = format!(
             "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
             m[0], m[1], m[2], m[3], m[4], m[5]
         );
-        for cmd in [
-            "count 0".to_string(),
-            format!("pkt_size {size}"),
-            "clone_skb 0".to_string(),
-            "delay 0".to_string(),
-            format!("dst_mac {mac}"),
-            "dst 198.18.0.2".to_string(),
-        ] {
-            Self::write(dev, &cmd)?;
+        let mut devs = Vec::new();
+        for (i, cpu) in cpus.iter().enumerate() {
+            let thread = format!("kpktgend_{cpu}");
+            let name = if i == 0 {
+                dev.to_string()
+            } else {
+                format!("{dev}@{i}")
+            };
+            Self::write(&thread, "rem_device_all")?;
+            Self::write(&thread, &format!("add_device {name}"))?;
+            for cmd in [
+                "count 0".to_string(),
+                format!("pkt_size {size}"),
+                "clone_skb 0".to_string(),
+                "delay 0".to_string(),
+                format!("dst_mac {mac}"),
+                "dst 198.18.0.2".to_string(),
+            ] {
+                Self::write(&name, &cmd)?;
+            }
+            devs.push((name, thread));
         }
         let run = std::thread::spawn(|| Self::write("pgctrl", "start"));
-        Ok(Pktgen {
-            dev: dev.to_string(),
-            thread,
-            run,
-        })
+        Ok(Pktgen { devs, run })
     }
 
     /// Frames offered to the tap so far: pktgen's `pkts-sofar` (those
-    /// the tap took) plus its `errors` (those it dropped, its queue full).
+    /// the tap took) plus its `errors` (those it dropped, its queue full),
+    /// of every thread.
     fn sent(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("{}/{}", Self::DIR, self.dev)).unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            let mut w = s.split_whitespace();
-            w.by_ref().find(|&t| t == name);
-            w.next().and_then(|n| n.parse().ok()).unwrap_or(0)
-        };
-        field("pkts-sofar:") + field("errors:")
+        let mut n = 0;
+        for (dev, _) in &self.devs {
+            let s = std::fs::read_to_string(format!("{}/{dev}", Self::DIR)).unwrap_or_default();
+            let field = |name: &str| -> u64 {
+                let mut w = s.split_whitespace();
+                w.by_ref().find(|&t| t == name);
+                w.next().and_then(|n| n.parse().ok()).unwrap_or(0)
+            };
+            n += field("pkts-sofar:") + field("errors:");
+        }
+        n
     }
 
     fn stop(self) -> Result<(), String> {
@@ -1080,7 +1146,11 @@ impl Pktgen {
             .run
             .join()
             .map_err(|_| "pktgen start panicked".to_string())?;
-        r.and(ran).and(Self::write(&self.thread, "rem_device_all"))
+        let mut res = r.and(ran);
+        for (_, thread) in &self.devs {
+            res = res.and(Self::write(thread, "rem_device_all"));
+        }
+        res
     }
 }
 
