@@ -1120,7 +1120,47 @@ impl Pktgen {
             devs.push((name, thread));
         }
         let run = std::thread::spawn(|| Self::write("pgctrl", "start"));
-        Ok(Pktgen { devs, run })
+        let pg = Pktgen { devs, run };
+        // A thread takes `start` and `stop` from flags it reads in its
+        // loop, stop first: a stop written before a thread saw the start
+        // would leave its device sending after the stop, with no end
+        // (`count 0`). So the window starts once every device runs.
+        if let Err(e) = Self::wait_threads(&pg.devs, |running, _| running) {
+            let _ = pg.stop();
+            return Err(e);
+        }
+        Ok(pg)
+    }
+
+    /// Waits (up to 5 s) until `ok(running, listed)` holds for every
+    /// device: whether its thread lists it as running, and at all.
+    fn wait_threads(
+        devs: &[(String, String)],
+        ok: impl Fn(bool, bool) -> bool,
+    ) -> Result<(), String> {
+        let end = Instant::now() + Duration::from_secs(5);
+        for (dev, thread) in devs {
+            loop {
+                let s = std::fs::read_to_string(format!("{}/{thread}", Self::DIR))
+                    .map_err(|e| format!("pktgen: {thread}: {e}"))?;
+                let list = |tag: &str| -> bool {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix(tag))
+                        .is_some_and(|l| l.split_whitespace().any(|d| d == dev))
+                };
+                let running = list("Running:");
+                if ok(running, running || list("Stopped:")) {
+                    break;
+                }
+                if Instant::now() > end {
+                    return Err(format!(
+                        "pktgen: {thread}: {dev} not in the wanted state: {s:?}"
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(())
     }
 
     /// Frames offered to the tap so far: pktgen's `pkts-sofar` (those
@@ -1141,16 +1181,19 @@ impl Pktgen {
     }
 
     fn stop(self) -> Result<(), String> {
+        let Pktgen { devs, run } = self;
         let r = Self::write("pgctrl", "stop");
-        let ran = self
-            .run
+        let ran = run
             .join()
             .map_err(|_| "pktgen start panicked".to_string())?;
         let mut res = r.and(ran);
-        for (_, thread) in &self.devs {
+        for (_, thread) in &devs {
             res = res.and(Self::write(thread, "rem_device_all"));
         }
-        res
+        // The threads drop their devices (and their references on the
+        // tap) in their own loop: wait for it, so that the tap closes
+        // freely and the next row's `add_device` finds the names free.
+        res.and(Self::wait_threads(&devs, |_, listed| !listed))
     }
 }
 
