@@ -119,8 +119,6 @@ struct Opts {
 }
 
 impl Opts {
-    /// What injects the RX frames: `--injector`, else pktgen, or a socket
-    /// under `--profile`.
     /// pktgen threads for the RX rows: `--pktgen-threads`, else two
     /// with two CPUs or more (one on the other side's CPU, alone, one on
     /// the worker's), so that the tap always holds frames and the worker
@@ -136,6 +134,8 @@ impl Opts {
             .unwrap_or(if online_cpus() >= 2 { 2 } else { 1 })
     }
 
+    /// What injects the RX frames: `--injector`, else pktgen, or a socket
+    /// under `--profile`.
     fn injector(&self) -> Inject {
         self.inject.unwrap_or(if self.profile {
             Inject::Socket
@@ -151,10 +151,10 @@ enum Inject {
     /// A thread of ours: AF_PACKET, `sendmmsg` ([`injector`]).
     Socket,
     /// The kernel's packet generator (`pktgen.ko`, `/proc/net/pktgen`): its
-    /// thread sends straight into the tap's `ndo_start_xmit`, faster than
-    /// the worker drains frames of 256 B and up, so the tap drops the
-    /// excess and the row measures the module rather than the injector
-    /// ([`Pktgen`]).
+    /// threads send straight into the tap's `ndo_start_xmit`, faster than
+    /// the worker drains them, so the tap drops the excess and the row
+    /// measures the module rather than the injector ([`Pktgen`],
+    /// [`Opts::pktgen_threads`]).
     Pktgen,
 }
 
@@ -1125,37 +1125,38 @@ impl Pktgen {
         // loop, stop first: a stop written before a thread saw the start
         // would leave its device sending after the stop, with no end
         // (`count 0`). So the window starts once every device runs.
-        if let Err(e) = Self::wait_threads(&pg.devs, |running, _| running) {
+        if let Err(e) = Self::wait_threads(&pg.devs, true) {
             let _ = pg.stop();
             return Err(e);
         }
         Ok(pg)
     }
 
-    /// Waits (up to 5 s) until `ok(running, listed)` holds for every
-    /// device: whether its thread lists it as running, and at all.
-    fn wait_threads(
-        devs: &[(String, String)],
-        ok: impl Fn(bool, bool) -> bool,
-    ) -> Result<(), String> {
+    /// Waits (up to 5 s) until every device runs (`running`), or until no
+    /// thread lists it any more (`!running`): its thread's `Running:` and
+    /// `Stopped:` lines.
+    fn wait_threads(devs: &[(String, String)], running: bool) -> Result<(), String> {
         let end = Instant::now() + Duration::from_secs(5);
         for (dev, thread) in devs {
             loop {
                 let s = std::fs::read_to_string(format!("{}/{thread}", Self::DIR))
                     .map_err(|e| format!("pktgen: {thread}: {e}"))?;
-                let list = |tag: &str| -> bool {
+                let listed = |tag: &str| -> bool {
                     s.lines()
                         .find_map(|l| l.strip_prefix(tag))
                         .is_some_and(|l| l.split_whitespace().any(|d| d == dev))
                 };
-                let running = list("Running:");
-                if ok(running, running || list("Stopped:")) {
+                let done = if running {
+                    listed("Running:")
+                } else {
+                    !listed("Running:") && !listed("Stopped:")
+                };
+                if done {
                     break;
                 }
                 if Instant::now() > end {
-                    return Err(format!(
-                        "pktgen: {thread}: {dev} not in the wanted state: {s:?}"
-                    ));
+                    let want = if running { "running" } else { "removed" };
+                    return Err(format!("pktgen: {thread}: {dev} not {want}: {s:?}"));
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -1193,7 +1194,7 @@ impl Pktgen {
         // The threads drop their devices (and their references on the
         // tap) in their own loop: wait for it, so that the tap closes
         // freely and the next row's `add_device` finds the names free.
-        res.and(Self::wait_threads(&devs, |_, listed| !listed))
+        res.and(Self::wait_threads(&devs, false))
     }
 }
 
