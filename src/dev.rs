@@ -20,7 +20,9 @@ use crate::kapi::miscdev::MiscDevice;
 use crate::kapi::mm::MmRef;
 use crate::kapi::poll::{PollEntry, EPOLLIN, EPOLLOUT};
 use crate::kapi::socket::Socket;
-use crate::kapi::task::{cond_resched, current_pid, Kthread, TaskBody, VhostTask, WorkerThread};
+use crate::kapi::task::{
+    cond_resched, current_pid, synchronize_rcu, Kthread, TaskBody, VhostTask, WorkerThread,
+};
 use crate::kapi::uaccess;
 use crate::mem::{new_map, GuestMap};
 use crate::net::{Scratch, ZcRing};
@@ -35,6 +37,7 @@ use crate::vcore::validate::IotlbOutcome;
 use crate::vq::{memory_access_ok, Vq};
 use crate::worker::{Worker, WORK_RX, WORK_TX};
 use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, ArcBorrow, Mutex};
@@ -89,6 +92,9 @@ pub(crate) struct VhostNet {
     msgs: Msgs,
     /// Pending work and flushing; the poll entries point at it.
     worker: Arc<Worker>,
+    /// Set while `cleanup` detaches the rings: a round in a busy poll stops
+    /// spinning, so release waits for no busy-loop timeout (C's does).
+    stopping: AtomicBool,
     /// Polls the RX kick eventfd (C's `vq->poll`).
     #[pin]
     rx_kick: PollEntry<Worker>,
@@ -101,6 +107,14 @@ pub(crate) struct VhostNet {
     /// Polls the backend for room to send.
     #[pin]
     tx_sock: PollEntry<Worker>,
+}
+
+/// What `cleanup` took from the rings, dropped after the locks are
+/// released (the sockets after the worker stopped, as C's release puts
+/// them last).
+struct Detached {
+    _vqs: KVec<Vq>,
+    _socks: [Option<Socket>; 2],
 }
 
 /// What a virtqueue ioctl has to release after the locks are dropped.
@@ -134,6 +148,11 @@ impl VhostNet {
     /// The worker's queue.
     pub(crate) fn worker(&self) -> &Worker {
         &self.worker
+    }
+
+    /// Whether the device is being torn down: a busy poll ends at once.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// The IOTLB message queues.
@@ -241,17 +260,34 @@ impl VhostNet {
     }
 
     /// Brings every ring and the device back to their state after `open`
-    /// (C's `vhost_dev_cleanup` + `vhost_net_vq_reset`), leaving `umem` as
-    /// given. Returns what must be dropped outside the locks.
-    fn cleanup(&self, dev: &mut DevState, umem: Option<Arc<GuestMap>>) -> KVec<Vq> {
-        // Nothing may wake the worker any more, then it finishes what it
-        // has and stops, before anything it uses goes away.
-        self.stop_polls(0, &mut self.rx.lock());
-        self.stop_polls(1, &mut self.tx.lock());
-        // Zerocopy completions wake the worker too: wait for all of them.
+    /// (C's `vhost_net_stop`, `vhost_net_flush`, `vhost_dev_cleanup` and
+    /// `vhost_net_vq_reset`), leaving `umem` as given. Returns what must be
+    /// dropped outside the locks.
+    ///
+    /// The order is what keeps the worker's wakers from outliving it:
+    /// 1. each ring loses its polls and its backend (under its mutex, so
+    ///    after any round in progress; `stopping` ends a busy poll first):
+    ///    from then on a round sends and receives nothing, so no zerocopy
+    ///    packet is armed any more;
+    /// 2. the zerocopy packets in flight are drained (every completion has
+    ///    run, `Zcopy::drain`), and the worker runs what they queued;
+    /// 3. the task is unpublished, then an RCU grace period passes: a
+    ///    completion runs in an RCU read-side section, so one that loaded
+    ///    the task before it was cleared has returned; poll callbacks were
+    ///    removed in step 1 under their wait queues' locks;
+    /// 4. only then is the task stopped and freed.
+    fn cleanup(&self, dev: &mut DevState, umem: Option<Arc<GuestMap>>) -> Detached {
+        self.stopping.store(true, Ordering::Relaxed);
+        let mut socks: [Option<Socket>; 2] = [None, None];
+        for (index, m) in [&self.rx, &self.tx].into_iter().enumerate() {
+            let mut vq = m.lock();
+            self.stop_polls(index, &mut vq);
+            socks[index] = vq.backend.take();
+        }
         self.zcopy_flush();
         self.worker.flush();
         self.worker.set_task(core::ptr::null_mut(), false);
+        synchronize_rcu();
         drop(dev.task.take());
         let mut old = KVec::new();
         self.for_each_vq(|vq| {
@@ -271,7 +307,8 @@ impl VhostNet {
         self.msgs.set_iotlb_on(false);
         self.msgs.clear();
         self.msgs.wake();
-        old
+        self.stopping.store(false, Ordering::Relaxed);
+        Detached { _vqs: old, _socks: socks }
     }
 
     /// `VHOST_RESET_OWNER`: back to the state right after `open`, with an
@@ -837,6 +874,7 @@ impl MiscDevice for VhostNet {
                 tx <- kernel::new_mutex!(Vq::new(), "VhostNet::tx"),
                 msgs <- Msgs::new(),
                 worker,
+                stopping: AtomicBool::new(false),
                 // SAFETY: `w` points to `worker`, which the device keeps in
                 // its field `worker` for as long as the entries exist.
                 rx_kick <- unsafe { PollEntry::new(EPOLLIN, WORK_RX, w) },

@@ -24,7 +24,7 @@ use crate::vcore::features::has_feature;
 use crate::vcore::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
 use crate::vcore::ring::{
     write_used_elems_buffered, ChainBufs, Ring, RingError, RingMemory, Translate, UsedElem,
-    UIO_MAXIOV,
+    MAX_PACKET_READS, UIO_MAXIOV,
 };
 use crate::vcore::uapi::{
     VhostIotlbMsg, VHOST_BACKEND_F_IOTLB_MSG_V2, VHOST_F_LOG_ALL, VHOST_IOTLB_MISS,
@@ -41,6 +41,13 @@ use kernel::sync::{Arc, Mutex};
 const PKT_WEIGHT: usize = 256;
 /// Bytes per round before the ring yields (C's `VHOST_NET_WEIGHT`).
 const BYTE_WEIGHT: usize = 0x80000;
+/// Descriptor reads per round before the ring yields (C has no such
+/// weight). A packet takes at most `MAX_PACKET_READS`; a guest's packets
+/// take a few each (256 packets of 64 descriptors would be this many),
+/// so only a guest that chains zero-length or needlessly many descriptors
+/// meets it, and its rounds then end after some hundreds of microseconds,
+/// however long its chains (Documentation/differences.rst).
+const READ_WEIGHT: usize = 4 * MAX_PACKET_READS as usize;
 /// Used entries batched before they are published (`VHOST_NET_BATCH`).
 const BATCH: usize = 64;
 /// Room for used entries: a batch plus one packet's worth of heads.
@@ -456,6 +463,10 @@ fn busy_poll(dev: &VhostNet, budget_us: u32, mut ready: impl FnMut() -> bool) ->
         if dev.worker().has_pending() {
             return BusyPoll::Interrupted;
         }
+        if dev.stopping() {
+            // Release waits for this round (C's waits out the timeout).
+            return BusyPoll::TimedOut;
+        }
         if ready() {
             return BusyPoll::Ready;
         }
@@ -464,10 +475,11 @@ fn busy_poll(dev: &VhostNet, budget_us: u32, mut ready: impl FnMut() -> bool) ->
     BusyPoll::TimedOut
 }
 
-/// Whether a round has done enough (C's `vhost_exceeds_weight`); if so the
-/// ring is queued again so other work gets the worker first.
-fn exceeds_weight(dev: &VhostNet, bit: u32, pkts: usize, bytes: usize) -> bool {
-    if bytes >= BYTE_WEIGHT || pkts >= PKT_WEIGHT {
+/// Whether a round has done enough (C's `vhost_exceeds_weight`, and
+/// [`READ_WEIGHT`] descriptor reads); if so the ring is queued again so
+/// other work gets the worker first.
+fn exceeds_weight(dev: &VhostNet, bit: u32, pkts: usize, bytes: usize, reads: usize) -> bool {
+    if bytes >= BYTE_WEIGHT || pkts >= PKT_WEIGHT || reads >= READ_WEIGHT {
         dev.worker().queue(bit);
         return true;
     }
@@ -484,6 +496,10 @@ struct Round<'a> {
     err: Option<&'a EventFdCtx>,
     /// The TX ring's zerocopy state, with `experimental_zcopytx`.
     zc: Option<&'a mut ZcRing>,
+    /// Descriptors read for the chains taken so far this round (at most
+    /// `MAX_PACKET_READS` a chain; the sum stays far below `usize::MAX`
+    /// since [`READ_WEIGHT`] ends the round).
+    reads: usize,
 }
 
 impl Round<'_> {
@@ -641,6 +657,7 @@ fn split<'a>(
         call: call.as_ref(),
         err: err.as_ref(),
         zc: zc.as_deref_mut(),
+        reads: 0,
     };
     Some((backend.as_mut(), round))
 }
@@ -681,6 +698,7 @@ fn tx_chain(
             iov: iov.as_mut_slice(),
             indirect: indirect.as_mut_slice(),
             log: None,
+            reads: MAX_PACKET_READS,
         };
         let chain = match r.ring.get_desc_chain(&r.mem, &r.xlate, bufs) {
             Ok(Some(c)) => c,
@@ -710,6 +728,7 @@ fn tx_chain(
                 return None;
             }
         };
+        r.reads += chain.reads as usize;
         if chain.in_num != 0 {
             // C: "Unexpected descriptor format for TX".
             r.vq_err();
@@ -801,7 +820,7 @@ impl TxRound<'_> {
                     Ok(()) => {
                         r.push_used(head);
                         pkts += 1;
-                        if exceeds_weight(dev, WORK_TX, pkts, bytes) {
+                        if exceeds_weight(dev, WORK_TX, pkts, bytes, r.reads) {
                             break;
                         }
                         continue;
@@ -830,7 +849,7 @@ impl TxRound<'_> {
             }
             r.push_used(head);
             pkts += 1;
-            if exceeds_weight(dev, WORK_TX, pkts, bytes) {
+            if exceeds_weight(dev, WORK_TX, pkts, bytes, r.reads) {
                 break;
             }
         }
@@ -911,7 +930,7 @@ impl TxRound<'_> {
                 r.signal_used();
             }
             pkts += 1;
-            if exceeds_weight(dev, WORK_TX, pkts, bytes) {
+            if exceeds_weight(dev, WORK_TX, pkts, bytes, r.reads) {
                 break;
             }
         }
@@ -1108,7 +1127,7 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
             bytes += vhost_len;
         }
         pkts += 1;
-        if exceeds_weight(dev, WORK_RX, pkts, bytes) {
+        if exceeds_weight(dev, WORK_RX, pkts, bytes, r.reads) {
             break;
         }
     }
@@ -1146,6 +1165,8 @@ fn get_rx_bufs(
     let mut seg = 0usize;
     let mut nlogs = 0usize;
     let mut last_len = 0u32;
+    // The packet's descriptor reads, over all its chains.
+    let mut reads_left = MAX_PACKET_READS;
     let done = r.scratch.done;
     let fail = |r: &mut Round<'_>, heads: usize, e: Option<RingError>| {
         r.ring.discard(heads as u16);
@@ -1169,6 +1190,7 @@ fn get_rx_bufs(
             } else {
                 None
             },
+            reads: reads_left,
         };
         let chain = match r.ring.get_desc_chain(&r.mem, &r.xlate, bufs) {
             Ok(Some(c)) => c,
@@ -1189,6 +1211,9 @@ fn get_rx_bufs(
             fail(r, heads, Some(RingError::Broken(Errno::EINVAL)));
             return Err(());
         }
+        // `chain.reads` is at most the `reads_left` given.
+        reads_left -= chain.reads;
+        r.reads += chain.reads as usize;
         nlogs += chain.log_num;
         let len = chain.len;
         last_len = len as u32;

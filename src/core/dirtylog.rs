@@ -203,8 +203,14 @@ where
 /// If the entries hold fewer than `len` bytes C hits `BUG()`; this returns
 /// `EINVAL` instead. With a device IOTLB the descriptors hold IOVAs, so C
 /// logs the user addresses the writable buffers were translated to (`iov`,
-/// the writable pieces) through the memory table, whole, and does not
-/// signal.
+/// the writable pieces) through the memory table, and does not signal.
+///
+/// C logs those pieces whole. A guest can make that a walk of terabytes
+/// for one packet (up to [`super::ring::UIO_MAXIOV`] pieces of up to 4 GiB,
+/// a bitmap write per page, with no rescheduling point). This logs the
+/// first `len` bytes of the pieces, which are the bytes the device wrote
+/// (it fills them in order), so every written page is still logged: a
+/// deliberate difference (Documentation/differences.rst).
 ///
 /// The write barrier first makes the data written to the buffers visible
 /// before any log bit: userspace that sees a bit, clears it and copies the
@@ -223,8 +229,15 @@ where
 {
     mem.wmb();
     if xlate.device_iotlb() {
+        let mut left = len;
         for p in iov {
-            log_write_hva(mem, log_base, |i| xlate.umem_region(i), p.addr, p.len)?;
+            if left == 0 {
+                break;
+            }
+            let l = p.len.min(left);
+            log_write_hva(mem, log_base, |i| xlate.umem_region(i), p.addr, l)?;
+            // `l <= left`.
+            left -= l;
         }
         return Ok(false);
     }

@@ -91,6 +91,23 @@ const RING_OFFSET: u64 = 4;
 const MAX_INDIRECT: u32 = 1 << 16;
 /// Available-ring entries read ahead in one copy ([`SplitRing`]'s `heads`).
 const HEADS_AHEAD: usize = 32;
+/// The most descriptors one packet may make the device read: the entries
+/// of the descriptor table and of indirect tables together, over all the
+/// chains of a packet (one chain for TX, up to [`UIO_MAXIOV`] for a
+/// mergeable RX packet; the caller passes what is left in
+/// [`ChainBufs::reads`]). A chain that would need more fails with
+/// `EINVAL`, like C's loop checks.
+///
+/// C bounds each table on its own (`num` for the descriptor table, the
+/// table's length for an indirect one), so one chain whose every
+/// descriptor is `INDIRECT | NEXT` and points at a table of 65536
+/// zero-length entries makes it read 2^31 descriptors without a
+/// rescheduling point (a soft lockup; Documentation/security.rst). A driver
+/// that works with QEMU's own virtio-net posts at most 1024 buffers per
+/// packet, none of length 0, and so needs fewer than 2048 reads; this is
+/// twice that. At some tens of nanoseconds a read, a packet's chains cost
+/// at most a few hundred microseconds.
+pub(crate) const MAX_PACKET_READS: u32 = 4096;
 
 /// The owner's memory that the ring lives in, as the kernel provides it.
 ///
@@ -305,6 +322,9 @@ pub(crate) struct Chain {
     /// indirect descriptor counts as one); a packed or in-order ring needs
     /// it to know how far the chain reaches.
     pub(crate) descs: u32,
+    /// Descriptors read to collect the chain (indirect entries included),
+    /// at most the [`ChainBufs::reads`] given.
+    pub(crate) reads: u32,
 }
 
 /// What the caller provides to receive a chain.
@@ -319,6 +339,9 @@ pub(crate) struct ChainBufs<'a> {
     /// descriptor has at least one writable piece, so a slice as long as
     /// `iov` never runs out; C does not check, this fails with `ENOBUFS`.
     pub(crate) log: Option<&'a mut [LogEntry]>,
+    /// Descriptors the chain may read (the head included), at most
+    /// [`MAX_PACKET_READS`]; a chain that needs more fails with `EINVAL`.
+    pub(crate) reads: u32,
 }
 
 /// Where used-ring writes are logged (`vq->log_used`, `vq->log_addr`,
@@ -425,6 +448,10 @@ struct Collector<'a> {
     log_num: usize,
     /// Bytes so far.
     len: u64,
+    /// Descriptor reads allowed when the walk began.
+    reads: u32,
+    /// Descriptor reads still allowed (at most `reads`).
+    reads_left: u32,
 }
 
 impl Collector<'_> {
@@ -437,7 +464,19 @@ impl Collector<'_> {
             log_num: self.log_num,
             len: self.len,
             descs,
+            reads: self.reads - self.reads_left,
         }
+    }
+
+    /// Accounts for one more descriptor read ([`MAX_PACKET_READS`]): the
+    /// walk fails with `EINVAL` once the caller's allowance is spent.
+    #[inline(always)]
+    fn count_read(&mut self) -> Result<(), RingError> {
+        self.reads_left = self
+            .reads_left
+            .checked_sub(1)
+            .ok_or(RingError::Broken(Errno::EINVAL))?;
+        Ok(())
     }
 
     /// Adds the buffer of a direct descriptor, checking what C checks after
@@ -783,7 +822,13 @@ impl SplitRing {
             return Err(RingError::Broken(Errno::EINVAL));
         }
 
-        let ChainBufs { iov, indirect, log } = bufs;
+        let ChainBufs {
+            iov,
+            indirect,
+            log,
+            reads,
+        } = bufs;
+        let reads = reads.min(MAX_PACKET_READS);
         let mut acc = Collector {
             iov,
             log,
@@ -791,7 +836,10 @@ impl SplitRing {
             in_num: 0,
             log_num: 0,
             len: 0,
+            reads,
+            reads_left: reads,
         };
+        acc.count_read()?;
         let d = self.read_desc(mem, u32::from(head))?;
         let chain = if d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) == 0 {
             // One direct descriptor, the usual RX buffer and TX packet: no
@@ -898,6 +946,7 @@ impl SplitRing {
             if found > self.num {
                 return Err(RingError::Broken(Errno::EINVAL));
             }
+            acc.count_read()?;
             d = self.read_desc(mem, i)?;
         }
     }
@@ -1251,6 +1300,7 @@ where
         if found > count {
             return Err(RingError::Broken(Errno::EINVAL));
         }
+        acc.count_read()?;
         let d = reader
             .read_desc(mem)
             .ok_or(RingError::Broken(Errno::EINVAL))?;

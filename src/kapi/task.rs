@@ -45,6 +45,14 @@ pub(crate) fn cond_resched() {
     unsafe { vhost_net_rs_cond_resched() };
 }
 
+/// Waits for an RCU grace period (`synchronize_rcu`): every read-side
+/// critical section that began before the call has ended.
+pub(crate) fn synchronize_rcu() {
+    // SAFETY: Called from process context without spinlocks held (the
+    // callers hold only sleeping mutexes).
+    unsafe { kernel::bindings::synchronize_rcu() };
+}
+
 /// The pid of the calling task (`current->pid`), for the worker's name.
 pub(crate) fn current_pid() -> i32 {
     // SAFETY: Reading the current task's pid is always allowed.

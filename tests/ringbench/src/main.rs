@@ -23,7 +23,9 @@ use vcore::errno::Errno;
 use vcore::intervalmap::{
     Entry, IntervalMap, Piece, Slot, Storage, TranslateError, PERM_RO, PERM_WO,
 };
-use vcore::ring::{ChainBufs, RingMemory, SplitConfig, SplitRing, Translate, UsedElem};
+use vcore::ring::{
+    ChainBufs, RingMemory, SplitConfig, SplitRing, Translate, UsedElem, MAX_PACKET_READS,
+};
 
 const NUM: u32 = 256;
 const BASE: u64 = 0x7f00_0000_0000;
@@ -188,6 +190,7 @@ fn main() {
                     iov: &mut iov,
                     indirect: &mut indirect,
                     log: None,
+                    reads: MAX_PACKET_READS,
                 },
             )
             .unwrap()

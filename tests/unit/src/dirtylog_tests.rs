@@ -129,8 +129,7 @@ fn log_write_bufs_without_iotlb() {
 }
 
 #[test]
-fn log_write_bufs_with_iotlb_logs_pieces_whole() {
-    let m = bitmap();
+fn log_write_bufs_with_iotlb_logs_the_bytes_written() {
     let umem = [Region {
         gpa: 0x40_0000,
         len: 0x10_0000,
@@ -148,9 +147,20 @@ fn log_write_bufs_with_iotlb_logs_pieces_whole() {
             len: 1,
         },
     ];
-    // The length and the log entries are not used.
+    // The log entries are not used; the pieces are logged up to `len`
+    // bytes (C logs them whole: 0x401, 0x402 and 0x408 for any `len`).
+    let m = bitmap();
     assert_eq!(log_write_bufs(&m, &xl, BASE, &[], 1, &iov), Ok(false));
+    assert_eq!(pages(&m), [0x401]);
+    let m = bitmap();
+    assert_eq!(log_write_bufs(&m, &xl, BASE, &[], 0x1001, &iov), Ok(false));
+    assert_eq!(pages(&m), [0x401, 0x402]);
+    let m = bitmap();
+    assert_eq!(log_write_bufs(&m, &xl, BASE, &[], 0x2001, &iov), Ok(false));
     assert_eq!(pages(&m), [0x401, 0x402, 0x408]);
+    let m = bitmap();
+    assert_eq!(log_write_bufs(&m, &xl, BASE, &[], 0, &iov), Ok(false));
+    assert_eq!(pages(&m), [0u64; 0]);
     let bad = [Piece {
         addr: 0x1000,
         len: 1,
@@ -159,6 +169,33 @@ fn log_write_bufs_with_iotlb_logs_pieces_whole() {
         log_write_bufs(&m, &xl, BASE, &[], 1, &bad),
         Err(Errno::EFAULT)
     );
+}
+
+/// A guest's worst case: `UIO_MAXIOV` pieces of 4 GiB each, mapped by the
+/// memory table, for a packet of 64 KiB: C sets a bit per page of all
+/// 4 TiB; this logs the 17 pages written.
+#[test]
+fn log_write_bufs_with_iotlb_huge_pieces_log_only_the_packet() {
+    let m = bitmap();
+    let umem = [Region {
+        gpa: 0,
+        len: 1 << 32,
+        uaddr: 0x1_0000_0000,
+        perm: PERM_RO | PERM_WO,
+    }];
+    let xl = Xlate::new(&[], true).with_umem(&umem);
+    let iov = vec![
+        Piece {
+            addr: 0x1_0000_0000,
+            len: 1 << 32,
+        };
+        crate::vcore::ring::UIO_MAXIOV
+    ];
+    assert_eq!(
+        log_write_bufs(&m, &xl, BASE, &[], 0x10000 + 12, &iov),
+        Ok(false)
+    );
+    assert_eq!(pages(&m), (0..17).collect::<Vec<u64>>());
 }
 
 proptest! {

@@ -241,7 +241,12 @@ proptest! {
             last_avail: s.last_avail,
             avail_idx: s.last_avail,
         };
-        let caps = Caps { iov: s.caps.0, indirect: s.caps.1, log: s.caps.2 };
+        let caps = Caps {
+            iov: s.caps.0,
+            indirect: s.caps.1,
+            log: s.caps.2,
+            reads: MAX_PACKET_READS,
+        };
         for _ in 0..s.calls {
             let want = model_get(&mem, &rs, s.iotlb, &mut model, caps);
             let got = sut_get(&mut ring, &mem, &xl, caps);

@@ -119,6 +119,7 @@ impl G {
                 iov: &mut self.iov,
                 indirect: &mut self.ind,
                 log: self.log.as_deref_mut(),
+                reads: MAX_PACKET_READS,
             },
         )
     }
@@ -1141,6 +1142,7 @@ fn ring_enum_forwards() {
                 iov: &mut g.iov,
                 indirect: &mut g.ind,
                 log: None,
+                reads: MAX_PACKET_READS,
             },
         )
         .unwrap()

@@ -12,7 +12,7 @@ use crate::vcore::errno::Errno;
 use crate::vcore::intervalmap::{Entry, IntervalMap, Piece, TranslateError, PERM_RO, PERM_WO};
 use crate::vcore::ring::{
     ChainBufs, Desc, RingError, RingMemory, SplitConfig, SplitRing, Translate, UsedElem,
-    VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
+    MAX_PACKET_READS, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
 };
 
 /// Something the ring did to memory, in order.
@@ -231,6 +231,7 @@ pub(crate) struct ModelChain {
     pub(crate) inn: Vec<Piece>,
     pub(crate) log: Vec<LogEntry>,
     pub(crate) descs: u32,
+    pub(crate) reads: u32,
 }
 
 /// Room the caller gives.
@@ -239,6 +240,8 @@ pub(crate) struct Caps {
     pub(crate) iov: usize,
     pub(crate) indirect: usize,
     pub(crate) log: Option<usize>,
+    /// Descriptor reads allowed (`ChainBufs::reads`).
+    pub(crate) reads: u32,
 }
 
 /// Naive translation: the regions do not overlap, so the one holding an
@@ -322,10 +325,15 @@ fn walk(
     ring: &ModelRing,
     head: u16,
     indirect_cap: usize,
-) -> (Vec<Step>, u32) {
+    budget: u32,
+) -> (Vec<Step>, u32, u32) {
     let mut steps = Vec::new();
     let mut i = head as u32;
     let mut visited = 0u32;
+    // Descriptor reads so far, against the packet's allowance (the table's
+    // entries and every indirect entry alike).
+    let budget = budget.min(MAX_PACKET_READS);
+    let mut reads = 0u32;
     loop {
         if i >= ring.num {
             steps.push(broken(Errno::EINVAL));
@@ -336,6 +344,11 @@ fn walk(
             steps.push(broken(Errno::EINVAL));
             break;
         }
+        if reads == budget {
+            steps.push(broken(Errno::EINVAL));
+            break;
+        }
+        reads += 1;
         let Some(b) = mem.peek(ring.desc + 16 * i as u64, 16) else {
             steps.push(broken(Errno::EFAULT));
             break;
@@ -365,6 +378,12 @@ fn walk(
                     failed = true;
                     break;
                 }
+                if reads == budget {
+                    steps.push(broken(Errno::EINVAL));
+                    failed = true;
+                    break;
+                }
+                reads += 1;
                 let Some(eb) = piece_bytes(mem, &pieces, 16 * k as u64) else {
                     steps.push(broken(Errno::EINVAL));
                     failed = true;
@@ -392,7 +411,7 @@ fn walk(
         }
         i = d.next as u32;
     }
-    (steps, visited)
+    (steps, visited, reads)
 }
 
 /// The model of `vhost_get_vq_desc`.
@@ -423,13 +442,14 @@ pub(crate) fn model_get(
     if head as u32 >= ring.num {
         return Err(RingError::Broken(Errno::EINVAL));
     }
-    let (steps, descs) = walk(mem, regions, iotlb, ring, head, caps.indirect);
+    let (steps, descs, reads) = walk(mem, regions, iotlb, ring, head, caps.indirect, caps.reads);
     let mut c = ModelChain {
         head,
         out: vec![],
         inn: vec![],
         log: vec![],
         descs,
+        reads,
     };
     for s in steps {
         let d = match s {
@@ -483,6 +503,7 @@ pub(crate) fn sut_get(
             iov: &mut iov,
             indirect: &mut ind,
             log: log.as_deref_mut(),
+            reads: caps.reads,
         },
     )?;
     Ok(r.map(|c| {
@@ -495,6 +516,7 @@ pub(crate) fn sut_get(
             inn: iov[c.out_num..c.out_num + c.in_num].to_vec(),
             log: log.map(|l| l[..c.log_num].to_vec()).unwrap_or_default(),
             descs: c.descs,
+            reads: c.reads,
         }
     }))
 }
@@ -560,6 +582,13 @@ pub fn fuzz_desc_chain(data: &[u8]) -> (usize, Option<i32>) {
             Some(data[6] as usize % 64)
         } else {
             None
+        },
+        // Mostly the real allowance; sometimes a small one, so that the
+        // budget's failure is compared with the model too.
+        reads: if flags & 16 != 0 {
+            1 + u32::from(data[6] % 32)
+        } else {
+            MAX_PACKET_READS
         },
     };
     let calls = 1 + data[7] % 8;

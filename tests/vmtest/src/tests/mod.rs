@@ -1,6 +1,7 @@
 //! The registry of in-VM tests. Add a test to a module and list it in `all`.
 
 mod basic;
+mod budget;
 mod compat;
 mod datapath;
 mod datapath2;
@@ -15,6 +16,7 @@ mod ioctl_util;
 mod ioctl_vring;
 mod modules;
 mod process;
+mod teardown;
 mod upstream;
 
 use crate::harness::{Allowed, Test};
@@ -32,7 +34,9 @@ pub fn all() -> Vec<Test> {
     v.extend(upstream::tests());
     // Hostile guests and hostile processes (Documentation/security.rst).
     v.extend(hostile::tests());
+    v.extend(budget::tests());
     v.extend(process::tests());
+    v.extend(teardown::tests());
     v
 }
 
