@@ -272,6 +272,7 @@ fn main() {
         };
         if args.dump {
             dump(&tap, "c: ", c_obs);
+            run_notes(&tap, "c: ", c_obs);
         }
         let mut why: Vec<String> = c_obs.failures.iter().map(|f| format!("c: {f}")).collect();
         let ours_obs = match ours {
@@ -293,6 +294,7 @@ fn main() {
         };
         if args.dump {
             dump(&tap, "ours: ", ours_obs);
+            run_notes(&tap, "ours: ", ours_obs);
         }
         why.extend(ours_obs.failures.iter().map(|f| format!("ours: {f}")));
         if contract.contains(&t.name) {

@@ -169,11 +169,43 @@ fn zcopy_teardown(obs: &mut Obs, ctx: &Ctx) {
     );
 }
 
+/// The worker threads (`vhost-<pid>`) of this process.
+fn worker_tids() -> Vec<i32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            (comm.trim() == format!("vhost-{me}"))
+                .then(|| e.file_name().to_str()?.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// Restores `sched_rt_runtime_us` when dropped.
+struct RtThrottle(String);
+
+impl Drop for RtThrottle {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/kernel/sched_rt_runtime_us", &self.0);
+    }
+}
+
 /// A TX round that busy-polls an empty ring for the largest timeout
 /// (2^32 - 1 us, 71 minutes; C's 6.12 would hold release that long, so C
 /// gets 2 s and the test notes what its close took): close must not wait
-/// for it. The worker is pinned apart from the test, so nothing else asks
-/// its CPU back (which would end the spin early).
+/// for it.
+///
+/// A busy poll also ends when the worker's CPU is wanted (`need_resched`),
+/// which on an ordinary CPU some kernel thread soon does; on a CPU given
+/// to the worker alone (isolated, or the worker real-time, as hosts tune
+/// them) nothing does. The test makes it so: the worker is pinned to CPU 0
+/// apart from the test and made SCHED_FIFO, with RT throttling off for the
+/// test's duration. Before the fix, ours' release then waited until the
+/// soft-lockup detector reported the spinning CPU.
 fn busy_poll_release(obs: &mut Obs, ctx: &Ctx) {
     let ours = ctx.imp() == Impl::Ours;
     let timeout_us: u32 = if ours { u32::MAX } else { 2_000_000 };
@@ -183,6 +215,20 @@ fn busy_poll_release(obs: &mut Obs, ctx: &Ctx) {
     let Some(mut n) = n else {
         return;
     };
+    let rt = std::fs::read_to_string("/proc/sys/kernel/sched_rt_runtime_us")
+        .map(|s| RtThrottle(s.trim().to_string()));
+    obs.val(
+        "RT throttling off",
+        std::fs::write("/proc/sys/kernel/sched_rt_runtime_us", "-1").is_ok(),
+    );
+    let tids = worker_tids();
+    obs.val("worker threads", tids.len());
+    for tid in &tids {
+        let p = libc::sched_param { sched_priority: 1 };
+        // SAFETY: `p` is a valid sched_param; `tid` is a thread of ours.
+        let r = unsafe { libc::sched_setscheduler(*tid, libc::SCHED_FIFO, &p) };
+        obs.val("worker SCHED_FIFO", r == 0);
+    }
     let mut s = uapi::VhostVringState {
         index: 1,
         num: timeout_us,
@@ -207,6 +253,7 @@ fn busy_poll_release(obs: &mut Obs, ctx: &Ctx) {
     let t = Instant::now();
     drop(n);
     let ms = t.elapsed().as_millis();
+    drop(rt);
     obs.note(format!(
         "close with the worker busy-polling ({timeout_us} us budget) took {ms} ms"
     ));
