@@ -658,7 +658,8 @@ macro_rules! round {
 
 /// The next chain the guest posted for TX, checked as C's `get_tx_bufs`:
 /// its head, how many pieces it has in the scratch iovecs, and its length
-/// without the vhost header. `None` ends the round: nothing posted (kicks
+/// without the vhost header (the pieces hold `hlen` bytes more, the
+/// whole `Chain::len`). `None` ends the round: nothing posted (kicks
 /// re-enabled, after an optional busy poll), an IOTLB miss, or a broken
 /// ring (reported).
 ///
@@ -820,7 +821,8 @@ impl TxRound<'_> {
                 more = bindings::MSG_MORE;
             }
             let pieces = &r.scratch.iov[..out_num];
-            match sock.sendmsg(as_iovecs(pieces), hlen, len, more, None) {
+            // SAFETY: The chain's pieces hold `hlen + len` bytes (`tx_chain`).
+            match unsafe { sock.sendmsg(as_iovecs(pieces), hlen, len, more, None) } {
                 Err(e) if tx_retry(e) => {
                     self.socket_full(r, sock);
                     break;
@@ -875,13 +877,16 @@ impl TxRound<'_> {
                 0
             };
             let pieces = &r.scratch.iov[..out_num];
-            let sent = sock.sendmsg(
-                as_iovecs(pieces),
-                hlen,
-                len,
-                more,
-                use_zc.then_some(&mut ctl),
-            );
+            // SAFETY: The chain's pieces hold `hlen + len` bytes (`tx_chain`).
+            let sent = unsafe {
+                sock.sendmsg(
+                    as_iovecs(pieces),
+                    hlen,
+                    len,
+                    more,
+                    use_zc.then_some(&mut ctl),
+                )
+            };
             if let Err(e) = sent {
                 let retry = tx_retry(e);
                 if use_zc {
@@ -1068,12 +1073,15 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
                 // Too big for the buffers: truncate to nothing and drop it
                 // (CVE-2014-0077), the buffers stay with the guest.
                 let one = [r.scratch.iov[0]];
-                let _ = sock.recvmsg(&mut hdr, as_iovecs(&one), 0, 1);
+                // SAFETY: `iov[0]` is a piece of the first chain, and
+                // translated pieces are never empty: it holds a byte.
+                let _ = unsafe { sock.recvmsg(&mut hdr, as_iovecs(&one), 0, 1) };
                 break 'pass;
             }
             let pieces = &r.scratch.iov[..got.in_num];
-            let r_len = sock
-                .recvmsg(&mut hdr, as_iovecs(pieces), vhost_hlen, sock_len)
+            // SAFETY: Not overrun, the pieces hold at least `vhost_len =
+            // vhost_hlen + sock_len` bytes (`RxBufs`).
+            let r_len = unsafe { sock.recvmsg(&mut hdr, as_iovecs(pieces), vhost_hlen, sock_len) }
                 .unwrap_or_default();
             if r_len != sock_len {
                 // The packet went away or changed size meanwhile: give the
@@ -1124,7 +1132,9 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
 struct RxBufs {
     /// Chains taken (used entries filled at `done..done + heads`).
     heads: usize,
-    /// Writable pieces, from the start of `iov`.
+    /// Writable pieces, from the start of `iov`: the chains' pieces, which
+    /// hold the chains' `Chain::len`s, at least `datalen` bytes in all
+    /// unless `overrun`.
     in_num: usize,
     /// Log entries, from the start of the scratch log.
     log_num: usize,

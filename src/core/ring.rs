@@ -137,7 +137,11 @@ pub(crate) trait RingMemory: DirtyBitmap {
 pub(crate) trait Translate {
     /// Translates `len` bytes at guest address `addr` into user pieces, like
     /// [`super::intervalmap::IntervalMap::translate`] on the device IOTLB if
-    /// there is one, else on the memory table.
+    /// there is one, else on the memory table: returns how many pieces it
+    /// stored at the start of `out` (at most `out.len()`), none of them
+    /// empty, adding up to exactly `len` bytes. [`Chain::len`] counts on
+    /// it, and so does the worker, which hands the pieces to a socket as
+    /// iovecs of that many bytes.
     ///
     /// On a miss in the device IOTLB the implementation must also queue a
     /// `VHOST_IOTLB_MISS` message for the address in the error and `access`,
