@@ -138,10 +138,13 @@ impl OwnerMem<'_> {
         mut f: impl FnMut(u64, usize, usize) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let mut pieces = [Piece::default(); META_PIECES];
+        let len = u32::try_from(len).map_err(|_| Errno::EFAULT)?;
         let n = iotlb
             .lock()
-            .translate(addr, len as u32, access, &mut pieces)
+            .translate(addr, len, access, &mut pieces)
             .map_err(|_| Errno::EFAULT)?;
+        // The pieces add up to `len` (`IntervalMap::translate`), so `done`
+        // and `done + p.len` stay at most `len`.
         let mut done = 0usize;
         for p in &pieces[..n] {
             f(p.addr, done, p.len as usize)?;
@@ -448,7 +451,7 @@ enum BusyPoll {
 /// its available ring; RX: the socket and its available ring). See
 /// Documentation/differences.rst.
 fn busy_poll(dev: &VhostNet, budget_us: u32, mut ready: impl FnMut() -> bool) -> BusyPoll {
-    let end = usermem::busy_clock() + u64::from(budget_us);
+    let end = usermem::busy_clock().saturating_add(u64::from(budget_us));
     while usermem::busy_clock() <= end
         && !usermem::need_resched()
         && !kernel::current!().signal_pending()
@@ -466,6 +469,10 @@ fn busy_poll(dev: &VhostNet, budget_us: u32, mut ready: impl FnMut() -> bool) ->
 
 /// Whether a round has done enough (C's `vhost_exceeds_weight`); if so the
 /// ring is queued again so other work gets the worker first.
+///
+/// A round stops once this holds, so its counters grow by plain additions
+/// from below the weights, by one packet (under 2^42 bytes, see
+/// `Chain::len`) at a time: they cannot overflow.
 fn exceeds_weight(dev: &VhostNet, bit: u32, pkts: usize, bytes: usize) -> bool {
     if bytes >= BYTE_WEIGHT || pkts >= PKT_WEIGHT {
         dev.worker().queue(bit);
@@ -488,6 +495,8 @@ struct Round<'a> {
 
 impl Round<'_> {
     /// Records a sent TX chain for the used ring (length 0, as in C).
+    /// TX rounds publish at `BATCH` entries (or at once), so `done` is
+    /// below `BATCH < HEADS` here.
     fn push_used(&mut self, head: u16) {
         let done = self.scratch.done;
         self.scratch.heads[done] = UsedElem {
@@ -539,6 +548,9 @@ impl Round<'_> {
             let Some(z) = self.zc.as_deref_mut() else {
                 return;
             };
+            // `done <= heads.len()` always; `added < room` below keeps
+            // `done + added` an index of `heads`. `errs` is bounded by the
+            // packets since `tx_packet` cleared it plus those in flight.
             let room = self.scratch.heads.len() - self.scratch.done;
             let mut added = 0;
             while z.done != z.upend && added < room {
@@ -967,6 +979,7 @@ impl ZcRing {
     /// Too many packets in flight to send more without copying, or to
     /// hold back with `MSG_MORE` (C's `vhost_exceeds_maxpend`).
     fn exceeds_maxpend(&self, num: usize) -> bool {
+        // Both indices are below `SLOTS` (type invariant): no wrap.
         (self.upend + SLOTS - self.done) % SLOTS > MAX_PEND.min(num >> 2)
     }
 
@@ -980,6 +993,7 @@ impl ZcRing {
     /// Counts a sent packet; every 1024 the error count starts over (C's
     /// `vhost_net_tx_packet`).
     fn tx_packet(&mut self) {
+        // Below 1024 before the increment.
         self.packets += 1;
         if self.packets >= 1024 {
             self.packets = 0;
@@ -1056,6 +1070,7 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
             if sock_len == 0 {
                 break 'round;
             }
+            // A C `int` length plus two headers of at most 12 bytes.
             sock_len += sock_hlen;
             let vhost_len = sock_len + vhost_hlen;
             let quota = if mergeable { UIO_MAXIOV } else { 1 };
@@ -1100,6 +1115,7 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
                 r.ring.discard(got.heads as u16);
                 break 'round;
             }
+            // `get_rx_bufs` found a slot for each head: at most `HEADS`.
             r.scratch.done += got.heads;
             if r.scratch.done > BATCH {
                 r.signal_used();
@@ -1145,6 +1161,11 @@ struct RxBufs {
 /// Collects chains for a packet of `datalen` bytes (C's `get_rx_bufs`).
 /// `Ok(None)`: the ring ran out of buffers (nothing consumed). `Err`: the
 /// ring is broken (reported) or missed in the IOTLB; nothing consumed.
+///
+/// Arithmetic: `datalen` (a packet, nonzero and under 2^32) less at most
+/// `quota <= UIO_MAXIOV` chain lengths (each under 2^42) stays far inside
+/// `i64`; `heads` and `seg` are bounded by the slots and pieces found; the
+/// loop runs at least once (`quota >= 1`), so `heads >= 1` after it.
 fn get_rx_bufs(
     r: &mut Round<'_>,
     datalen: usize,
@@ -1253,8 +1274,11 @@ fn write_at(pieces: &[Piece], offset: usize, data: &[u8]) -> Result {
             skip -= p.len;
             continue;
         }
+        // `skip < p.len` and `written < data.len()`: no subtraction wraps
+        // and `written + n <= data.len()`. The address wraps as C's
+        // `iov_base + skip`; the copy checks it (`access_ok`).
         let n = ((p.len - skip) as usize).min(data.len() - written);
-        usermem::copy_to_user(p.addr + skip, &data[written..written + n])?;
+        usermem::copy_to_user(p.addr.wrapping_add(skip), &data[written..written + n])?;
         written += n;
         skip = 0;
     }

@@ -69,6 +69,7 @@ impl RxBatch {
     fn take(&mut self) -> *mut c_void {
         match self.peek() {
             Some(p) => {
+                // `head < tail <= RX_BATCH`: `peek` found a packet.
                 self.head += 1;
                 p
             }
@@ -81,6 +82,7 @@ impl Drop for RxBatch {
     /// Gives what was not received back to the ring, in order, freeing
     /// what no longer fits (C's `vhost_net_buf_unproduce`).
     fn drop(&mut self) {
+        // `head <= tail` (type invariant).
         let n = self.tail - self.head;
         if n != 0 {
             // SAFETY: By the type invariant `ring` is live (the owning

@@ -207,8 +207,11 @@ fn copy_pieces(pieces: &[Piece], offset: usize, out: &mut [u8]) -> Result {
             skip -= p.len;
             continue;
         }
+        // `skip < p.len` and `done < out.len()`, so neither subtraction
+        // wraps and `done + n <= out.len()`. The address wraps as C's
+        // `iov_base + skip` would; the copy checks it (`access_ok`).
         let n = ((p.len - skip) as usize).min(out.len() - done);
-        usermem::copy_from_user(p.addr + skip, &mut out[done..done + n])?;
+        usermem::copy_from_user(p.addr.wrapping_add(skip), &mut out[done..done + n])?;
         done += n;
         skip = 0;
     }
@@ -227,8 +230,10 @@ fn fix_csum_hdr_len(hdr: &mut [u8], len: usize) -> bool {
     }
     let le = |o: usize| u16::from_le_bytes([hdr[o], hdr[o + 1]]);
     let (hdr_len, csum_start, csum_offset) = (le(2), le(6), le(8));
+    // At most 2 * 0xffff + 2: no `u32` overflow.
     let need = u32::from(csum_start) + u32::from(csum_offset) + 2;
     if need > u32::from(hdr_len) {
+        // Truncated to 16 bits as C's `__virtio16` store of the sum.
         let need16 = need as u16;
         hdr[2..4].copy_from_slice(&need16.to_le_bytes());
         if usize::from(need16) > len {
