@@ -414,9 +414,13 @@ impl VhostNet {
         }
         let n = n as usize;
         let mut regions = KVec::<VhostMemoryRegion>::with_capacity(n, GFP_KERNEL)?;
-        let base = arg + core::mem::size_of::<VhostMemory>();
+        // `arg` is the process's: a region past the end of the address
+        // space cannot be read (`EFAULT`); `i * size` is below 2^16 * 32.
+        let base = arg.checked_add(core::mem::size_of::<VhostMemory>());
         for i in 0..n {
-            let r = uaccess::read(base + i * core::mem::size_of::<VhostMemoryRegion>())?;
+            let size = core::mem::size_of::<VhostMemoryRegion>();
+            let at = base.and_then(|b| b.checked_add(i * size)).ok_or(EFAULT)?;
+            let r = uaccess::read(at)?;
             regions.push(r, GFP_KERNEL)?;
         }
         let mut map = new_map(n)?;
@@ -751,6 +755,7 @@ impl VhostNet {
             crate::net::log_used_flags(&self.msgs, vq, index);
         }
         vq.signalled_used_valid = false;
+        // `used` is 4-aligned (`set_vring_addr`): `used + 2` cannot wrap.
         if vq.iotlb.is_none() && !uaccess::access_ok(vq.used + 2, 2) {
             return Err(EFAULT);
         }

@@ -39,6 +39,8 @@ impl Storage for KStorage {
 /// has no `remove`). `index` must be in bounds.
 pub(crate) fn kvec_remove<T: Copy>(v: &mut KVec<T>, index: usize) -> T {
     let len = v.len();
+    // Panics unless `index < len` (slice and rotation bounds), so `len >= 1`
+    // below.
     v.as_mut_slice()[index..].rotate_left(1);
     let item = v.as_slice()[len - 1];
     // SAFETY: `len - 1 < len`, and `T: Copy` has no destructor, so the

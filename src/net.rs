@@ -145,10 +145,13 @@ impl OwnerMem<'_> {
         mut f: impl FnMut(u64, usize, usize) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let mut pieces = [Piece::default(); META_PIECES];
+        let len = u32::try_from(len).map_err(|_| Errno::EFAULT)?;
         let n = iotlb
             .lock()
-            .translate(addr, len as u32, access, &mut pieces)
+            .translate(addr, len, access, &mut pieces)
             .map_err(|_| Errno::EFAULT)?;
+        // The pieces add up to `len` (`IntervalMap::translate`), so `done`
+        // and `done + p.len` stay at most `len`.
         let mut done = 0usize;
         for p in &pieces[..n] {
             f(p.addr, done, p.len as usize)?;
@@ -455,7 +458,7 @@ enum BusyPoll {
 /// its available ring; RX: the socket and its available ring). See
 /// Documentation/differences.rst.
 fn busy_poll(dev: &VhostNet, budget_us: u32, mut ready: impl FnMut() -> bool) -> BusyPoll {
-    let end = usermem::busy_clock() + u64::from(budget_us);
+    let end = usermem::busy_clock().saturating_add(u64::from(budget_us));
     while usermem::busy_clock() <= end
         && !usermem::need_resched()
         && !kernel::current!().signal_pending()
@@ -478,6 +481,11 @@ fn busy_poll(dev: &VhostNet, budget_us: u32, mut ready: impl FnMut() -> bool) ->
 /// Whether a round has done enough (C's `vhost_exceeds_weight`, and
 /// [`READ_WEIGHT`] descriptor reads); if so the ring is queued again so
 /// other work gets the worker first.
+///
+/// A round stops once this holds, so its counters grow by plain additions
+/// from below the weights, by one packet (under 2^42 bytes, see
+/// `Chain::len`, and at most `MAX_PACKET_READS` reads) at a time: they
+/// cannot overflow.
 fn exceeds_weight(dev: &VhostNet, bit: u32, pkts: usize, bytes: usize, reads: usize) -> bool {
     if bytes >= BYTE_WEIGHT || pkts >= PKT_WEIGHT || reads >= READ_WEIGHT {
         dev.worker().queue(bit);
@@ -504,6 +512,8 @@ struct Round<'a> {
 
 impl Round<'_> {
     /// Records a sent TX chain for the used ring (length 0, as in C).
+    /// TX rounds publish at `BATCH` entries (or at once), so `done` is
+    /// below `BATCH < HEADS` here.
     fn push_used(&mut self, head: u16) {
         let done = self.scratch.done;
         self.scratch.heads[done] = UsedElem {
@@ -555,6 +565,9 @@ impl Round<'_> {
             let Some(z) = self.zc.as_deref_mut() else {
                 return;
             };
+            // `done <= heads.len()` always; `added < room` below keeps
+            // `done + added` an index of `heads`. `errs` is bounded by the
+            // packets since `tx_packet` cleared it plus those in flight.
             let room = self.scratch.heads.len() - self.scratch.done;
             let mut added = 0;
             while z.done != z.upend && added < room {
@@ -675,7 +688,8 @@ macro_rules! round {
 
 /// The next chain the guest posted for TX, checked as C's `get_tx_bufs`:
 /// its head, how many pieces it has in the scratch iovecs, and its length
-/// without the vhost header. `None` ends the round: nothing posted (kicks
+/// without the vhost header (the pieces hold `hlen` bytes more, the
+/// whole `Chain::len`). `None` ends the round: nothing posted (kicks
 /// re-enabled, after an optional busy poll), an IOTLB miss, or a broken
 /// ring (reported).
 ///
@@ -839,7 +853,8 @@ impl TxRound<'_> {
                 more = bindings::MSG_MORE;
             }
             let pieces = &r.scratch.iov[..out_num];
-            match sock.sendmsg(as_iovecs(pieces), hlen, len, more, None) {
+            // SAFETY: The chain's pieces hold `hlen + len` bytes (`tx_chain`).
+            match unsafe { sock.sendmsg(as_iovecs(pieces), hlen, len, more, None) } {
                 Err(e) if tx_retry(e) => {
                     self.socket_full(r, sock);
                     break;
@@ -894,13 +909,16 @@ impl TxRound<'_> {
                 0
             };
             let pieces = &r.scratch.iov[..out_num];
-            let sent = sock.sendmsg(
-                as_iovecs(pieces),
-                hlen,
-                len,
-                more,
-                use_zc.then_some(&mut ctl),
-            );
+            // SAFETY: The chain's pieces hold `hlen + len` bytes (`tx_chain`).
+            let sent = unsafe {
+                sock.sendmsg(
+                    as_iovecs(pieces),
+                    hlen,
+                    len,
+                    more,
+                    use_zc.then_some(&mut ctl),
+                )
+            };
             if let Err(e) = sent {
                 let retry = tx_retry(e);
                 if use_zc {
@@ -981,6 +999,7 @@ impl ZcRing {
     /// Too many packets in flight to send more without copying, or to
     /// hold back with `MSG_MORE` (C's `vhost_exceeds_maxpend`).
     fn exceeds_maxpend(&self, num: usize) -> bool {
+        // Both indices are below `SLOTS` (type invariant): no wrap.
         (self.upend + SLOTS - self.done) % SLOTS > MAX_PEND.min(num >> 2)
     }
 
@@ -994,6 +1013,7 @@ impl ZcRing {
     /// Counts a sent packet; every 1024 the error count starts over (C's
     /// `vhost_net_tx_packet`).
     fn tx_packet(&mut self) {
+        // Below 1024 before the increment.
         self.packets += 1;
         if self.packets >= 1024 {
             self.packets = 0;
@@ -1070,6 +1090,7 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
             if sock_len == 0 {
                 break 'round;
             }
+            // A C `int` length plus two headers of at most 12 bytes.
             sock_len += sock_hlen;
             let vhost_len = sock_len + vhost_hlen;
             let quota = if mergeable { UIO_MAXIOV } else { 1 };
@@ -1087,12 +1108,15 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
                 // Too big for the buffers: truncate to nothing and drop it
                 // (CVE-2014-0077), the buffers stay with the guest.
                 let one = [r.scratch.iov[0]];
-                let _ = sock.recvmsg(&mut hdr, as_iovecs(&one), 0, 1);
+                // SAFETY: `iov[0]` is a piece of the first chain, and
+                // translated pieces are never empty: it holds a byte.
+                let _ = unsafe { sock.recvmsg(&mut hdr, as_iovecs(&one), 0, 1) };
                 break 'pass;
             }
             let pieces = &r.scratch.iov[..got.in_num];
-            let r_len = sock
-                .recvmsg(&mut hdr, as_iovecs(pieces), vhost_hlen, sock_len)
+            // SAFETY: Not overrun, the pieces hold at least `vhost_len =
+            // vhost_hlen + sock_len` bytes (`RxBufs`).
+            let r_len = unsafe { sock.recvmsg(&mut hdr, as_iovecs(pieces), vhost_hlen, sock_len) }
                 .unwrap_or_default();
             if r_len != sock_len {
                 // The packet went away or changed size meanwhile: give the
@@ -1111,6 +1135,7 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
                 r.ring.discard(got.heads as u16);
                 break 'round;
             }
+            // `get_rx_bufs` found a slot for each head: at most `HEADS`.
             r.scratch.done += got.heads;
             if r.scratch.done > BATCH {
                 r.signal_used();
@@ -1143,7 +1168,9 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
 struct RxBufs {
     /// Chains taken (used entries filled at `done..done + heads`).
     heads: usize,
-    /// Writable pieces, from the start of `iov`.
+    /// Writable pieces, from the start of `iov`: the chains' pieces, which
+    /// hold the chains' `Chain::len`s, at least `datalen` bytes in all
+    /// unless `overrun`.
     in_num: usize,
     /// Log entries, from the start of the scratch log.
     log_num: usize,
@@ -1154,6 +1181,11 @@ struct RxBufs {
 /// Collects chains for a packet of `datalen` bytes (C's `get_rx_bufs`).
 /// `Ok(None)`: the ring ran out of buffers (nothing consumed). `Err`: the
 /// ring is broken (reported) or missed in the IOTLB; nothing consumed.
+///
+/// Arithmetic: `datalen` (a packet, nonzero and under 2^32) less at most
+/// `quota <= UIO_MAXIOV` chain lengths (each under 2^42) stays far inside
+/// `i64`; `heads` and `seg` are bounded by the slots and pieces found; the
+/// loop runs at least once (`quota >= 1`), so `heads >= 1` after it.
 fn get_rx_bufs(
     r: &mut Round<'_>,
     datalen: usize,
@@ -1268,8 +1300,11 @@ fn write_at(pieces: &[Piece], offset: usize, data: &[u8]) -> Result {
             skip -= p.len;
             continue;
         }
+        // `skip < p.len` and `written < data.len()`: no subtraction wraps
+        // and `written + n <= data.len()`. The address wraps as C's
+        // `iov_base + skip`; the copy checks it (`access_ok`).
         let n = ((p.len - skip) as usize).min(data.len() - written);
-        usermem::copy_to_user(p.addr + skip, &data[written..written + n])?;
+        usermem::copy_to_user(p.addr.wrapping_add(skip), &data[written..written + n])?;
         written += n;
         skip = 0;
     }

@@ -154,7 +154,11 @@ pub(crate) trait RingMemory: DirtyBitmap {
 pub(crate) trait Translate {
     /// Translates `len` bytes at guest address `addr` into user pieces, like
     /// [`super::intervalmap::IntervalMap::translate`] on the device IOTLB if
-    /// there is one, else on the memory table.
+    /// there is one, else on the memory table: returns how many pieces it
+    /// stored at the start of `out` (at most `out.len()`), none of them
+    /// empty, adding up to exactly `len` bytes. [`Chain::len`] counts on
+    /// it, and so does the worker, which hands the pieces to a socket as
+    /// iovecs of that many bytes.
     ///
     /// On a miss in the device IOTLB the implementation must also queue a
     /// `VHOST_IOTLB_MISS` message for the address in the error and `access`,
@@ -377,7 +381,9 @@ pub(crate) struct SplitConfig {
 /// # Invariants
 ///
 /// `num` is a power of two between 1 and 32768, so `num - 1` masks ring
-/// indices and every count of ring entries fits in a `u16` once reduced.
+/// indices and every count of ring entries fits in a `u16` once reduced;
+/// offsets of ring positions up to `num` (`16 * i`, `8 * i + 4`,
+/// `2 * i + 4`) are below 2^20, so plain arithmetic on them is exact.
 ///
 /// `heads_len <= HEADS_AHEAD`, and the entries in `heads` were read, after
 /// the barrier that followed reading an `avail->idx` above all of them, at
@@ -493,6 +499,8 @@ impl Collector<'_> {
         } else {
             PERM_RO
         };
+        // The translation stores at most `room.len()` pieces, so the counts
+        // stay at most `iov.len()`: plain additions.
         let at = self.out_num + self.in_num;
         let room = self.iov.get_mut(at..).unwrap_or_default();
         let n = xlate
@@ -598,6 +606,8 @@ impl PieceReader<'_> {
                 self.offset = 0;
                 continue;
             }
+            // `filled < 16` and `take <= left`: the sums below stay within
+            // `b` and the piece.
             let take = left.min((b.len() - filled) as u64) as usize;
             mem.read(
                 p.addr.wrapping_add(self.offset),

@@ -69,6 +69,7 @@ impl RxBatch {
     fn take(&mut self) -> *mut c_void {
         match self.peek() {
             Some(p) => {
+                // `head < tail <= RX_BATCH`: `peek` found a packet.
                 self.head += 1;
                 p
             }
@@ -81,6 +82,7 @@ impl Drop for RxBatch {
     /// Gives what was not received back to the ring, in order, freeing
     /// what no longer fits (C's `vhost_net_buf_unproduce`).
     fn drop(&mut self) {
+        // `head <= tail` (type invariant).
         let n = self.tail - self.head;
         if n != 0 {
             // SAFETY: By the type invariant `ring` is live (the owning
@@ -181,15 +183,21 @@ impl Socket {
         }
     }
 
-    /// Sends one packet gathered from `iov` (`len` bytes in all), with
-    /// `MSG_DONTWAIT` and `flags`. Returns the bytes sent.
+    /// Sends one packet gathered from `iov`: `len` bytes after its first
+    /// `skip`, with `MSG_DONTWAIT` and `flags`. Returns the bytes sent;
+    /// `EINVAL` if `skip + len` overflows.
     ///
     /// `iov` holds user addresses of the calling task's address space (the
     /// worker runs in the owner's).
     ///
     /// With `ctl` (zerocopy), the socket builds the skb on the pages of
     /// `iov` and releases them through the `ubuf_info` in `ctl`.
-    pub(crate) fn sendmsg(
+    ///
+    /// # Safety
+    ///
+    /// The lengths of the entries of `iov` add up to at least `skip + len`
+    /// (see [`set_iter`]).
+    pub(crate) unsafe fn sendmsg(
         &self,
         iov: &[bindings::iovec],
         skip: usize,
@@ -206,21 +214,9 @@ impl Socket {
             msg.__bindgen_anon_1.msg_control = (ctl as *mut TunMsgCtl).cast();
             msg.msg_controllen = core::mem::size_of::<TunMsgCtl>();
         }
-        // SAFETY: `iov` is valid for `iov.len()` entries during the call;
-        // the iterator only lives in `msg`, which does not outlive it.
-        unsafe {
-            bindings::iov_iter_init(
-                &mut msg.msg_iter,
-                bindings::ITER_SOURCE,
-                iov.as_ptr(),
-                iov.len() as _,
-                len + skip,
-            );
-        }
-        if skip != 0 {
-            // SAFETY: `msg_iter` was initialised just above.
-            unsafe { bindings::iov_iter_advance(&mut msg.msg_iter, skip) };
-        }
+        // SAFETY: `iov` holds `skip + len` bytes (our precondition) and
+        // outlives `msg`, a local.
+        unsafe { set_iter(&mut msg, bindings::ITER_SOURCE, iov, skip, len) }?;
         // SAFETY: By the type invariant `sock` is valid; its `ops` are set
         // for a live socket and every socket family we accept has sendmsg.
         let r = unsafe {
@@ -237,16 +233,22 @@ impl Socket {
     /// Receives one packet into `iov` after its first `skip` bytes (`len`
     /// bytes of room there) with `MSG_DONTWAIT | MSG_TRUNC`: returns the
     /// packet's full length, which may exceed `len` (then the packet was
-    /// truncated).
+    /// truncated). `EINVAL`, before any packet is taken, if `skip + len`
+    /// overflows.
     ///
     /// With receive batching the packet is the one [`Self::peek_len`]
     /// measured, handed to the socket through `msg_control` as in C.
     ///
     /// `hdr` is the round's message header, reused for every packet as in
     /// C's `handle_rx`: only the iterator and `msg_control` are set here.
+    ///
+    /// # Safety
+    ///
+    /// The lengths of the entries of `iov` add up to at least `skip + len`
+    /// (see [`set_iter`]).
     // Inlined into the RX loop, like C's call in `handle_rx` (make profile).
     #[inline(always)]
-    pub(crate) fn recvmsg(
+    pub(crate) unsafe fn recvmsg(
         &mut self,
         hdr: &mut RecvHdr,
         iov: &[bindings::iovec],
@@ -254,24 +256,14 @@ impl Socket {
         len: usize,
     ) -> Result<usize> {
         let msg = &mut hdr.0;
+        // SAFETY: `iov` holds `skip + len` bytes (our precondition) and
+        // outlives the iterator: `recvmsg` below is its only user, and the
+        // next packet's call sets it again before the socket sees it.
+        unsafe { set_iter(msg, bindings::ITER_DEST, iov, skip, len) }?;
         if let Some(rx) = self.rx.as_deref_mut() {
             // tun_recvmsg and tap_recvmsg take the packet from `msg_control`
             // and consume or free it, whatever the outcome.
             msg.__bindgen_anon_1.msg_control = rx.take();
-        }
-        // SAFETY: As in `sendmsg`, with the iterator as destination.
-        unsafe {
-            bindings::iov_iter_init(
-                &mut msg.msg_iter,
-                bindings::ITER_DEST,
-                iov.as_ptr(),
-                iov.len() as _,
-                len + skip,
-            );
-        }
-        if skip != 0 {
-            // SAFETY: `msg_iter` was initialised just above.
-            unsafe { bindings::iov_iter_advance(&mut msg.msg_iter, skip) };
         }
         // SAFETY: As in `sendmsg`.
         let r = unsafe {
@@ -381,6 +373,42 @@ impl Drop for Socket {
         // SAFETY: By the type invariant we own one reference on the file.
         unsafe { fput((*self.sock).file.cast()) };
     }
+}
+
+/// Points `msg`'s iterator at the buffer made of `iov` (in direction
+/// `dir`), past its first `skip` bytes, with `len` bytes left; `EINVAL` if
+/// `skip + len` overflows.
+///
+/// # Safety
+///
+/// The lengths of the entries of `iov` add up to at least `skip + len`:
+/// the kernel's iterator trusts its byte count and steps from entry to
+/// entry until it has counted that many bytes (`iterate_iovec`,
+/// `iov_npages`), past the end of `iov` if they hold fewer. And `iov`
+/// stays valid as long as the socket may use `msg`'s iterator.
+// Inlined: the per-packet path of `sendmsg` and `recvmsg`. One addition
+// with a carry check; the bound of the sum over `iov` is the caller's
+// proof, not a pass over the entries (make profile).
+#[inline(always)]
+unsafe fn set_iter(
+    msg: &mut bindings::msghdr,
+    dir: core::ffi::c_uint,
+    iov: &[bindings::iovec],
+    skip: usize,
+    len: usize,
+) -> Result {
+    let count = skip.checked_add(len).ok_or(EINVAL)?;
+    // SAFETY: `iov` is valid for `iov.len()` entries for as long as the
+    // iterator is used (our precondition), and holds `count` bytes.
+    unsafe {
+        bindings::iov_iter_init(&mut msg.msg_iter, dir, iov.as_ptr(), iov.len() as _, count);
+    }
+    if skip != 0 {
+        // SAFETY: `msg_iter` was initialised just above; advancing stops
+        // at its count.
+        unsafe { bindings::iov_iter_advance(&mut msg.msg_iter, skip) };
+    }
+    Ok(())
 }
 
 /// The message header of a round of receives (C's `msg` in `handle_rx`):

@@ -90,7 +90,8 @@ impl XdpBatch {
 
     /// Copies one packet into the batch: `len` bytes of `pieces` after the
     /// first `skip` (the header vhost strips), of which the first
-    /// `sock_hlen` are the socket's vnet header.
+    /// `sock_hlen` are the socket's vnet header. A packet longer than a
+    /// page is [`BuildError::TooBig`], as the shim would answer.
     pub(crate) fn build(
         &mut self,
         sock: &Socket,
@@ -101,6 +102,12 @@ impl XdpBatch {
     ) -> core::result::Result<(), BuildError> {
         if len < sock_hlen || self.n >= XDP_BATCH {
             return Err(BuildError::Failed);
+        }
+        // The shim sizes the buffer with `size_t`/`unsigned int` sums of
+        // `len` and `sock_hlen`: bounding both by a page here keeps them
+        // from wrapping there into a buffer smaller than the slices below.
+        if len > kernel::bindings::PAGE_SIZE {
+            return Err(BuildError::TooBig);
         }
         let (mut pad, mut buflen, mut err) = (0u32, 0u32, 0i32);
         // SAFETY: `ptr` is live (invariant); the socket is referenced by
@@ -125,18 +132,21 @@ impl XdpBatch {
         }
         let hdr_off = self.hdr_off;
         let pad = pad as usize;
-        // SAFETY: The shim sized `buf` for `pad + len - sock_hlen` data
-        // bytes plus its tail, and the header slot lies within the pad
-        // (`pad >= hdr_off + sock_hlen`); nobody else uses the buffer yet.
+        // SAFETY: With `sock_hlen <= len <= PAGE_SIZE` (checked above) the
+        // shim's sums do not wrap: it sized `buf` for `pad + len -
+        // sock_hlen` data bytes plus its tail, and the header slot lies
+        // within the pad (`pad >= hdr_off + sock_hlen`); nobody else uses
+        // the buffer yet.
         let (hdr, data) = unsafe {
             (
                 core::slice::from_raw_parts_mut(buf.cast::<u8>().add(hdr_off), sock_hlen),
                 core::slice::from_raw_parts_mut(buf.cast::<u8>().add(pad), len - sock_hlen),
             )
         };
+        // A `skip` so large that the sum saturates finds no data: EFAULT.
         let ok = copy_pieces(pieces, skip, hdr).is_ok()
             && fix_csum_hdr_len(hdr, len)
-            && copy_pieces(pieces, skip + sock_hlen, data).is_ok();
+            && copy_pieces(pieces, skip.saturating_add(sock_hlen), data).is_ok();
         if !ok {
             // SAFETY: `buf` came from the batch's allocator and was not
             // committed.
@@ -197,8 +207,11 @@ fn copy_pieces(pieces: &[Piece], offset: usize, out: &mut [u8]) -> Result {
             skip -= p.len;
             continue;
         }
+        // `skip < p.len` and `done < out.len()`, so neither subtraction
+        // wraps and `done + n <= out.len()`. The address wraps as C's
+        // `iov_base + skip` would; the copy checks it (`access_ok`).
         let n = ((p.len - skip) as usize).min(out.len() - done);
-        usermem::copy_from_user(p.addr + skip, &mut out[done..done + n])?;
+        usermem::copy_from_user(p.addr.wrapping_add(skip), &mut out[done..done + n])?;
         done += n;
         skip = 0;
     }
@@ -217,8 +230,10 @@ fn fix_csum_hdr_len(hdr: &mut [u8], len: usize) -> bool {
     }
     let le = |o: usize| u16::from_le_bytes([hdr[o], hdr[o + 1]]);
     let (hdr_len, csum_start, csum_offset) = (le(2), le(6), le(8));
+    // At most 2 * 0xffff + 2: no `u32` overflow.
     let need = u32::from(csum_start) + u32::from(csum_offset) + 2;
     if need > u32::from(hdr_len) {
+        // Truncated to 16 bits as C's `__virtio16` store of the sum.
         let need16 = need as u16;
         hdr[2..4].copy_from_slice(&need16.to_le_bytes());
         if usize::from(need16) > len {

@@ -178,6 +178,9 @@ impl Zcopy {
     /// Drops one reference (C's `vhost_net_ubuf_put`); wakes [`Self::drain`]
     /// at zero. Returns what is left.
     pub(crate) fn put(&self) -> u32 {
+        // Callers drop a reference they hold (the ring's, in `drain`; an
+        // armed slot's, in `complete` or after a refused send): `refs` is
+        // at least 1.
         let left = self.refs.fetch_sub(1, Ordering::AcqRel) - 1;
         if left == 0 {
             self.drained.wake_up_all();

@@ -6,6 +6,15 @@
 # Rust is needed: RUSTC_BOOTSTRAP=1 lets it pass the -Z flags that
 # cargo-fuzz uses. Set FUZZ_SANITIZER=none to run without AddressSanitizer
 # (the core has no unsafe code, so ASan finds little; panics are what count).
+#
+# Overflow checks are on, as in the kernel: Debian builds its Rust kernels
+# with CONFIG_RUST_OVERFLOW_CHECKS=y (and so does our test kernel, by
+# default), so an unchecked `+`, `-` or `*` that overflows on guest input
+# is a host panic there and must be a crash here. `--debug-assertions`
+# passes -Cdebug-assertions, which turns overflow checks on, and the fuzz
+# crate's release profile (Cargo.toml) asks for them too. The host tests
+# (tests/unit, `cargo test`) run the same core in the dev profile, where
+# overflow checks are on by default (and pinned in its Cargo.toml).
 set -eu
 
 SECONDS_PER_TARGET=${1:-20}
@@ -33,7 +42,8 @@ for target in $targets; do
     work="$here/target/corpus-work/$target"
     mkdir -p "$work" "$here/corpus/$target"
     echo "run.sh: fuzzing $target for ${SECONDS_PER_TARGET}s" >&2
-    if ! cargo fuzz run --fuzz-dir "$here" --sanitizer "$SANITIZER" "$target" "$work" "$here/corpus/$target" -- \
+    if ! cargo fuzz run --fuzz-dir "$here" --sanitizer "$SANITIZER" --debug-assertions \
+        "$target" "$work" "$here/corpus/$target" -- \
         -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1; then
         echo "run.sh: $target FAILED; crash inputs are in $here/artifacts/$target" >&2
         status=1

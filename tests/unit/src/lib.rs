@@ -35,6 +35,8 @@ mod intervalmap_tests;
 #[cfg(test)]
 mod nostd_check;
 #[cfg(test)]
+mod overflow_tests;
+#[cfg(test)]
 mod ring_budget_tests;
 #[cfg(test)]
 mod ring_props;
