@@ -308,7 +308,10 @@ impl VhostNet {
         self.msgs.clear();
         self.msgs.wake();
         self.stopping.store(false, Ordering::Relaxed);
-        Detached { _vqs: old, _socks: socks }
+        Detached {
+            _vqs: old,
+            _socks: socks,
+        }
     }
 
     /// `VHOST_RESET_OWNER`: back to the state right after `open`, with an
