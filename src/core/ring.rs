@@ -91,12 +91,14 @@ const RING_OFFSET: u64 = 4;
 const MAX_INDIRECT: u32 = 1 << 16;
 /// Available-ring entries read ahead in one copy ([`SplitRing`]'s `heads`).
 const HEADS_AHEAD: usize = 32;
-/// The most descriptors one packet may make the device read: the entries
-/// of the descriptor table and of indirect tables together, over all the
-/// chains of a packet (one chain for TX, up to [`UIO_MAXIOV`] for a
-/// mergeable RX packet; the caller passes what is left in
-/// [`ChainBufs::reads`]). A chain that would need more fails with
-/// `EINVAL`, like C's loop checks.
+/// The most descriptors one packet may make the device read besides the
+/// heads of its chains: the further entries of the descriptor table and
+/// every entry of an indirect table, over all the chains of a packet (one
+/// chain for TX, up to [`UIO_MAXIOV`] for a mergeable RX packet; the caller
+/// passes what is left in [`ChainBufs::reads`]). A chain that would need
+/// more fails with `EINVAL`, like C's loop checks. A chain of one
+/// descriptor, the usual one, reads nothing beyond its head and pays
+/// nothing for the count (make profile).
 ///
 /// C bounds each table on its own (`num` for the descriptor table, the
 /// table's length for an indirect one), so one chain whose every
@@ -326,8 +328,9 @@ pub(crate) struct Chain {
     /// indirect descriptor counts as one); a packed or in-order ring needs
     /// it to know how far the chain reaches.
     pub(crate) descs: u32,
-    /// Descriptors read to collect the chain (indirect entries included),
-    /// at most the [`ChainBufs::reads`] given.
+    /// Descriptors read to collect the chain besides its head (further
+    /// entries of the table, indirect entries), at most the
+    /// [`ChainBufs::reads`] given.
     pub(crate) reads: u32,
 }
 
@@ -343,7 +346,7 @@ pub(crate) struct ChainBufs<'a> {
     /// descriptor has at least one writable piece, so a slice as long as
     /// `iov` never runs out; C does not check, this fails with `ENOBUFS`.
     pub(crate) log: Option<&'a mut [LogEntry]>,
-    /// Descriptors the chain may read (the head included), at most
+    /// Descriptors the chain may read besides its head, at most
     /// [`MAX_PACKET_READS`]; a chain that needs more fails with `EINVAL`.
     pub(crate) reads: u32,
 }
@@ -454,9 +457,9 @@ struct Collector<'a> {
     log_num: usize,
     /// Bytes so far.
     len: u64,
-    /// Descriptor reads allowed when the walk began.
+    /// Descriptor reads allowed besides the head ([`MAX_PACKET_READS`]).
     reads: u32,
-    /// Descriptor reads still allowed (at most `reads`).
+    /// Of those, the ones still allowed (at most `reads`).
     reads_left: u32,
 }
 
@@ -470,6 +473,7 @@ impl Collector<'_> {
             log_num: self.log_num,
             len: self.len,
             descs,
+            // `reads_left` only goes down from `reads`.
             reads: self.reads - self.reads_left,
         }
     }
@@ -838,7 +842,6 @@ impl SplitRing {
             log,
             reads,
         } = bufs;
-        let reads = reads.min(MAX_PACKET_READS);
         let mut acc = Collector {
             iov,
             log,
@@ -846,10 +849,9 @@ impl SplitRing {
             in_num: 0,
             log_num: 0,
             len: 0,
-            reads,
-            reads_left: reads,
+            reads: reads.min(MAX_PACKET_READS),
+            reads_left: reads.min(MAX_PACKET_READS),
         };
-        acc.count_read()?;
         let d = self.read_desc(mem, u32::from(head))?;
         let chain = if d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) == 0 {
             // One direct descriptor, the usual RX buffer and TX packet: no
@@ -921,7 +923,8 @@ impl SplitRing {
     /// (`head` is below `num`), into `acc`. The checks of C's loop, in its
     /// order: each `next` below `num`, at most `num` descriptors (a loop),
     /// each descriptor read after the previous one's buffer was
-    /// translated.
+    /// translated; and at most the collector's allowance of descriptors
+    /// read besides the head ([`MAX_PACKET_READS`]).
     #[inline(never)]
     fn walk_chain<M, T>(
         &self,

@@ -116,22 +116,19 @@ fn the_two_to_the_31_chain_stops_at_the_budget() {
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
 }
 
-/// Exactly `MAX_PACKET_READS` reads pass; one more fails. The head and the
-/// indirect entries count alike; a smaller allowance (what an RX packet
-/// has left after its earlier chains) is honoured, and a larger one is
-/// capped.
+/// Exactly `MAX_PACKET_READS` reads besides the head pass; one more
+/// fails. The table's further entries and the indirect entries count
+/// alike; a smaller allowance (what an RX packet has left after its
+/// earlier chains) is honoured, and a larger one is capped. A chain of one
+/// descriptor reads nothing beyond its head.
 #[test]
 fn budget_is_exact() {
     let mut g = guest(256);
-    // Head (1 read) + 4095 entries = 4096 reads.
-    g.desc(0, 0, 16 * 4095, I, 0);
-    for k in 0..4095 {
-        g.entry(
-            k,
-            0x10_0000,
-            if k == 4094 { 1 } else { 0 },
-            if k == 4094 { 0 } else { N },
-        );
+    // Head (not counted) + 4096 entries.
+    g.desc(0, 0, 16 * 4096, I, 0);
+    for k in 0..4096 {
+        let last = k == 4095;
+        g.entry(k, 0x10_0000, u32::from(last), if last { 0 } else { N });
     }
     g.push_head(0);
     let c = g.get(MAX_PACKET_READS).unwrap().unwrap();
@@ -146,14 +143,18 @@ fn budget_is_exact() {
     );
     assert_eq!(g.get(0), Err(RingError::Broken(Errno::EINVAL)));
     // One more entry: 4097 reads.
-    g.desc(0, 0, 16 * 4096, I, 0);
-    g.entry(4094, 0x10_0000, 0, N);
-    g.entry(4095, 0x10_0000, 1, 0);
+    g.desc(0, 0, 16 * 4097, I, 0);
+    g.entry(4095, 0x10_0000, 0, N);
+    g.entry(4096, 0x10_0000, 1, 0);
     assert_eq!(
         g.get(MAX_PACKET_READS),
         Err(RingError::Broken(Errno::EINVAL))
     );
     assert_eq!(g.ring.last_avail_idx(), 0);
+    // One descriptor: no allowance needed.
+    g.desc(0, 0x10_0000, 1, 0, 0);
+    let c = g.get(0).unwrap().unwrap();
+    assert_eq!((c.reads, c.descs, c.len), (0, 1, 1));
 }
 
 /// A direct chain through the whole largest ring (32768 descriptors, C's
@@ -173,5 +174,5 @@ fn direct_chains_count_one_read_per_descriptor() {
     );
     g.push_head((NUM - 3) as u16);
     let c = g.get(MAX_PACKET_READS).unwrap().unwrap();
-    assert_eq!((c.reads, c.descs, c.len), (3, 3, 1));
+    assert_eq!((c.reads, c.descs, c.len), (2, 3, 1));
 }

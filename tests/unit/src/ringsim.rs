@@ -330,8 +330,8 @@ fn walk(
     let mut steps = Vec::new();
     let mut i = head as u32;
     let mut visited = 0u32;
-    // Descriptor reads so far, against the packet's allowance (the table's
-    // entries and every indirect entry alike).
+    // Descriptor reads so far besides the head, against the packet's
+    // allowance (the table's further entries and every indirect entry).
     let budget = budget.min(MAX_PACKET_READS);
     let mut reads = 0u32;
     loop {
@@ -344,11 +344,14 @@ fn walk(
             steps.push(broken(Errno::EINVAL));
             break;
         }
-        if reads == budget {
-            steps.push(broken(Errno::EINVAL));
-            break;
+        // The head is read without counting.
+        if visited > 1 {
+            if reads == budget {
+                steps.push(broken(Errno::EINVAL));
+                break;
+            }
+            reads += 1;
         }
-        reads += 1;
         let Some(b) = mem.peek(ring.desc + 16 * i as u64, 16) else {
             steps.push(broken(Errno::EFAULT));
             break;
