@@ -41,13 +41,6 @@ use kernel::sync::{Arc, Mutex};
 const PKT_WEIGHT: usize = 256;
 /// Bytes per round before the ring yields (C's `VHOST_NET_WEIGHT`).
 const BYTE_WEIGHT: usize = 0x80000;
-/// Descriptor reads per round before the ring yields (C has no such
-/// weight). A packet takes at most `MAX_PACKET_READS`; a guest's packets
-/// take a few each (256 packets of 64 descriptors would be this many),
-/// so only a guest that chains zero-length or needlessly many descriptors
-/// meets it, and its rounds then end after some hundreds of microseconds,
-/// however long its chains (Documentation/differences.rst).
-const READ_WEIGHT: usize = 4 * MAX_PACKET_READS as usize;
 /// Used entries batched before they are published (`VHOST_NET_BATCH`).
 const BATCH: usize = 64;
 /// Room for used entries: a batch plus one packet's worth of heads.
@@ -478,16 +471,16 @@ fn busy_poll(dev: &VhostNet, budget_us: u32, mut ready: impl FnMut() -> bool) ->
     BusyPoll::TimedOut
 }
 
-/// Whether a round has done enough (C's `vhost_exceeds_weight`, and
-/// [`READ_WEIGHT`] descriptor reads); if so the ring is queued again so
-/// other work gets the worker first.
+/// Whether a round has done enough (C's `vhost_exceeds_weight`); if so the
+/// ring is queued again so other work gets the worker first. (A round
+/// also ends after `MAX_ROUND_READS` descriptor reads: the ring answers
+/// `RingError::Yield`.)
 ///
 /// A round stops once this holds, so its counters grow by plain additions
 /// from below the weights, by one packet (under 2^42 bytes, see
-/// `Chain::len`, and at most `MAX_PACKET_READS` reads) at a time: they
-/// cannot overflow.
-fn exceeds_weight(dev: &VhostNet, bit: u32, pkts: usize, bytes: usize, reads: usize) -> bool {
-    if bytes >= BYTE_WEIGHT || pkts >= PKT_WEIGHT || reads >= READ_WEIGHT {
+/// `Chain::len`) at a time: they cannot overflow.
+fn exceeds_weight(dev: &VhostNet, bit: u32, pkts: usize, bytes: usize) -> bool {
+    if bytes >= BYTE_WEIGHT || pkts >= PKT_WEIGHT {
         dev.worker().queue(bit);
         return true;
     }
@@ -504,10 +497,6 @@ struct Round<'a> {
     err: Option<&'a EventFdCtx>,
     /// The TX ring's zerocopy state, with `experimental_zcopytx`.
     zc: Option<&'a mut ZcRing>,
-    /// Descriptors read for the chains taken so far this round (at most
-    /// `MAX_PACKET_READS` a chain; the sum stays far below `usize::MAX`
-    /// since [`READ_WEIGHT`] ends the round).
-    reads: usize,
 }
 
 impl Round<'_> {
@@ -670,7 +659,6 @@ fn split<'a>(
         call: call.as_ref(),
         err: err.as_ref(),
         zc: zc.as_deref_mut(),
-        reads: 0,
     };
     Some((backend.as_mut(), round))
 }
@@ -737,12 +725,15 @@ fn tx_chain(
                 return None;
             }
             Err(RingError::IotlbMiss { .. }) => return None,
+            Err(RingError::Yield) => {
+                dev.worker().queue(WORK_TX);
+                return None;
+            }
             Err(RingError::Broken(_)) => {
                 r.vq_err();
                 return None;
             }
         };
-        r.reads += chain.reads as usize;
         if chain.in_num != 0 {
             // C: "Unexpected descriptor format for TX".
             r.vq_err();
@@ -777,6 +768,7 @@ pub(crate) fn handle_tx(dev: &VhostNet, vqm: &Mutex<Vq>) {
         return;
     }
     let (sock, mut r) = round!(dev, vq, 1);
+    r.ring.start_round();
     r.disable_notify();
     // SAFETY: Serialised by the ring mutex we hold.
     unsafe { poll.stop() };
@@ -834,7 +826,7 @@ impl TxRound<'_> {
                     Ok(()) => {
                         r.push_used(head);
                         pkts += 1;
-                        if exceeds_weight(dev, WORK_TX, pkts, bytes, r.reads) {
+                        if exceeds_weight(dev, WORK_TX, pkts, bytes) {
                             break;
                         }
                         continue;
@@ -864,7 +856,7 @@ impl TxRound<'_> {
             }
             r.push_used(head);
             pkts += 1;
-            if exceeds_weight(dev, WORK_TX, pkts, bytes, r.reads) {
+            if exceeds_weight(dev, WORK_TX, pkts, bytes) {
                 break;
             }
         }
@@ -948,7 +940,7 @@ impl TxRound<'_> {
                 r.signal_used();
             }
             pkts += 1;
-            if exceeds_weight(dev, WORK_TX, pkts, bytes, r.reads) {
+            if exceeds_weight(dev, WORK_TX, pkts, bytes) {
                 break;
             }
         }
@@ -1058,6 +1050,7 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
         return;
     }
     let (sock, mut r) = round!(dev, vq, 0);
+    r.ring.start_round();
     r.disable_notify();
     // SAFETY: Serialised by the ring mutex we hold.
     unsafe { poll.stop() };
@@ -1096,7 +1089,12 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
             let quota = if mergeable { UIO_MAXIOV } else { 1 };
             let got = match get_rx_bufs(&mut r, vhost_len, quota, log_all) {
                 Ok(g) => g,
-                Err(()) => break 'round,
+                Err(again) => {
+                    if again {
+                        dev.worker().queue(WORK_RX);
+                    }
+                    break 'round;
+                }
             };
             let Some(got) = got else {
                 if r.enable_notify_raced() {
@@ -1152,7 +1150,7 @@ pub(crate) fn handle_rx(dev: &VhostNet, vqm: &Mutex<Vq>) {
             bytes += vhost_len;
         }
         pkts += 1;
-        if exceeds_weight(dev, WORK_RX, pkts, bytes, r.reads) {
+        if exceeds_weight(dev, WORK_RX, pkts, bytes) {
             break;
         }
     }
@@ -1180,7 +1178,9 @@ struct RxBufs {
 
 /// Collects chains for a packet of `datalen` bytes (C's `get_rx_bufs`).
 /// `Ok(None)`: the ring ran out of buffers (nothing consumed). `Err`: the
-/// ring is broken (reported) or missed in the IOTLB; nothing consumed.
+/// ring is broken (reported) or missed in the IOTLB, or (`Err(true)`) the
+/// round read `MAX_ROUND_READS` descriptors and the ring must run again
+/// in a later round; nothing consumed.
 ///
 /// Arithmetic: `datalen` (a packet, nonzero and under 2^32) less at most
 /// `quota <= UIO_MAXIOV` chain lengths (each under 2^42) stays far inside
@@ -1191,7 +1191,7 @@ fn get_rx_bufs(
     datalen: usize,
     quota: usize,
     log_all: bool,
-) -> Result<Option<RxBufs>, ()> {
+) -> Result<Option<RxBufs>, bool> {
     let mut left = datalen as i64;
     let mut heads = 0usize;
     let mut seg = 0usize;
@@ -1209,7 +1209,7 @@ fn get_rx_bufs(
     while left > 0 && heads < quota {
         if seg >= UIO_MAXIOV {
             fail(r, heads, Some(RingError::Broken(Errno::ENOBUFS)));
-            return Err(());
+            return Err(false);
         }
         let Scratch {
             iov, indirect, log, ..
@@ -1232,7 +1232,7 @@ fn get_rx_bufs(
             }
             Err(e) => {
                 fail(r, heads, Some(e));
-                return Err(());
+                return Err(e == RingError::Yield);
             }
         };
         if chain.out_num != 0 || chain.in_num == 0 {
@@ -1241,17 +1241,16 @@ fn get_rx_bufs(
             // consumed (without a used entry), so the next kick does not
             // meet it again.
             fail(r, heads, Some(RingError::Broken(Errno::EINVAL)));
-            return Err(());
+            return Err(false);
         }
         // `chain.reads` is at most the `reads_left` given.
         reads_left -= chain.reads;
-        r.reads += chain.reads as usize;
         nlogs += chain.log_num;
         let len = chain.len;
         last_len = len as u32;
         let Some(slot) = r.scratch.heads.get_mut(done + heads) else {
             fail(r, heads + 1, Some(RingError::Broken(Errno::ENOBUFS)));
-            return Err(());
+            return Err(false);
         };
         *slot = UsedElem {
             id: u32::from(chain.head),

@@ -110,6 +110,16 @@ const HEADS_AHEAD: usize = 32;
 /// twice that. At some tens of nanoseconds a read, a packet's chains cost
 /// at most a few hundred microseconds.
 pub(crate) const MAX_PACKET_READS: u32 = 4096;
+/// The most descriptors a round may read besides heads before the ring
+/// yields ([`RingError::Yield`], checked before each walk beyond a head,
+/// so a packet's chains are read in one round): four of the worst packets.
+/// A guest's packets read a few each (256 packets of 64 descriptors would
+/// be this many), so only a guest that chains zero-length or needlessly
+/// many descriptors meets it, and its rounds then end after some hundreds
+/// of microseconds, however long its chains. The count lives in the ring
+/// and grows only on the walk, so the usual one-descriptor chain pays
+/// nothing for it (make profile).
+pub(crate) const MAX_ROUND_READS: u32 = 4 * MAX_PACKET_READS;
 
 /// The owner's memory that the ring lives in, as the kernel provides it.
 ///
@@ -198,6 +208,10 @@ pub(crate) enum RingError {
         /// `PERM_RO` or `PERM_WO`: the access that missed.
         access: u32,
     },
+    /// The round has read [`MAX_ROUND_READS`] descriptors besides heads:
+    /// nothing was taken, and the handler ends the round and runs the ring
+    /// again after the worker rescheduled (C has no such limit).
+    Yield,
 }
 
 impl RingError {
@@ -205,7 +219,7 @@ impl RingError {
     pub(crate) const fn errno(self) -> Errno {
         match self {
             RingError::Broken(e) => e,
-            RingError::IotlbMiss { .. } => Errno::EAGAIN,
+            RingError::IotlbMiss { .. } | RingError::Yield => Errno::EAGAIN,
         }
     }
 }
@@ -431,6 +445,9 @@ pub(crate) struct SplitRing {
     heads_start: u16,
     /// How many entries `heads` holds.
     heads_len: u16,
+    /// Descriptors read besides heads since [`SplitRing::start_round`],
+    /// by the chains taken (at most `MAX_ROUND_READS + MAX_PACKET_READS`).
+    walked: u32,
 }
 
 /// Maps a translation failure to C's error, noting IOTLB misses.
@@ -650,6 +667,7 @@ impl SplitRing {
             heads: [0; 2 * HEADS_AHEAD],
             heads_start: 0,
             heads_len: 0,
+            walked: 0,
         })
     }
 
@@ -859,10 +877,21 @@ impl SplitRing {
             acc.add(xlate, &d)?;
             acc.chain(head, 1)
         } else {
-            self.walk_chain(mem, xlate, indirect, acc, head, d)?
+            if self.walked >= MAX_ROUND_READS {
+                return Err(RingError::Yield);
+            }
+            let chain = self.walk_chain(mem, xlate, indirect, acc, head, d)?;
+            // Below `MAX_ROUND_READS + MAX_PACKET_READS`: no overflow.
+            self.walked += chain.reads;
+            chain
         };
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
         Ok(Some(chain))
+    }
+
+    /// A round begins: the count of [`MAX_ROUND_READS`] starts over.
+    pub(crate) fn start_round(&mut self) {
+        self.walked = 0;
     }
 
     /// The head of available entry `idx`, which is below `avail_idx`.
@@ -1436,6 +1465,13 @@ impl Ring {
     {
         match self {
             Ring::Split(r) => r.get_desc_chain(mem, xlate, bufs),
+        }
+    }
+
+    /// See [`SplitRing::start_round`].
+    pub(crate) fn start_round(&mut self) {
+        match self {
+            Ring::Split(r) => r.start_round(),
         }
     }
 

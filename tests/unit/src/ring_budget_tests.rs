@@ -176,3 +176,41 @@ fn direct_chains_count_one_read_per_descriptor() {
     let c = g.get(MAX_PACKET_READS).unwrap().unwrap();
     assert_eq!((c.reads, c.descs, c.len), (2, 3, 1));
 }
+
+/// A round yields after `MAX_ROUND_READS` descriptor reads besides heads:
+/// the chain that would walk further is not taken (`Yield`), a chain of
+/// one descriptor still is, and the next round takes the chain.
+#[test]
+fn round_yields_after_its_reads() {
+    let mut g = guest(256);
+    // Chain k (head 2k): an indirect table of 4096 entries, the last with
+    // one byte.
+    for k in 0..4096 {
+        let last = k == 4095;
+        g.entry(k, 0x10_0000, u32::from(last), if last { 0 } else { N });
+    }
+    for h in 0..8u32 {
+        g.desc(2 * h, 0, 16 * 4096, I, 0);
+        g.desc(2 * h + 1, 0x10_0000, 1, 0, 0);
+    }
+    let mut idx = 0u16;
+    let mut push = |g: &mut G, head: u16| {
+        g.mem.poke_u16(AVAIL + 4 + 2 * u64::from(idx % 256), head);
+        idx += 1;
+        g.mem.poke_u16(AVAIL + 2, idx);
+    };
+    for h in 0..5u16 {
+        push(&mut g, 2 * h);
+    }
+    push(&mut g, 1);
+    for _ in 0..MAX_ROUND_READS / MAX_PACKET_READS {
+        assert_eq!(g.get(MAX_PACKET_READS).unwrap().unwrap().reads, 4096);
+    }
+    assert_eq!(g.get(MAX_PACKET_READS), Err(RingError::Yield));
+    assert_eq!(g.get(MAX_PACKET_READS), Err(RingError::Yield));
+    assert_eq!(g.ring.last_avail_idx(), 4, "the fifth chain is not taken");
+    g.ring.start_round();
+    assert_eq!(g.get(MAX_PACKET_READS).unwrap().unwrap().head, 8);
+    let c = g.get(MAX_PACKET_READS).unwrap().unwrap();
+    assert_eq!((c.head, c.reads), (1, 0));
+}

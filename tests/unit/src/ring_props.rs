@@ -240,6 +240,7 @@ proptest! {
             avail: AVAIL,
             last_avail: s.last_avail,
             avail_idx: s.last_avail,
+            walked: 0,
         };
         let caps = Caps {
             iov: s.caps.0,

@@ -12,7 +12,8 @@ use crate::vcore::errno::Errno;
 use crate::vcore::intervalmap::{Entry, IntervalMap, Piece, TranslateError, PERM_RO, PERM_WO};
 use crate::vcore::ring::{
     ChainBufs, Desc, RingError, RingMemory, SplitConfig, SplitRing, Translate, UsedElem,
-    MAX_PACKET_READS, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
+    MAX_PACKET_READS, MAX_ROUND_READS, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT,
+    VRING_DESC_F_WRITE,
 };
 
 /// Something the ring did to memory, in order.
@@ -221,6 +222,9 @@ pub(crate) struct ModelRing {
     pub(crate) avail: u64,
     pub(crate) last_avail: u16,
     pub(crate) avail_idx: u16,
+    /// Descriptors read besides heads by the chains taken
+    /// (`SplitRing::start_round` is never called here).
+    pub(crate) walked: u32,
 }
 
 /// A chain as the model sees it.
@@ -445,6 +449,16 @@ pub(crate) fn model_get(
     if head as u32 >= ring.num {
         return Err(RingError::Broken(Errno::EINVAL));
     }
+    // A chain that goes beyond its head yields once the round has read
+    // `MAX_ROUND_READS` descriptors besides heads, before anything else.
+    if let Some(b) = mem.peek(ring.desc + 16 * head as u64, 16) {
+        let d = Desc::from_bytes(&b.try_into().unwrap());
+        if d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) != 0
+            && ring.walked >= MAX_ROUND_READS
+        {
+            return Err(RingError::Yield);
+        }
+    }
     let (steps, descs, reads) = walk(mem, regions, iotlb, ring, head, caps.indirect, caps.reads);
     let mut c = ModelChain {
         head,
@@ -485,6 +499,7 @@ pub(crate) fn model_get(
         }
     }
     ring.last_avail = ring.last_avail.wrapping_add(1);
+    ring.walked += reads;
     Ok(Some(c))
 }
 
@@ -619,6 +634,7 @@ pub fn fuzz_desc_chain(data: &[u8]) -> (usize, Option<i32>) {
         avail: FZ_AVAIL,
         last_avail,
         avail_idx: last_avail,
+        walked: 0,
     };
     let _ = ring.disable_notify(&mem, &xlate);
 
