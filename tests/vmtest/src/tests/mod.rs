@@ -5,6 +5,7 @@ mod compat;
 mod datapath;
 mod datapath2;
 mod hostile;
+mod hostile_iotlb;
 mod ioctl_backend;
 mod ioctl_features;
 mod ioctl_iotlb;
@@ -32,6 +33,7 @@ pub fn all() -> Vec<Test> {
     v.extend(upstream::tests());
     // Hostile guests and hostile processes (Documentation/security.rst).
     v.extend(hostile::tests());
+    v.extend(hostile_iotlb::tests());
     v.extend(process::tests());
     v
 }
