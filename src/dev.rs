@@ -6,8 +6,18 @@
 //! # Lock order
 //!
 //! `VhostNet::dev` (C's `dev->mutex`) first, then the virtqueue mutexes
-//! (C's `vq->mutex`) in index order: RX (0) before TX (1). Nothing else is
-//! taken inside a virtqueue mutex except the eventfd and socket internals.
+//! (C's `vq->mutex`) in index order: RX (0) before TX (1); then, as leaves
+//! (no other mutex of ours is taken while one is held), the device IOTLB's
+//! mutex (`Iotlb`) and the IOTLB message lists' (`Msgs`). Both virtqueue
+//! mutexes are held together only by `write_msg` (C's
+//! `vhost_dev_lock_vqs`), so that an IOTLB message waits for a worker round
+//! in progress. A worker round holds its ring's mutex from its first
+//! translation to its last copy, and takes the IOTLB's mutex only around
+//! each translation and the lists' to queue a miss; it never takes the
+//! other ring's mutex or the device mutex. Nothing else is taken inside a
+//! virtqueue mutex except the eventfd and socket internals (and the
+//! owner's `mmap_lock`, on a fault in a user copy).
+//!
 //! References that may sleep or call back into us when dropped (eventfds,
 //! sockets, memory maps) are dropped after the locks are released where the
 //! C module does so too.
@@ -824,6 +834,12 @@ impl VhostNet {
         // The device mutex is held throughout, as in C, which also keeps
         // the worker's task alive for the kicks below (see `worker`).
         let dev = self.dev.lock();
+        // And every ring mutex, in index order (C's vhost_dev_lock_vqs, for
+        // every message type): a worker round holds its ring's mutex from
+        // its first translation to its last copy, so once an INVALIDATE
+        // returns no round still uses a translation of the range (the
+        // guest's vIOMMU may reuse those pages at once).
+        let rings = (self.rx.lock(), self.tx.lock());
         let iotlb = dev.iotlb.clone();
         let outcome = {
             let mut guard = iotlb.as_ref().map(|i| i.lock());
@@ -831,11 +847,15 @@ impl VhostNet {
                 .map_err(errno)?
         };
         if outcome == IotlbOutcome::Updated {
-            // A ring that missed in the new range runs again.
+            // A ring that missed in the new range runs again once the
+            // locks are released (C's vhost_iotlb_notify_vq, which also
+            // queues under the ring mutexes: queueing only sets a bit and
+            // wakes the worker).
             self.msgs.resolve(msg.iova, msg.size, |vq| {
                 self.worker.queue(if vq == 0 { WORK_RX } else { WORK_TX });
             });
         }
+        drop(rings);
         drop(dev);
         Ok(layout.written as isize)
     }

@@ -6,6 +6,7 @@ mod compat;
 mod datapath;
 mod datapath2;
 mod hostile;
+mod hostile_iotlb;
 mod ioctl_backend;
 mod ioctl_features;
 mod ioctl_iotlb;
@@ -35,6 +36,7 @@ pub fn all() -> Vec<Test> {
     // Hostile guests and hostile processes (Documentation/security.rst).
     v.extend(hostile::tests());
     v.extend(budget::tests());
+    v.extend(hostile_iotlb::tests());
     v.extend(process::tests());
     v.extend(teardown::tests());
     v

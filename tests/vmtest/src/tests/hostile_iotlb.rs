@@ -1,0 +1,548 @@
+//! A guest whose vIOMMU unmaps buffers while the device uses them:
+//! `VHOST_IOTLB_INVALIDATE` during an RX or a TX round. Once the write of
+//! the message returns, the guest may reuse the pages, so the device may
+//! neither write a byte into the range nor read one from it any more: C
+//! takes every ring mutex for an IOTLB message (`vhost_process_iotlb_msg`,
+//! `vhost_dev_lock_vqs`), which waits for the round in progress.
+
+use super::ioctl_util::{msg_v2, Dev};
+use crate::driver::{frame, Buf, Cfg, Net, GPA_BASE, UNICAST};
+use crate::harness::{debug_kernel, Ctx, Kind, Obs, Test};
+use crate::sys::{fmt_res, sleep_ms, Fd, Res};
+use crate::uapi;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub fn tests() -> Vec<Test> {
+    let t = |name, f| Test {
+        name,
+        kind: Kind::Diff,
+        timeout: 120,
+        f,
+    };
+    vec![
+        t("hostile_iotlb_invalidate_during_rx", invalidate_during_rx),
+        t("hostile_iotlb_invalidate_during_tx", invalidate_during_tx),
+    ]
+}
+
+/// A page: the unit of the canary.
+const PAGE: usize = 4096;
+/// Pages of one frame with its 12-byte vnet header (mergeable RX, and the
+/// tap's header on TX): a 64 KiB frame.
+const PER_FRAME: usize = 16;
+const FRAME_LEN: usize = PER_FRAME * PAGE - 12;
+/// What a posted RX buffer holds until the device writes it.
+const FREE: u8 = 0xa5;
+/// What the test writes, right after the INVALIDATE returned, into every
+/// buffer the device has not returned.
+const CANARY: u8 = 0x5a;
+/// Rounds per run at most (a run also ends after `Rig::budget`).
+const MAX_ITERS: u64 = 400;
+
+/// A device with ACCESS_PLATFORM whose rings are mapped through the IOTLB
+/// for good, and a pool of buffers that each round maps and invalidates.
+struct Rig {
+    n: Net,
+    /// The device fd as the ioctl tests' wrapper, not closed twice.
+    d: std::mem::ManuallyDrop<Dev>,
+    /// The pool: `[lo, hi)`, IOVA = guest-physical address.
+    lo: u64,
+    hi: u64,
+    invalidate: [u8; 72],
+    /// How long a round waits for stragglers before it checks.
+    settle: u64,
+    budget: Duration,
+}
+
+impl Rig {
+    /// Sets the device up with `pages` pages of pool and the backend on
+    /// ring `index` only.
+    fn new(obs: &mut Obs, index: u32, pages: usize) -> Option<Rig> {
+        let cfg = Cfg {
+            access_platform: true,
+            ..Cfg::default()
+        };
+        let mut n = Net::new(obs, "", cfg)?;
+        let d = std::mem::ManuallyDrop::new(Dev(Fd(n.dev.raw())));
+        d.set_nonblock(true);
+        n.mem.align(PAGE as u64);
+        let lo = n.mem.alloc(pages * PAGE);
+        let hi = lo + (pages * PAGE) as u64;
+        let debug = debug_kernel();
+        let r = Rig {
+            n,
+            d,
+            lo,
+            hi,
+            invalidate: msg_v2(0, uapi::VHOST_IOTLB_INVALIDATE, lo, hi - lo, 0, 0),
+            settle: if debug { 40 } else { 20 },
+            budget: Duration::from_secs(if debug { 40 } else { 20 }),
+        };
+        // The rings (and everything below the pool) stay mapped.
+        obs.ret_ok("UPDATE rings", r.map(GPA_BASE, lo));
+        obs.ret_ok(
+            format!("SET_BACKEND {index}"),
+            r.d.backend(index, r.n.tap.fd.raw()),
+        );
+        Some(r)
+    }
+
+    /// `VHOST_IOTLB_UPDATE` of `[iova, end)`, read and write (one memory
+    /// region: contiguous in user space).
+    fn map(&self, iova: u64, end: u64) -> Res {
+        let ua = self.n.mem.uaddr(GPA_BASE) + (iova - GPA_BASE);
+        let m = msg_v2(0, uapi::VHOST_IOTLB_UPDATE, iova, end - iova, ua, 3);
+        self.d.write(&m)
+    }
+
+    /// Reads the misses the device queued, so that the next update
+    /// resolves them (they would pile up otherwise).
+    fn drain_misses(&self) -> u64 {
+        let mut n = 0;
+        while self.d.read(72).0.is_ok() {
+            n += 1;
+        }
+        n
+    }
+
+    /// Fills `pages` (guest-physical addresses of pages) with the canary
+    /// in the order given.
+    fn canary(&self, pages: impl Iterator<Item = u64>) {
+        for g in pages {
+            self.n.mem.fill(g, PAGE, CANARY);
+        }
+    }
+}
+
+/// What the rounds saw.
+#[derive(Default)]
+struct Tally {
+    rounds: u64,
+    /// Rounds whose INVALIDATE met the ring at work.
+    hot: u64,
+    /// Rounds in which the device touched the range after the write
+    /// returned, and how many bytes (RX) or frames (TX) it did.
+    late: u64,
+    late_units: u64,
+    /// Rounds that published used entries after the write returned, and
+    /// how many.
+    late_used_rounds: u64,
+    late_used: u64,
+    misses: u64,
+    slowest: Duration,
+    surprises: Vec<String>,
+}
+
+impl Tally {
+    /// One round: `seen` whether it met the ring at work, `took` how long
+    /// the INVALIDATE took, `late` what the device did after it returned,
+    /// `used` how many used entries it published after it returned.
+    fn round(&mut self, seen: bool, took: Duration, late: u64, used: u16) {
+        if seen {
+            self.hot += 1;
+            self.slowest = self.slowest.max(took);
+        }
+        if late > 0 {
+            self.late += 1;
+            self.late_units += late;
+        }
+        if used > 0 {
+            self.late_used_rounds += 1;
+            self.late_used += u64::from(used);
+        }
+    }
+
+    fn report(&self, obs: &mut Obs, what: &str, units: &str, elapsed: Duration) {
+        let (hot, late, late_used) = (self.hot, self.late, self.late_used_rounds);
+        obs.note(format!(
+            "{} rounds in {elapsed:?}: {hot} with {what} in progress, {late} with {units} \
+             after INVALIDATE returned ({} {units}), {late_used} with used entries \
+             published after it ({}); {} misses read; slowest INVALIDATE {:?}",
+            self.rounds, self.late_units, self.late_used, self.misses, self.slowest
+        ));
+        obs.val("surprises", self.surprises.len());
+        obs.check(
+            self.surprises.is_empty(),
+            format!(
+                "unexpected: {:?}",
+                &self.surprises[..self.surprises.len().min(5)]
+            ),
+        );
+        obs.val(format!("INVALIDATE met {what} in progress"), hot > 0);
+        obs.check(
+            hot > 0,
+            format!("{what} was never in progress when INVALIDATE came"),
+        );
+        obs.val(format!("{units} after INVALIDATE returned"), late > 0);
+        obs.check(
+            late == 0,
+            format!(
+                "{late} of {hot} INVALIDATEs returned while {what} still used the range \
+                 ({} {units} after the write returned)",
+                self.late_units
+            ),
+        );
+        obs.val(
+            "used entries published after INVALIDATE returned",
+            late_used > 0,
+        );
+        obs.check(
+            late_used == 0,
+            format!(
+                "{late_used} of {hot} INVALIDATEs returned with the {what} round still \
+                 running ({} used entries published after the write returned)",
+                self.late_used
+            ),
+        );
+    }
+}
+
+/// A tiny deterministic generator.
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// A message whose copy by the device faults on every byte: written with
+/// one iovec per byte, each byte alone in its 64 KiB (fault-around) window
+/// of a shared memfd mapping whose page-table entries are dropped before
+/// each write. The device copies a message before it takes any lock (C
+/// and ours alike), so this only stretches the time between the write's
+/// start and the IOTLB change.
+struct SlowMsg {
+    base: *mut u8,
+    _fd: Fd,
+}
+
+const STRIDE: usize = 64 << 10;
+
+impl SlowMsg {
+    fn new() -> SlowMsg {
+        // SAFETY: a NUL-terminated name and integer flags; the result is checked below.
+        let fd = unsafe { libc::memfd_create(c"vmtest-slow-msg".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0, "memfd_create: {}", crate::sys::Errno::last());
+        let fd = Fd(fd);
+        // SAFETY: integer arguments on the memfd just created.
+        let r = unsafe { libc::ftruncate(fd.raw(), (72 * STRIDE) as i64) };
+        assert!(r == 0, "ftruncate: {}", crate::sys::Errno::last());
+        // SAFETY: a fresh shared mapping of the whole memfd at an address the kernel picks (no
+        // MAP_FIXED): no existing memory is touched; MAP_FAILED is checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                72 * STRIDE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.raw(),
+                0,
+            )
+        };
+        assert!(p != libc::MAP_FAILED, "mmap: {}", crate::sys::Errno::last());
+        SlowMsg {
+            base: p.cast(),
+            _fd: fd,
+        }
+    }
+
+    /// `writev(dev, msg)`, one byte per iovec, each faulting.
+    fn write(&self, dev: i32, msg: &[u8; 72]) -> Res {
+        let mut iov = Vec::with_capacity(72);
+        for (i, &b) in msg.iter().enumerate() {
+            // SAFETY: `i * STRIDE` is inside the 72 * STRIDE bytes mapped in `new`, which live
+            // until Drop.
+            let p = unsafe { self.base.add(i * STRIDE) };
+            // SAFETY: `p` is a writable byte of the live mapping, touched by no one else.
+            unsafe { p.write_volatile(b) };
+            iov.push(libc::iovec {
+                iov_base: p.cast(),
+                iov_len: 1,
+            });
+        }
+        // SAFETY: drops the page-table entries of the mapping made in `new` (exactly its range);
+        // the bytes stay in the memfd (a shared mapping) and fault back in on access.
+        unsafe { libc::madvise(self.base.cast(), 72 * STRIDE, libc::MADV_DONTNEED) };
+        // SAFETY: `iov` holds 72 iovecs of one readable byte each in the live mapping; `dev` is
+        // an open fd borrowed for the call.
+        let r = unsafe { libc::writev(dev, iov.as_ptr(), iov.len() as i32) };
+        if r < 0 {
+            Err(crate::sys::Errno::last())
+        } else {
+            Ok(r as i64)
+        }
+    }
+}
+
+impl Drop for SlowMsg {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; no reference into it outlives `self`.
+        unsafe { libc::munmap(self.base.cast(), 72 * STRIDE) };
+    }
+}
+
+/// RX: a pool of one-page buffers (the whole ring, posted), mapped by an
+/// IOTLB update; 64 KiB frames flow, twelve kept queued in the tap, more
+/// than one round takes (the byte weight is eight), so that the worker
+/// starts a new round at once when one ends. Once the device is seen
+/// writing the first frame (the test spins on one of its pages), the pool
+/// is invalidated with a message that faults on every byte (`SlowMsg`).
+/// Right after `write()` returns, every buffer the device has not returned
+/// gets a canary, the last page of every frame first, then the page
+/// before, and so on (the device writes a frame front to back, and which
+/// frame is in flight is not known); 20 ms later the canary must be intact
+/// and no more used entries published. The next round maps the pool again
+/// (resolving the misses the device queued) and kicks.
+///
+/// Before the fix, `write_msg` took the RX mutex only to read the backend
+/// features before it copied the message, so it waited for the round in
+/// progress but not for the next one, which the slow copy lets start.
+fn invalidate_during_rx(obs: &mut Obs, _: &Ctx) {
+    const POOL: usize = 256;
+    const BACKLOG: u64 = 12;
+    let per_frame = PER_FRAME as u64;
+    let Some(mut rig) = Rig::new(obs, 0, POOL) else {
+        return;
+    };
+    let slow = SlowMsg::new();
+    let pool: Vec<Buf> = (0..POOL)
+        .map(|i| Buf {
+            gpa: rig.lo + (i * PAGE) as u64,
+            len: PAGE as u32,
+        })
+        .collect();
+    let frames: Vec<Vec<u8>> = (0..4)
+        .map(|s| frame(FRAME_LEN, UNICAST, 0x49, s, None))
+        .collect();
+    let start = Instant::now();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut free: Vec<Buf> = pool.iter().rev().copied().collect();
+    // Posted buffers in posting order, with their sequence numbers.
+    let mut out: VecDeque<(u64, Buf)> = VecDeque::new();
+    let mut seq = 0u64;
+    // Used entries taken so far (the ring's used index as we last saw it).
+    let mut taken = 0u16;
+    let (mut injected, mut received) = (0u64, 0u64);
+    let mut resync = false;
+    let mut inject_errs = Vec::new();
+    let mut t = Tally::default();
+    while t.rounds < MAX_ITERS && start.elapsed() < rig.budget {
+        t.rounds += 1;
+        t.misses += rig.drain_misses();
+        let n = &mut rig.n;
+        for u in n.rx.take_used(&n.mem) {
+            // Used in posting order: the oldest posted buffer.
+            let b = u.chain.bufs[0];
+            match out.iter().position(|(_, o)| o.gpa == b.gpa) {
+                Some(0) => {}
+                p => t
+                    .surprises
+                    .push(format!("buffer {:#x} used at {p:?}", b.gpa)),
+            }
+            out.retain(|(_, o)| o.gpa != b.gpa);
+            free.push(b);
+            taken = taken.wrapping_add(1);
+            received += 1;
+        }
+        if resync {
+            // Nothing flowed for 2 s: the tap's queue is empty.
+            injected = received / per_frame;
+            resync = false;
+        }
+        // Arm every posted buffer again, post the free ones.
+        for (_, b) in &out {
+            n.mem.fill(b.gpa, PAGE, FREE);
+        }
+        while n.rx.free_descs() > 0 {
+            let Some(b) = free.pop() else { break };
+            n.mem.fill(b.gpa, PAGE, FREE);
+            n.rx.add(&mut n.mem, &[b], true, false);
+            out.push_back((seq, b));
+            seq += 1;
+        }
+        n.rx.publish(&n.mem);
+        let queued = injected.saturating_sub(received / per_frame);
+        for _ in queued..BACKLOG {
+            let f = &frames[(injected % 4) as usize];
+            let r = n.tap.inject(f);
+            if r != Ok(f.len() as i64) && inject_errs.len() < 3 {
+                inject_errs.push(fmt_res(&r));
+            }
+            injected += 1;
+        }
+        // Frames start every 16 buffers in posting order. The page to
+        // watch: the second to ninth of the first frame.
+        let s0 = out.front().map_or(0, |(s, _)| *s);
+        let target = s0 + 1 + xorshift(&mut rng) % 8;
+        let watched = out.iter().find(|(s, _)| *s == target).map(|(_, b)| b.gpa);
+        // The canary's order, decided beforehand so that it starts at once.
+        // By index in `out`: those the device returned before the write
+        // did are skipped.
+        let mut order: Vec<(usize, u64)> = out
+            .iter()
+            .enumerate()
+            .map(|(i, (_, b))| (i, b.gpa))
+            .collect();
+        order.sort_by_key(|&(i, _)| {
+            let s = out[i].0 - s0;
+            (per_frame - 1 - s % per_frame, s)
+        });
+        let r = rig.map(rig.lo, rig.hi);
+        if r != Ok(72) {
+            t.surprises.push(format!("UPDATE pool: {}", fmt_res(&r)));
+        }
+        let n = &mut rig.n;
+        n.rx.kick_now();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut seen = false;
+        if let Some(g) = watched {
+            let armed = u32::from_ne_bytes([FREE; 4]);
+            while Instant::now() < deadline {
+                if n.mem.r32(g) != armed {
+                    seen = true;
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        let t0 = Instant::now();
+        let r = slow.write(rig.d.raw(), &rig.invalidate);
+        let took = t0.elapsed();
+        // Everything the device had not returned when the write returned.
+        let skip = rig.n.rx.used_idx(&rig.n.mem).wrapping_sub(taken) as usize;
+        rig.canary(order.iter().filter(|&&(i, _)| i >= skip).map(|&(_, g)| g));
+        if r != Ok(72) {
+            t.surprises.push(format!("INVALIDATE: {}", fmt_res(&r)));
+        }
+        resync |= !seen;
+        sleep_ms(rig.settle);
+        let n = &rig.n;
+        let used =
+            n.rx.used_idx(&n.mem)
+                .wrapping_sub(taken.wrapping_add(skip as u16));
+        let mut changed = 0u64;
+        for &(_, g) in order.iter().filter(|&&(i, _)| i >= skip) {
+            changed += n.mem.read(g, PAGE).iter().filter(|&&x| x != CANARY).count() as u64;
+        }
+        t.round(seen, took, changed, used);
+    }
+    obs.check(
+        inject_errs.is_empty(),
+        format!("injecting frames: {inject_errs:?}"),
+    );
+    t.report(obs, "RX", "bytes written", start.elapsed());
+}
+
+/// TX: eight 64 KiB frames, each in one descriptor, in a pool mapped by an
+/// IOTLB update; as soon as the first one comes out of the tap, the pool
+/// is invalidated. Right after `write()` returns, every frame the device
+/// has not returned gets a canary, the last page of each first, then the
+/// page before, and so on (the device reads a frame front to back, and
+/// the one in flight is not known); 20 ms later no frame may have come out
+/// with a byte of canary (or not at all as it was posted), and no more
+/// used entries may have been published. The next round writes the frames
+/// not sent back, maps the pool again and kicks.
+fn invalidate_during_tx(obs: &mut Obs, _: &Ctx) {
+    const SLOTS: usize = 8;
+    let Some(mut rig) = Rig::new(obs, 1, SLOTS * PER_FRAME) else {
+        return;
+    };
+    let slot = |i: usize| rig.lo + (i * PER_FRAME * PAGE) as u64;
+    let slots: Vec<u64> = (0..SLOTS).map(slot).collect();
+    // The frame of a seed: the seed in its first payload bytes, so that a
+    // captured frame says which it should be.
+    let content = |seed: u64| {
+        let mut b = vec![0u8; 12];
+        let mut f = frame(FRAME_LEN, UNICAST, 0x4a, seed as u32, None);
+        f[14..22].copy_from_slice(&seed.to_le_bytes());
+        b.extend(f);
+        b
+    };
+    let intact = |f: &[u8]| {
+        f.len() == FRAME_LEN && {
+            let seed = u64::from_le_bytes(f[14..22].try_into().unwrap());
+            content(seed)[12..] == *f
+        }
+    };
+    let start = Instant::now();
+    let mut free: Vec<u64> = slots.iter().rev().copied().collect();
+    // Posted frames in posting order: slot and seed.
+    let mut out: VecDeque<(u64, u64)> = VecDeque::new();
+    let mut seed = 0u64;
+    let mut taken = 0u16;
+    let mut t = Tally::default();
+    let mut sent = 0u64;
+    while t.rounds < MAX_ITERS && start.elapsed() < rig.budget {
+        t.rounds += 1;
+        t.misses += rig.drain_misses();
+        let n = &mut rig.n;
+        for u in n.tx.take_used(&n.mem) {
+            let g = u.chain.bufs[0].gpa;
+            match out.iter().position(|&(s, _)| s == g) {
+                Some(0) => {}
+                p => t.surprises.push(format!("frame {g:#x} used at {p:?}")),
+            }
+            out.retain(|&(s, _)| s != g);
+            free.push(g);
+            taken = taken.wrapping_add(1);
+        }
+        // The frames not sent got the canary: write them again (the pool
+        // is unmapped), and post the free slots with new frames.
+        for &(g, s) in &out {
+            n.mem.write(g, &content(s));
+        }
+        while let Some(g) = free.pop() {
+            n.mem.write(g, &content(seed));
+            let len = (PER_FRAME * PAGE) as u32;
+            n.tx.add(&mut n.mem, &[Buf { gpa: g, len }], false, false);
+            out.push_back((g, seed));
+            seed += 1;
+        }
+        n.tx.publish(&n.mem);
+        // Frames late from the last round (sent after its check).
+        let mut late = 0u64;
+        while let Some(f) = rig.n.tap.capture(0) {
+            late += u64::from(!intact(&f));
+        }
+        let r = rig.map(rig.lo, rig.hi);
+        if r != Ok(72) {
+            t.surprises.push(format!("UPDATE pool: {}", fmt_res(&r)));
+        }
+        rig.n.tx.kick_now();
+        let first = rig.n.tap.capture(2000);
+        let t0 = Instant::now();
+        let r = rig.d.write(&rig.invalidate);
+        let took = t0.elapsed();
+        let n = &rig.n;
+        let skip = n.tx.used_idx(&n.mem).wrapping_sub(taken) as usize;
+        let pending: Vec<u64> = out.iter().skip(skip).map(|&(g, _)| g).collect();
+        rig.canary(
+            (0..PER_FRAME)
+                .rev()
+                .flat_map(|p| pending.iter().map(move |g| g + (p * PAGE) as u64)),
+        );
+        if r != Ok(72) {
+            t.surprises.push(format!("INVALIDATE: {}", fmt_res(&r)));
+        }
+        sleep_ms(rig.settle);
+        let n = &rig.n;
+        let used =
+            n.tx.used_idx(&n.mem)
+                .wrapping_sub(taken.wrapping_add(skip as u16));
+        if let Some(f) = &first {
+            sent += 1;
+            if !intact(f) {
+                t.surprises
+                    .push(format!("frame before INVALIDATE: {} bytes", f.len()));
+            }
+        }
+        while let Some(f) = n.tap.capture(0) {
+            sent += 1;
+            late += u64::from(!intact(&f));
+        }
+        t.round(first.is_some(), took, late, used);
+    }
+    obs.note(format!("{sent} frames captured"));
+    t.report(obs, "TX", "frames read", start.elapsed());
+}
