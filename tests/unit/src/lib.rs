@@ -44,3 +44,5 @@ mod ring_props;
 mod ring_tests;
 #[cfg(test)]
 mod validate_tests;
+#[cfg(test)]
+mod workq_loom;

@@ -921,6 +921,19 @@ impl Drop for Log {
     }
 }
 
+/// The `VHOST_SET_MEM_TABLE` argument for `regions`, as u64 words: the
+/// count (with the padding), then each region.
+pub fn mem_table(regions: &[uapi::VhostMemoryRegion]) -> Vec<u64> {
+    let mut buf = vec![0u64; 1 + 4 * regions.len()];
+    buf[0] = regions.len() as u64;
+    for (i, r) in regions.iter().enumerate() {
+        buf[1 + 4 * i] = r.guest_phys_addr;
+        buf[2 + 4 * i] = r.memory_size;
+        buf[3 + 4 * i] = r.userspace_addr;
+    }
+    buf
+}
+
 /// A configured /dev/vhost-net with a tap backend on both rings.
 pub struct Net {
     pub cfg: Cfg,
@@ -998,14 +1011,7 @@ impl Net {
             obs.ret_ok(format!("{prefix}setup {k}"), r);
         };
         rec(obs, "SET_OWNER", io(uapi::VHOST_SET_OWNER, 0));
-        let regions = mem.regions();
-        let mut buf = vec![0u64; 1 + 4 * regions.len()];
-        buf[0] = regions.len() as u64;
-        for (i, r) in regions.iter().enumerate() {
-            buf[1 + 4 * i] = r.guest_phys_addr;
-            buf[2 + 4 * i] = r.memory_size;
-            buf[3 + 4 * i] = r.userspace_addr;
-        }
+        let mut buf = mem_table(&mem.regions());
         rec(
             obs,
             "SET_MEM_TABLE",

@@ -9,7 +9,9 @@
 //! cycles (a leak of one object per cycle), and the debug kernel run adds a
 //! kmemleak scan.
 
-use crate::driver::{frame, hash, poll_in, Buf, Cfg, Net, GPA_BASE, MEM_SIZE, UNICAST};
+use crate::driver::{
+    frame, hash, mem_table, poll_in, Buf, Cfg, Net, Tap, GPA_BASE, MEM_SIZE, TAP_MTU, UNICAST,
+};
 use crate::harness::{Ctx, Kind, Obs, Test};
 use crate::modules::Impl;
 use crate::sys::{self, fmt_res, ioctl, Errno, Fd, Res};
@@ -42,6 +44,8 @@ pub fn tests() -> Vec<Test> {
         ),
         t("process_backend_replaced_traffic", 120, backend_replaced),
         t("process_backend_fd_closed", 60, backend_fd_closed),
+        t("process_flush_stress_task", 90, flush_stress_task),
+        t("process_flush_stress_kthread", 90, flush_stress_kthread),
     ]
 }
 
@@ -679,13 +683,7 @@ fn concurrent_ioctls(obs: &mut Obs, _: &Ctx) {
         let regions = regions.clone();
         ths.push(std::thread::spawn(move || {
             let mut r = Rng(0xc0c0 + t);
-            let mut table = vec![0u64; 1 + 4 * regions.len()];
-            table[0] = regions.len() as u64;
-            for (i, g) in regions.iter().enumerate() {
-                table[1 + 4 * i] = g.guest_phys_addr;
-                table[2 + 4 * i] = g.memory_size;
-                table[3 + 4 * i] = g.userspace_addr;
-            }
+            let mut table = mem_table(&regions);
             while !stop.load(Ordering::Relaxed) {
                 let mut w = [0u64; 4];
                 let i = r.below(2) as u32;
@@ -772,6 +770,116 @@ fn concurrent_ioctls(obs: &mut Obs, _: &Ctx) {
     obs.check(calls.load(Ordering::Relaxed) > 0, "ioctls ran");
     let o = one_tx(&mut sn.0, 77);
     obs.val("tx after", &o);
+}
+
+/// Flushing ioctls in a loop while another thread kicks both rings as
+/// fast as it can and frames flow (issue 22: a flush requested between the
+/// worker's read of the flush tickets and its taking of the queued work
+/// was lost, and the ioctl slept forever, uninterruptibly, with the device
+/// mutex held; in kthread mode nothing released it, and close and rmmod
+/// blocked too). Each ioctl must return, within a bound, and so must close.
+fn flush_stress(obs: &mut Obs, fork: Option<u8>) {
+    let cfg = Cfg::default();
+    let vnet_hdr = (!cfg.net_hdr).then(|| cfg.hdr_len() as i32);
+    let Ok(tap) = Tap::new(vnet_hdr, TAP_MTU) else {
+        return obs.fail("tap");
+    };
+    let Some(net) = Net::with_backend(obs, "", cfg, tap, fork) else {
+        return;
+    };
+    let dev = net.dev.raw();
+    let kicks = [net.rx.kick.raw(), net.tx.kick.raw()];
+    let regions = net.mem.regions();
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = traffic(net, stop.clone());
+    let kicker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let one = 1u64;
+            while !stop.load(Ordering::Relaxed) {
+                for k in kicks {
+                    // SAFETY: write(2) of 8 readable bytes to an eventfd kept open by the `Net`
+                    // the traffic thread holds until it is joined, after this thread.
+                    unsafe { libc::write(k, (&one as *const u64).cast(), 8) };
+                }
+            }
+        })
+    };
+    // Device ioctls: each one flushes the worker (C's vhost_net_flush
+    // after vhost_dev_ioctl). SET_MEM_TABLE with the same table, and
+    // SET_LOG_FD -1 (no log eventfd, as it is).
+    let done = Arc::new(AtomicBool::new(false));
+    let flusher = {
+        let (stop, done) = (stop.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut table = mem_table(&regions);
+            let (mut n, mut all_ok, mut worst) = (0u64, true, Duration::ZERO);
+            while !stop.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
+                let r = if n % 2 == 0 {
+                    ioctl(
+                        dev,
+                        uapi::VHOST_SET_MEM_TABLE as u64,
+                        table.as_mut_ptr() as usize,
+                    )
+                } else {
+                    let mut fd = -1i32;
+                    ioctl(
+                        dev,
+                        uapi::VHOST_SET_LOG_FD as u64,
+                        &mut fd as *mut i32 as usize,
+                    )
+                };
+                worst = worst.max(t0.elapsed());
+                all_ok &= r == Ok(0);
+                n += 1;
+            }
+            done.store(true, Ordering::Release);
+            (n, all_ok, worst)
+        })
+    };
+    sys::sleep_ms(3000);
+    stop.store(true, Ordering::Relaxed);
+    // A lost flush never returns: wait for the flusher with a deadline,
+    // not a join.
+    let bound = Duration::from_secs(10 * crate::harness::timeout_scale());
+    let t0 = Instant::now();
+    while !done.load(Ordering::Acquire) && t0.elapsed() < bound {
+        sys::sleep_ms(10);
+    }
+    let returned = done.load(Ordering::Acquire);
+    obs.val("flushing ioctls all returned", returned);
+    if !returned {
+        obs.fail("a flushing ioctl did not return (lost flush): the device is stuck");
+        // Its thread holds the device mutex: closing would block too.
+        std::mem::forget(h);
+        return;
+    }
+    let (n, all_ok, worst) = flusher.join().expect("flusher thread");
+    obs.check(kicker.join().is_ok(), "kicker thread");
+    let (sn, moved) = h.join().expect("traffic thread");
+    obs.note(format!(
+        "{n} flushing ioctls, worst {worst:?}, {moved} frames"
+    ));
+    obs.val("flushing ioctls returned 0", all_ok);
+    obs.check(n > 0, "flushing ioctls ran");
+    obs.check(
+        worst < bound,
+        format!("a flushing ioctl took {worst:?} (bound {bound:?})"),
+    );
+    let t0 = Instant::now();
+    drop(sn);
+    let lat = t0.elapsed();
+    obs.val("close returned", true);
+    obs.check(lat < bound, format!("close took {lat:?}"));
+}
+
+fn flush_stress_task(obs: &mut Obs, _: &Ctx) {
+    flush_stress(obs, None)
+}
+
+fn flush_stress_kthread(obs: &mut Obs, _: &Ctx) {
+    flush_stress(obs, Some(0))
 }
 
 /// close(2) of the device while frames flow returns promptly.
