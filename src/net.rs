@@ -18,6 +18,7 @@ use crate::kapi::usermem;
 use crate::kapi::xdp::{BuildError, XdpBatch};
 use crate::kapi::zcopy::{self, TunMsgCtl, Zcopy, DONE, FAILED, IN_PROGRESS, SLOTS};
 use crate::mem::GuestMap;
+use crate::vcore::busypoll::{self, BusyPoll, PollHost};
 use crate::vcore::dirtylog::{log_write, log_write_bufs, log_write_hva, DirtyBitmap, LogEntry};
 use crate::vcore::errno::Errno;
 use crate::vcore::features::has_feature;
@@ -432,43 +433,47 @@ fn prefetch(dev: &VhostNet, vq: &Vq, index: usize) -> bool {
     .prefetch_rings(vq)
 }
 
-/// How a busy poll ended.
-enum BusyPoll {
-    /// The condition came true.
-    Ready,
-    /// Other work is queued for the worker: yield to it.
-    Interrupted,
-    /// The budget ran out, or the thread should reschedule or handle a
-    /// signal.
-    TimedOut,
+/// The kernel around a ring's busy poll.
+struct KernelPoll<'a>(&'a VhostNet);
+
+impl PollHost for KernelPoll<'_> {
+    #[inline]
+    fn clock(&self) -> u64 {
+        usermem::busy_clock()
+    }
+
+    #[inline]
+    fn need_resched(&self) -> bool {
+        usermem::need_resched()
+    }
+
+    #[inline]
+    fn signal_pending(&self) -> bool {
+        kernel::current!().signal_pending()
+    }
+
+    #[inline]
+    fn has_work(&self) -> bool {
+        self.0.worker().has_pending()
+    }
+
+    #[inline]
+    fn stopping(&self) -> bool {
+        self.0.stopping()
+    }
 }
 
 /// Spins up to `budget_us` microseconds (C's `vhost_net_busy_poll`, with
-/// its clock and exit conditions) until `ready()` holds.
+/// its clock and exit conditions) until `ready()` holds; a release of the
+/// device ends it too (src/core/busypoll.rs).
 ///
 /// C also polls the paired ring, taking its mutex with a trylock; the 6.12
 /// kernel crate has no `try_lock`, so each ring polls its own sources (TX:
 /// its available ring; RX: the socket and its available ring). See
 /// Documentation/differences.rst.
-fn busy_poll(dev: &VhostNet, budget_us: u32, mut ready: impl FnMut() -> bool) -> BusyPoll {
-    let end = usermem::busy_clock().saturating_add(u64::from(budget_us));
-    while usermem::busy_clock() <= end
-        && !usermem::need_resched()
-        && !kernel::current!().signal_pending()
-    {
-        if dev.worker().has_pending() {
-            return BusyPoll::Interrupted;
-        }
-        if dev.stopping() {
-            // Release waits for this round (C's waits out the timeout).
-            return BusyPoll::TimedOut;
-        }
-        if ready() {
-            return BusyPoll::Ready;
-        }
-        core::hint::spin_loop();
-    }
-    BusyPoll::TimedOut
+#[inline]
+fn busy_poll(dev: &VhostNet, budget_us: u32, ready: impl FnMut() -> bool) -> BusyPoll {
+    busypoll::busy_poll(&KernelPoll(dev), budget_us, ready)
 }
 
 /// Whether a round has done enough (C's `vhost_exceeds_weight`); if so the

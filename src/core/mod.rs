@@ -9,6 +9,7 @@
 //! through [`sync`], so that the host tests can compile a file again with
 //! a model checker's (`workq.rs` under `loom`).
 
+pub(crate) mod busypoll;
 pub(crate) mod dirtylog;
 pub(crate) mod errno;
 pub(crate) mod features;

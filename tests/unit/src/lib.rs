@@ -25,6 +25,8 @@ pub use mapfuzz::{fuzz_interval_map, fuzz_iotlb_msg};
 pub use ringsim::fuzz_desc_chain;
 
 #[cfg(test)]
+mod busypoll_tests;
+#[cfg(test)]
 mod dirtylog_tests;
 #[cfg(test)]
 mod fuzz_replay;
