@@ -40,6 +40,7 @@ use crate::params;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{self, IotlbAction, SET_FEATURES_FAILED};
 use crate::vcore::intervalmap::{Piece, TranslateError, PERM_RO};
+use crate::vcore::teardown::{teardown, TeardownHost};
 use crate::vcore::uapi::{self, VhostMemory, VhostMemoryRegion, VhostVringAddr, VhostVringFile};
 use crate::vcore::uapi::{VhostVringState, VHOST_FILE_UNBIND};
 use crate::vcore::validate;
@@ -125,6 +126,48 @@ pub(crate) struct VhostNet {
 struct Detached {
     _vqs: KVec<Vq>,
     _socks: [Option<Socket>; 2],
+}
+
+/// The steps of [`VhostNet::cleanup`]'s teardown of the worker, in the
+/// order of src/core/teardown.rs.
+struct Teardown<'a> {
+    /// The device.
+    net: &'a VhostNet,
+    /// The worker's task (the device's, under the device mutex).
+    task: &'a mut Option<WorkerThread>,
+    /// The backends taken from the rings (RX, TX), dropped by the caller
+    /// outside the locks.
+    socks: [Option<Socket>; 2],
+}
+
+impl TeardownHost for Teardown<'_> {
+    fn detach_rings(&mut self) {
+        for (index, m) in [&self.net.rx, &self.net.tx].into_iter().enumerate() {
+            let mut vq = m.lock();
+            self.net.stop_polls(index, &mut vq);
+            self.socks[index] = vq.backend.take();
+        }
+    }
+
+    fn drain_completions(&mut self) {
+        self.net.zcopy_flush();
+    }
+
+    fn flush(&mut self) {
+        self.net.worker.flush();
+    }
+
+    fn unpublish_task(&mut self) {
+        self.net.worker.set_task(core::ptr::null_mut(), false);
+    }
+
+    fn grace_period(&mut self) {
+        synchronize_rcu();
+    }
+
+    fn stop_task(&mut self) {
+        drop(self.task.take());
+    }
 }
 
 /// What a virtqueue ioctl has to release after the locks are dropped.
@@ -274,7 +317,8 @@ impl VhostNet {
     /// `vhost_net_vq_reset`), leaving `umem` as given. Returns what must be
     /// dropped outside the locks.
     ///
-    /// The order is what keeps the worker's wakers from outliving it:
+    /// The order (src/core/teardown.rs, model-checked by the host tests)
+    /// is what keeps the worker's wakers from outliving it:
     /// 1. each ring loses its polls and its backend (under its mutex, so
     ///    after any round in progress; `stopping` ends a busy poll first):
     ///    from then on a round sends and receives nothing, so no zerocopy
@@ -288,17 +332,13 @@ impl VhostNet {
     /// 4. only then is the task stopped and freed.
     fn cleanup(&self, dev: &mut DevState, umem: Option<Arc<GuestMap>>) -> Detached {
         self.stopping.store(true, Ordering::Relaxed);
-        let mut socks: [Option<Socket>; 2] = [None, None];
-        for (index, m) in [&self.rx, &self.tx].into_iter().enumerate() {
-            let mut vq = m.lock();
-            self.stop_polls(index, &mut vq);
-            socks[index] = vq.backend.take();
-        }
-        self.zcopy_flush();
-        self.worker.flush();
-        self.worker.set_task(core::ptr::null_mut(), false);
-        synchronize_rcu();
-        drop(dev.task.take());
+        let mut steps = Teardown {
+            net: self,
+            task: &mut dev.task,
+            socks: [None, None],
+        };
+        teardown(&mut steps);
+        let socks = steps.socks;
         let mut old = KVec::new();
         self.for_each_vq(|vq| {
             let mut fresh = Vq::new();

@@ -16,6 +16,7 @@ pub(crate) mod features;
 pub(crate) mod intervalmap;
 pub(crate) mod ring;
 pub(crate) mod sync;
+pub(crate) mod teardown;
 pub(crate) mod uapi;
 pub(crate) mod validate;
 pub(crate) mod workq;

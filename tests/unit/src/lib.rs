@@ -45,6 +45,8 @@ mod ring_props;
 #[cfg(test)]
 mod ring_tests;
 #[cfg(test)]
+mod teardown_loom;
+#[cfg(test)]
 mod validate_tests;
 #[cfg(test)]
 mod workq_loom;
