@@ -7,7 +7,7 @@
 #   MODULE.ko  vhost_net_rs.ko; without it the "ours" side reports SKIP
 # Environment:
 #   VMTEST_ARGS      extra arguments for vmtest (e.g. "--filter owner --dump")
-#   VMCHECK_TIMEOUT  hard timeout of the VM run in seconds (default 900)
+#   VMCHECK_TIMEOUT  hard timeout of the VM run in seconds (default 1500)
 #   VMCHECK_OUT      work directory (default build/vmcheck in the repo)
 #   VMTEST_ACCEL, VM_MEM, VM_SMP: see scripts/vm.sh
 #
@@ -73,7 +73,7 @@ fi
 # 3. Boot and run.
 LOG=$OUT/console.log
 rc=0
-"$HERE/vm.sh" -k "$KDIR" -i "$OUT/initramfs.cpio.gz" -t "${VMCHECK_TIMEOUT:-900}" \
+"$HERE/vm.sh" -k "$KDIR" -i "$OUT/initramfs.cpio.gz" -t "${VMCHECK_TIMEOUT:-1500}" \
     -l "$LOG" -c "vmtest ${VMTEST_ARGS:-}" || rc=$?
 
 # 4. The closing line.
