@@ -241,6 +241,33 @@ pub fn kmsg_open_at_end() -> Result<Fd, Errno> {
     Ok(fd)
 }
 
+/// Pins the calling thread to CPU `cpu` (threads it creates, and a
+/// vhost worker it starts, inherit the mask).
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: `set` is a zeroed, valid cpu_set_t; CPU_SET writes inside it;
+    // sched_setaffinity(0, ..) applies to the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Waits for child `pid`: its exit status, -signal if a signal ended it,
+/// or -1000 if it could not be waited for.
+pub fn reap(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a valid int.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return -1000;
+    }
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -libc::WTERMSIG(status)
+    }
+}
+
 pub fn sleep_ms(ms: u64) {
     std::thread::sleep(std::time::Duration::from_millis(ms));
 }

@@ -52,23 +52,6 @@ const BUF: u64 = 0x30_0000;
 const NEXT: u16 = crate::driver::VRING_DESC_F_NEXT;
 const INDIRECT: u16 = crate::driver::VRING_DESC_F_INDIRECT;
 
-fn efd() -> Fd {
-    // SAFETY: plain syscall with integer arguments; a failure (-1) is checked below.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    assert!(fd >= 0, "eventfd: {}", Errno::last());
-    Fd(fd)
-}
-
-fn pin(cpu: usize) {
-    // SAFETY: `set` is a zeroed, valid cpu_set_t; CPU_SET writes inside it;
-    // sched_setaffinity(0, ..) applies to the calling thread only.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 /// The device, its memory, and the eventfds of its TX ring.
 struct Dev {
     dev: Fd,
@@ -130,8 +113,8 @@ fn setup(num: u32) -> Result<Dev, String> {
 
     let dev = sys::open("/dev/vhost-net", libc::O_RDWR).map_err(|e| format!("open: {e}"))?;
     let tap = Tap::new(Some(12), crate::driver::TAP_MTU)?;
-    let kick = efd();
-    let err = efd();
+    let kick = super::ioctl_util::eventfd();
+    let err = super::ioctl_util::eventfd();
     let io = |what: &str, req: u32, arg: usize| {
         ioctl(dev.raw(), req as u64, arg)
             .map(|_| ())
@@ -198,7 +181,7 @@ fn kicker(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        pin(1);
+        sys::pin_to_cpu(1);
         let one = 1u64.to_ne_bytes();
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             // SAFETY: writes 8 bytes from a valid buffer; a failure (a full
@@ -211,7 +194,7 @@ fn kicker(
 
 /// The owner's side, in a child: prints `key=value` lines on `out`.
 fn owner(num: u32, out: i32) -> i32 {
-    pin(0);
+    sys::pin_to_cpu(0);
     let say = |s: String| {
         let s = format!("{s}\n");
         // SAFETY: writes the bytes of `s` to the pipe.
@@ -250,7 +233,7 @@ fn owner(num: u32, out: i32) -> i32 {
 
 /// A child owner that kicks until killed: says `ready` once kicking.
 fn owner_until_killed(num: u32, out: i32) -> i32 {
-    pin(0);
+    sys::pin_to_cpu(0);
     let d = match setup(num) {
         Ok(d) => d,
         Err(_) => return 1,
@@ -318,12 +301,6 @@ fn value<'a>(lines: &'a [String], key: &str) -> Option<&'a str> {
         .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
-fn reap(pid: libc::pid_t) -> bool {
-    let mut status = 0;
-    // SAFETY: waits for our own child; `status` is a valid int.
-    unsafe { libc::waitpid(pid, &mut status, 0) == pid }
-}
-
 fn chain_2_31(obs: &mut Obs, ctx: &Ctx) {
     let ours = ctx.imp() == Impl::Ours;
     // C gets a ring it can finish well before the soft-lockup detector
@@ -338,7 +315,7 @@ fn chain_2_31(obs: &mut Obs, ctx: &Ctx) {
 
     let (pid, out) = spawn(|w| owner(num, w));
     let lines = read_lines(&out, Duration::from_secs(60 * timeout_scale()), None);
-    let exited = reap(pid);
+    let exited = sys::reap(pid) != -1000;
     obs.val("setup", value(&lines, "setup").unwrap_or("(no answer)"));
     obs.val("owner finished", exited);
     let ms = |k: &str| value(&lines, k).and_then(|v| v.parse::<u128>().ok());
@@ -376,7 +353,7 @@ fn chain_2_31(obs: &mut Obs, ctx: &Ctx) {
     let t = Instant::now();
     // SAFETY: signals our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let reaped = reap(pid);
+    let reaped = sys::reap(pid) != -1000;
     let exit_ms = t.elapsed().as_millis();
     obs.val("owner reaped", reaped);
     obs.note(format!("the owner's exit after SIGKILL took {exit_ms} ms"));

@@ -8,7 +8,7 @@
 use crate::driver::{frame, Cfg, Net, UNICAST};
 use crate::harness::{debug_kernel, timeout_scale, Ctx, DefaultParams, Kind, Obs, Test};
 use crate::modules::Impl;
-use crate::sys::{ioctl, Errno};
+use crate::sys::{self, ioctl, Errno};
 use crate::uapi;
 use std::time::{Duration, Instant};
 
@@ -27,16 +27,6 @@ pub fn tests() -> Vec<Test> {
             f: busy_poll_release,
         },
     ]
-}
-
-fn pin(cpu: usize) {
-    // SAFETY: `set` is a zeroed, valid cpu_set_t; CPU_SET writes inside it;
-    // sched_setaffinity(0, ..) applies to the calling thread only.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
 }
 
 /// Sends 1400-byte frames from the guest without pause until `until`:
@@ -103,20 +93,6 @@ fn fork(f: impl FnOnce() -> i32) -> libc::pid_t {
     pid
 }
 
-/// Waits for a child; its exit status, or -signal.
-fn reap(pid: libc::pid_t) -> i32 {
-    let mut status = 0;
-    // SAFETY: waits for our own child; `status` is a valid int.
-    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
-        return -1000;
-    }
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -libc::WTERMSIG(status)
-    }
-}
-
 fn zcopy_teardown(obs: &mut Obs, ctx: &Ctx) {
     let _restore = DefaultParams(ctx);
     if let Err(e) = ctx.reload("experimental_zcopytx=1") {
@@ -132,7 +108,7 @@ fn zcopy_teardown(obs: &mut Obs, ctx: &Ctx) {
     for i in 0..rounds {
         let window = Duration::from_millis(50 + (i as u64 * 37) % 300);
         let t = Instant::now();
-        let rc = reap(fork(|| sender(c_module, Some(window))));
+        let rc = sys::reap(fork(|| sender(c_module, Some(window))));
         worst_close = worst_close.max(t.elapsed().saturating_sub(window).as_millis());
         closed_ok += usize::from(rc == 0);
     }
@@ -154,7 +130,7 @@ fn zcopy_teardown(obs: &mut Obs, ctx: &Ctx) {
         let t = Instant::now();
         // SAFETY: signals our own child.
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        let rc = reap(pid);
+        let rc = sys::reap(pid);
         worst_exit = worst_exit.max(t.elapsed().as_millis());
         killed_ok += usize::from(rc == -libc::SIGKILL);
     }
@@ -209,9 +185,9 @@ impl Drop for RtThrottle {
 fn busy_poll_release(obs: &mut Obs, ctx: &Ctx) {
     let ours = ctx.imp() == Impl::Ours;
     let timeout_us: u32 = if ours { u32::MAX } else { 2_000_000 };
-    pin(0);
+    sys::pin_to_cpu(0);
     let n = Net::new(obs, "", Cfg::default());
-    pin(1);
+    sys::pin_to_cpu(1);
     let Some(mut n) = n else {
         return;
     };
