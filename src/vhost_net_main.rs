@@ -10,17 +10,13 @@
 use kernel::prelude::*;
 
 mod abi;
-mod dev;
-mod iotlb;
 mod kapi;
-mod mem;
 mod net;
 mod params;
 #[path = "core/mod.rs"]
 #[expect(dead_code, reason = "the control plane and data path use the rest")]
 mod vcore;
-mod vq;
-mod worker;
+mod vhost;
 
 module! {
     type: VhostNetModule,
@@ -33,7 +29,7 @@ module! {
 
 /// The module: owns the registration of `/dev/vhost-net`.
 struct VhostNetModule {
-    _misc: kapi::miscdev::Registration<dev::VhostNet>,
+    _misc: kapi::miscdev::Registration<net::device::VhostNet>,
 }
 
 impl kernel::Module for VhostNetModule {
