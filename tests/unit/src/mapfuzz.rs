@@ -470,7 +470,7 @@ impl Iter<'_> {
 }
 
 /// A `write` of `buf` to the device fd, step by step as `write_msg` in
-/// `src/dev.rs` does it, with the core's functions.
+/// `src/vhost/dev.rs` does it, with the core's functions.
 fn sut_write<S: Storage>(
     buf: &[u8],
     backend_features: u64,
@@ -696,7 +696,7 @@ pub fn fuzz_iotlb_msg(data: &[u8]) -> Vec<Result<usize, i32>> {
         TASK_SIZE_MAX,
     ];
     // Both the memory table and the device IOTLB are created with
-    // VHOST_IOTLB_FLAG_RETIRE (src/mem.rs new_map); the IOTLB starts empty.
+    // VHOST_IOTLB_FLAG_RETIRE (src/vhost/memmap.rs new_map); the IOTLB starts empty.
     let new_iotlb = || {
         (
             IntervalMap::new(VecStorage::default(), limit, FLAG_RETIRE),
