@@ -39,12 +39,12 @@ use crate::net::{Scratch, ZcRing};
 use crate::params;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{self, IotlbAction, SET_FEATURES_FAILED};
-use crate::vcore::intervalmap::{Piece, TranslateError, PERM_RO};
+use crate::vcore::iotlb_msg::{self, IotlbOutcome};
+use crate::vcore::memory::intervalmap::{Piece, TranslateError, PERM_RO};
 use crate::vcore::teardown::{teardown, TeardownHost};
 use crate::vcore::uapi::{self, VhostMemory, VhostMemoryRegion, VhostVringAddr, VhostVringFile};
 use crate::vcore::uapi::{VhostVringState, VHOST_FILE_UNBIND};
 use crate::vcore::validate;
-use crate::vcore::validate::IotlbOutcome;
 use crate::vq::{memory_access_ok, Vq};
 use crate::worker::{Worker, WORK_RX, WORK_TX};
 use core::ffi::c_void;
@@ -855,7 +855,7 @@ impl VhostNet {
         }
         // C reads the backend features of ring 0 without its lock.
         let backend_features = self.rx.lock().acked_backend_features;
-        let layout = validate::iotlb_write_layout(i32::from_ne_bytes(ty), backend_features)
+        let layout = iotlb_msg::iotlb_write_layout(i32::from_ne_bytes(ty), backend_features)
             .map_err(errno)?;
         let mut asid = 0u32;
         if layout.reads_asid {
@@ -870,7 +870,7 @@ impl VhostNet {
         if iter.copy_from(&mut raw) != raw.len() {
             return Err(EINVAL);
         }
-        let msg = validate::parse_iotlb_msg(&raw);
+        let msg = iotlb_msg::parse_iotlb_msg(&raw);
         // The device mutex is held throughout, as in C, which also keeps
         // the worker's task alive for the kicks below (see `worker`).
         let dev = self.dev.lock();
@@ -883,7 +883,7 @@ impl VhostNet {
         let iotlb = dev.iotlb.clone();
         let outcome = {
             let mut guard = iotlb.as_ref().map(|i| i.lock());
-            validate::process_iotlb_msg(guard.as_deref_mut(), asid, &msg, uaccess::access_ok)
+            iotlb_msg::process_iotlb_msg(guard.as_deref_mut(), asid, &msg, uaccess::access_ok)
                 .map_err(errno)?
         };
         if outcome == IotlbOutcome::Updated {

@@ -19,14 +19,16 @@ use crate::kapi::xdp::{BuildError, XdpBatch};
 use crate::kapi::zcopy::{self, TunMsgCtl, Zcopy, DONE, FAILED, IN_PROGRESS, SLOTS};
 use crate::mem::GuestMap;
 use crate::vcore::busypoll::{self, BusyPoll, PollHost};
-use crate::vcore::dirtylog::{log_write, log_write_bufs, log_write_hva, DirtyBitmap, LogEntry};
 use crate::vcore::errno::Errno;
 use crate::vcore::features::has_feature;
-use crate::vcore::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
-use crate::vcore::ring::{
-    write_used_elems_buffered, ChainBufs, Ring, RingError, RingMemory, Translate, UsedElem,
-    MAX_PACKET_READS, UIO_MAXIOV,
+use crate::vcore::memory::dirtylog::{log_write, log_write_hva, DirtyBitmap, LogEntry};
+use crate::vcore::memory::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
+use crate::vcore::ring::access::{write_used_elems_buffered, RingMemory, Translate};
+use crate::vcore::ring::chain::{
+    log_write_bufs, ChainBufs, RingError, MAX_PACKET_READS, UIO_MAXIOV,
 };
+use crate::vcore::ring::desc::UsedElem;
+use crate::vcore::ring::split::SplitRing;
 use crate::vcore::uapi::{
     VhostIotlbMsg, VHOST_BACKEND_F_IOTLB_MSG_V2, VHOST_F_LOG_ALL, VHOST_IOTLB_MISS,
     VIRTIO_NET_F_MRG_RXBUF,
@@ -494,7 +496,7 @@ fn exceeds_weight(dev: &VhostNet, bit: u32, pkts: usize, bytes: usize) -> bool {
 
 /// Everything a round needs from a locked ring.
 struct Round<'a> {
-    ring: &'a mut Ring,
+    ring: &'a mut SplitRing,
     scratch: &'a mut Scratch,
     mem: OwnerMem<'a>,
     xlate: GuestXlate<'a>,

@@ -16,8 +16,6 @@ mod kapi;
 mod mem;
 mod net;
 mod params;
-#[path = "core/mod.rs"]
-#[expect(dead_code, reason = "the control plane and data path use the rest")]
 mod vcore;
 mod vq;
 mod worker;

@@ -10,7 +10,7 @@ use crate::kapi::uaccess::access_ok;
 use crate::mem::GuestMap;
 use crate::net::{Scratch, ZcRing};
 use crate::vcore::features::has_feature;
-use crate::vcore::ring::{Ring, SplitConfig, SplitRing, UsedLog};
+use crate::vcore::ring::split::{SplitConfig, SplitRing, UsedLog};
 use crate::vcore::uapi::{
     VHOST_F_LOG_ALL, VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_F_RING_PACKED, VIRTIO_RING_F_EVENT_IDX,
 };
@@ -80,7 +80,7 @@ pub(crate) struct Vq {
     /// Virtio-net header bytes the socket adds/strips.
     pub(crate) sock_hlen: usize,
     /// The ring state the worker drives, from the first backend on.
-    pub(crate) ring: Option<Ring>,
+    pub(crate) ring: Option<SplitRing>,
     /// The worker's buffers for this ring, from `VHOST_SET_OWNER` on.
     pub(crate) scratch: Option<KBox<Scratch>>,
     /// TX with `experimental_zcopytx`: zerocopy state, from
@@ -161,7 +161,7 @@ impl Vq {
                 event_idx: false,
                 notify_on_empty: false,
             };
-            self.ring = Some(Ring::Split(SplitRing::new(&cfg).map_err(errno)?));
+            self.ring = Some(SplitRing::new(&cfg).map_err(errno)?);
         }
         self.sync_ring();
         if let Some(ring) = &mut self.ring {
