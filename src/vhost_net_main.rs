@@ -10,15 +10,11 @@
 use kernel::prelude::*;
 
 mod abi;
-mod dev;
-mod iotlb;
 mod kapi;
-mod mem;
 mod net;
 mod params;
 mod vcore;
-mod vq;
-mod worker;
+mod vhost;
 
 module! {
     type: VhostNetModule,
@@ -31,7 +27,7 @@ module! {
 
 /// The module: owns the registration of `/dev/vhost-net`.
 struct VhostNetModule {
-    _misc: kapi::miscdev::Registration<dev::VhostNet>,
+    _misc: kapi::miscdev::Registration<net::device::VhostNet>,
 }
 
 impl kernel::Module for VhostNetModule {

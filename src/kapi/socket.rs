@@ -5,10 +5,25 @@
 use super::errno;
 use super::zcopy::TunMsgCtl;
 use crate::vcore::errno::Errno;
+use crate::vcore::memory::intervalmap::Piece;
 use core::ffi::{c_int, c_void};
 use kernel::bindings;
 use kernel::error::from_err_ptr;
 use kernel::prelude::*;
+// A `Piece` is passed to the socket as a `struct iovec` without copying.
+const _: () = {
+    assert!(core::mem::size_of::<Piece>() == core::mem::size_of::<bindings::iovec>());
+    assert!(core::mem::align_of::<Piece>() == core::mem::align_of::<bindings::iovec>());
+};
+
+/// Views pieces as iovecs.
+fn as_iovecs(pieces: &[Piece]) -> &[bindings::iovec] {
+    // SAFETY: `Piece` is `#[repr(C)]` { u64 addr, u64 len } and `iovec` is
+    // { void *iov_base, size_t iov_len }: same size and alignment (asserted
+    // above) and field offsets on 64-bit, and every bit pattern is valid
+    // for both.
+    unsafe { core::slice::from_raw_parts(pieces.as_ptr().cast(), pieces.len()) }
+}
 
 extern "C" {
     // Opaque pointers: bindgen's layouts of these are not FFI-safe.
@@ -199,7 +214,7 @@ impl Socket {
     /// (see [`set_iter`]).
     pub(crate) unsafe fn sendmsg(
         &self,
-        iov: &[bindings::iovec],
+        iov: &[Piece],
         skip: usize,
         len: usize,
         flags: u32,
@@ -216,7 +231,7 @@ impl Socket {
         }
         // SAFETY: `iov` holds `skip + len` bytes (our precondition) and
         // outlives `msg`, a local.
-        unsafe { set_iter(&mut msg, bindings::ITER_SOURCE, iov, skip, len) }?;
+        unsafe { set_iter(&mut msg, bindings::ITER_SOURCE, as_iovecs(iov), skip, len) }?;
         // SAFETY: By the type invariant `sock` is valid; its `ops` are set
         // for a live socket and every socket family we accept has sendmsg.
         let r = unsafe {
@@ -251,7 +266,7 @@ impl Socket {
     pub(crate) unsafe fn recvmsg(
         &mut self,
         hdr: &mut RecvHdr,
-        iov: &[bindings::iovec],
+        iov: &[Piece],
         skip: usize,
         len: usize,
     ) -> Result<usize> {
@@ -259,7 +274,7 @@ impl Socket {
         // SAFETY: `iov` holds `skip + len` bytes (our precondition) and
         // outlives the iterator: `recvmsg` below is its only user, and the
         // next packet's call sets it again before the socket sees it.
-        unsafe { set_iter(msg, bindings::ITER_DEST, iov, skip, len) }?;
+        unsafe { set_iter(msg, bindings::ITER_DEST, as_iovecs(iov), skip, len) }?;
         if let Some(rx) = self.rx.as_deref_mut() {
             // tun_recvmsg and tap_recvmsg take the packet from `msg_control`
             // and consume or free it, whatever the outcome.

@@ -25,7 +25,7 @@
 //! it stops its worker thread, so no callback can wake a stopped thread.
 
 use crate::kapi::waitqueue::WaitQueue;
-use crate::worker::{Worker, WORK_TX};
+use crate::vhost::worker::{Worker, WORK_TX};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::bindings;

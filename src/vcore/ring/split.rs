@@ -238,9 +238,23 @@ impl SplitRing {
     }
 
     /// Number of entries.
-    #[allow(dead_code, reason = "the host tests check the ring's state with it")]
     pub(crate) fn num(&self) -> u32 {
         self.num
+    }
+
+    /// User address of the descriptor table.
+    pub(crate) fn desc(&self) -> u64 {
+        self.desc
+    }
+
+    /// User address of the available ring.
+    pub(crate) fn avail(&self) -> u64 {
+        self.avail
+    }
+
+    /// User address of the used ring.
+    pub(crate) fn used(&self) -> u64 {
+        self.used
     }
 
     /// Next available entry to take (C's `vq->last_avail_idx`).
@@ -249,6 +263,10 @@ impl SplitRing {
     }
 
     /// The cached `avail->idx` (C's `vq->avail_idx`).
+    #[allow(
+        dead_code,
+        reason = "the host tests check the cache of avail->idx with it"
+    )]
     pub(crate) fn avail_idx(&self) -> u16 {
         self.avail_idx
     }
@@ -265,10 +283,6 @@ impl SplitRing {
 
     /// `VHOST_SET_VRING_BASE`: where to resume taking buffers; the cache
     /// of `avail->idx` restarts there too.
-    #[allow(
-        dead_code,
-        reason = "the host tests set up rings with it; the kernel keeps the indices in its Vq and sets both with set_indices"
-    )]
     pub(crate) fn set_base(&mut self, last_avail_idx: u16) {
         self.last_avail_idx = last_avail_idx;
         self.avail_idx = last_avail_idx;

@@ -11,11 +11,11 @@
 
 use crate::kapi::iov::IovIter;
 use crate::kapi::waitqueue::WaitQueue;
-use crate::mem::{kvec_remove, GuestMap};
 use crate::vcore::errno::Errno;
 use crate::vcore::uapi::{
     VhostIotlbMsg, VhostMsg, VHOST_IOTLB_MISS, VHOST_IOTLB_MSG, VHOST_IOTLB_MSG_V2,
 };
+use crate::vhost::memmap::{kvec_remove, GuestMap};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -220,7 +220,7 @@ impl Msgs {
 /// A new, empty device IOTLB.
 pub(crate) fn new_iotlb() -> Result<Arc<Iotlb>> {
     Arc::pin_init(
-        kernel::new_mutex!(crate::mem::new_map(0)?, "VhostNet::iotlb"),
+        kernel::new_mutex!(crate::vhost::memmap::new_map(0)?, "VhostNet::iotlb"),
         GFP_KERNEL,
     )
 }
