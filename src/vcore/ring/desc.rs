@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The formats the driver and the device exchange through a virtqueue
-//! (virtio 1.x sections 2.7.5 and 2.7.8): the descriptor the driver writes
-//! and the used element the device writes back, little endian. Both split
-//! and packed rings are made of these.
+//! The formats the driver and the device exchange through a split
+//! virtqueue (virtio 1.x sections 2.7.5 and 2.7.8): the descriptor the
+//! driver writes (also the entry of an indirect table) and the used element
+//! the device writes back, little endian.
 
 /// Descriptor flag: the chain continues with the `next` field.
 pub(crate) const VRING_DESC_F_NEXT: u16 = 1;

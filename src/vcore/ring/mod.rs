@@ -11,10 +11,10 @@
 //!   used rings, their indices, notification in both directions, and the
 //!   memory ordering the driver and the device share.
 //!
-//! A packed ring (`VIRTIO_F_RING_PACKED`) would be a file beside `split`
-//! on the same descriptors and chains: the [`chain::Chain::descs`] count is
-//! what packed and in-order rings need to know which descriptors a used
-//! element gives back.
+//! A packed ring (`VIRTIO_F_RING_PACKED`) would be a file beside `split`,
+//! with its own descriptor format: the [`chain::Chain::descs`] count is what
+//! packed and in-order rings need to know which descriptors a used element
+//! gives back.
 
 pub(crate) mod access;
 pub(crate) mod chain;
