@@ -5,7 +5,7 @@
 use super::errno;
 use super::zcopy::TunMsgCtl;
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::Piece;
+use crate::vcore::memory::intervalmap::Piece;
 use core::ffi::{c_int, c_void};
 use kernel::bindings;
 use kernel::error::from_err_ptr;

@@ -7,7 +7,7 @@
 
 use super::socket::Socket;
 use super::usermem;
-use crate::vcore::intervalmap::Piece;
+use crate::vcore::memory::intervalmap::Piece;
 use core::ffi::c_void;
 use kernel::prelude::*;
 

@@ -7,12 +7,13 @@ use crate::kapi::socket::RecvHdr;
 use crate::kapi::usermem;
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH};
 use crate::vcore::busypoll::BusyPoll;
-use crate::vcore::dirtylog::log_write_bufs;
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::Piece;
-use crate::vcore::ring::{
-    ChainBufs, RingError, RingMemory, UsedElem, MAX_PACKET_READS, UIO_MAXIOV,
+use crate::vcore::memory::intervalmap::Piece;
+use crate::vcore::ring::access::RingMemory;
+use crate::vcore::ring::chain::{
+    log_write_bufs, ChainBufs, RingError, MAX_PACKET_READS, UIO_MAXIOV,
 };
+use crate::vcore::ring::desc::UsedElem;
 use crate::vcore::uapi::{VHOST_F_LOG_ALL, VIRTIO_NET_F_MRG_RXBUF};
 use crate::vhost::access::prefetch;
 use crate::vhost::vq::VqBufs;

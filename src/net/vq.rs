@@ -10,7 +10,7 @@ use crate::kapi::usermem;
 use crate::kapi::xdp::XdpBatch;
 use crate::net::zerocopy::ZcRing;
 use crate::vcore::busypoll::{self, BusyPoll, PollHost};
-use crate::vcore::ring::UIO_MAXIOV;
+use crate::vcore::ring::chain::UIO_MAXIOV;
 use crate::vhost::round::{self as vround, DevCtx, VqRound};
 use crate::vhost::vq::{DeviceVq, Vq};
 use crate::vhost::worker::Worker;
@@ -172,7 +172,7 @@ impl<'a> Round<'a> {
     /// below `BATCH < HEADS` here.
     pub(crate) fn push_used(&mut self, head: u16) {
         let done = *self.done;
-        self.q.bufs.heads[done] = crate::vcore::ring::UsedElem {
+        self.q.bufs.heads[done] = crate::vcore::ring::desc::UsedElem {
             id: u32::from(head),
             len: 0,
         };

@@ -11,11 +11,12 @@
 
 use crate::kapi::eventfd::EventFdCtx;
 use crate::kapi::usermem;
-use crate::vcore::dirtylog::{log_write, log_write_hva, DirtyBitmap};
 use crate::vcore::errno::Errno;
 use crate::vcore::features::has_feature;
-use crate::vcore::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
-use crate::vcore::ring::{write_used_elems_buffered, RingMemory, Translate, UsedElem};
+use crate::vcore::memory::dirtylog::{log_write, log_write_hva, DirtyBitmap};
+use crate::vcore::memory::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
+use crate::vcore::ring::access::{write_used_elems_buffered, RingMemory, Translate};
+use crate::vcore::ring::desc::UsedElem;
 use crate::vcore::uapi::{
     VhostIotlbMsg, VHOST_BACKEND_F_IOTLB_MSG_V2, VHOST_IOTLB_MISS, VIRTIO_RING_F_EVENT_IDX,
 };

@@ -36,11 +36,11 @@ use crate::kapi::uaccess;
 use crate::params;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{IotlbAction, SET_FEATURES_FAILED};
-use crate::vcore::intervalmap::{Piece, TranslateError, PERM_RO};
+use crate::vcore::iotlb_msg::{self, IotlbOutcome};
+use crate::vcore::memory::intervalmap::{Piece, TranslateError, PERM_RO};
 use crate::vcore::uapi::{self, VhostMemory, VhostMemoryRegion, VhostVringAddr, VhostVringFile};
 use crate::vcore::uapi::{VhostVringState, VHOST_FILE_UNBIND};
 use crate::vcore::validate;
-use crate::vcore::validate::IotlbOutcome;
 use crate::vhost::access::{log_used_flags, queue_miss};
 use crate::vhost::iotlb::{new_iotlb, Iotlb, Msgs};
 use crate::vhost::memmap::{new_map, GuestMap};
@@ -740,7 +740,7 @@ impl<V: DeviceVq> Dev<V> {
         }
         // C reads the backend features of ring 0 without its lock.
         let backend_features = self.vq0.lock().vq().acked_backend_features;
-        let layout = validate::iotlb_write_layout(i32::from_ne_bytes(ty), backend_features)
+        let layout = iotlb_msg::iotlb_write_layout(i32::from_ne_bytes(ty), backend_features)
             .map_err(errno)?;
         let mut asid = 0u32;
         if layout.reads_asid {
@@ -755,7 +755,7 @@ impl<V: DeviceVq> Dev<V> {
         if iter.copy_from(&mut raw) != raw.len() {
             return Err(EINVAL);
         }
-        let msg = validate::parse_iotlb_msg(&raw);
+        let msg = iotlb_msg::parse_iotlb_msg(&raw);
         // The device mutex is held throughout, as in C, which also keeps
         // the worker's task alive for the kicks below (see `worker`).
         let dev = self.state.lock();
@@ -768,7 +768,7 @@ impl<V: DeviceVq> Dev<V> {
         let iotlb = dev.iotlb.clone();
         let outcome = {
             let mut guard = iotlb.as_ref().map(|i| i.lock());
-            validate::process_iotlb_msg(guard.as_deref_mut(), asid, &msg, uaccess::access_ok)
+            iotlb_msg::process_iotlb_msg(guard.as_deref_mut(), asid, &msg, uaccess::access_ok)
                 .map_err(errno)?
         };
         if outcome == IotlbOutcome::Updated {

@@ -6,7 +6,7 @@
 //! `vhost_disable_notify`, `vq_err`, `vhost_exceeds_weight`).
 
 use crate::kapi::eventfd::EventFdCtx;
-use crate::vcore::ring::SplitRing;
+use crate::vcore::ring::split::SplitRing;
 use crate::vhost::access::{GuestXlate, OwnerMem};
 use crate::vhost::iotlb::Msgs;
 use crate::vhost::vq::{Vq, VqBufs};

@@ -6,10 +6,12 @@
 
 use crate::kapi::eventfd::{EventFdCtx, EventFdFile};
 use crate::kapi::uaccess::access_ok;
-use crate::vcore::dirtylog::LogEntry;
 use crate::vcore::features::has_feature;
-use crate::vcore::intervalmap::Piece;
-use crate::vcore::ring::{SplitConfig, SplitRing, UsedElem, UsedLog, UIO_MAXIOV};
+use crate::vcore::memory::dirtylog::LogEntry;
+use crate::vcore::memory::intervalmap::Piece;
+use crate::vcore::ring::chain::UIO_MAXIOV;
+use crate::vcore::ring::desc::UsedElem;
+use crate::vcore::ring::split::{SplitConfig, SplitRing, UsedLog};
 use crate::vcore::uapi::{
     VHOST_F_LOG_ALL, VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_F_RING_PACKED, VIRTIO_RING_F_EVENT_IDX,
 };

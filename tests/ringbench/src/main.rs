@@ -1,6 +1,6 @@
 //! ringbench: the per-packet ring work of the worker, on the host.
 //!
-//! Drives `src/core/ring.rs` (compiled by path, as in the module and in
+//! Drives `src/vcore/ring` (compiled by path, as in the module and in
 //! `tests/unit`) the way `handle_tx` does for one-descriptor packets:
 //! `get_desc_chain`, collect heads, `add_used` every BATCH (64) heads,
 //! `need_notify`, `avail_empty` for MSG_MORE; the "guest" refills the
@@ -14,18 +14,19 @@
 //! copy_from_user/copy_to_user calls the kernel glue would make).
 
 #[allow(dead_code)]
-#[path = "../../../src/core/mod.rs"]
+#[path = "../../../src/vcore/mod.rs"]
 mod vcore;
 
 use std::cell::Cell;
-use vcore::dirtylog::DirtyBitmap;
 use vcore::errno::Errno;
-use vcore::intervalmap::{
+use vcore::memory::dirtylog::DirtyBitmap;
+use vcore::memory::intervalmap::{
     Entry, IntervalMap, Piece, Slot, Storage, TranslateError, PERM_RO, PERM_WO,
 };
-use vcore::ring::{
-    ChainBufs, RingMemory, SplitConfig, SplitRing, Translate, UsedElem, MAX_PACKET_READS,
-};
+use vcore::ring::access::{RingMemory, Translate};
+use vcore::ring::chain::{ChainBufs, MAX_PACKET_READS};
+use vcore::ring::desc::UsedElem;
+use vcore::ring::split::{SplitConfig, SplitRing};
 
 const NUM: u32 = 256;
 const BASE: u64 = 0x7f00_0000_0000;

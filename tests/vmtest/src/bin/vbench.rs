@@ -55,7 +55,7 @@ mod modules;
 #[path = "../sys.rs"]
 mod sys;
 #[allow(dead_code)]
-#[path = "../../../../src/core/uapi.rs"]
+#[path = "../../../../src/vcore/uapi.rs"]
 mod uapi;
 
 use driver::{Cfg, GuestMem, Net, VRING_DESC_F_WRITE};

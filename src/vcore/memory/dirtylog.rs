@@ -26,12 +26,14 @@
 //!   translated to instead;
 //! - the used ring with a device IOTLB: its address is an IOVA, translated
 //!   through the IOTLB and then handled like `log_write_hva` (see
-//!   `ring::SplitRing`).
+//!   `ring::split::SplitRing`).
+//!
+//! The logging of a used chain as a whole (C's `vhost_log_write`) is
+//! `ring::chain::log_write_bufs`: it needs the ring's view of memory.
 
-use super::errno::Errno;
-use super::intervalmap::{Entry, Piece};
-use super::ring::{RingMemory, Translate};
-use super::uapi::VHOST_PAGE_SIZE;
+use super::super::errno::Errno;
+use super::super::uapi::VHOST_PAGE_SIZE;
+use super::intervalmap::Entry;
 
 /// A guest range written through a writable descriptor (C's `struct vhost_log`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -191,123 +193,4 @@ where
         hva = hva.wrapping_add(min);
     }
     Ok(())
-}
-
-/// Logs the guest buffers of a used chain after the device wrote `len`
-/// bytes into them (C's `vhost_log_write`); returns whether C would signal
-/// the log eventfd (`log_ctx`) now.
-///
-/// Without a device IOTLB, `log` holds the writable descriptors recorded by
-/// `get_desc_chain`; each is logged up to the bytes still unaccounted for,
-/// and the walk stops (and asks for the signal) once `len` bytes are logged.
-/// If the entries hold fewer than `len` bytes C hits `BUG()`; this returns
-/// `EINVAL` instead. With a device IOTLB the descriptors hold IOVAs, so C
-/// logs the user addresses the writable buffers were translated to (`iov`,
-/// the writable pieces) through the memory table, and does not signal.
-///
-/// C logs those pieces whole. A guest can make that a walk of terabytes
-/// for one packet (up to [`super::ring::UIO_MAXIOV`] pieces of up to 4 GiB,
-/// a bitmap write per page, with no rescheduling point). This logs the
-/// first `len` bytes of the pieces, which are the bytes the device wrote
-/// (it fills them in order), so every written page is still logged: a
-/// deliberate difference (Documentation/differences.rst).
-///
-/// The write barrier first makes the data written to the buffers visible
-/// before any log bit: userspace that sees a bit, clears it and copies the
-/// page must see the new data, or the page would be migrated stale.
-pub(crate) fn log_write_bufs<M, T>(
-    mem: &M,
-    xlate: &T,
-    log_base: u64,
-    log: &[LogEntry],
-    len: u64,
-    iov: &[Piece],
-) -> Result<bool, Errno>
-where
-    M: RingMemory + ?Sized,
-    T: Translate + ?Sized,
-{
-    mem.wmb();
-    if xlate.device_iotlb() {
-        let mut left = len;
-        for p in iov {
-            if left == 0 {
-                break;
-            }
-            let l = p.len.min(left);
-            log_write_hva(mem, log_base, |i| xlate.umem_region(i), p.addr, l)?;
-            // `l <= left`.
-            left -= l;
-        }
-        return Ok(false);
-    }
-    let mut len = len;
-    for e in log {
-        let l = e.len.min(len);
-        log_write(mem, log_base, e.addr, l)?;
-        len -= l;
-        if len == 0 {
-            return Ok(true);
-        }
-    }
-    Err(Errno::EINVAL)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bits(base: u64, addr: u64, len: u64) -> ([u8; 8], usize) {
-        let mut out = [0u8; 8];
-        let mut n = 0;
-        for u in log_write_bits(base, addr, len) {
-            let i = (u.uaddr - base) as usize;
-            assert_eq!(out[i] & u.mask, 0, "bit reported twice");
-            out[i] |= u.mask;
-            n += 1;
-        }
-        (out, n)
-    }
-
-    #[test]
-    fn zero_length_logs_nothing() {
-        assert_eq!(log_write_bits(0x1000, 0x5000, 0).count(), 0);
-    }
-
-    #[test]
-    fn one_byte_sets_its_page() {
-        let (b, n) = bits(0x100, 3 * 4096 + 7, 1);
-        assert_eq!(n, 1);
-        assert_eq!(b[0], 1 << 3);
-    }
-
-    #[test]
-    fn range_crossing_pages_and_bytes() {
-        // Pages 6..=9: bits 6,7 of byte 0 and bits 0,1 of byte 1.
-        let (b, n) = bits(0, 6 * 4096 + 100, 3 * 4096);
-        assert_eq!(n, 2);
-        assert_eq!(b[0], 0xc0);
-        assert_eq!(b[1], 0x03);
-    }
-
-    #[test]
-    fn range_ending_on_page_boundary() {
-        let (b, _) = bits(0, 4096, 4096);
-        assert_eq!(b[0], 0x02);
-        let (b, _) = bits(0, 4095, 2);
-        assert_eq!(b[0], 0x03);
-    }
-
-    #[test]
-    fn wrapping_length_logs_one_page_like_c() {
-        // len + offset wraps to 0: C sets one bit and stops.
-        let v: Vec<_> = log_write_bits(0, 4096 + 8, u64::MAX - 7).collect();
-        assert_eq!(
-            v,
-            [LogUpdate {
-                uaddr: 0,
-                mask: 0x02
-            }]
-        );
-    }
 }

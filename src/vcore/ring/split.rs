@@ -58,28 +58,20 @@
 //!    bits that log it, so that migration, which clears a bit and then
 //!    copies the page, never copies the page before the data is in it.
 
-use super::dirtylog::{log_write, log_write_hva, DirtyBitmap, LogEntry};
-use super::errno::Errno;
-use super::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
+use super::super::errno::Errno;
+use super::super::memory::dirtylog::{log_write, log_write_hva};
+use super::super::memory::intervalmap::{Piece, TranslateError, PERM_WO};
+use super::access::{RingMemory, Translate};
+use super::chain::{walk_indirect, Chain, ChainBufs, Collector, RingError, MAX_ROUND_READS};
+use super::desc::{
+    Desc, UsedElem, DESC_SIZE, USED_ELEM_SIZE, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT,
+};
 
-/// Descriptor flag: the chain continues with the `next` field.
-pub(crate) const VRING_DESC_F_NEXT: u16 = 1;
-/// Descriptor flag: the buffer is write-only for the device.
-pub(crate) const VRING_DESC_F_WRITE: u16 = 2;
-/// Descriptor flag: the buffer holds a table of indirect descriptors.
-pub(crate) const VRING_DESC_F_INDIRECT: u16 = 4;
 /// Used-ring flag: the device does not want to be kicked.
 pub(crate) const VRING_USED_F_NO_NOTIFY: u16 = 1;
 /// Available-ring flag: the driver does not want interrupts.
 pub(crate) const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
 
-/// Size of a descriptor (`struct vring_desc`).
-pub(crate) const DESC_SIZE: u64 = 16;
-/// Size of a used element (`struct vring_used_elem`).
-pub(crate) const USED_ELEM_SIZE: u64 = 8;
-/// The number of pieces C has room for in an indirect table and in a
-/// chain (`UIO_MAXIOV`, the size of `vq->indirect` and `vq->iov`).
-pub(crate) const UIO_MAXIOV: usize = 1024;
 /// The number of pieces C has room for when it translates a used-ring
 /// range for logging with a device IOTLB (`vq->log_iov`).
 pub(crate) const LOG_IOV_MAX: usize = 64;
@@ -87,148 +79,9 @@ pub(crate) const LOG_IOV_MAX: usize = 64;
 const IDX_OFFSET: u64 = 2;
 /// Offset of the first entry of the available and the used ring.
 const RING_OFFSET: u64 = 4;
-/// Largest number of descriptors in an indirect table: `next` is 16 bits.
-const MAX_INDIRECT: u32 = 1 << 16;
+
 /// Available-ring entries read ahead in one copy ([`SplitRing`]'s `heads`).
 const HEADS_AHEAD: usize = 32;
-/// The most descriptors one packet may make the device read besides the
-/// heads of its chains: the further entries of the descriptor table and
-/// every entry of an indirect table, over all the chains of a packet (one
-/// chain for TX, up to [`UIO_MAXIOV`] for a mergeable RX packet; the caller
-/// passes what is left in [`ChainBufs::reads`]). A chain that would need
-/// more fails with `EINVAL`, like C's loop checks. A chain of one
-/// descriptor, the usual one, reads nothing beyond its head and pays
-/// nothing for the count (make profile).
-///
-/// C bounds each table on its own (`num` for the descriptor table, the
-/// table's length for an indirect one), so one chain whose every
-/// descriptor is `INDIRECT | NEXT` and points at a table of 65536
-/// zero-length entries makes it read 2^31 descriptors without a
-/// rescheduling point (a soft lockup; Documentation/security.rst). A driver
-/// that works with QEMU's own virtio-net posts at most 1024 buffers per
-/// packet, none of length 0, and so needs fewer than 2048 reads; this is
-/// twice that. At some tens of nanoseconds a read, a packet's chains cost
-/// at most a few hundred microseconds.
-pub(crate) const MAX_PACKET_READS: u32 = 4096;
-/// The most descriptors a round may read besides heads before the ring
-/// yields ([`RingError::Yield`], checked before each walk beyond a head,
-/// so a packet's chains are read in one round): four of the worst packets.
-/// A guest's packets read a few each (256 packets of 64 descriptors would
-/// be this many), so only a guest that chains zero-length or needlessly
-/// many descriptors meets it, and its rounds then end after some hundreds
-/// of microseconds, however long its chains. The count lives in the ring
-/// and grows only on the walk, so the usual one-descriptor chain pays
-/// nothing for it (make profile).
-pub(crate) const MAX_ROUND_READS: u32 = 4 * MAX_PACKET_READS;
-
-/// The owner's memory that the ring lives in, as the kernel provides it.
-///
-/// Addresses are user addresses of the owner (the kernel resolves ring
-/// addresses through the device IOTLB when there is one). The dirty bitmap
-/// lives in the same memory.
-pub(crate) trait RingMemory: DirtyBitmap {
-    /// Copies `buf.len()` bytes from user address `uaddr` (`copy_from_user`).
-    fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno>;
-    /// Copies `buf` to user address `uaddr` (`copy_to_user`).
-    fn write(&self, uaddr: u64, buf: &[u8]) -> Result<(), Errno>;
-    /// Reads a little-endian `u16` (`get_user`).
-    fn read_u16(&self, uaddr: u64) -> Result<u16, Errno> {
-        let mut b = [0u8; 2];
-        self.read(uaddr, &mut b)?;
-        Ok(u16::from_le_bytes(b))
-    }
-    /// Writes a little-endian `u16` (`put_user`).
-    fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {
-        self.write(uaddr, &value.to_le_bytes())
-    }
-    /// Writes one used-ring element, little endian (C's two `put_user`s of
-    /// `__vhost_add_used_n` for a single element).
-    fn write_used_elem(&self, uaddr: u64, elem: UsedElem) -> Result<(), Errno> {
-        self.write(uaddr, &elem.to_le_bytes())
-    }
-    /// Writes consecutive used-ring elements, little endian (C's one
-    /// `vhost_copy_to_user` of `__vhost_add_used_n`).
-    fn write_used_elems(&self, uaddr: u64, heads: &[UsedElem]) -> Result<(), Errno> {
-        write_used_elems_buffered(self, uaddr, heads)
-    }
-    /// Orders earlier loads before later loads (`smp_rmb`).
-    fn rmb(&self);
-    /// Orders earlier stores before later stores (`smp_wmb`).
-    fn wmb(&self);
-    /// Orders earlier loads and stores before later ones (`smp_mb`).
-    fn mb(&self);
-    /// Signals the log eventfd (`vq->log_ctx`), if one is set, after the
-    /// used ring was written and logged.
-    fn log_signal(&self);
-}
-
-/// Translation of guest buffer addresses, as the kernel provides it.
-pub(crate) trait Translate {
-    /// Translates `len` bytes at guest address `addr` into user pieces, like
-    /// [`super::intervalmap::IntervalMap::translate`] on the device IOTLB if
-    /// there is one, else on the memory table: returns how many pieces it
-    /// stored at the start of `out` (at most `out.len()`), none of them
-    /// empty, adding up to exactly `len` bytes. [`Chain::len`] counts on
-    /// it, and so does the worker, which hands the pieces to a socket as
-    /// iovecs of that many bytes.
-    ///
-    /// On a miss in the device IOTLB the implementation must also queue a
-    /// `VHOST_IOTLB_MISS` message for the address in the error and `access`,
-    /// as C's `translate_desc` does; the ring then reports
-    /// [`RingError::IotlbMiss`] so the worker stops and retries once
-    /// userspace has answered.
-    fn translate(
-        &self,
-        addr: u64,
-        len: u32,
-        access: u32,
-        out: &mut [Piece],
-    ) -> Result<usize, TranslateError>;
-    /// Whether [`Translate::translate`] goes through a device IOTLB.
-    fn device_iotlb(&self) -> bool;
-    /// The `index`-th entry of the memory table, or `None` past the end;
-    /// used to map user addresses back to guest addresses for the dirty log
-    /// when a device IOTLB is in use.
-    fn umem_region(&self, index: usize) -> Option<Entry>;
-}
-
-/// Why a ring operation failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RingError {
-    /// The ring is broken or unreadable: C reports this with `vq_err`
-    /// (signalling the error eventfd) and the handler stops until the next
-    /// kick.
-    Broken(Errno),
-    /// A guest address missed in the device IOTLB; C returns `EAGAIN`
-    /// without `vq_err` and the handler retries once userspace has answered
-    /// the miss (which [`Translate::translate`] queued).
-    IotlbMiss {
-        /// The first address without a mapping.
-        iova: u64,
-        /// `PERM_RO` or `PERM_WO`: the access that missed.
-        access: u32,
-    },
-    /// The round has read [`MAX_ROUND_READS`] descriptors besides heads:
-    /// nothing was taken, and the handler ends the round and runs the ring
-    /// again after the worker rescheduled (C has no such limit).
-    Yield,
-}
-
-impl RingError {
-    /// The errno C returns for this failure.
-    pub(crate) const fn errno(self) -> Errno {
-        match self {
-            RingError::Broken(e) => e,
-            RingError::IotlbMiss { .. } | RingError::Yield => Errno::EAGAIN,
-        }
-    }
-}
-
-impl From<Errno> for RingError {
-    fn from(e: Errno) -> Self {
-        RingError::Broken(e)
-    }
-}
 
 /// The result of an operation whose errors C reports with `vq_err` but
 /// does not return.
@@ -253,116 +106,6 @@ impl<T> Reported<T> {
             error: Some(error),
         }
     }
-}
-
-/// A descriptor (`struct vring_desc`), decoded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Desc {
-    /// Guest address of the buffer.
-    pub(crate) addr: u64,
-    /// Length of the buffer.
-    pub(crate) len: u32,
-    /// `VRING_DESC_F_*` bits.
-    pub(crate) flags: u16,
-    /// Index of the next descriptor when `VRING_DESC_F_NEXT` is set.
-    pub(crate) next: u16,
-}
-
-impl Desc {
-    /// Decodes the 16 bytes of a descriptor.
-    pub(crate) fn from_bytes(b: &[u8; 16]) -> Desc {
-        let mut addr = [0u8; 8];
-        addr.copy_from_slice(&b[0..8]);
-        Desc {
-            addr: u64::from_le_bytes(addr),
-            len: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
-            flags: u16::from_le_bytes([b[12], b[13]]),
-            next: u16::from_le_bytes([b[14], b[15]]),
-        }
-    }
-
-    /// Encodes the descriptor as the 16 bytes the driver writes.
-    pub(crate) fn to_bytes(self) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        b[0..8].copy_from_slice(&self.addr.to_le_bytes());
-        b[8..12].copy_from_slice(&self.len.to_le_bytes());
-        b[12..14].copy_from_slice(&self.flags.to_le_bytes());
-        b[14..16].copy_from_slice(&self.next.to_le_bytes());
-        b
-    }
-}
-
-/// An entry of the used ring (`struct vring_used_elem`).
-///
-/// `#[repr(C)]`, two `u32`s and no padding: on a little-endian machine a
-/// slice of these has the used ring's layout (see
-/// [`RingMemory::write_used_elems`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-pub(crate) struct UsedElem {
-    /// Head of the chain given back.
-    pub(crate) id: u32,
-    /// Bytes the device wrote into the chain.
-    pub(crate) len: u32,
-}
-
-const _: () = assert!(core::mem::size_of::<UsedElem>() == USED_ELEM_SIZE as usize);
-
-impl UsedElem {
-    /// The element as it lies in the used ring: `id`, then `len`, little
-    /// endian.
-    pub(crate) fn to_le_bytes(self) -> [u8; USED_ELEM_SIZE as usize] {
-        let mut b = [0u8; USED_ELEM_SIZE as usize];
-        b[..4].copy_from_slice(&self.id.to_le_bytes());
-        b[4..].copy_from_slice(&self.len.to_le_bytes());
-        b
-    }
-}
-
-/// A descriptor chain taken from the available ring.
-///
-/// The chain's buffers are in the `iov` slice given to `get_desc_chain`:
-/// `out_num` readable pieces first, then `in_num` writable ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Chain {
-    /// Index of the head descriptor; what goes into [`UsedElem::id`].
-    pub(crate) head: u16,
-    /// Number of readable (device-reads, "out") pieces.
-    pub(crate) out_num: usize,
-    /// Number of writable (device-writes, "in") pieces.
-    pub(crate) in_num: usize,
-    /// Number of [`LogEntry`] values stored, when a log slice was given.
-    pub(crate) log_num: usize,
-    /// Bytes in all the pieces (the sum of the descriptors' lengths): what
-    /// C's callers compute with `iov_length`, kept as the chain is walked
-    /// (make profile: the sum over the pieces cost RX 13 instructions a
-    /// buffer).
-    pub(crate) len: u64,
-    /// Number of descriptors of the descriptor table the chain used (an
-    /// indirect descriptor counts as one); a packed or in-order ring needs
-    /// it to know how far the chain reaches.
-    pub(crate) descs: u32,
-    /// Descriptors read to collect the chain besides its head (further
-    /// entries of the table, indirect entries), at most the
-    /// [`ChainBufs::reads`] given.
-    pub(crate) reads: u32,
-}
-
-/// What the caller provides to receive a chain.
-pub(crate) struct ChainBufs<'a> {
-    /// Room for the pieces of the chain (C's `iov`, `iov_size`).
-    pub(crate) iov: &'a mut [Piece],
-    /// Scratch room for the pieces of an indirect table (C's `vq->indirect`,
-    /// [`UIO_MAXIOV`] entries).
-    pub(crate) indirect: &'a mut [Piece],
-    /// Room for the writable descriptors to log, when dirty logging is on
-    /// (C passes `vq->log` only with `VHOST_F_LOG_ALL`). Each logged
-    /// descriptor has at least one writable piece, so a slice as long as
-    /// `iov` never runs out; C does not check, this fails with `ENOBUFS`.
-    pub(crate) log: Option<&'a mut [LogEntry]>,
-    /// Descriptors the chain may read besides its head, at most
-    /// [`MAX_PACKET_READS`]; a chain that needs more fails with `EINVAL`.
-    pub(crate) reads: u32,
 }
 
 /// Where used-ring writes are logged (`vq->log_used`, `vq->log_addr`,
@@ -450,111 +193,6 @@ pub(crate) struct SplitRing {
     walked: u32,
 }
 
-/// Maps a translation failure to C's error, noting IOTLB misses.
-fn xlate_err<T: Translate + ?Sized>(xlate: &T, e: TranslateError, access: u32) -> RingError {
-    match e {
-        TranslateError::Miss { addr } if xlate.device_iotlb() => {
-            RingError::IotlbMiss { iova: addr, access }
-        }
-        e => RingError::Broken(e.errno(xlate.device_iotlb())),
-    }
-}
-
-/// The pieces and log entries of a chain being collected.
-struct Collector<'a> {
-    /// The caller's room for pieces.
-    iov: &'a mut [Piece],
-    /// The caller's room for log entries.
-    log: Option<&'a mut [LogEntry]>,
-    /// Readable pieces so far.
-    out_num: usize,
-    /// Writable pieces so far.
-    in_num: usize,
-    /// Log entries so far.
-    log_num: usize,
-    /// Bytes so far.
-    len: u64,
-    /// Descriptor reads allowed besides the head ([`MAX_PACKET_READS`]).
-    reads: u32,
-    /// Of those, the ones still allowed (at most `reads`).
-    reads_left: u32,
-}
-
-impl Collector<'_> {
-    /// The chain collected: `head`, of `descs` descriptors.
-    fn chain(&self, head: u16, descs: u32) -> Chain {
-        Chain {
-            head,
-            out_num: self.out_num,
-            in_num: self.in_num,
-            log_num: self.log_num,
-            len: self.len,
-            descs,
-            // `reads_left` only goes down from `reads`.
-            reads: self.reads - self.reads_left,
-        }
-    }
-
-    /// Accounts for one more descriptor read ([`MAX_PACKET_READS`]): the
-    /// walk fails with `EINVAL` once the caller's allowance is spent.
-    #[inline(always)]
-    fn count_read(&mut self) -> Result<(), RingError> {
-        self.reads_left = self
-            .reads_left
-            .checked_sub(1)
-            .ok_or(RingError::Broken(Errno::EINVAL))?;
-        Ok(())
-    }
-
-    /// Adds the buffer of a direct descriptor, checking what C checks after
-    /// translating it: a readable buffer after a writable one is `EINVAL`.
-    ///
-    /// Only pieces count: a writable descriptor of length 0 adds no piece,
-    /// so a readable one may follow it, and it is not logged.
-    // Inlined: it runs once per descriptor, and a call costs it a frame
-    // (make profile: 20 of its 118 instructions per packet).
-    #[inline(always)]
-    fn add<T: Translate + ?Sized>(&mut self, xlate: &T, d: &Desc) -> Result<(), RingError> {
-        let access = if d.flags & VRING_DESC_F_WRITE != 0 {
-            PERM_WO
-        } else {
-            PERM_RO
-        };
-        // The translation stores at most `room.len()` pieces, so the counts
-        // stay at most `iov.len()`: plain additions.
-        let at = self.out_num + self.in_num;
-        let room = self.iov.get_mut(at..).unwrap_or_default();
-        let n = xlate
-            .translate(d.addr, d.len, access, room)
-            .map_err(|e| xlate_err(xlate, e, access))?;
-        // The `n` pieces hold the `d.len` bytes. Every descriptor of
-        // nonzero length adds a piece, at most `iov.len()` (at most
-        // `UIO_MAXIOV` in the driver) of them, so the sum stays below 2^42.
-        self.len = self.len.wrapping_add(u64::from(d.len));
-        if access == PERM_WO {
-            self.in_num += n;
-            if n != 0 {
-                if let Some(log) = self.log.as_deref_mut() {
-                    let slot = log
-                        .get_mut(self.log_num)
-                        .ok_or(RingError::Broken(Errno::ENOBUFS))?;
-                    *slot = LogEntry {
-                        addr: d.addr,
-                        len: u64::from(d.len),
-                    };
-                    self.log_num += 1;
-                }
-            }
-        } else {
-            if self.in_num != 0 {
-                return Err(RingError::Broken(Errno::EINVAL));
-            }
-            self.out_num += n;
-        }
-        Ok(())
-    }
-}
-
 /// Writes used-ring elements at user address `at` (C's
 /// `__vhost_add_used_n`).
 fn write_used_elems<M: RingMemory + ?Sized>(
@@ -563,83 +201,11 @@ fn write_used_elems<M: RingMemory + ?Sized>(
     heads: &[UsedElem],
 ) -> Result<(), Errno> {
     // One element, the latency-bound case: C's `put_user`s, no buffer
-    // (make profile: 96 instructions a call before, 45 in C).
+    // (Documentation/performance.rst).
     if let [one] = heads {
         return mem.write_used_elem(at, *one).map_err(|_| Errno::EFAULT);
     }
     mem.write_used_elems(at, heads)
-}
-
-/// Writes used-ring elements at user address `at`, little endian, through
-/// a stack buffer: [`RingMemory::write_used_elems`] for memory that cannot
-/// take the elements as they lie. C writes them with one copy; the buffer
-/// does it in a few, with the same result unless it faults half-way (when
-/// C may also have written a part). A few elements only zero a few bytes
-/// of buffer: zeroing 512 bytes cost a small round more than the rest of
-/// `add_used` (make profile).
-pub(crate) fn write_used_elems_buffered<M: RingMemory + ?Sized>(
-    mem: &M,
-    mut at: u64,
-    heads: &[UsedElem],
-) -> Result<(), Errno> {
-    let mut small = [0u8; 8 * USED_ELEM_SIZE as usize];
-    let mut big;
-    let buf: &mut [u8] = if heads.len() <= 8 {
-        &mut small
-    } else {
-        big = [0u8; 64 * USED_ELEM_SIZE as usize];
-        &mut big
-    };
-    let per = buf.len() / USED_ELEM_SIZE as usize;
-    for chunk in heads.chunks(per) {
-        let bytes = chunk.len() * USED_ELEM_SIZE as usize;
-        for (e, out) in chunk.iter().zip(buf.chunks_exact_mut(8)) {
-            out.copy_from_slice(&e.to_le_bytes());
-        }
-        mem.write(at, &buf[..bytes]).map_err(|_| Errno::EFAULT)?;
-        at = at.wrapping_add(bytes as u64);
-    }
-    Ok(())
-}
-
-/// Reads consecutive bytes through the pieces of a translated range, like
-/// an `iov_iter` over them.
-struct PieceReader<'a> {
-    /// The pieces, in order.
-    pieces: &'a [Piece],
-    /// Index of the current piece.
-    index: usize,
-    /// Bytes of the current piece already read.
-    offset: u64,
-}
-
-impl PieceReader<'_> {
-    /// Reads the next descriptor; `false` if the pieces run out or a read
-    /// faults (C's `copy_from_iter_full` failing).
-    fn read_desc<M: RingMemory + ?Sized>(&mut self, mem: &M) -> Option<Desc> {
-        let mut b = [0u8; 16];
-        let mut filled = 0usize;
-        while filled < b.len() {
-            let p = self.pieces.get(self.index)?;
-            let left = p.len.saturating_sub(self.offset);
-            if left == 0 {
-                self.index += 1;
-                self.offset = 0;
-                continue;
-            }
-            // `filled < 16` and `take <= left`: the sums below stay within
-            // `b` and the piece.
-            let take = left.min((b.len() - filled) as u64) as usize;
-            mem.read(
-                p.addr.wrapping_add(self.offset),
-                &mut b[filled..filled + take],
-            )
-            .ok()?;
-            filled += take;
-            self.offset += take as u64;
-        }
-        Some(Desc::from_bytes(&b))
-    }
 }
 
 impl SplitRing {
@@ -697,6 +263,10 @@ impl SplitRing {
     }
 
     /// The cached `avail->idx` (C's `vq->avail_idx`).
+    #[allow(
+        dead_code,
+        reason = "the host tests check the cache of avail->idx with it"
+    )]
     pub(crate) fn avail_idx(&self) -> u16 {
         self.avail_idx
     }
@@ -786,6 +356,10 @@ impl SplitRing {
     /// `EFAULT` if the flags cannot be written, else the error of reading
     /// the index. C does not reset `signalled_used_valid` when the flags
     /// write fails; neither does this.
+    #[allow(
+        dead_code,
+        reason = "the host tests and tests/ringbench start a ring with it; the kernel does this part of vhost_vq_init_access in its device code, with the ring's used_flags"
+    )]
     pub(crate) fn init_access<M, T>(&mut self, mem: &M, xlate: &T) -> Result<(), Errno>
     where
         M: RingMemory + ?Sized,
@@ -847,8 +421,8 @@ impl SplitRing {
     /// look at `VIRTIO_RING_F_INDIRECT_DESC`: indirect descriptors are always
     /// accepted.
     // Inlined into `handle_tx` and `handle_rx` (and the translation with
-    // it): no frame, no `Result<Option<Chain>>` through memory (make
-    // profile, RX 64 KiB: 4738 -> 3373 module instructions a packet).
+    // it): no frame, no `Result<Option<Chain>>` through memory
+    // (Documentation/performance.rst).
     #[inline(always)]
     pub(crate) fn get_desc_chain<M, T>(
         &mut self,
@@ -875,20 +449,11 @@ impl SplitRing {
             log,
             reads,
         } = bufs;
-        let mut acc = Collector {
-            iov,
-            log,
-            out_num: 0,
-            in_num: 0,
-            log_num: 0,
-            len: 0,
-            reads: reads.min(MAX_PACKET_READS),
-            reads_left: reads.min(MAX_PACKET_READS),
-        };
+        let mut acc = Collector::new(iov, log, reads);
         let d = self.read_desc(mem, u32::from(head))?;
         let chain = if d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT) == 0 {
             // One direct descriptor, the usual RX buffer and TX packet: no
-            // walk, and the collector stays in registers (make profile).
+            // walk, and the collector stays in registers.
             acc.add(xlate, &d)?;
             acc.chain(head, 1)
         } else {
@@ -914,8 +479,9 @@ impl SplitRing {
     /// From the entries read ahead if it is there; else, when more entries
     /// are available (up to [`HEADS_AHEAD`], not past the ring's end), they
     /// are read ahead in one copy: RX takes a chain per 4 KiB of a large
-    /// packet, and TX a batch of packets per round (make profile: a read
-    /// of one head costs about 30 instructions). One entry, or a device
+    /// packet, and TX a batch of packets per round, and a read of one head
+    /// costs more than taking it from the cache
+    /// (Documentation/performance.rst). One entry, or a device
     /// IOTLB (where a read ahead could ask userspace for a translation C
     /// would not ask for yet), or a failed read ahead: one read, as C.
     #[inline(always)]
@@ -968,7 +534,7 @@ impl SplitRing {
     /// order: each `next` below `num`, at most `num` descriptors (a loop),
     /// each descriptor read after the previous one's buffer was
     /// translated; and at most the collector's allowance of descriptors
-    /// read besides the head ([`MAX_PACKET_READS`]).
+    /// read besides the head ([`super::chain::MAX_PACKET_READS`]).
     #[inline(never)]
     fn walk_chain<M, T>(
         &self,
@@ -1306,246 +872,10 @@ impl SplitRing {
     }
 }
 
-/// Reads the indirect table described by `outer` and adds its buffers to
-/// the chain (C's `get_indirect`).
-///
-/// Errors, in C's order:
-/// - `len` not a multiple of 16: `EINVAL`. A `len` of 0 passes this and the
-///   translation, and then fails the loop check (`EINVAL`);
-/// - translating the table (read access, at most `table.len()` pieces):
-///   `EFAULT`, `EPERM`, `ENOBUFS`, or an IOTLB miss;
-/// - more than 65536 entries: `E2BIG`;
-/// - then, for each entry: more entries than the table holds: `EINVAL`;
-///   reading it fails: `EINVAL` (not `EFAULT`: C's `copy_from_iter_full`
-///   only says "incomplete"); `VRING_DESC_F_INDIRECT` set: `EINVAL`; and the
-///   checks of a direct descriptor.
-///
-/// C reads the table's entries one after the other and never looks at
-/// their `next` field: `VRING_DESC_F_NEXT` only says whether the chain goes
-/// on, with the entry that follows in the table. The outer descriptor's
-/// `VRING_DESC_F_WRITE` is ignored.
-fn walk_indirect<M, T>(
-    mem: &M,
-    xlate: &T,
-    outer: &Desc,
-    table: &mut [Piece],
-    acc: &mut Collector<'_>,
-) -> Result<(), RingError>
-where
-    M: RingMemory + ?Sized,
-    T: Translate + ?Sized,
-{
-    let len = outer.len;
-    if u64::from(len) % DESC_SIZE != 0 {
-        return Err(RingError::Broken(Errno::EINVAL));
-    }
-    let n = xlate
-        .translate(outer.addr, len, PERM_RO, table)
-        .map_err(|e| xlate_err(xlate, e, PERM_RO))?;
-    let count = len / DESC_SIZE as u32;
-    if count > MAX_INDIRECT {
-        return Err(RingError::Broken(Errno::E2BIG));
-    }
-    let mut reader = PieceReader {
-        pieces: table.get(..n).unwrap_or_default(),
-        index: 0,
-        offset: 0,
-    };
-    let mut found: u32 = 0;
-    loop {
-        found += 1;
-        if found > count {
-            return Err(RingError::Broken(Errno::EINVAL));
-        }
-        acc.count_read()?;
-        let d = reader
-            .read_desc(mem)
-            .ok_or(RingError::Broken(Errno::EINVAL))?;
-        if d.flags & VRING_DESC_F_INDIRECT != 0 {
-            return Err(RingError::Broken(Errno::EINVAL));
-        }
-        acc.add(xlate, &d)?;
-        if d.flags & VRING_DESC_F_NEXT == 0 {
-            return Ok(());
-        }
-    }
-}
-
 /// Whether the driver asked to be interrupted when the used index passes
 /// `event`, given that it moved from `old` to `new` since the last check
 /// (`vring_need_event` of include/uapi/linux/virtio_ring.h): all in `u16`
 /// arithmetic, `event` must lie in `[old, new)`.
 pub(crate) const fn vring_need_event(event: u16, new: u16, old: u16) -> bool {
     new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
-}
-
-/// The ring layouts a virtqueue can have; the worker drives rings through
-/// this, so that a packed ring (`VIRTIO_F_RING_PACKED`) can be added as a
-/// variant beside the split one without changing the worker's calls.
-///
-/// Only the split layout exists. `VIRTIO_F_IN_ORDER` would fit as a flag of
-/// a layout: the [`Chain::descs`] count is what in-order and packed rings
-/// need to know which descriptors a used element gives back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Ring {
-    /// A split ring (virtio 1.x section 2.7).
-    Split(SplitRing),
-}
-
-impl Ring {
-    /// See [`SplitRing::set_layout`].
-    pub(crate) fn set_layout(
-        &mut self,
-        num: u32,
-        desc: u64,
-        avail: u64,
-        used: u64,
-    ) -> Result<(), Errno> {
-        match self {
-            Ring::Split(r) => r.set_layout(num, desc, avail, used),
-        }
-    }
-
-    /// See [`SplitRing::set_indices`].
-    pub(crate) fn set_indices(&mut self, last_avail_idx: u16, last_used_idx: u16) {
-        match self {
-            Ring::Split(r) => r.set_indices(last_avail_idx, last_used_idx),
-        }
-    }
-
-    /// See [`SplitRing::set_features`].
-    pub(crate) fn set_features(&mut self, event_idx: bool, notify_on_empty: bool) {
-        match self {
-            Ring::Split(r) => r.set_features(event_idx, notify_on_empty),
-        }
-    }
-
-    /// See [`SplitRing::set_used_log`].
-    pub(crate) fn set_used_log(&mut self, log: Option<UsedLog>) {
-        match self {
-            Ring::Split(r) => r.set_used_log(log),
-        }
-    }
-
-    /// The next used entry to fill.
-    pub(crate) fn last_used_idx(&self) -> u16 {
-        match self {
-            Ring::Split(r) => r.last_used_idx(),
-        }
-    }
-
-    /// The cached `avail->idx`.
-    pub(crate) fn avail_idx(&self) -> u16 {
-        match self {
-            Ring::Split(r) => r.avail_idx(),
-        }
-    }
-
-    /// The `used->flags` value the ring keeps.
-    pub(crate) fn used_flags(&self) -> u16 {
-        match self {
-            Ring::Split(r) => r.used_flags(),
-        }
-    }
-
-    /// See [`SplitRing::init_access`].
-    pub(crate) fn init_access<M, T>(&mut self, mem: &M, xlate: &T) -> Result<(), Errno>
-    where
-        M: RingMemory + ?Sized,
-        T: Translate + ?Sized,
-    {
-        match self {
-            Ring::Split(r) => r.init_access(mem, xlate),
-        }
-    }
-
-    /// The next available entry to take, as `VHOST_GET_VRING_BASE` reports.
-    pub(crate) fn last_avail_idx(&self) -> u16 {
-        match self {
-            Ring::Split(r) => r.last_avail_idx(),
-        }
-    }
-
-    /// See [`SplitRing::get_desc_chain`].
-    #[inline(always)]
-    pub(crate) fn get_desc_chain<M, T>(
-        &mut self,
-        mem: &M,
-        xlate: &T,
-        bufs: ChainBufs<'_>,
-    ) -> Result<Option<Chain>, RingError>
-    where
-        M: RingMemory + ?Sized,
-        T: Translate + ?Sized,
-    {
-        match self {
-            Ring::Split(r) => r.get_desc_chain(mem, xlate, bufs),
-        }
-    }
-
-    /// See [`SplitRing::start_round`].
-    pub(crate) fn start_round(&mut self) {
-        match self {
-            Ring::Split(r) => r.start_round(),
-        }
-    }
-
-    /// See [`SplitRing::discard`].
-    pub(crate) fn discard(&mut self, n: u16) {
-        match self {
-            Ring::Split(r) => r.discard(n),
-        }
-    }
-
-    /// See [`SplitRing::add_used`].
-    pub(crate) fn add_used<M, T>(
-        &mut self,
-        mem: &M,
-        xlate: &T,
-        heads: &[UsedElem],
-    ) -> Result<(), Errno>
-    where
-        M: RingMemory + ?Sized,
-        T: Translate + ?Sized,
-    {
-        match self {
-            Ring::Split(r) => r.add_used(mem, xlate, heads),
-        }
-    }
-
-    /// See [`SplitRing::need_notify`].
-    pub(crate) fn need_notify<M: RingMemory + ?Sized>(&mut self, mem: &M) -> Reported<bool> {
-        match self {
-            Ring::Split(r) => r.need_notify(mem),
-        }
-    }
-
-    /// See [`SplitRing::enable_notify`].
-    pub(crate) fn enable_notify<M, T>(&mut self, mem: &M, xlate: &T) -> Reported<bool>
-    where
-        M: RingMemory + ?Sized,
-        T: Translate + ?Sized,
-    {
-        match self {
-            Ring::Split(r) => r.enable_notify(mem, xlate),
-        }
-    }
-
-    /// See [`SplitRing::disable_notify`].
-    pub(crate) fn disable_notify<M, T>(&mut self, mem: &M, xlate: &T) -> Reported<()>
-    where
-        M: RingMemory + ?Sized,
-        T: Translate + ?Sized,
-    {
-        match self {
-            Ring::Split(r) => r.disable_notify(mem, xlate),
-        }
-    }
-
-    /// See [`SplitRing::avail_empty`].
-    pub(crate) fn avail_empty<M: RingMemory + ?Sized>(&mut self, mem: &M) -> Reported<bool> {
-        match self {
-            Ring::Split(r) => r.avail_empty(mem),
-        }
-    }
 }

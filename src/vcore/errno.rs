@@ -28,8 +28,6 @@ impl Errno {
     pub(crate) const EBUSY: Errno = Errno(16);
     /// Invalid argument.
     pub(crate) const EINVAL: Errno = Errno(22);
-    /// Not a typewriter: what userspace sees for an unknown ioctl.
-    pub(crate) const ENOTTY: Errno = Errno(25);
     /// No space left on device.
     pub(crate) const ENOSPC: Errno = Errno(28);
     /// File descriptor in bad state.
@@ -46,34 +44,4 @@ impl Errno {
     pub(crate) const ENOBUFS: Errno = Errno(105);
     /// Kernel-internal "no such ioctl"; the VFS turns it into `ENOTTY`.
     pub(crate) const ENOIOCTLCMD: Errno = Errno(515);
-
-    /// The negative value the kernel returns to userspace for this error.
-    pub(crate) const fn to_neg(self) -> i32 {
-        -self.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Errno;
-
-    #[test]
-    fn values_match_asm_generic() {
-        assert_eq!(Errno::EPERM.0, 1);
-        assert_eq!(Errno::E2BIG.0, 7);
-        assert_eq!(Errno::EAGAIN.0, 11);
-        assert_eq!(Errno::ENOMEM.0, 12);
-        assert_eq!(Errno::EFAULT.0, 14);
-        assert_eq!(Errno::EBUSY.0, 16);
-        assert_eq!(Errno::EINVAL.0, 22);
-        assert_eq!(Errno::ENOTTY.0, 25);
-        assert_eq!(Errno::ENOSPC.0, 28);
-        assert_eq!(Errno::ENOTSOCK.0, 88);
-        assert_eq!(Errno::ESOCKTNOSUPPORT.0, 94);
-        assert_eq!(Errno::EOPNOTSUPP.0, 95);
-        assert_eq!(Errno::EPFNOSUPPORT.0, 96);
-        assert_eq!(Errno::ENOBUFS.0, 105);
-        assert_eq!(Errno::ENOIOCTLCMD.0, 515);
-        assert_eq!(Errno::EINVAL.to_neg(), -22);
-    }
 }
