@@ -1,5 +1,5 @@
 # vhost-net-rs: top-level commands. The README names two: `make demo` and
-# `make check`. Everything installs what it needs (scripts/bootstrap.sh).
+# `make check`. Everything installs what it needs (scripts/build/bootstrap.sh).
 SHELL := /bin/bash
 .DEFAULT_GOAL := module
 
@@ -9,40 +9,40 @@ KDIR ?=
 .PHONY: module kdir check check-debug soak demo bench profile profile-qemu fmt clean bootstrap kernel
 
 bootstrap:
-	@scripts/bootstrap.sh >&2
+	@scripts/build/bootstrap.sh >&2
 
 kernel: bootstrap
-	@scripts/kernel.sh release >/dev/null
+	@scripts/build/kernel.sh release >/dev/null
 
 # Prints the absolute path of the test kernel's build directory.
 kdir: bootstrap
-	@scripts/kernel.sh release
+	@scripts/build/kernel.sh release
 
 module: bootstrap
-	@scripts/module.sh $(if $(KDIR),$(KDIR),$$(scripts/kernel.sh release))
+	@scripts/build/module.sh $(if $(KDIR),$(KDIR),$$(scripts/build/kernel.sh release))
 
 check:
-	@scripts/check.sh
+	@scripts/check/check.sh
 
 check-debug:
-	@scripts/check-debug.sh
+	@scripts/check/check-debug.sh
 
 soak:
 	@tests/fuzz/run.sh 600
-	@scripts/check-debug.sh --soak
+	@scripts/check/check-debug.sh --soak
 
 demo:
-	@scripts/demo.sh
+	@scripts/vm/demo.sh
 
 bench: module
-	@scripts/bench.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
+	@scripts/bench.sh $$(scripts/build/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
 
 # Instruction profile of the bench rows, C beside ours (scripts/bench.sh,
 # BENCH_PROFILE): e.g. make profile BENCH_ARGS="--tests tx --sizes 64".
 profile: module
 	@BENCH_PROFILE=1 BENCH_ROUNDS=$${BENCH_ROUNDS:-1} BENCH_SECS=$${BENCH_SECS:-1} \
 		BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
-		scripts/bench.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
+		scripts/bench.sh $$(scripts/build/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
 
 # The same for the nested QEMU rows (scripts/bench-qemu.sh,
 # BENCH_QEMU_PROFILE): the test VM's instructions per MiB moved, kernel by
@@ -52,11 +52,11 @@ profile-qemu: module
 	@BENCH_QEMU_PROFILE=1 BENCH_QEMU_ROUNDS=$${BENCH_QEMU_ROUNDS:-1} \
 		BENCH_QEMU_REPS=$${BENCH_QEMU_REPS:-2} BENCH_QEMU_PIN=$${BENCH_QEMU_PIN:-1} \
 		BENCH_QEMU_TSO=$${BENCH_QEMU_TSO:-44} BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
-		scripts/bench-qemu.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko \
+		scripts/bench-qemu.sh $$(scripts/build/kernel.sh release) $(CURDIR)/vhost_net_rs.ko \
 		$${BENCH_OUT:-$(CURDIR)/build/profile}/qemu-raw.csv
 
 fmt:
-	@scripts/fmt.sh fix
+	@scripts/build/fmt.sh fix
 
 clean:
 	@rm -f vhost_net_rs.ko *.o *.mod *.mod.c .*.cmd Module.symvers modules.order

@@ -30,13 +30,13 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-. "$HERE/env.sh"
+. "$HERE/build/env.sh"
 [ $# -eq 3 ] || { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$1 MODULE=$2 RAW=$3
 OUT=${BENCH_OUT:-$REPO/build/bench}/qemu
 mkdir -p "$(dirname "$RAW")"
 mkdir -p "$OUT"
-img=$("$HERE/guest-image.sh" "$KDIR" "$OUT" "$(realpath "$MODULE")")
+img=$("$HERE/vm/guest-image.sh" "$KDIR" "$OUT" "$(realpath "$MODULE")")
 LOG=$OUT/console.log
 PROFILE=${BENCH_QEMU_PROFILE:-0}
 if [ "$PROFILE" = 1 ]; then
@@ -44,7 +44,7 @@ if [ "$PROFILE" = 1 ]; then
     export VM_QEMU_ARGS
 fi
 set +e
-VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${BENCH_QEMU_TIMEOUT:-3600}" -l "$LOG" \
+VM_MEM=${VM_MEM:-3072} "$HERE/vm/vm.sh" -k "$KDIR" -i "$img" -t "${BENCH_QEMU_TIMEOUT:-3600}" -l "$LOG" \
     -c "/bin/guest-bench.sh ${BENCH_QEMU_ROUNDS:-3} ${BENCH_QEMU_MB:-16} ${BENCH_QEMU_REPS:-3} ${BENCH_QEMU_PIN:-0} $PROFILE ${BENCH_QEMU_TSO:-0}" 2>"$OUT/vm.stderr" |
     sed -u -n 's/\r$//; /^guest-bench: /p; /^vbench-row,/p'
 rc=${PIPESTATUS[0]}

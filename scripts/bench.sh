@@ -18,7 +18,7 @@
 #   BENCH_QEMU=0    skip the nested QEMU rows (BENCH_QEMU_ROUNDS,
 #                   BENCH_QEMU_MB: see scripts/bench-qemu.sh)
 #   BENCH_KARGS     extra guest kernel arguments (default clocksource=tsc;
-#                   scripts/vm.sh passes the host's TSC frequency)
+#                   scripts/vm/vm.sh passes the host's TSC frequency)
 #   BENCH_PROFILE=1 instruction profile instead of timing (`make profile`;
 #                   with BENCH_QUICK=1 the make check smoke test of it):
 #                   QEMU runs tests/profile/tbprof.c, vbench marks each
@@ -32,7 +32,7 @@
 #                   per packet, all and the vhost module(s) alone;
 #                   BENCH_INSTR_ROUNDS, default 3: batching moves a
 #                   window's count by a few percent)
-#   VMTEST_ACCEL, VM_MEM, VM_SMP: see scripts/vm.sh
+#   VMTEST_ACCEL, VM_MEM, VM_SMP: see scripts/vm/vm.sh
 #
 # Writes OUT/raw.csv (every row of every round), OUT/summary.csv (medians),
 # prints the table (ours / C ratios) and, unless BENCH_QUICK or BENCH_DOC=0
@@ -45,8 +45,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-. "$HERE/env.sh"
-KDIR=${1:-$("$HERE/kernel.sh" release)}
+. "$HERE/build/env.sh"
+KDIR=${1:-$("$HERE/build/kernel.sh" release)}
 MODULE=${2:-$REPO/vhost_net_rs.ko}
 OUT=${BENCH_OUT:-${VMCHECK_OUT:-$REPO/build/bench}}
 QUICK=${BENCH_QUICK:-0}
@@ -74,21 +74,21 @@ make -C "$KDIR" M="$PKTGEN_DIR" "${KMAKE_ARGS[@]}" -j"$NPROC" modules >"$PKTGEN_
     { cat "$PKTGEN_DIR/build.log" >&2; echo "bench: pktgen.ko did not build" >&2; exit 1; }
 
 # 2. The image: the test VM's image with /bin/vbench (and no vmtest).
-"$HERE/initramfs.sh" -k "$KDIR" -o "$OUT/initramfs.cpio.gz" \
+"$HERE/vm/initramfs.sh" -k "$KDIR" -o "$OUT/initramfs.cpio.gz" \
     -m "$MODULE" -f "$BIN/vbench:/bin/vbench" -f "$PKTGEN_DIR/pktgen.ko:/lib/pktgen.ko" -c vbench
 
 # 3. One boot: every round of both modules.
 # Only warnings and worse on the console (kernel reports are still seen):
 # module load messages must not cut the result lines. vbench's own lines
 # are shown as they come.
-# The TSC frequency comes from the host (scripts/vm.sh); the timing needs
+# The TSC frequency comes from the host (scripts/vm/vm.sh); the timing needs
 # it as the clocksource too.
 KARGS=${BENCH_KARGS-clocksource=tsc}
 run_vbench() { # run_vbench DIR ARGS: a boot running vbench ARGS; DIR/console.log, DIR/raw.csv
     local dir=$1 args=$2 r
     mkdir -p "$dir"
     set +e
-    "$HERE/vm.sh" -k "$KDIR" -i "$OUT/initramfs.cpio.gz" -t "${BENCH_TIMEOUT:-2400}" \
+    "$HERE/vm/vm.sh" -k "$KDIR" -i "$OUT/initramfs.cpio.gz" -t "${BENCH_TIMEOUT:-2400}" \
         -l "$dir/console.log" ${KARGS:+-a "$KARGS"} \
         -c "echo 5 > /proc/sys/kernel/printk; vbench $args" 2>"$dir/vm.stderr" |
         sed -u -n 's/\r$//; /^vbench: /p'

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * nettool: the small static helper of the nested-QEMU scenarios
- * (scripts/guestcheck.sh, `make demo`). It runs in the outer test VM and in
+ * (scripts/vm/guestcheck.sh, `make demo`). It runs in the outer test VM and in
  * the inner guests, where busybox lacks what these need:
  *
  *   nettool tcp-recv PORT SEED [TIMEOUT]

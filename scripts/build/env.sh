@@ -9,7 +9,7 @@ KMAKE_ARGS=(LLVM=$LLVM_SUFFIX RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
             HOSTRUSTC=/usr/bin/rustc CLIPPY_DRIVER=/usr/bin/clippy-driver
             BINDGEN="$BINDGEN")
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NPROC=$(( $(nproc) + 1 ))
 
 # The key of a cached kernel build: everything it was built from.

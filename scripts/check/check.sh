@@ -3,7 +3,7 @@
 # tests, the VM suite against both modules. The last line is the totals:
 # "<n> passed, <m> failed". Exits non-zero on any failure.
 set -uo pipefail
-. "$(dirname "$0")/env.sh"
+. "$(dirname "$0")/../build/env.sh"
 cd "$REPO"
 passed=0
 failed=0
@@ -28,17 +28,17 @@ finish() {
     exit
 }
 
-step bootstrap scripts/bootstrap.sh || true
+step bootstrap scripts/build/bootstrap.sh || true
 t0=$SECONDS
-if ! kdir=$(scripts/kernel.sh release); then
+if ! kdir=$(scripts/build/kernel.sh release); then
     failed=$((failed + 1)); echo "not ok - test kernel"; finish
 fi
 passed=$((passed + 1)); echo "ok - test kernel ($kdir)"
 echo "# took $((SECONDS - t0)) s"
 
-step "Kbuild: the clean pass reads it unconfigured; non-x86-64 refused" scripts/kbuild-test.sh "$kdir"
-step "module (CLIPPY=1, warnings are errors)" scripts/module.sh "$kdir"
-step "rustfmt --check" scripts/fmt.sh check
+step "Kbuild: the clean pass reads it unconfigured; non-x86-64 refused" scripts/build/kbuild-test.sh "$kdir"
+step "module (CLIPPY=1, warnings are errors)" scripts/build/module.sh "$kdir"
+step "rustfmt --check" scripts/build/fmt.sh check
 
 # Host tests: every cargo test counts.
 cargo_tests() { # cargo_tests DIR TITLE
@@ -94,7 +94,7 @@ fi
 ko=$REPO/vhost_net_rs.ko
 
 # Every test against ours and the C vhost_net, same boot.
-suite "VM suite (ours and the C vhost_net, same boot)" scripts/vmcheck.sh "$kdir" "$ko"
+suite "VM suite (ours and the C vhost_net, same boot)" scripts/vm/vmcheck.sh "$kdir" "$ko"
 step "bench smoke test (BENCH_QUICK=1: runs, well-formed output)" \
     env BENCH_QUICK=1 BENCH_OUT="$REPO/build/bench-quick" scripts/bench.sh "$kdir" "$ko"
 step "profile smoke test (make profile with BENCH_QUICK=1: every row counted, both modules)" \
@@ -108,8 +108,8 @@ step "nested QEMU rows smoke test (make profile-qemu at 1 MiB: a row per transfe
 # kmemleak, UBSAN), both modules. VHOST_CHECK_DEBUG=0 skips them. Before
 # the guests: the debug kernel is built (and cached) early in a cold run.
 if [ "${VHOST_CHECK_DEBUG:-1}" != 0 ]; then
-    suite "hostile tests on the debug kernel (VHOST_CHECK_DEBUG=0 skips)" scripts/check-debug.sh --hostile
+    suite "hostile tests on the debug kernel (VHOST_CHECK_DEBUG=0 skips)" scripts/check/check-debug.sh --hostile
 fi
 # Real QEMU guests on /dev/vhost-net (nested), C and ours: the longest stage.
-suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/guestcheck.sh "$kdir" "$ko"
+suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/vm/guestcheck.sh "$kdir" "$ko"
 finish

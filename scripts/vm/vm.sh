@@ -5,7 +5,7 @@
 # Usage: vm.sh -k KDIR -i INITRAMFS [-t SECONDS] [-c CMD] [-a KERNEL_ARGS]
 #              [-l LOGFILE] [-I]
 #   -k KDIR       kernel build directory (KDIR/arch/x86/boot/bzImage)
-#   -i INITRAMFS  image from scripts/initramfs.sh
+#   -i INITRAMFS  image from scripts/vm/initramfs.sh
 #   -t SECONDS    hard timeout of the whole run (default 600): QEMU is killed
 #                 and the run fails when it expires
 #   -c CMD        command the guest's /init runs (passed base64-encoded as
@@ -26,10 +26,10 @@
 # The serial console is streamed to stdout and to the log; vm.sh's own
 # messages go to stderr. Exit status 0 only if the guest command exited 0
 # (reported by /init as "vmtest-exit-status=N") and the kernel log has no
-# report (scripts/check-kernel-log.sh); 1 otherwise; 2 on usage errors.
+# report (scripts/vm/check-kernel-log.sh); 1 otherwise; 2 on usage errors.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 : "${VHOST_CACHE:=/var/cache/vhost-net-rs}"
 : "${VMTEST_ACCEL:=auto}"
 : "${VM_MEM:=2048}"
