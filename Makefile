@@ -34,26 +34,26 @@ soak:
 demo:
 	@scripts/vm/demo.sh
 
+# The benchmark toolbox is bench/ (bench/bench --help lists every option);
+# OPTS appends options, e.g. make profile OPTS="--tests tx --sizes 64".
+OPTS ?=
+BENCH_RUN = bench/bench --kdir $$(scripts/build/kernel.sh release) --module $(CURDIR)/vhost_net_rs.ko
+
 bench: module
-	@scripts/bench.sh $$(scripts/build/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
+	@$(BENCH_RUN) $(OPTS)
 
-# Instruction profile of the bench rows, C beside ours (scripts/bench.sh,
-# BENCH_PROFILE): e.g. make profile BENCH_ARGS="--tests tx --sizes 64".
+# Instruction profile of the bench rows, C beside ours: one round of 1 s
+# windows, in build/profile.
 profile: module
-	@BENCH_PROFILE=1 BENCH_ROUNDS=$${BENCH_ROUNDS:-1} BENCH_SECS=$${BENCH_SECS:-1} \
-		BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
-		scripts/bench.sh $$(scripts/build/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
+	@$(BENCH_RUN) --profile --rounds 1 --secs 1 --out $(CURDIR)/build/profile $(OPTS)
 
-# The same for the nested QEMU rows (scripts/bench-qemu.sh,
-# BENCH_QEMU_PROFILE): the test VM's instructions per MiB moved, kernel by
-# function and user space (the inner QEMU) as one line, C beside ours;
-# 64 KB TSO packets (BENCH_QEMU_TSO) so that the windows compare.
+# The same for the nested QEMU rows: the test VM's instructions per MiB
+# moved, kernel by function and user space (the inner QEMU) as one line,
+# C beside ours; 64 KB TSO packets so that the windows compare. Rows in
+# build/profile/qemu-raw.csv.
 profile-qemu: module
-	@BENCH_QEMU_PROFILE=1 BENCH_QEMU_ROUNDS=$${BENCH_QEMU_ROUNDS:-1} \
-		BENCH_QEMU_REPS=$${BENCH_QEMU_REPS:-2} BENCH_QEMU_PIN=$${BENCH_QEMU_PIN:-1} \
-		BENCH_QEMU_TSO=$${BENCH_QEMU_TSO:-44} BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
-		scripts/bench-qemu.sh $$(scripts/build/kernel.sh release) $(CURDIR)/vhost_net_rs.ko \
-		$${BENCH_OUT:-$(CURDIR)/build/profile}/qemu-raw.csv
+	@$(BENCH_RUN) --profile --qemu-only --qemu-rounds 1 --qemu-reps 2 --qemu-pin --qemu-tso 44 \
+		--out $(CURDIR)/build/profile $(OPTS)
 
 fmt:
 	@scripts/build/fmt.sh fix

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the images of the nested-QEMU scenarios (`make demo`,
-# scripts/vm/guestcheck.sh): the static helper, the inner guest's initramfs and
+# scripts/vm/guestcheck.sh, bench/bench's QEMU rows): the static helper, the inner guest's initramfs and
 # the outer test VM's initramfs holding a real QEMU.
 #
 # Usage: guest-image.sh KDIR OUTDIR [MODULE.ko]
@@ -15,7 +15,8 @@
 #                            /usr/share/seabios), its TCG accelerator module
 #                            if this QEMU has one, KDIR's bzImage and
 #                            inner.cpio.gz under /guest, tests/guest/*.sh
-#                            (outer-{demo,check,bench}.sh as /bin/guest-*.sh)
+#                            (outer-{demo,check}.sh as /bin/guest-*.sh) and
+#                            bench/guest-bench.sh as /bin/guest-bench.sh
 # Each step is skipped when its inputs are unchanged. Prints OUTDIR/outer.cpio.gz.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -68,10 +69,11 @@ else
     rm -rf "$share"; mv "$share.tmp" "$share"
 fi
 EXTRA+=(-f "$share:/usr/share/qemu" -f "/usr/share/seabios:/usr/share/seabios")
-for f in lib.sh:/lib/guest/lib.sh outer-demo.sh:/bin/guest-demo.sh outer-check.sh:/bin/guest-check.sh \
-         outer-bench.sh:/bin/guest-bench.sh; do
+for f in lib.sh:/lib/guest/lib.sh outer-demo.sh:/bin/guest-demo.sh outer-check.sh:/bin/guest-check.sh; do
     EXTRA+=(-f "$REPO/tests/guest/${f%%:*}:${f#*:}")
 done
+# The nested QEMU rows of the benchmark (bench/bench) run this one.
+EXTRA+=(-f "$REPO/bench/guest-bench.sh:/bin/guest-bench.sh")
 EXTRA+=(-f "$OUT/nettool:/bin/nettool"
         -f "$KDIR/arch/x86/boot/bzImage:/guest/bzImage"
         -f "$OUT/inner.cpio.gz:/guest/initramfs.cpio.gz")

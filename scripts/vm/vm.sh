@@ -20,8 +20,8 @@
 #   probe boot proved that it works), VM_MEM (MiB, 2048), VM_SMP (2),
 #   VHOST_CACHE (/var/cache/vhost-net-rs, where the probe result is cached),
 #   VM_TSC=0 (do not pass the host's TSC frequency, see below),
-#   VM_QEMU_ARGS (extra QEMU arguments, split on spaces: scripts/bench.sh
-#   passes a TCG plugin with BENCH_PROFILE=1).
+#   VM_QEMU_ARGS (extra QEMU arguments, split on spaces: bench/bench
+#   passes a TCG plugin with --profile).
 #
 # The serial console is streamed to stdout and to the log; vm.sh's own
 # messages go to stderr. Exit status 0 only if the guest command exited 0
