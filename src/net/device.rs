@@ -51,7 +51,7 @@ struct Detached {
 }
 
 /// The steps of [`VhostNet::cleanup`]'s teardown of the worker, in the
-/// order of src/core/teardown.rs.
+/// order of src/vcore/teardown.rs.
 struct Teardown<'a> {
     /// The device.
     net: &'a VhostNet,
@@ -174,7 +174,7 @@ impl VhostNet {
     /// `vhost_net_vq_reset`), leaving `umem` as given. Returns what must be
     /// dropped outside the locks.
     ///
-    /// The order (src/core/teardown.rs, model-checked by the host tests)
+    /// The order (src/vcore/teardown.rs, model-checked by the host tests)
     /// is what keeps the worker's wakers from outliving it:
     /// 1. each ring loses its polls and its backend (under its mutex, so
     ///    after any round in progress; `stopping` ends a busy poll first):

@@ -90,7 +90,7 @@ impl NetCtx<'_> {
 
     /// Spins up to `budget_us` microseconds (C's `vhost_net_busy_poll`,
     /// with its clock and exit conditions) until `ready()` holds; a
-    /// release of the device ends it too (src/core/busypoll.rs).
+    /// release of the device ends it too (src/vcore/busypoll.rs).
     ///
     /// C also polls the paired ring, taking its mutex with a trylock; the
     /// 6.12 kernel crate has no `try_lock`, so each ring polls its own

@@ -8,14 +8,14 @@
 # Environment: DEMO_MB (size of each TCP transfer, default 64), VM_MEM
 # (outer VM, default 2048 MiB), DEMO_TIMEOUT (default 1800 s).
 set -euo pipefail
-. "$(dirname "$0")/env.sh"
+. "$(dirname "$0")/../build/env.sh"
 cd "$REPO"
-scripts/bootstrap.sh >&2
-kdir=$(scripts/kernel.sh release)
-scripts/module.sh "$kdir" >/dev/null
+scripts/build/bootstrap.sh >&2
+kdir=$(scripts/build/kernel.sh release)
+scripts/build/module.sh "$kdir" >/dev/null
 out=$REPO/build/demo
-img=$(scripts/guest-image.sh "$kdir" "$out" "$REPO/vhost_net_rs.ko")
-VM_MEM=${VM_MEM:-2048} scripts/vm.sh -k "$kdir" -i "$img" -t "${DEMO_TIMEOUT:-1800}" \
+img=$(scripts/vm/guest-image.sh "$kdir" "$out" "$REPO/vhost_net_rs.ko")
+VM_MEM=${VM_MEM:-2048} scripts/vm/vm.sh -k "$kdir" -i "$img" -t "${DEMO_TIMEOUT:-1800}" \
     -c "DEMO_MB=${DEMO_MB:-64} /bin/guest-demo.sh" 2>&1 |
     grep --line-buffered -vE '^\[ *[0-9]+\.[0-9]+\] |^vmtest-init: running|^vmtest-exit-status'
 exit "${PIPESTATUS[0]}"

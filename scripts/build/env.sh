@@ -9,7 +9,7 @@ KMAKE_ARGS=(LLVM=$LLVM_SUFFIX RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
             HOSTRUSTC=/usr/bin/rustc CLIPPY_DRIVER=/usr/bin/clippy-driver
             BINDGEN="$BINDGEN")
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NPROC=$(( $(nproc) + 1 ))
 
 # The key of a cached kernel build: everything it was built from.
@@ -29,18 +29,4 @@ kernel_key() {
 # Absolute path of the cached kernel build directory of a variant.
 kernel_dir() {
     echo "$VHOST_CACHE/kbuild-$1-$(kernel_key "$1")"
-}
-
-# Builds the instruction-profiling QEMU plugin (tests/profile/tbprof.c)
-# into DIR, removes the dumps of an earlier run there, and prints QEMU's
-# -plugin argument for it (scripts/bench.sh, scripts/bench-qemu.sh).
-# $1: DIR; the rest: plugin options (e.g. user=on).
-tbprof_args() {
-    local dir=$1 opts
-    shift
-    ${CC:-gcc} -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden \
-        -o "$dir/tbprof.so" "$REPO/tests/profile/tbprof.c" >&2 || return 1
-    rm -f "$dir"/prof.*
-    opts=$(printf ',%s' "out=$dir/prof" "$@")
-    echo "-plugin $dir/tbprof.so$opts"
 }

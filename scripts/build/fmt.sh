@@ -10,7 +10,7 @@ src=$(cat "$(kernel_dir release)/.vhost-source")
 cd "$REPO"
 # The kernel's rustfmt config; Debian's rustfmt matches the kernel's rustc.
 /usr/bin/rustfmt $flag --config-path "$src/.rustfmt.toml" src/vhost_net_main.rs
-for crate in tests/*/; do
+for crate in tests/*/ bench/*/; do
     [ -f "$crate/Cargo.toml" ] || continue
     (cd "$crate" && cargo fmt $flag)
 done

@@ -37,7 +37,7 @@ SRC=$(cat "$KDIR/.vhost-source")
     { echo "build-vhost-net-test: $SRC/tools/virtio/vhost_net_test.c: no such file" >&2; exit 1; }
 [ -d "$KDIR/usr/include/linux" ] ||
     { echo "build-vhost-net-test: $KDIR/usr/include: no uapi headers (make headers_install)" >&2; exit 1; }
-command -v "$CC" >/dev/null || { echo "build-vhost-net-test: $CC not found (scripts/bootstrap.sh)" >&2; exit 1; }
+command -v "$CC" >/dev/null || { echo "build-vhost-net-test: $CC not found (scripts/build/bootstrap.sh)" >&2; exit 1; }
 
 BIN=$OUT/vhost_net_test
 STAMP=$OUT/vhost_net_test.inputs

@@ -2,7 +2,7 @@
 # `make check-debug`: the VM suite (the C vhost_net and ours, same boot) on
 # the debug kernel (kconfig/debug.config: KASAN, lockdep, atomic-sleep and
 # list debugging, kmemleak, hung tasks, UBSAN). Any kernel report in the
-# console log fails the run (scripts/check-kernel-log.sh); /init triggers a
+# console log fails the run (scripts/vm/check-kernel-log.sh); /init triggers a
 # kmemleak scan after the suite and prints the result, and this script
 # checks that the scan ran.
 #
@@ -18,7 +18,7 @@
 # copy of Kbuild and src/), never at the repository root, where the
 # release module lives. The last line is "<n> passed, <m> failed".
 set -uo pipefail
-. "$(dirname "$0")/env.sh"
+. "$(dirname "$0")/../build/env.sh"
 cd "$REPO"
 start=$(date +%s)
 
@@ -33,7 +33,7 @@ esac
 fail() { echo "check-debug: $*"; echo "0 passed, 1 failed"; exit 1; }
 
 t0=$(date +%s)
-kdir=$(scripts/kernel.sh debug) || fail "the debug kernel did not build"
+kdir=$(scripts/build/kernel.sh debug) || fail "the debug kernel did not build"
 echo "check-debug: debug kernel $kdir ($(( $(date +%s) - t0 )) s)"
 
 # The module, against exactly this kernel (lockdep changes lock sizes).
@@ -55,7 +55,7 @@ export VMCHECK_TIMEOUT=${VMCHECK_TIMEOUT:-3600}
 export VMTEST_ARGS="$filter ${VMTEST_ARGS:-}"
 vmlog=$(mktemp)
 t0=$(date +%s)
-scripts/vmcheck.sh "$kdir" "$mdir/vhost_net_rs.ko" 2>&1 | tee "$vmlog"
+scripts/vm/vmcheck.sh "$kdir" "$mdir/vhost_net_rs.ko" 2>&1 | tee "$vmlog"
 rc=${PIPESTATUS[0]}
 echo "check-debug: VM suite on the debug kernel took $(( $(date +%s) - t0 )) s"
 totals=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$vmlog" | tail -n 1)

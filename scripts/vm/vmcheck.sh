@@ -9,7 +9,7 @@
 #   VMTEST_ARGS      extra arguments for vmtest (e.g. "--filter owner --dump")
 #   VMCHECK_TIMEOUT  hard timeout of the VM run in seconds (default 1500)
 #   VMCHECK_OUT      work directory (default build/vmcheck in the repo)
-#   VMTEST_ACCEL, VM_MEM, VM_SMP: see scripts/vm.sh
+#   VMTEST_ACCEL, VM_MEM, VM_SMP: see scripts/vm/vm.sh
 #
 # Prints the VM's console (the TAP stream of vmtest among kernel messages).
 # The last line is "<n> passed, <m> failed" from the VM; when the run failed
@@ -18,7 +18,7 @@
 # Nothing is rebuilt when nothing changed.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 [ $# -ge 1 ] && [ $# -le 2 ] || { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$1
 MODULE=${2:-}
@@ -42,11 +42,11 @@ VMTEST=$REPO/tests/vmtest/target/$TARGET/release/vmtest
 # tests report it as failures.
 EXTRA=()
 VNT_ERR=$OUT/vhost_net_test.build-error
-if VNT=$("$HERE/build-vhost-net-test.sh" "$KDIR" "$OUT/vhost_net_test" 2>"$VNT_ERR.tmp"); then
+if VNT=$("$HERE/../build/build-vhost-net-test.sh" "$KDIR" "$OUT/vhost_net_test" 2>"$VNT_ERR.tmp"); then
     rm -f "$VNT_ERR" "$VNT_ERR.tmp"
     EXTRA+=(-f "$VNT:/bin/vhost_net_test")
 else
-    { echo "scripts/build-vhost-net-test.sh failed:"; tail -n 20 "$VNT_ERR.tmp"; } > "$VNT_ERR"
+    { echo "scripts/build/build-vhost-net-test.sh failed:"; tail -n 20 "$VNT_ERR.tmp"; } > "$VNT_ERR"
     rm -f "$VNT_ERR.tmp"
     echo "vmcheck: building vhost_net_test failed (the upstream tests will fail):" >&2
     cat "$VNT_ERR" >&2

@@ -5,7 +5,7 @@
 # Usage: vm.sh -k KDIR -i INITRAMFS [-t SECONDS] [-c CMD] [-a KERNEL_ARGS]
 #              [-l LOGFILE] [-I]
 #   -k KDIR       kernel build directory (KDIR/arch/x86/boot/bzImage)
-#   -i INITRAMFS  image from scripts/initramfs.sh
+#   -i INITRAMFS  image from scripts/vm/initramfs.sh
 #   -t SECONDS    hard timeout of the whole run (default 600): QEMU is killed
 #                 and the run fails when it expires
 #   -c CMD        command the guest's /init runs (passed base64-encoded as
@@ -20,16 +20,16 @@
 #   probe boot proved that it works), VM_MEM (MiB, 2048), VM_SMP (2),
 #   VHOST_CACHE (/var/cache/vhost-net-rs, where the probe result is cached),
 #   VM_TSC=0 (do not pass the host's TSC frequency, see below),
-#   VM_QEMU_ARGS (extra QEMU arguments, split on spaces: scripts/bench.sh
-#   passes a TCG plugin with BENCH_PROFILE=1).
+#   VM_QEMU_ARGS (extra QEMU arguments, split on spaces: bench/bench
+#   passes a TCG plugin with --profile).
 #
 # The serial console is streamed to stdout and to the log; vm.sh's own
 # messages go to stderr. Exit status 0 only if the guest command exited 0
 # (reported by /init as "vmtest-exit-status=N") and the kernel log has no
-# report (scripts/check-kernel-log.sh); 1 otherwise; 2 on usage errors.
+# report (scripts/vm/check-kernel-log.sh); 1 otherwise; 2 on usage errors.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 : "${VHOST_CACHE:=/var/cache/vhost-net-rs}"
 : "${VMTEST_ACCEL:=auto}"
 : "${VM_MEM:=2048}"

@@ -1,13 +1,13 @@
 #!/bin/sh
 # `make bench`'s nested QEMU rows, inside the test VM (baked in as
-# /bin/guest-bench.sh, run by scripts/bench-qemu.sh): a real QEMU guest
+# /bin/guest-bench.sh, run by bench/bench's QEMU rows): a real QEMU guest
 # whose virtio-net NIC is on tap0, with vhost=on,vhostforce=on over the C
 # module, over ours, and with vhost=off (QEMU's own userspace virtio-net,
 # what the module saves). Each round runs the three in turn (c, ours,
 # novhost: one guest boot each) and, in each boot, moves MB MiB of TCP each
 # way REPS times, content verified; a row per transfer:
 #   vbench-row,ROUND,IMPL,qemu_g2h|qemu_h2g,MB,,SECONDS,,GBPS,...
-# in the columns of vbench's rows (scripts/bench-report.py), and a line
+# in the columns of vbench's rows (bench/report.py), and a line
 #   guest-bench: IMPL DIR round R rep K: SECONDS s, RETRANS retransmitted
 #   segments, WORKER s vhost worker CPU
 # (the sender's TCP retransmissions, from its /proc/net/snmp, and the vhost
@@ -21,8 +21,8 @@
 # happens to put them does not decide a transfer's speed.
 #
 # With PROF=1 (`make profile-qemu`), each transfer runs between the marks
-# of tests/profile/tbprof.c (`nettool mark`), and the log gets what
-# scripts/profile-report.py reads: the loaded modules' text symbols
+# of bench/tbprof.c (`nettool mark`), and the log gets what
+# bench/profile-report.py reads: the loaded modules' text symbols
 # (vbench-ksym lines) after each load and a line per dump
 #   vbench-profile,DUMP,ROUND,IMPL,qemu_g2h|qemu_h2g,MB,MB
 # (the packet count is MB: the report's counts are per MiB).

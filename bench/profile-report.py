@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Instruction profile of the bench windows (BENCH_PROFILE=1 scripts/bench.sh).
+"""Instruction profile of the bench windows (bench/bench --profile).
 
 Inputs: the VM console log (vbench's "vbench-ksym" lines: module text
 symbols after each module load; "vbench-profile" lines: which dump belongs
 to which row and how many packets it moved), the plugin's dumps PREFIX.N
-(tests/profile/tbprof.c: "vaddr insns executions" per translation block)
+(bench/tbprof.c: "vaddr insns executions" per translation block)
 and the kernel's System.map for the core kernel's symbols.
 
 Prints, per row (test, size), the guest kernel instructions per packet by
 function, C beside ours, the largest first, and totals by module; with
 --calls, calls (runs of a function's first block) instead of instructions.
-The nested QEMU rows (scripts/bench-qemu.sh, tests "qemu_*") count per MiB,
+The nested QEMU rows (bench/bench --qemu-only, tests "qemu_*") count per MiB,
 and user space too, as one line (the plugin's user=on). Under TCG
 an instruction count is the closest thing to CPU time there is, and it is
 exact: the rows differ between C and ours only where the code differs.
@@ -151,7 +151,7 @@ def main():
     ap.add_argument("--csv", metavar="PATH",
                     help="also write each window's totals per packet (or per MiB):"
                          " round,impl,test,size,packets,kernel_insns,module_insns"
-                         " (make bench's instruction rows, scripts/bench-report.py)")
+                         " (make bench's instruction rows, bench/report.py)")
     a = ap.parse_args()
 
     ksyms = read_system_map(a.system_map)

@@ -9,7 +9,7 @@
  * MARK_START zeroes every count; one at MARK_STOP writes the counts since
  * the last start to PREFIX.N (N = 0, 1, ... in order) as lines
  * "vaddr insns executions" (hex, dec, dec) for every block run at least
- * once, then zeroes them. tests/vmtest/src/bin/vbench.rs (--profile) maps
+ * once, then zeroes them. bench/vbench/src/main.rs (--profile) maps
  * a page with two `ret`s there and calls them around each measured window.
  *
  * With user=on, user-space blocks count too, all of them in one bucket at

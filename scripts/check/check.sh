@@ -3,7 +3,7 @@
 # tests, the VM suite against both modules. The last line is the totals:
 # "<n> passed, <m> failed". Exits non-zero on any failure.
 set -uo pipefail
-. "$(dirname "$0")/env.sh"
+. "$(dirname "$0")/../build/env.sh"
 cd "$REPO"
 passed=0
 failed=0
@@ -28,17 +28,17 @@ finish() {
     exit
 }
 
-step bootstrap scripts/bootstrap.sh || true
+step bootstrap scripts/build/bootstrap.sh || true
 t0=$SECONDS
-if ! kdir=$(scripts/kernel.sh release); then
+if ! kdir=$(scripts/build/kernel.sh release); then
     failed=$((failed + 1)); echo "not ok - test kernel"; finish
 fi
 passed=$((passed + 1)); echo "ok - test kernel ($kdir)"
 echo "# took $((SECONDS - t0)) s"
 
-step "Kbuild: the clean pass reads it unconfigured; non-x86-64 refused" scripts/kbuild-test.sh "$kdir"
-step "module (CLIPPY=1, warnings are errors)" scripts/module.sh "$kdir"
-step "rustfmt --check" scripts/fmt.sh check
+step "Kbuild: the clean pass reads it unconfigured; non-x86-64 refused" scripts/build/kbuild-test.sh "$kdir"
+step "module (CLIPPY=1, warnings are errors)" scripts/build/module.sh "$kdir"
+step "rustfmt --check" scripts/build/fmt.sh check
 
 # Host tests: every cargo test counts.
 cargo_tests() { # cargo_tests DIR TITLE
@@ -54,16 +54,18 @@ cargo_tests() { # cargo_tests DIR TITLE
     fi
     echo "# took $((SECONDS - t0)) s"
 }
-cargo_tests tests/unit "src/core, property tests, no_std build with kernel lints"
+cargo_tests tests/unit "src/vcore, property tests, no_std build with kernel lints"
 cargo_tests tests/vmtest "harness, comparison, uapi layout"
 # The module's unsafe blocks are linted by the kernel's Clippy set above;
 # the test crate's (libc calls, deliberately bad pointers) by Clippy's
 # default set plus this lint.
-step "tests/vmtest: clippy clean, and every unsafe block says why it is sound (clippy::undocumented_unsafe_blocks)" \
-    sh -c 'cd tests/vmtest && cargo clippy --quiet --release --target x86_64-unknown-linux-gnu --all-targets -- -D warnings -D clippy::undocumented_unsafe_blocks'
-step "bench-report: its statistics (median confidence interval, pairing by round) on known answers" \
-    /usr/bin/python3 scripts/bench-report.py --self-test
-# Fuzzing src/core (desc_chain, interval_map, iotlb_msg), bounded (make soak
+for crate in tests/vmtest bench/vbench; do
+    step "$crate: clippy clean, and every unsafe block says why it is sound (clippy::undocumented_unsafe_blocks)" \
+        sh -c "cd $crate && cargo clippy --quiet --release --target x86_64-unknown-linux-gnu --all-targets -- -D warnings -D clippy::undocumented_unsafe_blocks"
+done
+step "bench/report.py: its statistics (median confidence interval, pairing by round) on known answers" \
+    /usr/bin/python3 bench/report.py --self-test
+# Fuzzing src/vcore (desc_chain, interval_map, iotlb_msg), bounded (make soak
 # runs long).
 step "cargo fuzz, ${VHOST_FUZZ_SECS:-20} s per target (ASan)" tests/fuzz/run.sh "${VHOST_FUZZ_SECS:-20}"
 
@@ -94,22 +96,20 @@ fi
 ko=$REPO/vhost_net_rs.ko
 
 # Every test against ours and the C vhost_net, same boot.
-suite "VM suite (ours and the C vhost_net, same boot)" scripts/vmcheck.sh "$kdir" "$ko"
-step "bench smoke test (BENCH_QUICK=1: runs, well-formed output)" \
-    env BENCH_QUICK=1 BENCH_OUT="$REPO/build/bench-quick" scripts/bench.sh "$kdir" "$ko"
-step "profile smoke test (make profile with BENCH_QUICK=1: every row counted, both modules)" \
-    env BENCH_QUICK=1 BENCH_PROFILE=1 BENCH_PROFILE_TOP=5 BENCH_OUT="$REPO/build/profile-quick" \
-    scripts/bench.sh "$kdir" "$ko"
+suite "VM suite (ours and the C vhost_net, same boot)" scripts/vm/vmcheck.sh "$kdir" "$ko"
+step "bench smoke test (bench/bench --quick: runs, well-formed output)" \
+    bench/bench --quick --out "$REPO/build/bench-quick" "$kdir" "$ko"
+step "profile smoke test (make profile --quick: every row counted, both modules)" \
+    bench/bench --quick --profile --profile-top 5 --out "$REPO/build/profile-quick" "$kdir" "$ko"
 step "nested QEMU rows smoke test (make profile-qemu at 1 MiB: a row per transfer, both modules counted)" \
-    env BENCH_QUICK=1 BENCH_QEMU_PROFILE=1 BENCH_QEMU_ROUNDS=1 BENCH_QEMU_MB=1 BENCH_QEMU_REPS=1 \
-    BENCH_QEMU_PIN=1 BENCH_QEMU_TSO=44 BENCH_PROFILE_TOP=5 BENCH_OUT="$REPO/build/profile-quick" \
-    scripts/bench-qemu.sh "$kdir" "$ko" "$REPO/build/profile-quick/qemu-raw.csv"
+    bench/bench --quick --profile --qemu-only --qemu-rounds 1 --qemu-mb 1 --qemu-reps 1 \
+    --qemu-pin --qemu-tso 44 --profile-top 5 --out "$REPO/build/profile-quick" "$kdir" "$ko"
 # Hostile-guest/process tests on the debug kernel (KASAN, lockdep,
 # kmemleak, UBSAN), both modules. VHOST_CHECK_DEBUG=0 skips them. Before
 # the guests: the debug kernel is built (and cached) early in a cold run.
 if [ "${VHOST_CHECK_DEBUG:-1}" != 0 ]; then
-    suite "hostile tests on the debug kernel (VHOST_CHECK_DEBUG=0 skips)" scripts/check-debug.sh --hostile
+    suite "hostile tests on the debug kernel (VHOST_CHECK_DEBUG=0 skips)" scripts/check/check-debug.sh --hostile
 fi
 # Real QEMU guests on /dev/vhost-net (nested), C and ours: the longest stage.
-suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/guestcheck.sh "$kdir" "$ko"
+suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/vm/guestcheck.sh "$kdir" "$ko"
 finish

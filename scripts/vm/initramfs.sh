@@ -147,7 +147,7 @@ done
 
 cat > init <<'EOF'
 #!/bin/sh
-# vmtest /init: see scripts/initramfs.sh.
+# vmtest /init: see scripts/vm/initramfs.sh.
 export PATH=/bin HOME=/root TERM=${TERM:-vt100}
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys

@@ -21,7 +21,7 @@
 #   GUESTCHECK_VHOST    on (default) or off: off runs the guests on QEMU's
 #                       userspace virtio-net (to tell vhost's faults from
 #                       QEMU's; the vhost checks then fail)
-#   VM_MEM (default here 3072), VM_SMP, VMTEST_ACCEL: see scripts/vm.sh
+#   VM_MEM (default here 3072), VM_SMP, VMTEST_ACCEL: see scripts/vm/vm.sh
 #
 # Prints both runs' TAP lines and "# metric" lines, then a side-by-side
 # table of the metrics. The runs must have the same test names and the same
@@ -32,7 +32,7 @@
 # Console logs: OUT/console-{c,ours}.log (kept).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 [ $# -eq 2 ] || { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$1 MODULE=$2
 OUT=${GUESTCHECK_OUT:-$REPO/build/guestcheck}

@@ -1,5 +1,5 @@
 //! vbench: the data-path benchmark of vhost-net-rs, run in the test VM
-//! (`scripts/bench.sh`, `make bench`).
+//! (`bench/bench`, `make bench`).
 //!
 //! In one boot, for `--rounds` rounds, it measures every row on the C
 //! vhost_net and on vhost_net_rs back to back (ABAB...; a module load and
@@ -43,19 +43,19 @@
 //! last line `vbench: <n> rows, <m> errors`. Exit status 0 if no error.
 
 // driver.rs allows its own dead code (the suite uses more of it).
-#[path = "../driver.rs"]
+#[path = "../../../tests/vmtest/src/driver.rs"]
 mod driver;
 #[allow(dead_code)]
-#[path = "../harness.rs"]
+#[path = "../../../tests/vmtest/src/harness.rs"]
 mod harness;
 #[allow(dead_code)]
-#[path = "../modules.rs"]
+#[path = "../../../tests/vmtest/src/modules.rs"]
 mod modules;
 #[allow(dead_code)]
-#[path = "../sys.rs"]
+#[path = "../../../tests/vmtest/src/sys.rs"]
 mod sys;
 #[allow(dead_code)]
-#[path = "../../../../src/vcore/uapi.rs"]
+#[path = "../../../src/vcore/uapi.rs"]
 mod uapi;
 
 use driver::{Cfg, GuestMem, Net, VRING_DESC_F_WRITE};
@@ -96,7 +96,7 @@ struct Opts {
     num: u16,
     paths: Paths,
     only: Option<Impl>,
-    /// Set off tests/profile/tbprof.c's marks around each window.
+    /// Set off bench/tbprof.c's marks around each window.
     profile: bool,
     /// Where the threads run (`--pin`); see [`placement`].
     pin: PinOpt,
@@ -324,7 +324,7 @@ fn parse() -> Opts {
 
 // --------------------------------------------------------------- profile
 
-/// Where tests/profile/tbprof.c watches for its marks: executing the
+/// Where bench/tbprof.c watches for its marks: executing the
 /// instruction at START zeroes the guest kernel's instruction counts, at
 /// STOP writes them out (dump number = the marks' order).
 const MARK_START: usize = 0x7e57_0000_0000;
@@ -375,7 +375,7 @@ fn mark(at: usize) {
 }
 
 /// Prints the text symbols of the loaded modules (their addresses change
-/// with every load) for scripts/profile-report.py.
+/// with every load) for bench/profile-report.py.
 fn print_module_symbols() {
     let Ok(s) = std::fs::read_to_string("/proc/kallsyms") else {
         return;

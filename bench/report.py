@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The report of `make bench` (scripts/bench.sh): medians over the rounds,
+"""The report of `make bench` (bench/bench): medians over the rounds,
 ours / C ratios, a table on stdout, and optionally the documentation page
 (Documentation/performance.rst), its CSV files and its chart.
 
@@ -84,7 +84,7 @@ def check(rows, rounds, tests=("tx", "rx", "lat")):
             errs.append(f"no {t} row")
     for (t, s), by in sorted(keys.items()):
         if t.startswith("qemu"):
-            # The nested QEMU rows: their own rounds (BENCH_QEMU_ROUNDS),
+            # The nested QEMU rows: their own rounds (bench/bench --qemu-rounds),
             # one throughput figure each, vhost=off as a third kind.
             for i in IMPLS + ("novhost",):
                 for d in by.get(i, []):
@@ -121,7 +121,7 @@ METRICS = {
             ("worker_ns_per_pkt", "worker ns/trip", 1, False)],
 }
 METRICS["qemu_g2h"] = METRICS["qemu_h2g"] = [("gbps", "Mbit/s", 1e3, True)]
-# The instruction rows (--instr: scripts/profile-report.py --csv), per
+# The instruction rows (--instr: bench/profile-report.py --csv), per
 # packet (per round trip for latency).
 for _t, _per in (("tx", "pkt"), ("rx", "pkt"), ("lat", "trip")):
     METRICS[_t] += [("kernel_insns", f"kernel instr/{_per}", 1, False),
@@ -411,10 +411,10 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "Performance",
         "===========",
         "",
-        "``make bench`` (``scripts/bench.sh``) boots the test VM and measures",
+        "``make bench`` (``bench/bench``) boots the test VM and measures",
         "the data path of ``vhost_net_rs`` and of the C ``vhost_net`` of the same",
         "kernel build, with a userspace guest-side ring driver",
-        "(``tests/vmtest/src/bin/vbench.rs``). Each round measures every row on",
+        "(``bench/vbench/src/main.rs``). Each round measures every row on",
         "both modules back to back (C then ours in odd rounds, ours then C in",
         "even ones, a module load and unload around each window): rows a few",
         "seconds apart see the same host load, rows further apart do not.",
@@ -468,7 +468,7 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "  executed per packet (per round trip for latency), all of them (both",
         "  sides of the device) and those of the vhost module(s) alone: the same",
         "  rows once more in a second boot with one CPU, counted by the",
-        "  ``make profile`` plugin (``BENCH_INSTR_ROUNDS`` rounds, default 3).",
+        "  ``make profile`` plugin (``--instr-rounds`` rounds, default 3).",
         "  A window's count is exact, but not all of it is fixed by the code:",
         "  how many packets a wake-up of the worker handles, and the scheduler's",
         "  work per latency round trip, follow timing, so the same code counts",
@@ -494,11 +494,11 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "Raw results: ``Documentation/performance/raw.csv`` (one line per row and",
         "round), medians: ``Documentation/performance/summary.csv``.",
         "",
-        "The **QEMU** rows (``scripts/bench-qemu.sh``, ``tests/guest/outer-bench.sh``)",
+        "The **QEMU** rows (``bench/bench``, ``bench/guest-bench.sh`` in the VM)",
         "boot a real QEMU guest (nested TCG, one boot per module and round) with",
         "``-netdev tap,vhost=on,vhostforce=on`` over the C module and over ours, and",
         "with ``vhost=off`` (QEMU's userspace virtio-net: what the module saves),",
-        "and time verified TCP transfers each way (``BENCH_QEMU_REPS`` per boot,",
+        "and time verified TCP transfers each way (``--qemu-reps`` per boot,",
         "default 3). Nested TCG makes the guest's CPU the bottleneck, so these rows",
         "say more about agreement than speed. The console log's ``guest-bench:``",
         "lines give each transfer's retransmitted segments and vhost worker CPU.",
@@ -506,24 +506,25 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "Running it::",
         "",
         "    make bench                                  # 5 rounds, about 17 minutes",
-        "    BENCH_QEMU=0 make bench                     # without the QEMU rows, about 4",
-        "    BENCH_INSTR=0 make bench                    # without the instruction rows",
-        "    BENCH_ROUNDS=9 BENCH_SECS=3 make bench      # more rounds, longer windows",
-        "    BENCH_ARGS='--tests tx --sizes 64' make bench  # a subset: this page is left alone",
-        "    BENCH_ARGS='--tests lat --pin off' make bench  # latency left to the scheduler",
-        "    BENCH_ARGS='--injector socket' make bench  # RX from a socket thread, not pktgen",
-        "    BENCH_ARGS='--tests rx --pktgen-threads 1 --busyloop 50' make bench  # one pktgen, busy poll",
-        "    BENCH_QUICK=1 scripts/bench.sh              # the make check smoke test",
+        "    make bench OPTS=--no-qemu                   # without the QEMU rows, about 4",
+        "    make bench OPTS=--no-instr                  # without the instruction rows",
+        "    make bench OPTS='--rounds 9 --secs 3'       # more rounds, longer windows",
+        "    make bench OPTS='--tests tx --sizes 64'     # a subset: this page is left alone",
+        "    make bench OPTS='--tests lat --pin off'     # latency left to the scheduler",
+        "    make bench OPTS='--injector socket'         # RX from a socket thread, not pktgen",
+        "    make bench OPTS='--tests rx --pktgen-threads 1 --busyloop 50'  # one pktgen, busy poll",
+        "    bench/bench --quick                         # the make check smoke test",
+        "    bench/bench --help                          # every option (bench/README.md)",
         "",
         "Where the time goes: ``make profile`` runs the same rows with a QEMU",
-        "plugin (``tests/profile/tbprof.c``) that counts every guest kernel",
+        "plugin (``bench/tbprof.c``) that counts every guest kernel",
         "instruction executed in each measured window, and prints instructions",
         "per packet by function, C beside ours. Under TCG, where ``perf`` has no",
         "counters, a function's instructions per call do not depend on host load::",
         "",
         "    make profile                                # every row, one round",
-        "    make profile BENCH_ARGS='--tests tx --sizes 64'",
-        "    scripts/profile-report.py --log build/profile/console.log \\",
+        "    make profile OPTS='--tests tx --sizes 64'",
+        "    bench/profile-report.py --log build/profile/console.log \\",
         "        --dumps build/profile/prof --system-map $(make -s kdir)/System.map \\",
         "        --by-diff --blocks TaskBody             # largest differences, hot blocks",
         "",
@@ -532,12 +533,12 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "QEMU that runs the guest) as one line, per MiB moved. ``--calls`` counts",
         "calls instead of instructions: how often the worker was woken, the",
         "guest signalled, a packet received. Both senders make 64 KB TSO packets",
-        "there (``BENCH_QEMU_TSO=44``): with the kernel's sizing the packet size",
+        "there (``--qemu-tso 44``): with the kernel's sizing the packet size",
         "follows the rate, and windows of the same module differ by 2.5 times in",
         "packets per MiB::",
         "",
         "    make profile-qemu                           # one boot each, two transfers each way",
-        "    BENCH_PROFILE_ARGS='--calls --by-diff' make profile-qemu",
+        "    make profile-qemu OPTS=\"--profile-args '--calls --by-diff'\"",
         "",
     ]
     if os.path.exists(notes):
@@ -595,7 +596,7 @@ def main():
     ap.add_argument("--kernel", default="?")
     ap.add_argument("--accel", default="")
     ap.add_argument("--args", default="")
-    ap.add_argument("--instr", help="instruction rows (scripts/profile-report.py --csv)")
+    ap.add_argument("--instr", help="instruction rows (bench/profile-report.py --csv)")
     a = ap.parse_args()
     rows, errs = load(a.raw)
     tests, subset = asked(a.args)

@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
 # Build the images of the nested-QEMU scenarios (`make demo`,
-# scripts/guestcheck.sh): the static helper, the inner guest's initramfs and
+# scripts/vm/guestcheck.sh, bench/bench's QEMU rows): the static helper, the inner guest's initramfs and
 # the outer test VM's initramfs holding a real QEMU.
 #
 # Usage: guest-image.sh KDIR OUTDIR [MODULE.ko]
 #   OUTDIR/nettool           tests/guest/nettool.c, gcc -static
 #   OUTDIR/inner.cpio.gz     busybox, nettool, tests/guest/agent.sh as the
-#                            command (scripts/initramfs.sh; of the base
+#                            command (scripts/vm/initramfs.sh; of the base
 #                            modules only 8021q, for the VLAN test, and
 #                            what vhost_net needs, tun and tap)
-#   OUTDIR/outer.cpio.gz     scripts/initramfs.sh with our module (if given),
+#   OUTDIR/outer.cpio.gz     scripts/vm/initramfs.sh with our module (if given),
 #                            Debian's qemu-system-x86_64 and the libraries
 #                            ldd lists, its firmware (/usr/share/qemu,
 #                            /usr/share/seabios), its TCG accelerator module
 #                            if this QEMU has one, KDIR's bzImage and
 #                            inner.cpio.gz under /guest, tests/guest/*.sh
-#                            (outer-{demo,check,bench}.sh as /bin/guest-*.sh)
+#                            (outer-{demo,check}.sh as /bin/guest-*.sh) and
+#                            bench/guest-bench.sh as /bin/guest-bench.sh
 # Each step is skipped when its inputs are unchanged. Prints OUTDIR/outer.cpio.gz.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 [ $# -ge 2 ] && [ $# -le 3 ] || { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$1 OUT=$2 MODULE=${3:-}
 QEMU_BIN=${QEMU_BIN:-/usr/bin/qemu-system-x86_64}
@@ -68,10 +69,11 @@ else
     rm -rf "$share"; mv "$share.tmp" "$share"
 fi
 EXTRA+=(-f "$share:/usr/share/qemu" -f "/usr/share/seabios:/usr/share/seabios")
-for f in lib.sh:/lib/guest/lib.sh outer-demo.sh:/bin/guest-demo.sh outer-check.sh:/bin/guest-check.sh \
-         outer-bench.sh:/bin/guest-bench.sh; do
+for f in lib.sh:/lib/guest/lib.sh outer-demo.sh:/bin/guest-demo.sh outer-check.sh:/bin/guest-check.sh; do
     EXTRA+=(-f "$REPO/tests/guest/${f%%:*}:${f#*:}")
 done
+# The nested QEMU rows of the benchmark (bench/bench) run this one.
+EXTRA+=(-f "$REPO/bench/guest-bench.sh:/bin/guest-bench.sh")
 EXTRA+=(-f "$OUT/nettool:/bin/nettool"
         -f "$KDIR/arch/x86/boot/bzImage:/guest/bzImage"
         -f "$OUT/inner.cpio.gz:/guest/initramfs.cpio.gz")
