@@ -131,7 +131,9 @@ impl VhostNet {
                 body,
                 HEADS,
                 || {
-                    let xdp = XdpBatch::new()?;
+                    // A batch on each ring, so that a round need not ask
+                    // (only TX fills it).
+                    let (rx_xdp, tx_xdp) = (XdpBatch::new()?, XdpBatch::new()?);
                     // C allocates its zerocopy slots here too
                     // (`vhost_net_set_ubuf_info`).
                     let zc = if params::experimental_zcopytx() {
@@ -139,12 +141,9 @@ impl VhostNet {
                     } else {
                         None
                     };
-                    Ok([(None, None), (Some(xdp), zc)])
+                    Ok([(rx_xdp, None), (tx_xdp, zc)])
                 },
-                |vq, (xdp, zc)| {
-                    vq.xdp = xdp;
-                    vq.zc = zc;
-                },
+                |vq, zc| vq.zc = zc,
             )
         }
     }

@@ -125,8 +125,8 @@ pub(crate) fn handle_rx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 break 'round;
             }
             // `get_rx_bufs` found a slot for each head: at most `HEADS`.
-            *r.done += got.heads;
-            if *r.done > BATCH {
+            r.q.bufs.done += got.heads;
+            if r.q.bufs.done > BATCH {
                 r.signal_used();
             }
             if log_all {
@@ -194,7 +194,7 @@ fn get_rx_bufs(
     let mut last_len = 0u32;
     // The packet's descriptor reads, over all its chains.
     let mut reads_left = MAX_PACKET_READS;
-    let done = *r.done;
+    let done = r.q.bufs.done;
     let fail = |r: &mut Round<'_>, heads: usize, e: Option<RingError>| {
         r.q.ring.discard(heads as u16);
         if let Some(RingError::Broken(_)) = e {

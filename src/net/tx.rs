@@ -26,21 +26,17 @@ impl Round<'_> {
     /// (C's `vhost_tx_batch`). If the socket refuses the batch, C reports
     /// it and forgets those used entries too; so does this.
     fn tx_batch(&mut self, sock: &Socket) {
-        let failed = match self.xdp.as_deref_mut() {
-            Some(xdp) => xdp.len() != 0 && xdp.send(sock).is_err(),
-            None => false,
-        };
-        if failed {
+        let xdp = &mut self.q.bufs.ext;
+        if xdp.len() != 0 && xdp.send(sock).is_err() {
             self.vq_err();
-            *self.done = 0;
+            self.q.bufs.done = 0;
             return;
         }
         self.signal_used();
     }
 
     /// Copies one packet, the chain in the first `out_num` pieces, into
-    /// the TX batch (`XdpBatch::build`); a ring without a batch (RX)
-    /// cannot batch.
+    /// the TX batch (`XdpBatch::build`).
     fn xdp_build(
         &mut self,
         sock: &Socket,
@@ -49,11 +45,9 @@ impl Round<'_> {
         hlen: usize,
         len: usize,
     ) -> Result<(), BuildError> {
-        let pieces = &self.q.bufs.iov[..out_num];
-        match self.xdp.as_deref_mut() {
-            Some(xdp) => xdp.build(sock, sock_hlen, pieces, hlen, len),
-            None => Err(BuildError::TooBig),
-        }
+        let bufs = &mut *self.q.bufs;
+        bufs.ext
+            .build(sock, sock_hlen, &bufs.iov[..out_num], hlen, len)
     }
 }
 
@@ -193,7 +187,7 @@ impl TxCtx<'_> {
         // C batches into tun/tap only when their send buffer is unlimited.
         let can_batch = sock.can_batch();
         loop {
-            if *r.done == BATCH {
+            if r.q.bufs.done == BATCH {
                 r.tx_batch(sock);
             }
             let Some((head, out_num, len)) = tx_chain(ctx, r, sock, hlen, self.busyloop_us) else {
@@ -340,7 +334,7 @@ impl Round<'_> {
             // `done <= heads.len()` always; `added < room` below keeps
             // `done + added` an index of `heads`. `errs` is bounded by the
             // packets since `tx_packet` cleared it plus those in flight.
-            let room = self.q.bufs.heads.len() - *self.done;
+            let room = self.q.bufs.heads.len() - self.q.bufs.done;
             let mut added = 0;
             while z.done != z.upend && added < room {
                 match z.zc.status(z.done) {
@@ -349,14 +343,14 @@ impl Round<'_> {
                     _ => break,
                 }
                 z.zc.set_status(z.done, zcopy::CLEAR);
-                self.q.bufs.heads[*self.done + added] = UsedElem {
+                self.q.bufs.heads[self.q.bufs.done + added] = UsedElem {
                     id: u32::from(z.ids[z.done]),
                     len: 0,
                 };
                 added += 1;
                 z.done = (z.done + 1) % SLOTS;
             }
-            *self.done += added;
+            self.q.bufs.done += added;
             self.signal_used();
             if added < room {
                 return;

@@ -45,7 +45,7 @@ use crate::vhost::access::{log_used_flags, queue_miss};
 use crate::vhost::iotlb::{new_iotlb, Iotlb, Msgs};
 use crate::vhost::memmap::{new_map, GuestMap};
 use crate::vhost::round::DevCtx;
-use crate::vhost::vq::{memory_access_ok, DeviceVq, Vq};
+use crate::vhost::vq::{memory_access_ok, DeviceVq, Vq, VqBufs};
 use crate::vhost::worker::{Worker, WORK_RX, WORK_TX};
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
@@ -231,9 +231,9 @@ impl<V: DeviceVq> Dev<V> {
 
     /// `VHOST_SET_OWNER`: the caller's address space becomes the owner and
     /// a worker thread running `body` starts. `prepare` allocates what the
-    /// device's rings need from then on, before the thread starts;
-    /// `install` hands each ring its part (ring 0's, then ring 1's) with
-    /// the generic buffers of `heads` used entries.
+    /// device's rings need from then on, before the thread starts: for
+    /// each ring (0, then 1) its buffers' extension and a part that
+    /// `install` hands it; the buffers have room for `heads` used entries.
     ///
     /// # Safety
     ///
@@ -243,7 +243,7 @@ impl<V: DeviceVq> Dev<V> {
         &self,
         body: *const T,
         heads: usize,
-        prepare: impl FnOnce() -> Result<[X; 2]>,
+        prepare: impl FnOnce() -> Result<[(V::Ext, X); 2]>,
         mut install: impl FnMut(&mut V, X),
     ) -> Result<isize> {
         let mut dev = self.state.lock();
@@ -253,11 +253,9 @@ impl<V: DeviceVq> Dev<V> {
         // Only a kernel thread has no mm, and it cannot reach an fd's ioctl.
         let mm = MmRef::current().ok_or(EINVAL)?;
         let name = CString::try_from_fmt(kernel::fmt!("vhost-{}", current_pid()))?;
-        let bufs = [
-            super::vq::VqBufs::new(heads)?,
-            super::vq::VqBufs::new(heads)?,
-        ];
-        let parts = prepare()?;
+        let [(e0, x0), (e1, x1)] = prepare()?;
+        let bufs = [VqBufs::new(heads, e0)?, VqBufs::new(heads, e1)?];
+        let parts = [x0, x1];
         let task = if dev.fork_owner {
             // SAFETY: `body` is valid until the thread is stopped (our
             // precondition).
@@ -677,7 +675,7 @@ impl<V: DeviceVq> Dev<V> {
     /// `vhost_vq_init_access`, when a backend is attached to ring `index`:
     /// clear the used flags and read the used index the guest left (the
     /// owner's memory, we run in it); the ring restarts at those indices.
-    pub(crate) fn init_access<B>(&self, vq: &mut Vq<B>, index: usize) -> Result {
+    pub(crate) fn init_access<B, E>(&self, vq: &mut Vq<B, E>, index: usize) -> Result {
         if vq.backend.is_none() {
             return Ok(());
         }
@@ -713,7 +711,7 @@ impl<V: DeviceVq> Dev<V> {
     /// must be one piece (C's `__vhost_get_user_slow`, which asks for read
     /// permission even for writes). A failed translation is reported on
     /// the ring's err eventfd.
-    fn ring_uaddr<B>(&self, vq: &Vq<B>, index: usize, addr: u64, size: u32) -> Result<u64> {
+    fn ring_uaddr<B, E>(&self, vq: &Vq<B, E>, index: usize, addr: u64, size: u32) -> Result<u64> {
         let Some(iotlb) = &vq.iotlb else {
             return Ok(addr);
         };

@@ -57,11 +57,11 @@ impl DevCtx<'_> {
 }
 
 /// The generic part of a round on a locked ring.
-pub(crate) struct VqRound<'a> {
+pub(crate) struct VqRound<'a, E> {
     /// The ring's state.
     pub(crate) ring: &'a mut SplitRing,
     /// The worker's buffers of this ring.
-    pub(crate) bufs: &'a mut VqBufs,
+    pub(crate) bufs: &'a mut VqBufs<E>,
     /// The owner's memory, through the IOTLB if there is one.
     pub(crate) mem: OwnerMem<'a>,
     /// Guest-address translation.
@@ -72,11 +72,11 @@ pub(crate) struct VqRound<'a> {
 
 /// Splits a locked ring into its backend and a round, if the ring is set
 /// up (a worker's buffers exist: the device has an owner).
-pub(crate) fn begin<'a, B>(
-    vq: &'a mut Vq<B>,
+pub(crate) fn begin<'a, B, E>(
+    vq: &'a mut Vq<B, E>,
     msgs: &'a Msgs,
     index: usize,
-) -> Option<(Option<&'a mut B>, VqRound<'a>)> {
+) -> Option<(Option<&'a mut B>, VqRound<'a, E>)> {
     let Vq {
         acked_backend_features,
         backend,
@@ -110,7 +110,7 @@ pub(crate) fn begin<'a, B>(
     Some((backend.as_mut(), round))
 }
 
-impl VqRound<'_> {
+impl<E> VqRound<'_, E> {
     /// Reports a ring error to userspace (C's `vq_err`).
     pub(crate) fn vq_err(&self) {
         if let Some(err) = self.err {
