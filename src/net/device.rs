@@ -394,11 +394,11 @@ impl TaskBody for VhostNet {
         // itself (weights, a socket that is always writable) must not keep
         // a non-preemptible kernel's CPU.
         if work.has(WORK_RX) {
-            rx::handle_rx(&self.ctx(0), self.dev.vq(0));
+            rx::handle_rx(self.ctx(0), self.dev.vq(0));
             cond_resched();
         }
         if work.has(WORK_TX) {
-            tx::handle_tx(&self.ctx(1), self.dev.vq(1));
+            tx::handle_tx(self.ctx(1), self.dev.vq(1));
             cond_resched();
         }
         worker.done(&work);

@@ -27,7 +27,7 @@ const VNET_HDR_LEN: usize = 10;
 
 /// Runs the RX ring: fills the guest's buffers from the socket (C's
 /// `handle_rx`).
-pub(crate) fn handle_rx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
+pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let mut guard = vqm.lock();
     let nvq = &mut *guard;
     let vhost_hlen = nvq.vhost_hlen;
@@ -37,10 +37,10 @@ pub(crate) fn handle_rx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let log_base = nvq.vq.log_base();
     let busyloop_us = nvq.vq.busyloop_timeout;
     let poll = ctx.sock_poll;
-    if !prefetch(ctx.dev.msgs, &nvq.vq, 0) {
+    if !prefetch(&ctx.dev.msgs, &nvq.vq, 0) {
         return;
     }
-    let (sock, mut r) = round!(nvq, ctx, 0);
+    let (sock, mut r) = round!(nvq, &ctx, 0);
     r.q.ring.start_round();
     r.disable_notify();
     // SAFETY: Serialised by the ring mutex we hold.

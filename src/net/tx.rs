@@ -64,7 +64,7 @@ impl Round<'_> {
 /// sleep (and be woken by a kick) after its first spin.
 #[inline(always)]
 fn tx_chain(
-    ctx: &NetCtx<'_>,
+    ctx: NetCtx<'_>,
     r: &mut Round<'_>,
     sock: &Socket,
     hlen: usize,
@@ -133,7 +133,7 @@ fn tx_retry(e: Error) -> bool {
 
 /// Runs the TX ring: sends what the guest posted (C's `handle_tx`), by
 /// copying, or without copying when zerocopy is on and the socket can.
-pub(crate) fn handle_tx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
+pub(crate) fn handle_tx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let mut guard = vqm.lock();
     let nvq = &mut *guard;
     let hlen = nvq.vhost_hlen;
@@ -141,10 +141,10 @@ pub(crate) fn handle_tx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let busyloop_us = nvq.vq.busyloop_timeout;
     let num = nvq.vq.num() as usize;
     let poll = ctx.sock_poll;
-    if !prefetch(ctx.dev.msgs, &nvq.vq, 1) {
+    if !prefetch(&ctx.dev.msgs, &nvq.vq, 1) {
         return;
     }
-    let (sock, mut r) = round!(nvq, ctx, 1);
+    let (sock, mut r) = round!(nvq, &ctx, 1);
     r.q.ring.start_round();
     r.disable_notify();
     // SAFETY: Serialised by the ring mutex we hold.
@@ -165,7 +165,7 @@ pub(crate) fn handle_tx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
 /// socket poll is restarted when the socket is full), the header vhost
 /// strips and the busy-poll budget.
 struct TxCtx<'a> {
-    ctx: &'a NetCtx<'a>,
+    ctx: NetCtx<'a>,
     hlen: usize,
     busyloop_us: u32,
 }

@@ -66,7 +66,7 @@ impl DeviceVq for NetVq {
 #[derive(Clone, Copy)]
 pub(crate) struct NetCtx<'a> {
     /// The device's generic context.
-    pub(crate) dev: DevCtx<'a>,
+    pub(crate) dev: &'a DevCtx,
     /// Polls the ring's socket (readable for RX, writable for TX).
     pub(crate) sock_poll: &'a PollEntry<Worker>,
 }
@@ -97,7 +97,7 @@ impl NetCtx<'_> {
 }
 
 /// The kernel around a ring's busy poll.
-struct KernelPoll<'a>(DevCtx<'a>);
+struct KernelPoll<'a>(&'a DevCtx);
 
 impl PollHost for KernelPoll<'_> {
     #[inline]
@@ -144,7 +144,7 @@ impl<'a> Round<'a> {
         index: usize,
     ) -> Option<(Option<&'a mut Socket>, Round<'a>)> {
         let NetVq { vq, zc, .. } = nvq;
-        let (sock, q) = vround::begin(vq, ctx.dev.msgs, index)?;
+        let (sock, q) = vround::begin(vq, &ctx.dev.msgs, index)?;
         Some((
             sock,
             Round {

@@ -47,7 +47,7 @@ use crate::vhost::memmap::{new_map, GuestMap};
 use crate::vhost::round::DevCtx;
 use crate::vhost::vq::{memory_access_ok, DeviceVq, Vq, VqBufs};
 use crate::vhost::worker::{Worker, WORK_RX, WORK_TX};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, Mutex};
@@ -116,15 +116,10 @@ pub(crate) struct Dev<V: DeviceVq> {
     /// Ring 1 (vhost-net's TX).
     #[pin]
     vq1: Mutex<V>,
-    /// IOTLB messages for userspace (`read`/`poll` on the fd).
+    /// What the worker's rounds share: the IOTLB message queue, the
+    /// worker's queue and the teardown flag.
     #[pin]
-    msgs: Msgs,
-    /// Pending work and flushing; the poll entries point at it.
-    worker: Arc<Worker>,
-    /// Set while the device releases its rings: a round in a busy poll
-    /// stops spinning, so release waits for no busy-loop timeout (C's
-    /// does).
-    stopping: AtomicBool,
+    ctx: DevCtx,
     /// Polls ring 0's kick eventfd (C's `vq->poll`).
     #[pin]
     kick0: PollEntry<Worker>,
@@ -141,9 +136,7 @@ impl<V: DeviceVq> Dev<V> {
             state <- kernel::new_mutex!(DevState::new(), "vhost::Dev::state"),
             vq0 <- kernel::new_mutex!(V::new(), "vhost::Dev::vq0"),
             vq1 <- kernel::new_mutex!(V::new(), "vhost::Dev::vq1"),
-            msgs <- Msgs::new(),
-            worker,
-            stopping: AtomicBool::new(false),
+            ctx <- DevCtx::new(worker),
             // SAFETY: `w` points to `worker`, which the device keeps in its
             // field `worker` for as long as the entries exist.
             kick0 <- unsafe { PollEntry::new(EPOLLIN, WORK_RX, w) },
@@ -177,31 +170,27 @@ impl<V: DeviceVq> Dev<V> {
 
     /// The worker's queue.
     pub(crate) fn worker(&self) -> &Worker {
-        &self.worker
+        &self.ctx.worker
     }
 
     /// The worker's queue, shared (for zerocopy completions).
     pub(crate) fn worker_arc(&self) -> &Arc<Worker> {
-        &self.worker
+        &self.ctx.worker
     }
 
     /// The IOTLB message queues.
     pub(crate) fn msgs(&self) -> &Msgs {
-        &self.msgs
+        &self.ctx.msgs
     }
 
     /// What a worker round needs from the device.
-    pub(crate) fn ctx(&self) -> DevCtx<'_> {
-        DevCtx {
-            msgs: &self.msgs,
-            worker: &self.worker,
-            stopping: &self.stopping,
-        }
+    pub(crate) fn ctx(&self) -> &DevCtx {
+        &self.ctx
     }
 
     /// Marks the device as being torn down (or not any more).
     pub(crate) fn set_stopping(&self, stopping: bool) {
-        self.stopping.store(stopping, Ordering::Relaxed);
+        self.ctx.stopping.store(stopping, Ordering::Relaxed);
     }
 
     /// Stops the kick poll of ring `index`, whose mutex the caller holds
@@ -271,7 +260,7 @@ impl<V: DeviceVq> Dev<V> {
             install(&mut vq, x);
         }
         let (raw, kthread) = task.raw();
-        self.worker.set_task(raw, kthread);
+        self.ctx.worker.set_task(raw, kthread);
         dev.task = Some(task);
         dev.owner = Some(mm);
         Ok(0)
@@ -297,9 +286,9 @@ impl<V: DeviceVq> Dev<V> {
         dev.iotlb = None;
         dev.owner = None;
         dev.fork_owner = params::fork_from_owner_default();
-        self.msgs.set_iotlb_on(false);
-        self.msgs.clear();
-        self.msgs.wake();
+        self.ctx.msgs.set_iotlb_on(false);
+        self.ctx.msgs.clear();
+        self.ctx.msgs.wake();
         old
     }
 
@@ -349,7 +338,7 @@ impl<V: DeviceVq> Dev<V> {
                         vq.invalidate_access();
                     }
                 });
-                self.msgs.set_iotlb_on(true);
+                self.ctx.msgs.set_iotlb_on(true);
             }
             IotlbAction::Clear => {
                 if let Some(old) = dev.iotlb.take() {
@@ -358,10 +347,10 @@ impl<V: DeviceVq> Dev<V> {
                         vq.iotlb = None;
                         vq.invalidate_access();
                     });
-                    self.msgs.set_iotlb_on(false);
-                    self.msgs.clear();
+                    self.ctx.msgs.set_iotlb_on(false);
+                    self.ctx.msgs.clear();
                     drop(old);
-                    self.msgs.wake();
+                    self.ctx.msgs.wake();
                 }
             }
         }
@@ -505,14 +494,14 @@ impl<V: DeviceVq> Dev<V> {
             match self.dev_ioctl(&mut dev, cmd, arg) {
                 Some(r) => {
                     // C flushes after every device ioctl (vhost_net_flush).
-                    self.worker.flush();
+                    self.ctx.worker.flush();
                     after_dev_ioctl();
                     r
                 }
                 None => {
                     let r = self.vring_ioctl(cmd, arg, &mut deferred);
                     if deferred.flush {
-                        self.worker.flush();
+                        self.ctx.worker.flush();
                     }
                     r
                 }
@@ -686,7 +675,7 @@ impl<V: DeviceVq> Dev<V> {
         let flags = self.ring_uaddr(vq, index, vq.used(), 2)?;
         uaccess::write(flags as usize, &used_flags.to_le()).map_err(|_| EFAULT)?;
         if vq.log_used() {
-            log_used_flags(&self.msgs, vq, index);
+            log_used_flags(&self.ctx.msgs, vq, index);
         }
         // `used` is 4-aligned (`set_vring_addr`): `used + 2` cannot wrap.
         if vq.iotlb.is_none() && !uaccess::access_ok(vq.used() + 2, 2) {
@@ -722,7 +711,7 @@ impl<V: DeviceVq> Dev<V> {
             r => {
                 if let Err(TranslateError::Miss { addr }) = r {
                     // C's translate_desc queues the miss for userspace.
-                    queue_miss(&self.msgs, vq, index, addr, PERM_RO);
+                    queue_miss(&self.ctx.msgs, vq, index, addr, PERM_RO);
                 }
                 vq.signal_err();
                 Err(EFAULT)
@@ -774,8 +763,8 @@ impl<V: DeviceVq> Dev<V> {
             // locks are released (C's vhost_iotlb_notify_vq, which also
             // queues under the ring mutexes: queueing only sets a bit and
             // wakes the worker).
-            self.msgs.resolve(msg.iova, msg.size, |vq| {
-                self.worker.queue(ring_work(vq));
+            self.ctx.msgs.resolve(msg.iova, msg.size, |vq| {
+                self.ctx.worker.queue(ring_work(vq));
             });
         }
         drop(rings);

@@ -12,21 +12,39 @@ use crate::vhost::iotlb::Msgs;
 use crate::vhost::vq::{Vq, VqBufs};
 use crate::vhost::worker::Worker;
 use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::prelude::*;
+use kernel::sync::Arc;
 
 /// What a round needs from its device, and nothing more: the IOTLB
 /// message queue (for misses), the worker (to requeue a ring) and whether
-/// the device is being torn down (a busy poll ends at once).
-#[derive(Clone, Copy)]
-pub(crate) struct DevCtx<'a> {
-    /// IOTLB misses are queued here for userspace.
-    pub(crate) msgs: &'a Msgs,
-    /// The device's worker.
-    pub(crate) worker: &'a Worker,
-    /// Set while the device releases its rings.
-    pub(crate) stopping: &'a AtomicBool,
+/// the device is being torn down (a busy poll ends at once). A part of the
+/// device ([`super::dev::Dev::ctx`]), so that a round holds one pointer to
+/// it, in a register (a struct of pointers passed by value was stored to
+/// the stack on every packet, make profile).
+#[pin_data]
+pub(crate) struct DevCtx {
+    /// IOTLB misses are queued here for userspace (`read`/`poll` on the
+    /// fd).
+    #[pin]
+    pub(crate) msgs: Msgs,
+    /// Pending work and flushing; the poll entries point at it.
+    pub(crate) worker: Arc<Worker>,
+    /// Set while the device releases its rings: a round in a busy poll
+    /// stops spinning, so release waits for no busy-loop timeout (C's
+    /// does).
+    pub(crate) stopping: AtomicBool,
 }
 
-impl DevCtx<'_> {
+impl DevCtx {
+    /// The context of a device served by `worker`.
+    pub(crate) fn new(worker: Arc<Worker>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            msgs <- Msgs::new(),
+            worker,
+            stopping: AtomicBool::new(false),
+        })
+    }
+
     /// Whether the device is being torn down.
     #[inline]
     pub(crate) fn stopping(&self) -> bool {
