@@ -27,10 +27,9 @@ const VNET_HDR_LEN: usize = 10;
 
 /// Runs the RX ring: fills the guest's buffers from the socket (C's
 /// `handle_rx`).
-// Out of line: with both handlers inlined into the worker's loop, a
-// change in one moved the other's register allocation by up to 20
-// instructions a packet; apart, TX 64 B takes 371, RX 64 B 431 and a
-// latency trip 1851 (make profile; Documentation/performance/notes.inc).
+// Out of line: inlined together into the worker's loop, the two handlers
+// share one register allocation, and a change in one costs the other
+// (Documentation/performance/notes.inc, issue 23).
 #[inline(never)]
 pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let mut guard = vqm.lock();
