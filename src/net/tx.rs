@@ -9,10 +9,9 @@ use crate::kapi::zcopy::{self, TunMsgCtl, DONE, FAILED, IN_PROGRESS, SLOTS};
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH, BYTE_WEIGHT};
 use crate::vcore::busypoll::BusyPoll;
 use crate::vcore::errno::Errno;
-use crate::vcore::ring::chain::{ChainBufs, RingError, MAX_PACKET_READS};
+use crate::vcore::ring::chain::{RingError, MAX_PACKET_READS};
 use crate::vcore::ring::desc::UsedElem;
 use crate::vhost::access::prefetch;
-use crate::vhost::vq::VqBufs;
 use crate::vhost::worker::WORK_TX;
 use kernel::bindings;
 use kernel::prelude::*;
@@ -72,14 +71,7 @@ fn tx_chain(
 ) -> Option<(u16, usize, usize)> {
     let mut busy_polled = false;
     loop {
-        let VqBufs { iov, indirect, .. } = &mut *r.q.bufs;
-        let bufs = ChainBufs {
-            iov: iov.as_mut_slice(),
-            indirect: indirect.as_mut_slice(),
-            log: None,
-            reads: MAX_PACKET_READS,
-        };
-        let chain = match r.q.ring.get_desc_chain(&r.q.mem, &r.q.xlate, bufs) {
+        let chain = match r.q.get_desc_chain(0, None, MAX_PACKET_READS) {
             Ok(Some(c)) => c,
             Ok(None) => {
                 if busyloop_us != 0 && !busy_polled {
@@ -149,7 +141,7 @@ pub(crate) fn handle_tx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
         return;
     }
     let (sock, mut r) = round!(nvq, &ctx, 1);
-    r.q.ring.start_round();
+    r.q.start_round();
     r.disable_notify();
     // SAFETY: Serialised by the ring mutex we hold.
     unsafe { poll.stop() };
@@ -177,7 +169,7 @@ struct TxCtx<'a> {
 impl TxCtx<'_> {
     /// The socket is full: give the chain back and wait for room.
     fn socket_full(&self, r: &mut Round<'_>, sock: &Socket) {
-        r.q.ring.discard(1);
+        r.q.discard(1);
         // SAFETY: Serialised by the ring mutex; the ring holds the socket
         // until the poll is stopped.
         let _ = unsafe { self.ctx.sock_poll.start(sock.file()) };
