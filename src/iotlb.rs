@@ -11,7 +11,8 @@
 
 use crate::kapi::iov::IovIter;
 use crate::kapi::waitqueue::WaitQueue;
-use crate::mem::{kvec_remove, GuestMap};
+use crate::kapi::kvec;
+use crate::mem::GuestMap;
 use crate::vcore::errno::Errno;
 use crate::vcore::uapi::{
     VhostIotlbMsg, VhostMsg, VHOST_IOTLB_MISS, VHOST_IOTLB_MSG, VHOST_IOTLB_MSG_V2,
@@ -140,7 +141,7 @@ impl Msgs {
         if l.read.is_empty() {
             return None;
         }
-        let node = kvec_remove(&mut l.read, 0);
+        let node = kvec::remove(&mut l.read, 0);
         self.readable.store(l.read.len(), Ordering::Release);
         Some(node)
     }
@@ -156,7 +157,7 @@ impl Msgs {
             let m = &l.pending.as_slice()[i];
             if iova <= m.iotlb.iova && last >= m.iotlb.iova && m.iotlb.type_ == VHOST_IOTLB_MISS {
                 kick(m.vq);
-                kvec_remove(&mut l.pending, i);
+                kvec::remove(&mut l.pending, i);
             } else {
                 i += 1;
             }

@@ -9,7 +9,6 @@
 
 use kernel::prelude::*;
 
-mod abi;
 mod dev;
 mod iotlb;
 mod kapi;
