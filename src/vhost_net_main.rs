@@ -9,17 +9,13 @@
 
 use kernel::prelude::*;
 
-mod dev;
-mod iotlb;
 mod kapi;
-mod mem;
 mod net;
 mod params;
 #[path = "core/mod.rs"]
 #[expect(dead_code, reason = "the control plane and data path use the rest")]
 mod vcore;
-mod vq;
-mod worker;
+mod vhost;
 
 module! {
     type: VhostNetModule,
@@ -32,12 +28,12 @@ module! {
 
 /// The module: owns the registration of `/dev/vhost-net`.
 struct VhostNetModule {
-    _misc: kapi::miscdev::Registration<dev::VhostNet>,
+    _misc: kapi::miscdev::Registration<net::device::VhostNet>,
 }
 
 impl kernel::Module for VhostNetModule {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        match kapi::miscdev::Registration::register() {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        match kapi::miscdev::Registration::register(module) {
             Ok(misc) => Ok(Self { _misc: misc }),
             Err(e) => {
                 pr_err!(

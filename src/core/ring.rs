@@ -676,6 +676,21 @@ impl SplitRing {
         self.num
     }
 
+    /// User address of the descriptor table.
+    pub(crate) fn desc(&self) -> u64 {
+        self.desc
+    }
+
+    /// User address of the available ring.
+    pub(crate) fn avail(&self) -> u64 {
+        self.avail
+    }
+
+    /// User address of the used ring.
+    pub(crate) fn used(&self) -> u64 {
+        self.used
+    }
+
     /// Next available entry to take (C's `vq->last_avail_idx`).
     pub(crate) fn last_avail_idx(&self) -> u16 {
         self.last_avail_idx

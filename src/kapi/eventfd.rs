@@ -3,8 +3,8 @@
 //! Eventfd references: the call/err/log contexts and the kick file.
 
 use super::poll::PollFile;
-use kernel::bindings::{self, eventfd_ctx_fdget, eventfd_ctx_put, eventfd_fget, fput};
 use kernel::bindings::eventfd_signal_mask;
+use kernel::bindings::{self, eventfd_ctx_fdget, eventfd_ctx_put, eventfd_fget, fput};
 use kernel::error::from_err_ptr;
 use kernel::prelude::*;
 

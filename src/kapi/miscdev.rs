@@ -13,12 +13,12 @@
 
 use super::iov::IovIter;
 use super::poll::PollTable;
-use super::shim::{misc_deregister, misc_register, miscdevice, vhost_net_rs_kiocb_flags};
 use super::shim::VHOST_NET_MINOR;
-use core::ffi::{c_int, c_long, c_uint, c_ulong};
+use super::shim::{misc_deregister, misc_register, miscdevice, vhost_net_rs_kiocb_flags};
 use core::marker::PhantomData;
 use kernel::bindings;
 use kernel::error::to_result;
+use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
 use kernel::prelude::*;
 use kernel::types::{ForeignOwnable, Opaque};
 use kernel::ThisModule;
@@ -190,9 +190,9 @@ unsafe extern "C" fn ioctl_callback<T: MiscDevice>(
     // SAFETY: `private_data` was set by `open_callback`, and `release` cannot
     // run while an ioctl holds the file, so the borrow is valid throughout.
     let device = unsafe { T::Ptr::borrow((*file).private_data) };
-    match T::ioctl(device, cmd, arg as usize) {
+    match T::ioctl(device, cmd, arg) {
         Ok(ret) => ret as c_long,
-        Err(e) => c_long::from(e.to_errno()),
+        Err(e) => e.to_errno() as c_long,
     }
 }
 

@@ -16,7 +16,6 @@ use core::ffi::{c_int, c_void};
 use kernel::bindings::{self, fput};
 use kernel::error::from_err_ptr;
 use kernel::prelude::*;
-
 // A `Piece` is passed to the socket as a `struct iovec` without copying:
 // `#[repr(C)]` { u64 addr, u64 len } against { void *iov_base, size_t
 // iov_len }, the same size, alignment and field offsets on 64-bit, and

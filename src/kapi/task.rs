@@ -69,12 +69,11 @@ pub(crate) fn set_running() {
 ///
 /// # Invariants
 ///
-/// `ptr` comes from `Arc::<T>::into_raw` for the `T` of `run`, `kill` and
+/// `ptr` comes from `Arc::<T>::into_raw` for the `T` of `run` and
 /// `release`, and we own that reference.
 struct ErasedBody {
     ptr: *const c_void,
     run: unsafe fn(*const c_void) -> bool,
-    kill: unsafe fn(*const c_void),
     release: unsafe fn(*const c_void),
 }
 
@@ -84,7 +83,6 @@ impl ErasedBody {
         Self {
             ptr: Arc::into_raw(body).cast(),
             run: run_erased::<T>,
-            kill: kill_erased::<T>,
             release: release_erased::<T>,
         }
     }
@@ -348,11 +346,6 @@ impl TaskSlot {
         // `unpublish` clears `raw`. Release: every waker that sees the
         // handle sees the kind.
         self.raw.store(raw, Ordering::Release);
-    }
-
-    /// Whether a thread is published.
-    pub(crate) fn is_published(&self) -> bool {
-        !self.raw.load(Ordering::Relaxed).is_null()
     }
 
     /// Wakes the published thread, if any.

@@ -11,7 +11,6 @@ use kernel::prelude::*;
 use kernel::types::{AsBytes, FromBytes};
 use kernel::uaccess::{UserPtr, UserSlice};
 
-
 /// Reads a `T` from user address `addr` (`EFAULT` if it cannot).
 pub(crate) fn read<T: FromBytes>(addr: usize) -> Result<T> {
     UserSlice::new(addr as UserPtr, core::mem::size_of::<T>())

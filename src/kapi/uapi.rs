@@ -35,5 +35,7 @@ pub(crate) fn slice_as_bytes<T: AsBytes>(items: &[T]) -> &[u8] {
     // SAFETY: `T: AsBytes` has no padding and every byte initialised, so
     // the slice is `size_of_val(items)` initialised bytes, valid for reads
     // as long as the borrow; `u8` has alignment 1.
-    unsafe { core::slice::from_raw_parts(items.as_ptr().cast::<u8>(), core::mem::size_of_val(items)) }
+    unsafe {
+        core::slice::from_raw_parts(items.as_ptr().cast::<u8>(), core::mem::size_of_val(items))
+    }
 }

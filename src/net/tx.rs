@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The TX handler: sends what the guest posted (C's `handle_tx`,
+//! `handle_tx_copy`, `handle_tx_zerocopy`).
+
+use crate::kapi::socket::Socket;
+use crate::kapi::xdp::BuildError;
+use crate::kapi::zcopy::{self, TunMsgCtl, DONE, FAILED, IN_PROGRESS, SLOTS};
+use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH, BYTE_WEIGHT};
+use crate::vcore::busypoll::BusyPoll;
+use crate::vcore::errno::Errno;
+use crate::vcore::ring::{ChainBufs, RingError, UsedElem, MAX_PACKET_READS};
+use crate::vhost::access::prefetch;
+use crate::vhost::vq::VqBufs;
+use crate::vhost::worker::WORK_TX;
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+/// Zerocopy only pays off from this many bytes (C's `VHOST_GOODCOPY_LEN`).
+const GOODCOPY_LEN: usize = 256;
+
+impl Round<'_> {
+    /// Hands the TX batch to the socket, then publishes the used entries
+    /// (C's `vhost_tx_batch`). If the socket refuses the batch, C reports
+    /// it and forgets those used entries too; so does this.
+    fn tx_batch(&mut self, sock: &Socket) {
+        let failed = match self.xdp.as_deref_mut() {
+            Some(xdp) => xdp.len() != 0 && xdp.send(sock).is_err(),
+            None => false,
+        };
+        if failed {
+            self.vq_err();
+            *self.done = 0;
+            return;
+        }
+        self.signal_used();
+    }
+
+    /// Copies one packet, the chain in the first `out_num` pieces, into
+    /// the TX batch (`XdpBatch::build`); a ring without a batch (RX)
+    /// cannot batch.
+    fn xdp_build(
+        &mut self,
+        sock: &Socket,
+        sock_hlen: usize,
+        out_num: usize,
+        hlen: usize,
+        len: usize,
+    ) -> Result<(), BuildError> {
+        let pieces = &self.q.bufs.iov[..out_num];
+        match self.xdp.as_deref_mut() {
+            Some(xdp) => xdp.build(sock, sock_hlen, pieces, hlen, len),
+            None => Err(BuildError::TooBig),
+        }
+    }
+}
+
+/// The next chain the guest posted for TX, checked as C's `get_tx_bufs`:
+/// its head, how many pieces it has in the scratch iovecs, and its length
+/// without the vhost header (the pieces hold `hlen` bytes more, the
+/// whole `Chain::len`). `None` ends the round: nothing posted (kicks
+/// re-enabled, after an optional busy poll), an IOTLB miss, or a broken
+/// ring (reported).
+///
+/// With a busy-poll budget, every fetch that finds the ring empty spins
+/// once before giving up, as C's `vhost_net_tx_get_vq_desc` does: not
+/// once per round, or a ring that keeps running dry for a moment would
+/// sleep (and be woken by a kick) after its first spin.
+#[inline(always)]
+fn tx_chain(
+    ctx: &NetCtx<'_>,
+    r: &mut Round<'_>,
+    sock: &Socket,
+    hlen: usize,
+    busyloop_us: u32,
+) -> Option<(u16, usize, usize)> {
+    let mut busy_polled = false;
+    loop {
+        let VqBufs { iov, indirect, .. } = &mut *r.q.bufs;
+        let bufs = ChainBufs {
+            iov: iov.as_mut_slice(),
+            indirect: indirect.as_mut_slice(),
+            log: None,
+            reads: MAX_PACKET_READS,
+        };
+        let chain = match r.q.ring.get_desc_chain(&r.q.mem, &r.q.xlate, bufs) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                if busyloop_us != 0 && !busy_polled {
+                    // Publish what was sent, then spin briefly for more
+                    // before going back to kicks.
+                    busy_polled = true;
+                    r.tx_batch(sock);
+                    match ctx.busy_poll(busyloop_us, || !r.q.avail_empty()) {
+                        BusyPoll::Ready => continue,
+                        BusyPoll::Interrupted => {
+                            ctx.dev.worker.queue(WORK_TX);
+                            return None;
+                        }
+                        BusyPoll::TimedOut => {}
+                    }
+                }
+                if r.enable_notify_raced() {
+                    continue;
+                }
+                return None;
+            }
+            Err(RingError::IotlbMiss { .. }) => return None,
+            Err(RingError::Yield) => {
+                ctx.dev.worker.queue(WORK_TX);
+                return None;
+            }
+            Err(RingError::Broken(_)) => {
+                r.vq_err();
+                return None;
+            }
+        };
+        if chain.in_num != 0 {
+            // C: "Unexpected descriptor format for TX".
+            r.vq_err();
+            return None;
+        }
+        let len = (chain.len as usize).saturating_sub(hlen);
+        if len == 0 {
+            // C: "Unexpected header len for TX".
+            r.vq_err();
+            return None;
+        }
+        return Some((chain.head, chain.out_num, len));
+    }
+}
+
+/// Whether a send error means "no room now, retry the chain later".
+fn tx_retry(e: Error) -> bool {
+    e == EAGAIN || e == ENOMEM || e.to_errno() == -Errno::ENOBUFS.0
+}
+
+/// Runs the TX ring: sends what the guest posted (C's `handle_tx`), by
+/// copying, or without copying when zerocopy is on and the socket can.
+pub(crate) fn handle_tx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
+    let mut guard = vqm.lock();
+    let nvq = &mut *guard;
+    let hlen = nvq.vhost_hlen;
+    let sock_hlen = nvq.sock_hlen;
+    let busyloop_us = nvq.vq.busyloop_timeout;
+    let num = nvq.vq.num() as usize;
+    let poll = ctx.sock_poll;
+    if !prefetch(ctx.dev.msgs, &nvq.vq, 1) {
+        return;
+    }
+    let (sock, mut r) = round!(nvq, ctx, 1);
+    r.q.ring.start_round();
+    r.disable_notify();
+    poll.stop();
+    let t = TxCtx {
+        ctx,
+        hlen,
+        busyloop_us,
+    };
+    if r.zc.is_some() && sock.zerocopy() {
+        t.zerocopy(sock, &mut r, num);
+    } else {
+        t.copy(sock, &mut r, sock_hlen);
+    }
+}
+
+/// What a TX round needs besides the ring: the device's context (its
+/// socket poll is restarted when the socket is full), the header vhost
+/// strips and the busy-poll budget.
+struct TxCtx<'a> {
+    ctx: &'a NetCtx<'a>,
+    hlen: usize,
+    busyloop_us: u32,
+}
+
+impl TxCtx<'_> {
+    /// The socket is full: give the chain back and wait for room.
+    fn socket_full(&self, r: &mut Round<'_>, sock: &Socket) {
+        r.q.ring.discard(1);
+        let _ = self.ctx.sock_poll.start(sock);
+    }
+
+    /// C's `handle_tx_copy`.
+    fn copy(&self, sock: &Socket, r: &mut Round<'_>, sock_hlen: usize) {
+        let (ctx, hlen) = (self.ctx, self.hlen);
+        let mut bytes = 0usize;
+        let mut pkts = 0usize;
+        // C batches into tun/tap only when their send buffer is unlimited.
+        let can_batch = sock.can_batch();
+        loop {
+            if *r.done == BATCH {
+                r.tx_batch(sock);
+            }
+            let Some((head, out_num, len)) = tx_chain(ctx, r, sock, hlen, self.busyloop_us) else {
+                break;
+            };
+            bytes += len;
+            let mut more = 0;
+            if can_batch {
+                match r.xdp_build(sock, sock_hlen, out_num, hlen, len) {
+                    Ok(()) => {
+                        r.push_used(head);
+                        pkts += 1;
+                        if ctx.exceeds_weight(WORK_TX, pkts, bytes) {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(BuildError::TooBig) => {
+                        // Sent on its own, after what is batched.
+                        r.tx_batch(sock);
+                    }
+                    Err(BuildError::Failed) => {
+                        r.tx_batch(sock);
+                        self.socket_full(r, sock);
+                        break;
+                    }
+                }
+            } else if bytes < BYTE_WEIGHT && !r.q.avail_empty() {
+                more = bindings::MSG_MORE;
+            }
+            let pieces = &r.q.bufs.iov[..out_num];
+            // The chain's pieces hold `hlen + len` bytes (`tx_chain`), as
+            // `sendmsg` checks.
+            match sock.sendmsg(pieces, hlen, len, more, None) {
+                Err(e) if tx_retry(e) => {
+                    self.socket_full(r, sock);
+                    break;
+                }
+                // Other errors and short sends drop the packet, as in C.
+                _ => {}
+            }
+            r.push_used(head);
+            pkts += 1;
+            if ctx.exceeds_weight(WORK_TX, pkts, bytes) {
+                break;
+            }
+        }
+        r.tx_batch(sock);
+    }
+
+    /// C's `handle_tx_zerocopy`: packets of at least `GOODCOPY_LEN` bytes
+    /// go to the socket on the guest's pages while few are in flight; their
+    /// chains reach the used ring when the socket releases the pages, in
+    /// the order they were sent. Shorter ones are copied and used at once.
+    fn zerocopy(&self, sock: &Socket, r: &mut Round<'_>, num: usize) {
+        let (ctx, hlen) = (self.ctx, self.hlen);
+        let mut bytes = 0usize;
+        let mut pkts = 0usize;
+        loop {
+            // Give back what the socket released first.
+            r.zc_signal_used();
+            let Some((head, out_num, len)) = tx_chain(ctx, r, sock, hlen, self.busyloop_us) else {
+                break;
+            };
+            let Some(z) = r.zc.as_deref_mut() else {
+                break;
+            };
+            let use_zc = len >= GOODCOPY_LEN && !z.exceeds_maxpend(num) && z.select();
+            let mut ctl = TunMsgCtl::new();
+            let slot = z.upend;
+            if use_zc {
+                z.ids[slot] = head;
+                // SAFETY: We hold the ring mutex; `slot` is not armed: the
+                // slots from `done` to `upend` are the armed ones and
+                // `exceeds_maxpend` keeps `upend` from reaching `done`.
+                unsafe { z.zc.arm(slot, &mut ctl) };
+                z.upend = (slot + 1) % SLOTS;
+            }
+            bytes += len;
+            let more = if bytes < BYTE_WEIGHT && !r.q.avail_empty() && !z.exceeds_maxpend(num) {
+                bindings::MSG_MORE
+            } else {
+                0
+            };
+            let pieces = &r.q.bufs.iov[..out_num];
+            // The chain's pieces hold `hlen + len` bytes (`tx_chain`), as
+            // `sendmsg` checks.
+            let sent = sock.sendmsg(pieces, hlen, len, more, use_zc.then_some(&mut ctl));
+            if let Err(e) = sent {
+                let retry = tx_retry(e);
+                if use_zc {
+                    // The socket took no pages, or released them already
+                    // (then the callback has run and dropped the
+                    // reference).
+                    if z.zc.status(slot) == IN_PROGRESS {
+                        z.zc.put();
+                    }
+                    if retry {
+                        z.upend = slot;
+                    } else {
+                        z.zc.set_status(slot, DONE);
+                    }
+                }
+                if retry {
+                    self.socket_full(r, sock);
+                    break;
+                }
+                // Other errors drop the packet, as in C.
+            }
+            z.tx_packet();
+            if use_zc {
+                r.zc_signal_used();
+            } else {
+                r.push_used(head);
+                r.signal_used();
+            }
+            pkts += 1;
+            if ctx.exceeds_weight(WORK_TX, pkts, bytes) {
+                break;
+            }
+        }
+    }
+}
+
+/// Gives the chains the socket released back to the guest, on the TX
+/// ring whether or not it has a backend (C's `vhost_zerocopy_signal_used`
+/// after a backend change).
+pub(crate) fn zerocopy_signal_used(ctx: &NetCtx<'_>, nvq: &mut NetVq) {
+    if nvq.zc.is_none() {
+        return;
+    }
+    if let Some((_, mut r)) = Round::begin(nvq, ctx, 1) {
+        r.zc_signal_used();
+    }
+}
+
+impl Round<'_> {
+    /// Publishes, in order, the zerocopy chains whose pages the socket
+    /// released, up to the first still in flight (C's
+    /// `vhost_zerocopy_signal_used`).
+    pub(crate) fn zc_signal_used(&mut self) {
+        loop {
+            let Some(z) = self.zc.as_deref_mut() else {
+                return;
+            };
+            // `done <= heads.len()` always; `added < room` below keeps
+            // `done + added` an index of `heads`. `errs` is bounded by the
+            // packets since `tx_packet` cleared it plus those in flight.
+            let room = self.q.bufs.heads.len() - *self.done;
+            let mut added = 0;
+            while z.done != z.upend && added < room {
+                match z.zc.status(z.done) {
+                    FAILED => z.errs += 1,
+                    DONE => {}
+                    _ => break,
+                }
+                z.zc.set_status(z.done, zcopy::CLEAR);
+                self.q.bufs.heads[*self.done + added] = UsedElem {
+                    id: u32::from(z.ids[z.done]),
+                    len: 0,
+                };
+                added += 1;
+                z.done = (z.done + 1) % SLOTS;
+            }
+            *self.done += added;
+            self.signal_used();
+            if added < room {
+                return;
+            }
+        }
+    }
+}

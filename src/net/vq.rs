@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The net virtqueue (C's `struct vhost_net_virtqueue`): the generic
+//! virtqueue plus the socket's header sizes, the TX batch and zerocopy
+//! state; and a round of the worker on it.
+
+use crate::kapi::poll::PollEntry;
+use crate::kapi::socket::Socket;
+use crate::kapi::usermem;
+use crate::kapi::xdp::XdpBatch;
+use crate::net::zerocopy::ZcRing;
+use crate::vcore::busypoll::{self, BusyPoll, PollHost};
+use crate::vcore::ring::UIO_MAXIOV;
+use crate::vhost::round::{self as vround, DevCtx, VqRound};
+use crate::vhost::vq::{DeviceVq, Vq};
+use crate::vhost::worker::Worker;
+use kernel::prelude::*;
+
+/// Packets per round before the ring yields (C's `VHOST_NET_PKT_WEIGHT`).
+pub(crate) const PKT_WEIGHT: usize = 256;
+/// Bytes per round before the ring yields (C's `VHOST_NET_WEIGHT`).
+pub(crate) const BYTE_WEIGHT: usize = 0x80000;
+/// Used entries batched before they are published (`VHOST_NET_BATCH`).
+pub(crate) const BATCH: usize = 64;
+/// Room for used entries: a batch plus one packet's worth of heads.
+pub(crate) const HEADS: usize = UIO_MAXIOV + BATCH;
+
+/// One virtqueue of a vhost-net device.
+pub(crate) struct NetVq {
+    /// The generic virtqueue; its backend is the tap/macvtap/packet socket.
+    pub(crate) vq: Vq<Socket>,
+    /// Virtio-net header bytes vhost adds/strips.
+    pub(crate) vhost_hlen: usize,
+    /// Virtio-net header bytes the socket adds/strips.
+    pub(crate) sock_hlen: usize,
+    /// Used entries collected in `bufs.heads` and not yet published (C's
+    /// `done_idx`).
+    pub(crate) done: usize,
+    /// TX: packets copied for tun/tap and not yet handed over, from
+    /// `VHOST_SET_OWNER` on.
+    pub(crate) xdp: Option<XdpBatch>,
+    /// TX with `experimental_zcopytx`: zerocopy state, from
+    /// `VHOST_SET_OWNER` on.
+    pub(crate) zc: Option<KBox<ZcRing>>,
+}
+
+impl DeviceVq for NetVq {
+    type Backend = Socket;
+
+    fn new() -> Self {
+        Self {
+            vq: Vq::new(),
+            vhost_hlen: 0,
+            sock_hlen: 0,
+            done: 0,
+            xdp: None,
+            zc: None,
+        }
+    }
+
+    fn vq(&self) -> &Vq<Socket> {
+        &self.vq
+    }
+
+    fn vq_mut(&mut self) -> &mut Vq<Socket> {
+        &mut self.vq
+    }
+}
+
+/// What the packet handlers need from the device: the generic context and
+/// the ring's socket poll.
+#[derive(Clone, Copy)]
+pub(crate) struct NetCtx<'a> {
+    /// The device's generic context.
+    pub(crate) dev: DevCtx<'a>,
+    /// Polls the ring's socket (readable for RX, writable for TX).
+    pub(crate) sock_poll: &'a PollEntry<Worker>,
+}
+
+impl NetCtx<'_> {
+    /// Whether a round has done enough (C's `vhost_exceeds_weight` with
+    /// vhost-net's weights); if so ring `bit` is queued again. (A round
+    /// also ends after `MAX_ROUND_READS` descriptor reads: the ring answers
+    /// `RingError::Yield`.)
+    #[inline]
+    pub(crate) fn exceeds_weight(&self, bit: u32, pkts: usize, bytes: usize) -> bool {
+        self.dev
+            .exceeds_weight(bit, pkts, bytes, PKT_WEIGHT, BYTE_WEIGHT)
+    }
+
+    /// Spins up to `budget_us` microseconds (C's `vhost_net_busy_poll`,
+    /// with its clock and exit conditions) until `ready()` holds; a
+    /// release of the device ends it too (src/core/busypoll.rs).
+    ///
+    /// C also polls the paired ring, taking its mutex with a trylock; the
+    /// 6.12 kernel crate has no `try_lock`, so each ring polls its own
+    /// sources (TX: its available ring; RX: the socket and its available
+    /// ring). See Documentation/differences.rst.
+    #[inline]
+    pub(crate) fn busy_poll(&self, budget_us: u32, ready: impl FnMut() -> bool) -> BusyPoll {
+        busypoll::busy_poll(&KernelPoll(self.dev), budget_us, ready)
+    }
+}
+
+/// The kernel around a ring's busy poll.
+struct KernelPoll<'a>(DevCtx<'a>);
+
+impl PollHost for KernelPoll<'_> {
+    #[inline]
+    fn clock(&self) -> u64 {
+        usermem::busy_clock()
+    }
+
+    #[inline]
+    fn need_resched(&self) -> bool {
+        usermem::need_resched()
+    }
+
+    #[inline]
+    fn signal_pending(&self) -> bool {
+        kernel::current!().signal_pending()
+    }
+
+    #[inline]
+    fn has_work(&self) -> bool {
+        self.0.worker.has_pending()
+    }
+
+    #[inline]
+    fn stopping(&self) -> bool {
+        self.0.stopping()
+    }
+}
+
+/// Everything a round needs from a locked net ring.
+pub(crate) struct Round<'a> {
+    /// The generic part: ring, buffers, memory, translation, eventfds.
+    pub(crate) q: VqRound<'a>,
+    /// Used entries collected in `q.bufs.heads` and not yet published.
+    pub(crate) done: &'a mut usize,
+    /// The TX batch (TX only).
+    pub(crate) xdp: Option<&'a mut XdpBatch>,
+    /// The TX ring's zerocopy state, with `experimental_zcopytx`.
+    pub(crate) zc: Option<&'a mut ZcRing>,
+}
+
+impl<'a> Round<'a> {
+    /// Splits a locked ring into its socket and a round, if the ring is
+    /// set up (a worker to run it).
+    pub(crate) fn begin(
+        nvq: &'a mut NetVq,
+        ctx: &NetCtx<'a>,
+        index: usize,
+    ) -> Option<(Option<&'a mut Socket>, Round<'a>)> {
+        let NetVq {
+            vq, done, xdp, zc, ..
+        } = nvq;
+        let (sock, q) = vround::begin(vq, ctx.dev.msgs, index)?;
+        Some((
+            sock,
+            Round {
+                q,
+                done,
+                xdp: xdp.as_mut(),
+                zc: zc.as_deref_mut(),
+            },
+        ))
+    }
+
+    /// Records a sent TX chain for the used ring (length 0, as in C).
+    /// TX rounds publish at `BATCH` entries (or at once), so `done` is
+    /// below `BATCH < HEADS` here.
+    pub(crate) fn push_used(&mut self, head: u16) {
+        let done = *self.done;
+        self.q.bufs.heads[done] = crate::vcore::ring::UsedElem {
+            id: u32::from(head),
+            len: 0,
+        };
+        *self.done += 1;
+    }
+
+    /// Reports a ring error to userspace (C's `vq_err`).
+    pub(crate) fn vq_err(&self) {
+        self.q.vq_err();
+    }
+
+    /// Publishes the collected used entries and interrupts the guest if it
+    /// wants (C's `vhost_add_used_and_signal_n`).
+    pub(crate) fn signal_used(&mut self) {
+        let n = *self.done;
+        if n == 0 {
+            return;
+        }
+        *self.done = 0;
+        self.q.add_used_and_signal(n);
+    }
+
+    /// Re-enables guest kicks; returns whether buffers arrived meanwhile.
+    pub(crate) fn enable_notify_raced(&mut self) -> bool {
+        self.q.enable_notify_raced()
+    }
+
+    /// Disables guest kicks while the ring is being drained.
+    pub(crate) fn disable_notify(&mut self) {
+        self.q.disable_notify();
+    }
+}
+
+/// The socket and round of a ring with a backend; returns from the caller
+/// otherwise.
+macro_rules! round {
+    ($nvq:expr, $ctx:expr, $index:expr) => {{
+        match crate::net::vq::Round::begin($nvq, $ctx, $index) {
+            Some((Some(sock), round)) => (sock, round),
+            _ => return,
+        }
+    }};
+}
+pub(crate) use round;
