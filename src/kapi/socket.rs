@@ -188,10 +188,21 @@ impl Socket {
     ///
     /// `iov` holds user addresses of the calling task's address space (the
     /// worker runs in the owner's).
-    ///
-    /// With `ctl` (zerocopy), the socket builds the skb on the pages of
-    /// `iov` and releases them through the `ubuf_info` in `ctl`.
     pub(crate) fn sendmsg(
+        &self,
+        iov: &[Piece],
+        skip: usize,
+        len: usize,
+        flags: u32,
+    ) -> Result<usize> {
+        self.sendmsg_ctl(iov, skip, len, flags, None)
+    }
+
+    /// [`Self::sendmsg`] with a tun/tap control message: with a
+    /// `TUN_MSG_UBUF` one (zerocopy, [`super::zcopy::Zcopy::send`]), the
+    /// socket builds the skb on the pages of `iov` and releases them
+    /// through the `ubuf_info` in `ctl`.
+    pub(super) fn sendmsg_ctl(
         &self,
         iov: &[Piece],
         skip: usize,

@@ -29,7 +29,9 @@
 use super::poll::Wake;
 use super::shim::{tun_msg_ctl, vhost_net_rs_rcu_read_lock_bh, vhost_net_rs_rcu_read_unlock_bh};
 use super::shim::{vhost_net_rs_tun_ctl_ubuf, vhost_net_rs_ubuf_arm};
+use super::socket::Socket;
 use super::waitqueue::WaitQueue;
+use crate::vcore::intervalmap::Piece;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::bindings;
@@ -54,11 +56,11 @@ pub(crate) const FAILED: u8 = 3;
 /// A `struct tun_msg_ctl` (`include/linux/if_tun.h`, generated from the
 /// shim's header): what `sendmsg` passes to tun/tap in `msg_control`.
 #[repr(transparent)]
-pub(crate) struct TunMsgCtl(pub(super) tun_msg_ctl);
+pub(super) struct TunMsgCtl(tun_msg_ctl);
 
 impl TunMsgCtl {
     /// An empty control message, for [`Zcopy::arm`] to fill.
-    pub(crate) const fn new() -> Self {
+    const fn new() -> Self {
         Self(tun_msg_ctl {
             type_: 0,
             num: 0,
@@ -149,30 +151,74 @@ impl<W: Wake> Zcopy<W> {
     }
 
     /// Marks slot `index` free again (its chain went to the used ring) or
-    /// done (the socket refused the packet without taking the pages).
+    /// done (the socket refused the packet). A slot the socket holds
+    /// (`IN_PROGRESS`) is left alone, and no slot is made `IN_PROGRESS`:
+    /// only [`Self::send`] arms slots, and only the callback or a refused
+    /// send disarms them.
     pub(crate) fn set_status(&self, index: usize, status: u8) {
-        self.status[index].store(status, Ordering::Relaxed);
+        if status == IN_PROGRESS {
+            return;
+        }
+        let _ = self.status[index].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+            (s != IN_PROGRESS).then_some(status)
+        });
     }
 
-    /// Arms slot `index` for one packet and fills `ctl` for `sendmsg`'s
-    /// `msg_control`: the socket takes the guest's pages and releases them
-    /// through our callback.
+    /// Sends one packet on the guest's pages (`Socket::sendmsg` of `len`
+    /// bytes of `iov` after `skip`, with `flags`) through slot `index`: the
+    /// socket takes the pages and releases them through our callback,
+    /// which marks the slot `DONE` or `FAILED`.
     ///
-    /// # Safety
-    ///
-    /// The caller holds the TX ring mutex and slot `index` is not armed.
-    pub(crate) unsafe fn arm(&self, index: usize, ctl: &mut TunMsgCtl) {
+    /// If the send fails, the socket took no pages or has released them
+    /// already (tun/tap complete the `ubuf_info` of a packet they drop
+    /// before `sendmsg` returns): a slot still `IN_PROGRESS` is given back
+    /// (`CLEAR`, its reference dropped). A slot that is armed already is
+    /// refused with `EBUSY`, nothing sent.
+    pub(crate) fn send(
+        &self,
+        index: usize,
+        sock: &Socket,
+        iov: &[Piece],
+        skip: usize,
+        len: usize,
+        flags: u32,
+    ) -> Result<usize> {
+        let mut ctl = self.arm(index).ok_or(EBUSY)?;
+        let sent = sock.sendmsg_ctl(iov, skip, len, flags, Some(&mut ctl));
+        if sent.is_err()
+            && self.status[index]
+                .compare_exchange(IN_PROGRESS, CLEAR, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // The socket did not take the slot: its reference is ours.
+            self.put();
+        }
+        sent
+    }
+
+    /// Arms slot `index` for one packet and returns the control message
+    /// for `sendmsg`'s `msg_control`; `None` if the slot is armed already.
+    fn arm(&self, index: usize) -> Option<TunMsgCtl> {
         let slot = self.slots[index].get();
-        self.status[index].store(IN_PROGRESS, Ordering::Relaxed);
+        // Acquire: a callback that released the slot before (it stores its
+        // status with release) is done with the slot's fields.
+        self.status[index]
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |s| {
+                (s != IN_PROGRESS).then_some(IN_PROGRESS)
+            })
+            .ok()?;
         self.refs.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: The slot is ours until the socket has it (not armed, the
-        // ring mutex is held); `ubuf` is its first field.
+        let mut ctl = TunMsgCtl::new();
+        // SAFETY: The slot is ours until the socket has it: it was not
+        // armed (its callback, if any, has run) and we just marked it
+        // armed, so no other `arm` writes it; `ubuf` is its first field.
         unsafe {
             (*slot).zc = self;
             (*slot).index = index;
             vhost_net_rs_ubuf_arm(&raw mut (*slot).ubuf, &Ops::<W>::OPS);
             vhost_net_rs_tun_ctl_ubuf(&mut ctl.0, &raw mut (*slot).ubuf);
         }
+        Some(ctl)
     }
 
     /// Drops one reference (C's `vhost_net_ubuf_put`); wakes [`Self::drain`]

@@ -5,7 +5,7 @@
 
 use crate::kapi::socket::Socket;
 use crate::kapi::xdp::BuildError;
-use crate::kapi::zcopy::{self, TunMsgCtl, DONE, FAILED, IN_PROGRESS, SLOTS};
+use crate::kapi::zcopy::{self, DONE, FAILED, SLOTS};
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH, BYTE_WEIGHT};
 use crate::vcore::busypoll::BusyPoll;
 use crate::vcore::errno::Errno;
@@ -223,7 +223,7 @@ impl TxCtx<'_> {
             let pieces = &r.q.bufs.iov[..out_num];
             // The chain's pieces hold `hlen + len` bytes (`tx_chain`), as
             // `sendmsg` checks.
-            match sock.sendmsg(pieces, hlen, len, more, None) {
+            match sock.sendmsg(pieces, hlen, len, more) {
                 Err(e) if tx_retry(e) => {
                     self.socket_full(r, sock);
                     break;
@@ -258,14 +258,12 @@ impl TxCtx<'_> {
                 break;
             };
             let use_zc = len >= GOODCOPY_LEN && !z.exceeds_maxpend(num) && z.select();
-            let mut ctl = TunMsgCtl::new();
             let slot = z.upend;
             if use_zc {
+                // `slot` is not armed: the slots from `done` to `upend` are
+                // the armed ones and `exceeds_maxpend` keeps `upend` from
+                // reaching `done` (`Zcopy::send` refuses an armed slot).
                 z.ids[slot] = head;
-                // SAFETY: We hold the ring mutex; `slot` is not armed: the
-                // slots from `done` to `upend` are the armed ones and
-                // `exceeds_maxpend` keeps `upend` from reaching `done`.
-                unsafe { z.zc.arm(slot, &mut ctl) };
                 z.upend = (slot + 1) % SLOTS;
             }
             bytes += len;
@@ -277,16 +275,17 @@ impl TxCtx<'_> {
             let pieces = &r.q.bufs.iov[..out_num];
             // The chain's pieces hold `hlen + len` bytes (`tx_chain`), as
             // `sendmsg` checks.
-            let sent = sock.sendmsg(pieces, hlen, len, more, use_zc.then_some(&mut ctl));
+            let sent = if use_zc {
+                z.zc.send(slot, sock, pieces, hlen, len, more)
+            } else {
+                sock.sendmsg(pieces, hlen, len, more)
+            };
             if let Err(e) = sent {
                 let retry = tx_retry(e);
                 if use_zc {
-                    // The socket took no pages, or released them already
-                    // (then the callback has run and dropped the
-                    // reference).
-                    if z.zc.status(slot) == IN_PROGRESS {
-                        z.zc.put();
-                    }
+                    // The socket took no pages (`send` gave the slot back
+                    // and dropped its reference), or released them already
+                    // (then the callback has run and dropped it).
                     if retry {
                         z.upend = slot;
                     } else {
