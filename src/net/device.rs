@@ -127,27 +127,25 @@ impl VhostNet {
     fn set_owner(this: ArcBorrow<'_, VhostNet>) -> Result<isize> {
         let body: Arc<VhostNet> = this.into();
         let worker = this.dev.worker_arc();
-        {
-            this.dev.set_owner(
-                body,
-                HEADS,
-                || {
-                    let xdp = XdpBatch::new()?;
-                    // C allocates its zerocopy slots here too
-                    // (`vhost_net_set_ubuf_info`).
-                    let zc = if params::experimental_zcopytx() {
-                        Some(ZcRing::new(worker.clone())?)
-                    } else {
-                        None
-                    };
-                    Ok([(None, None), (Some(xdp), zc)])
-                },
-                |vq, (xdp, zc)| {
-                    vq.xdp = xdp;
-                    vq.zc = zc;
-                },
-            )
-        }
+        this.dev.set_owner(
+            body,
+            HEADS,
+            || {
+                let xdp = XdpBatch::new()?;
+                // C allocates its zerocopy slots here too
+                // (`vhost_net_set_ubuf_info`).
+                let zc = if params::experimental_zcopytx() {
+                    Some(ZcRing::new(worker.clone())?)
+                } else {
+                    None
+                };
+                Ok([(None, None), (Some(xdp), zc)])
+            },
+            |vq, (xdp, zc)| {
+                vq.xdp = xdp;
+                vq.zc = zc;
+            },
+        )
     }
 
     /// Waits until the socket has released every packet sent without
