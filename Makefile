@@ -1,5 +1,5 @@
 # vhost-net-rs: top-level commands. The README names two: `make demo` and
-# `make check`. Everything installs what it needs (scripts/bootstrap.sh).
+# `make check`. Everything installs what it needs (scripts/build/bootstrap.sh).
 SHELL := /bin/bash
 .DEFAULT_GOAL := module
 
@@ -9,54 +9,54 @@ KDIR ?=
 .PHONY: module kdir check check-debug soak demo bench profile profile-qemu fmt clean bootstrap kernel
 
 bootstrap:
-	@scripts/bootstrap.sh >&2
+	@scripts/build/bootstrap.sh >&2
 
 kernel: bootstrap
-	@scripts/kernel.sh release >/dev/null
+	@scripts/build/kernel.sh release >/dev/null
 
 # Prints the absolute path of the test kernel's build directory.
 kdir: bootstrap
-	@scripts/kernel.sh release
+	@scripts/build/kernel.sh release
 
 module: bootstrap
-	@scripts/module.sh $(if $(KDIR),$(KDIR),$$(scripts/kernel.sh release))
+	@scripts/build/module.sh $(if $(KDIR),$(KDIR),$$(scripts/build/kernel.sh release))
 
 check:
-	@scripts/check.sh
+	@scripts/check/check.sh
 
 check-debug:
-	@scripts/check-debug.sh
+	@scripts/check/check-debug.sh
 
 soak:
 	@tests/fuzz/run.sh 600
-	@scripts/check-debug.sh --soak
+	@scripts/check/check-debug.sh --soak
 
 demo:
-	@scripts/demo.sh
+	@scripts/vm/demo.sh
+
+# The benchmark toolbox is bench/ (bench/bench --help lists every option);
+# OPTS appends options, e.g. make profile OPTS="--tests tx --sizes 64".
+OPTS ?=
+BENCH_RUN = bench/bench --kdir $$(scripts/build/kernel.sh release) --module $(CURDIR)/vhost_net_rs.ko
 
 bench: module
-	@scripts/bench.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
+	@$(BENCH_RUN) $(OPTS)
 
-# Instruction profile of the bench rows, C beside ours (scripts/bench.sh,
-# BENCH_PROFILE): e.g. make profile BENCH_ARGS="--tests tx --sizes 64".
+# Instruction profile of the bench rows, C beside ours: one round of 1 s
+# windows, in build/profile.
 profile: module
-	@BENCH_PROFILE=1 BENCH_ROUNDS=$${BENCH_ROUNDS:-1} BENCH_SECS=$${BENCH_SECS:-1} \
-		BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
-		scripts/bench.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko
+	@$(BENCH_RUN) --profile --rounds 1 --secs 1 --out $(CURDIR)/build/profile $(OPTS)
 
-# The same for the nested QEMU rows (scripts/bench-qemu.sh,
-# BENCH_QEMU_PROFILE): the test VM's instructions per MiB moved, kernel by
-# function and user space (the inner QEMU) as one line, C beside ours;
-# 64 KB TSO packets (BENCH_QEMU_TSO) so that the windows compare.
+# The same for the nested QEMU rows: the test VM's instructions per MiB
+# moved, kernel by function and user space (the inner QEMU) as one line,
+# C beside ours; 64 KB TSO packets so that the windows compare. Rows in
+# build/profile/qemu-raw.csv.
 profile-qemu: module
-	@BENCH_QEMU_PROFILE=1 BENCH_QEMU_ROUNDS=$${BENCH_QEMU_ROUNDS:-1} \
-		BENCH_QEMU_REPS=$${BENCH_QEMU_REPS:-2} BENCH_QEMU_PIN=$${BENCH_QEMU_PIN:-1} \
-		BENCH_QEMU_TSO=$${BENCH_QEMU_TSO:-44} BENCH_OUT=$${BENCH_OUT:-$(CURDIR)/build/profile} \
-		scripts/bench-qemu.sh $$(scripts/kernel.sh release) $(CURDIR)/vhost_net_rs.ko \
-		$${BENCH_OUT:-$(CURDIR)/build/profile}/qemu-raw.csv
+	@$(BENCH_RUN) --profile --qemu-only --qemu-rounds 1 --qemu-reps 2 --qemu-pin --qemu-tso 44 \
+		--out $(CURDIR)/build/profile $(OPTS)
 
 fmt:
-	@scripts/fmt.sh fix
+	@scripts/build/fmt.sh fix
 
 clean:
 	@rm -f vhost_net_rs.ko *.o *.mod *.mod.c .*.cmd Module.symvers modules.order

@@ -12,8 +12,6 @@ use kernel::prelude::*;
 mod kapi;
 mod net;
 mod params;
-#[path = "core/mod.rs"]
-#[expect(dead_code, reason = "the control plane and data path use the rest")]
 mod vcore;
 mod vhost;
 

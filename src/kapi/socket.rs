@@ -11,7 +11,7 @@ use super::shim::{vhost_net_rs_sock_can_batch, vhost_net_rs_sock_family};
 use super::shim::{vhost_net_rs_sock_type, vhost_net_rs_sock_zerocopy};
 use super::zcopy::TunMsgCtl;
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::Piece;
+use crate::vcore::memory::intervalmap::Piece;
 use core::ffi::{c_int, c_void};
 use kernel::bindings::{self, fput};
 use kernel::error::from_err_ptr;

@@ -4,7 +4,7 @@
 //! safe to copy from and to user memory (`kernel::types::{FromBytes,
 //! AsBytes}`), and views slices of them as bytes.
 
-use crate::vcore::ring::UsedElem;
+use crate::vcore::ring::desc::UsedElem;
 use crate::vcore::uapi::{VhostMemory, VhostMemoryRegion, VhostVringAddr};
 use crate::vcore::uapi::{VhostVringFile, VhostVringState};
 use kernel::types::{AsBytes, FromBytes};

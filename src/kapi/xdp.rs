@@ -11,7 +11,7 @@ use super::shim::{vhost_net_rs_xdp_commit, vhost_net_rs_xdp_discard};
 use super::shim::{vhost_net_rs_xdp_hdr_offset, vhost_net_rs_xdp_send};
 use super::socket::Socket;
 use super::usermem;
-use crate::vcore::intervalmap::Piece;
+use crate::vcore::memory::intervalmap::Piece;
 use kernel::prelude::*;
 
 /// Buffers in a batch (C's `VHOST_NET_BATCH`).

@@ -31,7 +31,7 @@ use super::shim::{tun_msg_ctl, vhost_net_rs_rcu_read_lock_bh, vhost_net_rs_rcu_r
 use super::shim::{vhost_net_rs_tun_ctl_ubuf, vhost_net_rs_ubuf_arm};
 use super::socket::Socket;
 use super::waitqueue::WaitQueue;
-use crate::vcore::intervalmap::Piece;
+use crate::vcore::memory::intervalmap::Piece;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::bindings;

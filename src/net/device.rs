@@ -51,7 +51,7 @@ struct Detached {
 }
 
 /// The steps of [`VhostNet::cleanup`]'s teardown of the worker, in the
-/// order of src/core/teardown.rs.
+/// order of src/vcore/teardown.rs.
 struct Teardown<'a> {
     /// The device.
     net: &'a VhostNet,
@@ -131,7 +131,9 @@ impl VhostNet {
             body,
             HEADS,
             || {
-                let xdp = XdpBatch::new()?;
+                // A batch on each ring, so that a round need not ask
+                // (only TX fills it).
+                let (rx_xdp, tx_xdp) = (XdpBatch::new()?, XdpBatch::new()?);
                 // C allocates its zerocopy slots here too
                 // (`vhost_net_set_ubuf_info`).
                 let zc = if params::experimental_zcopytx() {
@@ -139,12 +141,9 @@ impl VhostNet {
                 } else {
                     None
                 };
-                Ok([(None, None), (Some(xdp), zc)])
+                Ok([(rx_xdp, None), (tx_xdp, zc)])
             },
-            |vq, (xdp, zc)| {
-                vq.xdp = xdp;
-                vq.zc = zc;
-            },
+            |vq, zc| vq.zc = zc,
         )
     }
 
@@ -173,7 +172,7 @@ impl VhostNet {
     /// `vhost_net_vq_reset`), leaving `umem` as given. Returns what must be
     /// dropped outside the locks.
     ///
-    /// The order (src/core/teardown.rs, model-checked by the host tests)
+    /// The order (src/vcore/teardown.rs, model-checked by the host tests)
     /// is what keeps the worker's wakers from outliving it:
     /// 1. each ring loses its polls and its backend (under its mutex, so
     ///    after any round in progress; `stopping` ends a busy poll first):
@@ -384,11 +383,11 @@ impl TaskBody for VhostNet {
         // itself (weights, a socket that is always writable) must not keep
         // a non-preemptible kernel's CPU.
         if work.has(WORK_RX) {
-            rx::handle_rx(&self.ctx(0), self.dev.vq(0));
+            rx::handle_rx(self.ctx(0), self.dev.vq(0));
             cond_resched();
         }
         if work.has(WORK_TX) {
-            tx::handle_tx(&self.ctx(1), self.dev.vq(1));
+            tx::handle_tx(self.ctx(1), self.dev.vq(1));
             cond_resched();
         }
         worker.done(&work);

@@ -7,15 +7,12 @@ use crate::kapi::socket::RecvHdr;
 use crate::kapi::usermem;
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH};
 use crate::vcore::busypoll::BusyPoll;
-use crate::vcore::dirtylog::log_write_bufs;
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::Piece;
-use crate::vcore::ring::{
-    ChainBufs, RingError, RingMemory, UsedElem, MAX_PACKET_READS, UIO_MAXIOV,
-};
+use crate::vcore::memory::intervalmap::Piece;
+use crate::vcore::ring::chain::{RingError, MAX_PACKET_READS, UIO_MAXIOV};
+use crate::vcore::ring::desc::UsedElem;
 use crate::vcore::uapi::{VHOST_F_LOG_ALL, VIRTIO_NET_F_MRG_RXBUF};
 use crate::vhost::access::prefetch;
-use crate::vhost::vq::VqBufs;
 use crate::vhost::worker::WORK_RX;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -26,7 +23,11 @@ const VNET_HDR_LEN: usize = 10;
 
 /// Runs the RX ring: fills the guest's buffers from the socket (C's
 /// `handle_rx`).
-pub(crate) fn handle_rx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
+// Out of line: inlined together into the worker's loop, the two handlers
+// share one register allocation, and a change in one costs the other
+// (Documentation/performance/notes.inc, issue 23).
+#[inline(never)]
+pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let mut guard = vqm.lock();
     let nvq = &mut *guard;
     let vhost_hlen = nvq.vhost_hlen;
@@ -36,11 +37,11 @@ pub(crate) fn handle_rx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let log_base = nvq.vq.log_base();
     let busyloop_us = nvq.vq.busyloop_timeout;
     let poll = ctx.sock_poll;
-    if !prefetch(ctx.dev.msgs, &nvq.vq, 0) {
+    if !prefetch(&ctx.dev.msgs, &nvq.vq, 0) {
         return;
     }
-    let (sock, mut r) = round!(nvq, ctx, 0);
-    r.q.ring.start_round();
+    let (sock, mut r) = round!(nvq, &ctx, 0);
+    r.q.start_round();
     r.disable_notify();
     poll.stop();
     let mut bytes = 0usize;
@@ -109,7 +110,7 @@ pub(crate) fn handle_rx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
             if r_len != sock_len {
                 // The packet went away or changed size meanwhile: give the
                 // buffers back and go on.
-                r.q.ring.discard(got.heads as u16);
+                r.q.discard(got.heads as u16);
                 break 'pass;
             }
             if vhost_hlen != 0 && write_at(pieces, 0, &[0u8; VNET_HDR_LEN]).is_err() {
@@ -120,27 +121,16 @@ pub(crate) fn handle_rx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 && write_at(pieces, VNET_HDR_LEN, &(got.heads as u16).to_le_bytes()).is_err()
             {
                 r.vq_err();
-                r.q.ring.discard(got.heads as u16);
+                r.q.discard(got.heads as u16);
                 break 'round;
             }
             // `get_rx_bufs` found a slot for each head: at most `HEADS`.
-            *r.done += got.heads;
-            if *r.done > BATCH {
+            r.q.bufs.done += got.heads;
+            if r.q.bufs.done > BATCH {
                 r.signal_used();
             }
             if log_all {
-                let pieces = &r.q.bufs.iov[..got.in_num];
-                let log = &r.q.bufs.log[..got.log_num];
-                if let Ok(true) = log_write_bufs(
-                    &r.q.mem,
-                    &r.q.xlate,
-                    log_base,
-                    log,
-                    vhost_len as u64,
-                    pieces,
-                ) {
-                    r.q.mem.log_signal();
-                }
+                r.q.log_write(log_base, got.log_num, vhost_len as u64, got.in_num);
             }
             bytes += vhost_len;
         }
@@ -192,9 +182,9 @@ fn get_rx_bufs(
     let mut last_len = 0u32;
     // The packet's descriptor reads, over all its chains.
     let mut reads_left = MAX_PACKET_READS;
-    let done = *r.done;
+    let done = r.q.bufs.done;
     let fail = |r: &mut Round<'_>, heads: usize, e: Option<RingError>| {
-        r.q.ring.discard(heads as u16);
+        r.q.discard(heads as u16);
         if let Some(RingError::Broken(_)) = e {
             r.vq_err();
         }
@@ -204,20 +194,8 @@ fn get_rx_bufs(
             fail(r, heads, Some(RingError::Broken(Errno::ENOBUFS)));
             return Err(false);
         }
-        let VqBufs {
-            iov, indirect, log, ..
-        } = &mut *r.q.bufs;
-        let bufs = ChainBufs {
-            iov: &mut iov[seg..],
-            indirect: indirect.as_mut_slice(),
-            log: if log_all {
-                Some(&mut log[nlogs..])
-            } else {
-                None
-            },
-            reads: reads_left,
-        };
-        let chain = match r.q.ring.get_desc_chain(&r.q.mem, &r.q.xlate, bufs) {
+        let log_from = if log_all { Some(nlogs) } else { None };
+        let chain = match r.q.get_desc_chain(seg, log_from, reads_left) {
             Ok(Some(c)) => c,
             Ok(None) => {
                 fail(r, heads, None);
@@ -256,7 +234,7 @@ fn get_rx_bufs(
     // The last buffer holds what is left of the packet.
     r.q.bufs.heads[done + heads - 1].len = (i64::from(last_len) + left) as u32;
     if left > 0 {
-        r.q.ring.discard(heads as u16);
+        r.q.discard(heads as u16);
         return Ok(Some(RxBufs {
             heads,
             in_num: seg,

@@ -9,9 +9,9 @@ use crate::kapi::zcopy::{self, DONE, FAILED, SLOTS};
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH, BYTE_WEIGHT};
 use crate::vcore::busypoll::BusyPoll;
 use crate::vcore::errno::Errno;
-use crate::vcore::ring::{ChainBufs, RingError, UsedElem, MAX_PACKET_READS};
+use crate::vcore::ring::chain::{RingError, MAX_PACKET_READS};
+use crate::vcore::ring::desc::UsedElem;
 use crate::vhost::access::prefetch;
-use crate::vhost::vq::VqBufs;
 use crate::vhost::worker::WORK_TX;
 use kernel::bindings;
 use kernel::prelude::*;
@@ -25,21 +25,17 @@ impl Round<'_> {
     /// (C's `vhost_tx_batch`). If the socket refuses the batch, C reports
     /// it and forgets those used entries too; so does this.
     fn tx_batch(&mut self, sock: &Socket) {
-        let failed = match self.xdp.as_deref_mut() {
-            Some(xdp) => xdp.len() != 0 && xdp.send(sock).is_err(),
-            None => false,
-        };
-        if failed {
+        let xdp = &mut self.q.bufs.ext;
+        if xdp.len() != 0 && xdp.send(sock).is_err() {
             self.vq_err();
-            *self.done = 0;
+            self.q.bufs.done = 0;
             return;
         }
         self.signal_used();
     }
 
     /// Copies one packet, the chain in the first `out_num` pieces, into
-    /// the TX batch (`XdpBatch::build`); a ring without a batch (RX)
-    /// cannot batch.
+    /// the TX batch (`XdpBatch::build`).
     fn xdp_build(
         &mut self,
         sock: &Socket,
@@ -48,11 +44,9 @@ impl Round<'_> {
         hlen: usize,
         len: usize,
     ) -> Result<(), BuildError> {
-        let pieces = &self.q.bufs.iov[..out_num];
-        match self.xdp.as_deref_mut() {
-            Some(xdp) => xdp.build(sock, sock_hlen, pieces, hlen, len),
-            None => Err(BuildError::TooBig),
-        }
+        let bufs = &mut *self.q.bufs;
+        bufs.ext
+            .build(sock, sock_hlen, &bufs.iov[..out_num], hlen, len)
     }
 }
 
@@ -69,7 +63,7 @@ impl Round<'_> {
 /// sleep (and be woken by a kick) after its first spin.
 #[inline(always)]
 fn tx_chain(
-    ctx: &NetCtx<'_>,
+    ctx: NetCtx<'_>,
     r: &mut Round<'_>,
     sock: &Socket,
     hlen: usize,
@@ -77,14 +71,7 @@ fn tx_chain(
 ) -> Option<(u16, usize, usize)> {
     let mut busy_polled = false;
     loop {
-        let VqBufs { iov, indirect, .. } = &mut *r.q.bufs;
-        let bufs = ChainBufs {
-            iov: iov.as_mut_slice(),
-            indirect: indirect.as_mut_slice(),
-            log: None,
-            reads: MAX_PACKET_READS,
-        };
-        let chain = match r.q.ring.get_desc_chain(&r.q.mem, &r.q.xlate, bufs) {
+        let chain = match r.q.get_desc_chain(0, None, MAX_PACKET_READS) {
             Ok(Some(c)) => c,
             Ok(None) => {
                 if busyloop_us != 0 && !busy_polled {
@@ -138,7 +125,11 @@ fn tx_retry(e: Error) -> bool {
 
 /// Runs the TX ring: sends what the guest posted (C's `handle_tx`), by
 /// copying, or without copying when zerocopy is on and the socket can.
-pub(crate) fn handle_tx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
+// Out of line: inlined together into the worker's loop, the two handlers
+// share one register allocation, and a change in one costs the other
+// (Documentation/performance/notes.inc, issue 23).
+#[inline(never)]
+pub(crate) fn handle_tx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let mut guard = vqm.lock();
     let nvq = &mut *guard;
     let hlen = nvq.vhost_hlen;
@@ -146,11 +137,11 @@ pub(crate) fn handle_tx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let busyloop_us = nvq.vq.busyloop_timeout;
     let num = nvq.vq.num() as usize;
     let poll = ctx.sock_poll;
-    if !prefetch(ctx.dev.msgs, &nvq.vq, 1) {
+    if !prefetch(&ctx.dev.msgs, &nvq.vq, 1) {
         return;
     }
-    let (sock, mut r) = round!(nvq, ctx, 1);
-    r.q.ring.start_round();
+    let (sock, mut r) = round!(nvq, &ctx, 1);
+    r.q.start_round();
     r.disable_notify();
     poll.stop();
     let t = TxCtx {
@@ -169,7 +160,7 @@ pub(crate) fn handle_tx(ctx: &NetCtx<'_>, vqm: &Mutex<NetVq>) {
 /// socket poll is restarted when the socket is full), the header vhost
 /// strips and the busy-poll budget.
 struct TxCtx<'a> {
-    ctx: &'a NetCtx<'a>,
+    ctx: NetCtx<'a>,
     hlen: usize,
     busyloop_us: u32,
 }
@@ -177,7 +168,7 @@ struct TxCtx<'a> {
 impl TxCtx<'_> {
     /// The socket is full: give the chain back and wait for room.
     fn socket_full(&self, r: &mut Round<'_>, sock: &Socket) {
-        r.q.ring.discard(1);
+        r.q.discard(1);
         let _ = self.ctx.sock_poll.start(sock);
     }
 
@@ -189,7 +180,7 @@ impl TxCtx<'_> {
         // C batches into tun/tap only when their send buffer is unlimited.
         let can_batch = sock.can_batch();
         loop {
-            if *r.done == BATCH {
+            if r.q.bufs.done == BATCH {
                 r.tx_batch(sock);
             }
             let Some((head, out_num, len)) = tx_chain(ctx, r, sock, hlen, self.busyloop_us) else {
@@ -337,7 +328,7 @@ impl Round<'_> {
             // `done <= heads.len()` always; `added < room` below keeps
             // `done + added` an index of `heads`. `errs` is bounded by the
             // packets since `tx_packet` cleared it plus those in flight.
-            let room = self.q.bufs.heads.len() - *self.done;
+            let room = self.q.bufs.heads.len() - self.q.bufs.done;
             let mut added = 0;
             while z.done != z.upend && added < room {
                 match z.zc.status(z.done) {
@@ -346,14 +337,14 @@ impl Round<'_> {
                     _ => break,
                 }
                 z.zc.set_status(z.done, zcopy::CLEAR);
-                self.q.bufs.heads[*self.done + added] = UsedElem {
+                self.q.bufs.heads[self.q.bufs.done + added] = UsedElem {
                     id: u32::from(z.ids[z.done]),
                     len: 0,
                 };
                 added += 1;
                 z.done = (z.done + 1) % SLOTS;
             }
-            *self.done += added;
+            self.q.bufs.done += added;
             self.signal_used();
             if added < room {
                 return;

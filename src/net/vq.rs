@@ -10,7 +10,7 @@ use crate::kapi::usermem;
 use crate::kapi::xdp::XdpBatch;
 use crate::net::zerocopy::ZcRing;
 use crate::vcore::busypoll::{self, BusyPoll, PollHost};
-use crate::vcore::ring::UIO_MAXIOV;
+use crate::vcore::ring::chain::UIO_MAXIOV;
 use crate::vhost::round::{self as vround, DevCtx, VqRound};
 use crate::vhost::vq::{DeviceVq, Vq};
 use crate::vhost::worker::Worker;
@@ -28,17 +28,11 @@ pub(crate) const HEADS: usize = UIO_MAXIOV + BATCH;
 /// One virtqueue of a vhost-net device.
 pub(crate) struct NetVq {
     /// The generic virtqueue; its backend is the tap/macvtap/packet socket.
-    pub(crate) vq: Vq<Socket>,
+    pub(crate) vq: Vq<Socket, XdpBatch>,
     /// Virtio-net header bytes vhost adds/strips.
     pub(crate) vhost_hlen: usize,
     /// Virtio-net header bytes the socket adds/strips.
     pub(crate) sock_hlen: usize,
-    /// Used entries collected in `bufs.heads` and not yet published (C's
-    /// `done_idx`).
-    pub(crate) done: usize,
-    /// TX: packets copied for tun/tap and not yet handed over, from
-    /// `VHOST_SET_OWNER` on.
-    pub(crate) xdp: Option<XdpBatch>,
     /// TX with `experimental_zcopytx`: zerocopy state, from
     /// `VHOST_SET_OWNER` on.
     pub(crate) zc: Option<KBox<ZcRing>>,
@@ -46,23 +40,23 @@ pub(crate) struct NetVq {
 
 impl DeviceVq for NetVq {
     type Backend = Socket;
+    /// Packets copied for tun/tap and not yet handed over (TX fills it).
+    type Ext = XdpBatch;
 
     fn new() -> Self {
         Self {
             vq: Vq::new(),
             vhost_hlen: 0,
             sock_hlen: 0,
-            done: 0,
-            xdp: None,
             zc: None,
         }
     }
 
-    fn vq(&self) -> &Vq<Socket> {
+    fn vq(&self) -> &Vq<Socket, XdpBatch> {
         &self.vq
     }
 
-    fn vq_mut(&mut self) -> &mut Vq<Socket> {
+    fn vq_mut(&mut self) -> &mut Vq<Socket, XdpBatch> {
         &mut self.vq
     }
 }
@@ -72,7 +66,7 @@ impl DeviceVq for NetVq {
 #[derive(Clone, Copy)]
 pub(crate) struct NetCtx<'a> {
     /// The device's generic context.
-    pub(crate) dev: DevCtx<'a>,
+    pub(crate) dev: &'a DevCtx,
     /// Polls the ring's socket (readable for RX, writable for TX).
     pub(crate) sock_poll: &'a PollEntry<Worker>,
 }
@@ -90,7 +84,7 @@ impl NetCtx<'_> {
 
     /// Spins up to `budget_us` microseconds (C's `vhost_net_busy_poll`,
     /// with its clock and exit conditions) until `ready()` holds; a
-    /// release of the device ends it too (src/core/busypoll.rs).
+    /// release of the device ends it too (src/vcore/busypoll.rs).
     ///
     /// C also polls the paired ring, taking its mutex with a trylock; the
     /// 6.12 kernel crate has no `try_lock`, so each ring polls its own
@@ -103,7 +97,7 @@ impl NetCtx<'_> {
 }
 
 /// The kernel around a ring's busy poll.
-struct KernelPoll<'a>(DevCtx<'a>);
+struct KernelPoll<'a>(&'a DevCtx);
 
 impl PollHost for KernelPoll<'_> {
     #[inline]
@@ -134,34 +128,27 @@ impl PollHost for KernelPoll<'_> {
 
 /// Everything a round needs from a locked net ring.
 pub(crate) struct Round<'a> {
-    /// The generic part: ring, buffers, memory, translation, eventfds.
-    pub(crate) q: VqRound<'a>,
-    /// Used entries collected in `q.bufs.heads` and not yet published.
-    pub(crate) done: &'a mut usize,
-    /// The TX batch (TX only).
-    pub(crate) xdp: Option<&'a mut XdpBatch>,
+    /// The generic part: ring, buffers (with the TX batch, `bufs.ext`),
+    /// memory, translation, eventfds.
+    pub(crate) q: VqRound<'a, XdpBatch>,
     /// The TX ring's zerocopy state, with `experimental_zcopytx`.
     pub(crate) zc: Option<&'a mut ZcRing>,
 }
 
 impl<'a> Round<'a> {
     /// Splits a locked ring into its socket and a round, if the ring is
-    /// set up (a worker to run it).
+    /// set up (a worker to run it: its buffers exist).
     pub(crate) fn begin(
         nvq: &'a mut NetVq,
         ctx: &NetCtx<'a>,
         index: usize,
     ) -> Option<(Option<&'a mut Socket>, Round<'a>)> {
-        let NetVq {
-            vq, done, xdp, zc, ..
-        } = nvq;
-        let (sock, q) = vround::begin(vq, ctx.dev.msgs, index)?;
+        let NetVq { vq, zc, .. } = nvq;
+        let (sock, q) = vround::begin(vq, &ctx.dev.msgs, index)?;
         Some((
             sock,
             Round {
                 q,
-                done,
-                xdp: xdp.as_mut(),
                 zc: zc.as_deref_mut(),
             },
         ))
@@ -171,12 +158,12 @@ impl<'a> Round<'a> {
     /// TX rounds publish at `BATCH` entries (or at once), so `done` is
     /// below `BATCH < HEADS` here.
     pub(crate) fn push_used(&mut self, head: u16) {
-        let done = *self.done;
-        self.q.bufs.heads[done] = crate::vcore::ring::UsedElem {
+        let bufs = &mut *self.q.bufs;
+        bufs.heads[bufs.done] = crate::vcore::ring::desc::UsedElem {
             id: u32::from(head),
             len: 0,
         };
-        *self.done += 1;
+        bufs.done += 1;
     }
 
     /// Reports a ring error to userspace (C's `vq_err`).
@@ -187,11 +174,11 @@ impl<'a> Round<'a> {
     /// Publishes the collected used entries and interrupts the guest if it
     /// wants (C's `vhost_add_used_and_signal_n`).
     pub(crate) fn signal_used(&mut self) {
-        let n = *self.done;
+        let n = self.q.bufs.done;
         if n == 0 {
             return;
         }
-        *self.done = 0;
+        self.q.bufs.done = 0;
         self.q.add_used_and_signal(n);
     }
 

@@ -11,11 +11,12 @@
 
 use crate::kapi::eventfd::EventFdCtx;
 use crate::kapi::usermem;
-use crate::vcore::dirtylog::{log_write, log_write_hva, DirtyBitmap};
 use crate::vcore::errno::Errno;
 use crate::vcore::features::has_feature;
-use crate::vcore::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
-use crate::vcore::ring::{write_used_elems_buffered, RingMemory, Translate, UsedElem};
+use crate::vcore::memory::dirtylog::{log_write, log_write_hva, DirtyBitmap};
+use crate::vcore::memory::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
+use crate::vcore::ring::access::{write_used_elems_buffered, RingMemory, Translate};
+use crate::vcore::ring::desc::UsedElem;
 use crate::vcore::uapi::{
     VhostIotlbMsg, VHOST_BACKEND_F_IOTLB_MSG_V2, VHOST_IOTLB_MISS, VIRTIO_RING_F_EVENT_IDX,
 };
@@ -207,7 +208,7 @@ impl Translate for GuestXlate<'_> {
 /// Queues an IOTLB miss of ring `index` for userspace (C's
 /// `vhost_iotlb_miss`), in the format the ring's backend features ask for.
 /// If the message cannot be allocated the ring retries on its next kick.
-pub(crate) fn queue_miss<B>(msgs: &Msgs, vq: &Vq<B>, index: usize, iova: u64, access: u32) {
+pub(crate) fn queue_miss<B, E>(msgs: &Msgs, vq: &Vq<B, E>, index: usize, iova: u64, access: u32) {
     let v2 = has_feature(vq.acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2);
     enqueue_miss(msgs, index, v2, iova, access);
 }
@@ -230,7 +231,7 @@ fn enqueue_miss(msgs: &Msgs, index: usize, v2: bool, iova: u64, access: u32) {
 
 /// Logs the write of `used->flags` made when a backend is attached, and
 /// signals the log eventfd (C's `vhost_update_used_flags` with `log_used`).
-pub(crate) fn log_used_flags<B>(msgs: &Msgs, vq: &Vq<B>, index: usize) {
+pub(crate) fn log_used_flags<B, E>(msgs: &Msgs, vq: &Vq<B, E>, index: usize) {
     let mem = OwnerMem {
         iotlb: vq.iotlb.as_deref(),
         log_ctx: vq.log_ctx.as_deref(),
@@ -302,7 +303,7 @@ impl<'a> GuestXlate<'a> {
 
     /// C's `vq_meta_prefetch`: with a device IOTLB, the three rings must be
     /// mapped before a round starts; a miss is queued and the round skipped.
-    fn prefetch_rings<B>(&self, vq: &Vq<B>) -> bool {
+    fn prefetch_rings<B, E>(&self, vq: &Vq<B, E>) -> bool {
         if !vq.has_addresses() {
             return false;
         }
@@ -331,12 +332,21 @@ impl<'a> GuestXlate<'a> {
     }
 }
 
-/// C's `vq_meta_prefetch` for ring `index`.
-pub(crate) fn prefetch<B>(msgs: &Msgs, vq: &Vq<B>, index: usize) -> bool {
+/// C's `vq_meta_prefetch` for ring `index`: whether a round may run. Inline,
+/// as the check without an IOTLB is two loads (a call cost as much again,
+/// make profile); the IOTLB's walk stays out of line.
+#[inline]
+pub(crate) fn prefetch<B, E>(msgs: &Msgs, vq: &Vq<B, E>, index: usize) -> bool {
     if vq.iotlb.is_none() {
         // Nothing to map: only a ring with addresses runs.
         return vq.has_addresses();
     }
+    prefetch_iotlb(msgs, vq, index)
+}
+
+/// [`prefetch`] with a device IOTLB: the three rings must be mapped.
+#[inline(never)]
+fn prefetch_iotlb<B, E>(msgs: &Msgs, vq: &Vq<B, E>, index: usize) -> bool {
     GuestXlate::new(
         msgs,
         index,

@@ -36,18 +36,18 @@ use crate::kapi::uaccess;
 use crate::params;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{IotlbAction, SET_FEATURES_FAILED};
-use crate::vcore::intervalmap::{Piece, TranslateError, PERM_RO};
+use crate::vcore::iotlb_msg::{self, IotlbOutcome};
+use crate::vcore::memory::intervalmap::{Piece, TranslateError, PERM_RO};
 use crate::vcore::uapi::{self, VhostMemory, VhostMemoryRegion, VhostVringAddr, VhostVringFile};
 use crate::vcore::uapi::{VhostVringState, VHOST_FILE_UNBIND};
 use crate::vcore::validate;
-use crate::vcore::validate::IotlbOutcome;
 use crate::vhost::access::{log_used_flags, queue_miss};
 use crate::vhost::iotlb::{new_iotlb, Iotlb, Msgs};
 use crate::vhost::memmap::{new_map, GuestMap};
 use crate::vhost::round::DevCtx;
-use crate::vhost::vq::{memory_access_ok, DeviceVq, Vq};
+use crate::vhost::vq::{memory_access_ok, DeviceVq, Vq, VqBufs};
 use crate::vhost::worker::{Worker, WORK_RX, WORK_TX};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, Mutex};
@@ -113,15 +113,10 @@ pub(crate) struct Dev<V: DeviceVq> {
     /// Ring 1 (vhost-net's TX).
     #[pin]
     vq1: Mutex<V>,
-    /// IOTLB messages for userspace (`read`/`poll` on the fd).
+    /// What the worker's rounds share: the IOTLB message queue, the
+    /// worker's queue and the teardown flag.
     #[pin]
-    msgs: Msgs,
-    /// Pending work and flushing; the poll entries point at it.
-    worker: Arc<Worker>,
-    /// Set while the device releases its rings: a round in a busy poll
-    /// stops spinning, so release waits for no busy-loop timeout (C's
-    /// does).
-    stopping: AtomicBool,
+    ctx: DevCtx,
     /// Polls ring 0's kick eventfd (C's `vq->poll`).
     #[pin]
     kick0: PollEntry<Worker>,
@@ -138,9 +133,7 @@ impl<V: DeviceVq> Dev<V> {
             state <- kernel::new_mutex!(DevState::new(), "vhost::Dev::state"),
             vq0 <- kernel::new_mutex!(V::new(), "vhost::Dev::vq0"),
             vq1 <- kernel::new_mutex!(V::new(), "vhost::Dev::vq1"),
-            msgs <- Msgs::new(),
-            worker,
-            stopping: AtomicBool::new(false),
+            ctx <- DevCtx::new(worker),
             kick0 <- PollEntry::new(EPOLLIN, WORK_RX, w0),
             kick1 <- PollEntry::new(EPOLLIN, WORK_TX, w1),
         })
@@ -171,31 +164,27 @@ impl<V: DeviceVq> Dev<V> {
 
     /// The worker's queue.
     pub(crate) fn worker(&self) -> &Worker {
-        &self.worker
+        &self.ctx.worker
     }
 
     /// The worker's queue, shared (for zerocopy completions).
     pub(crate) fn worker_arc(&self) -> &Arc<Worker> {
-        &self.worker
+        &self.ctx.worker
     }
 
     /// The IOTLB message queues.
     pub(crate) fn msgs(&self) -> &Msgs {
-        &self.msgs
+        &self.ctx.msgs
     }
 
     /// What a worker round needs from the device.
-    pub(crate) fn ctx(&self) -> DevCtx<'_> {
-        DevCtx {
-            msgs: &self.msgs,
-            worker: &self.worker,
-            stopping: &self.stopping,
-        }
+    pub(crate) fn ctx(&self) -> &DevCtx {
+        &self.ctx
     }
 
     /// Marks the device as being torn down (or not any more).
     pub(crate) fn set_stopping(&self, stopping: bool) {
-        self.stopping.store(stopping, Ordering::Relaxed);
+        self.ctx.stopping.store(stopping, Ordering::Relaxed);
     }
 
     /// Stops the kick poll of ring `index`, whose mutex the caller holds
@@ -223,15 +212,16 @@ impl<V: DeviceVq> Dev<V> {
 
     /// `VHOST_SET_OWNER`: the caller's address space becomes the owner and
     /// a worker thread running `body` starts. `prepare` allocates what the
-    /// device's rings need from then on, before the thread starts;
-    /// `install` hands each ring its part (ring 0's, then ring 1's) with
-    /// the generic buffers of `heads` used entries. The thread holds `body`
-    /// until the device's teardown stops it (`Worker::unpublish`).
+    /// device's rings need from then on, before the thread starts: for
+    /// each ring (0, then 1) its buffers' extension and a part that
+    /// `install` hands it; the buffers have room for `heads` used entries.
+    /// The thread holds `body` until the device's teardown stops it
+    /// (`Worker::unpublish`).
     pub(crate) fn set_owner<T: TaskBody, X>(
         &self,
         body: Arc<T>,
         heads: usize,
-        prepare: impl FnOnce() -> Result<[X; 2]>,
+        prepare: impl FnOnce() -> Result<[(V::Ext, X); 2]>,
         mut install: impl FnMut(&mut V, X),
     ) -> Result<isize> {
         let mut dev = self.state.lock();
@@ -241,11 +231,9 @@ impl<V: DeviceVq> Dev<V> {
         // Only a kernel thread has no mm, and it cannot reach an fd's ioctl.
         let mm = MmRef::current().ok_or(EINVAL)?;
         let name = CString::try_from_fmt(kernel::fmt!("vhost-{}", current_pid()))?;
-        let bufs = [
-            super::vq::VqBufs::new(heads)?,
-            super::vq::VqBufs::new(heads)?,
-        ];
-        let parts = prepare()?;
+        let [(e0, x0), (e1, x1)] = prepare()?;
+        let bufs = [VqBufs::new(heads, e0)?, VqBufs::new(heads, e1)?];
+        let parts = [x0, x1];
         let task = if dev.fork_owner {
             WorkerThread::Task(VhostTask::start(body, &name)?)
         } else {
@@ -256,7 +244,7 @@ impl<V: DeviceVq> Dev<V> {
             vq.vq_mut().bufs = Some(b);
             install(&mut vq, x);
         }
-        self.worker.publish(task);
+        self.ctx.worker.publish(task);
         dev.owner = Some(mm);
         Ok(0)
     }
@@ -281,9 +269,9 @@ impl<V: DeviceVq> Dev<V> {
         dev.iotlb = None;
         dev.owner = None;
         dev.fork_owner = params::fork_from_owner_default();
-        self.msgs.set_iotlb_on(false);
-        self.msgs.clear();
-        self.msgs.wake();
+        self.ctx.msgs.set_iotlb_on(false);
+        self.ctx.msgs.clear();
+        self.ctx.msgs.wake();
         old
     }
 
@@ -333,7 +321,7 @@ impl<V: DeviceVq> Dev<V> {
                         vq.invalidate_access();
                     }
                 });
-                self.msgs.set_iotlb_on(true);
+                self.ctx.msgs.set_iotlb_on(true);
             }
             IotlbAction::Clear => {
                 if let Some(old) = dev.iotlb.take() {
@@ -342,10 +330,10 @@ impl<V: DeviceVq> Dev<V> {
                         vq.iotlb = None;
                         vq.invalidate_access();
                     });
-                    self.msgs.set_iotlb_on(false);
-                    self.msgs.clear();
+                    self.ctx.msgs.set_iotlb_on(false);
+                    self.ctx.msgs.clear();
                     drop(old);
-                    self.msgs.wake();
+                    self.ctx.msgs.wake();
                 }
             }
         }
@@ -489,14 +477,14 @@ impl<V: DeviceVq> Dev<V> {
             match self.dev_ioctl(&mut dev, cmd, arg) {
                 Some(r) => {
                     // C flushes after every device ioctl (vhost_net_flush).
-                    self.worker.flush();
+                    self.ctx.worker.flush();
                     after_dev_ioctl();
                     r
                 }
                 None => {
                     let r = self.vring_ioctl(cmd, arg, &mut deferred);
                     if deferred.flush {
-                        self.worker.flush();
+                        self.ctx.worker.flush();
                     }
                     r
                 }
@@ -655,7 +643,7 @@ impl<V: DeviceVq> Dev<V> {
     /// `vhost_vq_init_access`, when a backend is attached to ring `index`:
     /// clear the used flags and read the used index the guest left (the
     /// owner's memory, we run in it); the ring restarts at those indices.
-    pub(crate) fn init_access<B>(&self, vq: &mut Vq<B>, index: usize) -> Result {
+    pub(crate) fn init_access<B, E>(&self, vq: &mut Vq<B, E>, index: usize) -> Result {
         if vq.backend.is_none() {
             return Ok(());
         }
@@ -666,7 +654,7 @@ impl<V: DeviceVq> Dev<V> {
         let flags = self.ring_uaddr(vq, index, vq.used(), 2)?;
         uaccess::write(flags as usize, &used_flags.to_le()).map_err(|_| EFAULT)?;
         if vq.log_used() {
-            log_used_flags(&self.msgs, vq, index);
+            log_used_flags(&self.ctx.msgs, vq, index);
         }
         // `used` is 4-aligned (`set_vring_addr`): `used + 2` cannot wrap.
         if vq.iotlb.is_none() && !uaccess::access_ok(vq.used() + 2, 2) {
@@ -691,7 +679,7 @@ impl<V: DeviceVq> Dev<V> {
     /// must be one piece (C's `__vhost_get_user_slow`, which asks for read
     /// permission even for writes). A failed translation is reported on
     /// the ring's err eventfd.
-    fn ring_uaddr<B>(&self, vq: &Vq<B>, index: usize, addr: u64, size: u32) -> Result<u64> {
+    fn ring_uaddr<B, E>(&self, vq: &Vq<B, E>, index: usize, addr: u64, size: u32) -> Result<u64> {
         let Some(iotlb) = &vq.iotlb else {
             return Ok(addr);
         };
@@ -702,7 +690,7 @@ impl<V: DeviceVq> Dev<V> {
             r => {
                 if let Err(TranslateError::Miss { addr }) = r {
                     // C's translate_desc queues the miss for userspace.
-                    queue_miss(&self.msgs, vq, index, addr, PERM_RO);
+                    queue_miss(&self.ctx.msgs, vq, index, addr, PERM_RO);
                 }
                 vq.signal_err();
                 Err(EFAULT)
@@ -718,7 +706,7 @@ impl<V: DeviceVq> Dev<V> {
         }
         // C reads the backend features of ring 0 without its lock.
         let backend_features = self.vq0.lock().vq().acked_backend_features;
-        let layout = validate::iotlb_write_layout(i32::from_ne_bytes(ty), backend_features)
+        let layout = iotlb_msg::iotlb_write_layout(i32::from_ne_bytes(ty), backend_features)
             .map_err(errno)?;
         let mut asid = 0u32;
         if layout.reads_asid {
@@ -733,7 +721,7 @@ impl<V: DeviceVq> Dev<V> {
         if iter.copy_from(&mut raw) != raw.len() {
             return Err(EINVAL);
         }
-        let msg = validate::parse_iotlb_msg(&raw);
+        let msg = iotlb_msg::parse_iotlb_msg(&raw);
         // The device mutex is held throughout, as in C, which also keeps
         // the worker's task alive for the kicks below (see `worker`).
         let dev = self.state.lock();
@@ -746,7 +734,7 @@ impl<V: DeviceVq> Dev<V> {
         let iotlb = dev.iotlb.clone();
         let outcome = {
             let mut guard = iotlb.as_ref().map(|i| i.lock());
-            validate::process_iotlb_msg(guard.as_deref_mut(), asid, &msg, uaccess::access_ok)
+            iotlb_msg::process_iotlb_msg(guard.as_deref_mut(), asid, &msg, uaccess::access_ok)
                 .map_err(errno)?
         };
         if outcome == IotlbOutcome::Updated {
@@ -754,8 +742,8 @@ impl<V: DeviceVq> Dev<V> {
             // locks are released (C's vhost_iotlb_notify_vq, which also
             // queues under the ring mutexes: queueing only sets a bit and
             // wakes the worker).
-            self.msgs.resolve(msg.iova, msg.size, |vq| {
-                self.worker.queue(ring_work(vq));
+            self.ctx.msgs.resolve(msg.iova, msg.size, |vq| {
+                self.ctx.worker.queue(ring_work(vq));
             });
         }
         drop(rings);

@@ -5,7 +5,7 @@
 
 use crate::kapi::{errno, kvec};
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::{IntervalMap, Slot, Storage, FLAG_RETIRE};
+use crate::vcore::memory::intervalmap::{IntervalMap, Slot, Storage, FLAG_RETIRE};
 use kernel::prelude::*;
 
 /// The kernel storage of an interval map.

@@ -6,27 +6,47 @@
 //! `vhost_disable_notify`, `vq_err`, `vhost_exceeds_weight`).
 
 use crate::kapi::eventfd::EventFdCtx;
-use crate::vcore::ring::SplitRing;
+use crate::vcore::ring::access::RingMemory;
+use crate::vcore::ring::chain::{log_write_bufs, Chain, ChainBufs, RingError};
+use crate::vcore::ring::split::SplitRing;
 use crate::vhost::access::{GuestXlate, OwnerMem};
 use crate::vhost::iotlb::Msgs;
 use crate::vhost::vq::{Vq, VqBufs};
 use crate::vhost::worker::Worker;
 use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::prelude::*;
+use kernel::sync::Arc;
 
 /// What a round needs from its device, and nothing more: the IOTLB
 /// message queue (for misses), the worker (to requeue a ring) and whether
-/// the device is being torn down (a busy poll ends at once).
-#[derive(Clone, Copy)]
-pub(crate) struct DevCtx<'a> {
-    /// IOTLB misses are queued here for userspace.
-    pub(crate) msgs: &'a Msgs,
-    /// The device's worker.
-    pub(crate) worker: &'a Worker,
-    /// Set while the device releases its rings.
-    pub(crate) stopping: &'a AtomicBool,
+/// the device is being torn down (a busy poll ends at once). A part of the
+/// device ([`super::dev::Dev::ctx`]), so that a round holds one pointer to
+/// it, in a register (a struct of pointers passed by value was stored to
+/// the stack on every packet, make profile).
+#[pin_data]
+pub(crate) struct DevCtx {
+    /// IOTLB misses are queued here for userspace (`read`/`poll` on the
+    /// fd).
+    #[pin]
+    pub(crate) msgs: Msgs,
+    /// Pending work and flushing; the poll entries point at it.
+    pub(crate) worker: Arc<Worker>,
+    /// Set while the device releases its rings: a round in a busy poll
+    /// stops spinning, so release waits for no busy-loop timeout (C's
+    /// does).
+    pub(crate) stopping: AtomicBool,
 }
 
-impl DevCtx<'_> {
+impl DevCtx {
+    /// The context of a device served by `worker`.
+    pub(crate) fn new(worker: Arc<Worker>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            msgs <- Msgs::new(),
+            worker,
+            stopping: AtomicBool::new(false),
+        })
+    }
+
     /// Whether the device is being torn down.
     #[inline]
     pub(crate) fn stopping(&self) -> bool {
@@ -56,12 +76,14 @@ impl DevCtx<'_> {
     }
 }
 
-/// The generic part of a round on a locked ring.
-pub(crate) struct VqRound<'a> {
+/// The generic part of a round on a locked ring. The ring format is
+/// behind it: a device's data path asks for chains and gives used entries
+/// back through these methods, never through the format's own type.
+pub(crate) struct VqRound<'a, E> {
     /// The ring's state.
-    pub(crate) ring: &'a mut SplitRing,
+    ring: &'a mut SplitRing,
     /// The worker's buffers of this ring.
-    pub(crate) bufs: &'a mut VqBufs,
+    pub(crate) bufs: &'a mut VqBufs<E>,
     /// The owner's memory, through the IOTLB if there is one.
     pub(crate) mem: OwnerMem<'a>,
     /// Guest-address translation.
@@ -72,11 +94,11 @@ pub(crate) struct VqRound<'a> {
 
 /// Splits a locked ring into its backend and a round, if the ring is set
 /// up (a worker's buffers exist: the device has an owner).
-pub(crate) fn begin<'a, B>(
-    vq: &'a mut Vq<B>,
+pub(crate) fn begin<'a, B, E>(
+    vq: &'a mut Vq<B, E>,
     msgs: &'a Msgs,
     index: usize,
-) -> Option<(Option<&'a mut B>, VqRound<'a>)> {
+) -> Option<(Option<&'a mut B>, VqRound<'a, E>)> {
     let Vq {
         acked_backend_features,
         backend,
@@ -110,7 +132,61 @@ pub(crate) fn begin<'a, B>(
     Some((backend.as_mut(), round))
 }
 
-impl VqRound<'_> {
+impl<E> VqRound<'_, E> {
+    /// Starts a round: the descriptor budget of a round starts over
+    /// (`MAX_ROUND_READS`).
+    #[inline]
+    pub(crate) fn start_round(&mut self) {
+        self.ring.start_round();
+    }
+
+    /// The next chain the guest posted (C's `vhost_get_vq_desc`): its
+    /// pieces go to `bufs.iov` from `iov_from` on and, with `log_from`,
+    /// its dirty-log entries to `bufs.log` from there; it may read at most
+    /// `reads` descriptors besides its head. `Ok(None)`: nothing posted.
+    /// Panics if `iov_from` or `log_from` is past the end of its buffer.
+    #[inline(always)]
+    pub(crate) fn get_desc_chain(
+        &mut self,
+        iov_from: usize,
+        log_from: Option<usize>,
+        reads: u32,
+    ) -> Result<Option<Chain>, RingError> {
+        let VqBufs {
+            iov, indirect, log, ..
+        } = &mut *self.bufs;
+        let bufs = ChainBufs {
+            iov: &mut iov[iov_from..],
+            indirect: indirect.as_mut_slice(),
+            log: match log_from {
+                Some(from) => Some(&mut log[from..]),
+                None => None,
+            },
+            reads,
+        };
+        self.ring.get_desc_chain(&self.mem, &self.xlate, bufs)
+    }
+
+    /// Logs the first `len` bytes written to the chains collected in
+    /// `bufs.iov[..in_num]`, whose log entries are `bufs.log[..log_num]`,
+    /// in the bitmap at `log_base`, and signals the log eventfd if a bit
+    /// was set (C's `vhost_log_write` after `handle_rx`'s copy). Panics if
+    /// `log_num` or `in_num` is past the end of its buffer.
+    pub(crate) fn log_write(&mut self, log_base: u64, log_num: usize, len: u64, in_num: usize) {
+        let log = &self.bufs.log[..log_num];
+        let pieces = &self.bufs.iov[..in_num];
+        if let Ok(true) = log_write_bufs(&self.mem, &self.xlate, log_base, log, len, pieces) {
+            self.mem.log_signal();
+        }
+    }
+
+    /// Gives the last `n` chains taken back to the guest (C's
+    /// `vhost_discard_vq_desc`).
+    #[inline]
+    pub(crate) fn discard(&mut self, n: u16) {
+        self.ring.discard(n);
+    }
+
     /// Reports a ring error to userspace (C's `vq_err`).
     pub(crate) fn vq_err(&self) {
         if let Some(err) = self.err {

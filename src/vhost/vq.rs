@@ -6,10 +6,12 @@
 
 use crate::kapi::eventfd::{EventFdCtx, EventFdFile};
 use crate::kapi::uaccess::access_ok;
-use crate::vcore::dirtylog::LogEntry;
 use crate::vcore::features::has_feature;
-use crate::vcore::intervalmap::Piece;
-use crate::vcore::ring::{SplitConfig, SplitRing, UsedElem, UsedLog, UIO_MAXIOV};
+use crate::vcore::memory::dirtylog::LogEntry;
+use crate::vcore::memory::intervalmap::Piece;
+use crate::vcore::ring::chain::UIO_MAXIOV;
+use crate::vcore::ring::desc::UsedElem;
+use crate::vcore::ring::split::{SplitConfig, SplitRing, UsedLog};
 use crate::vcore::uapi::{
     VHOST_F_LOG_ALL, VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_F_RING_PACKED, VIRTIO_RING_F_EVENT_IDX,
 };
@@ -26,38 +28,50 @@ pub(crate) trait DeviceVq {
     /// What the device attaches to a ring (C's `private_data`).
     type Backend;
 
+    /// The device's part of the worker's buffers of a ring.
+    type Ext;
+
     /// A ring in the state `vhost_vq_reset` leaves it in.
     fn new() -> Self;
 
     /// The embedded generic virtqueue.
-    fn vq(&self) -> &Vq<Self::Backend>;
+    fn vq(&self) -> &Vq<Self::Backend, Self::Ext>;
 
     /// The embedded generic virtqueue, mutably.
-    fn vq_mut(&mut self) -> &mut Vq<Self::Backend>;
+    fn vq_mut(&mut self) -> &mut Vq<Self::Backend, Self::Ext>;
 }
 
 /// The worker's per-ring buffers (C's `vq->iov`, `indirect`, `heads` and
-/// `log`, allocated with the owner, `vhost_dev_alloc_iovecs`).
-pub(crate) struct VqBufs {
+/// `log`, allocated with the owner, `vhost_dev_alloc_iovecs`), with the
+/// device's own part `ext` beside them (one allocation, one pointer for
+/// the round to keep).
+pub(crate) struct VqBufs<E> {
     /// The pieces of the chains being collected.
     pub(crate) iov: KVec<Piece>,
     /// Room for an indirect table's pieces.
     pub(crate) indirect: KVec<Piece>,
-    /// Used entries collected and not yet published.
+    /// Used entries collected; the first `done` are not yet published.
     pub(crate) heads: KVec<UsedElem>,
+    /// How many of `heads` are collected and not yet published (C's
+    /// `done_idx`); at most `heads.len()`.
+    pub(crate) done: usize,
     /// Dirty-log entries of the chains being collected.
     pub(crate) log: KVec<LogEntry>,
+    /// The device's part.
+    pub(crate) ext: E,
 }
 
-impl VqBufs {
+impl<E> VqBufs<E> {
     /// Buffers for one ring, with room for `heads` used entries.
-    pub(crate) fn new(heads: usize) -> Result<KBox<Self>> {
+    pub(crate) fn new(heads: usize, ext: E) -> Result<KBox<Self>> {
         Ok(KBox::new(
             Self {
                 iov: KVec::from_elem(Piece::default(), UIO_MAXIOV, GFP_KERNEL)?,
                 indirect: KVec::from_elem(Piece::default(), UIO_MAXIOV, GFP_KERNEL)?,
                 heads: KVec::from_elem(UsedElem::default(), heads, GFP_KERNEL)?,
                 log: KVec::from_elem(LogEntry::default(), heads, GFP_KERNEL)?,
+                done: 0,
+                ext,
             },
             GFP_KERNEL,
         )?)
@@ -74,7 +88,7 @@ impl VqBufs {
 ///
 /// Ring addresses are the owner's user addresses (IOVAs with a device
 /// IOTLB); 0 means "not set".
-pub(crate) struct Vq<B> {
+pub(crate) struct Vq<B, E> {
     /// Layout, indices and the worker's ring state.
     pub(crate) ring: SplitRing,
     /// Guest address of the used ring, for the dirty log.
@@ -105,7 +119,7 @@ pub(crate) struct Vq<B> {
     /// `private_data`).
     pub(crate) backend: Option<B>,
     /// The worker's buffers, from `VHOST_SET_OWNER` on.
-    pub(crate) bufs: Option<KBox<VqBufs>>,
+    pub(crate) bufs: Option<KBox<VqBufs<E>>>,
 }
 
 /// The ring of a reset virtqueue: one entry, no addresses.
@@ -118,7 +132,7 @@ const RESET_RING: SplitConfig = SplitConfig {
     notify_on_empty: false,
 };
 
-impl<B> Vq<B> {
+impl<B, E> Vq<B, E> {
     /// A ring in the state `vhost_vq_reset` leaves it in.
     pub(crate) fn new() -> Self {
         Self {

@@ -19,7 +19,7 @@ set -eu
 
 SECONDS_PER_TARGET=${1:-20}
 CARGO_FUZZ_VERSION=0.13.2
-CACHE=${VHOST_CACHE:-/var/cache/vhost-net-rs}   # as scripts/env.sh
+CACHE=${VHOST_CACHE:-/var/cache/vhost-net-rs}   # as scripts/build/env.sh
 ROOT="$CACHE/cargo-fuzz-$CARGO_FUZZ_VERSION"
 SANITIZER=${FUZZ_SANITIZER:-address}
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The inner guest's command (baked into its initramfs as /bin/agent.sh; run
-# by the vmtest /init of scripts/initramfs.sh). It serves commands from the
+# by the vmtest /init of scripts/vm/initramfs.sh). It serves commands from the
 # outer VM on the second serial port (ttyS1; the console is ttyS0):
 #   in:  "@@CMD <seq> <base64 of a shell command>"
 #   out: the command's output, then "@@END <seq> <exit status>"

@@ -18,7 +18,7 @@ QEMU=/usr/bin/qemu-system-x86_64
 # name the real places.
 export QEMU_MODULE_DIR=/usr/lib/x86_64-linux-gnu/qemu
 QEMU_FW="-L /usr/share/qemu -L /usr/share/seabios"
-# The outer VM's clock options (tsc_early_khz=, tsc=, from scripts/vm.sh -a)
+# The outer VM's clock options (tsc_early_khz=, tsc=, from scripts/vm/vm.sh -a)
 # hold for the inner guests too: under TCG, nested or not, the guest's TSC
 # is the host's, and calibrating it against the emulated PIT on a loaded
 # machine gives a clock that runs several times too fast.
@@ -26,7 +26,7 @@ TSC_ARGS=$(tr ' ' '\n' < /proc/cmdline | grep -E '^tsc(_early_khz)?=' | tr '\n' 
 # Nested TCG on a loaded machine starves the inner guests' vCPU for tens of
 # seconds: their soft-lockup and RCU-stall detectors would report that (it
 # says nothing about vhost, which runs in the outer kernel, whose log
-# scripts/vm.sh checks). Real reports (BUG, WARNING, Oops) still count.
+# scripts/vm/vm.sh checks). Real reports (BUG, WARNING, Oops) still count.
 INNER_ARGS="$TSC_ARGS nowatchdog rcupdate.rcu_cpu_stall_suppress=1"
 # The guests' RAM is 256 MiB and 8 KiB, not 256 MiB: a work-around for a
 # QEMU bug that corrupts live-migrated TCG guests. QEMU before 9.0 (commit
@@ -154,7 +154,7 @@ stream_ok() {
 }
 
 # Kernel reports in an inner console log (the markers of
-# scripts/check-kernel-log.sh).
+# scripts/vm/check-kernel-log.sh).
 console_reports() {
     tr -d '\r' < "$1" | grep -E 'WARNING: CPU|BUG: |kernel BUG at|Oops: |general protection fault|KASAN: |UBSAN: |Kernel panic|Call Trace:|INFO: task .* blocked|rcu: INFO: .*detected stall|unreferenced object'
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * nettool: the small static helper of the nested-QEMU scenarios
- * (scripts/guestcheck.sh, `make demo`). It runs in the outer test VM and in
+ * (scripts/vm/guestcheck.sh, `make demo`). It runs in the outer test VM and in
  * the inner guests, where busybox lacks what these need:
  *
  *   nettool tcp-recv PORT SEED [TIMEOUT]
@@ -24,7 +24,7 @@
  *       one command on QEMU's human monitor over a unix socket; prints its
  *       output.
  *   nettool mark start|stop
- *       sets off a mark of tests/profile/tbprof.c (the QEMU plugin of
+ *       sets off a mark of bench/tbprof.c (the QEMU plugin of
  *       `make profile-qemu`): start zeroes the outer VM's instruction
  *       counts, stop writes them out. It executes a `ret` at the plugin's
  *       address; without the plugin it does nothing.
@@ -53,7 +53,7 @@
 
 #define BUF (256 * 1024)
 
-/* tests/profile/tbprof.c's marks (as in tests/vmtest/src/bin/vbench.rs). */
+/* bench/tbprof.c's marks (as in bench/vbench/src/main.rs). */
 #define MARK_START 0x7e5700000000ULL
 #define MARK_STOP 0x7e5700000040ULL
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Real QEMU guests on /dev/vhost-net, inside the test VM (baked in as
-# /bin/guest-check.sh; run by scripts/guestcheck.sh once per module).
+# /bin/guest-check.sh; run by scripts/vm/guestcheck.sh once per module).
 #
 # Usage: guest-check.sh ours|c
 #
@@ -15,7 +15,7 @@
 #   M1.. section m's chain of migration targets of B, taps tapm1..
 #   C  after every guest quit and the module was reloaded: default, tap0
 # Output: TAP lines "ok N - ..." / "not ok N - ...", "# metric KEY VALUE"
-# lines for scripts/guestcheck.sh's comparison, and "<n> passed, <m> failed"
+# lines for scripts/vm/guestcheck.sh's comparison, and "<n> passed, <m> failed"
 # last. Exit status 0 only if every test passed.
 . /lib/guest/lib.sh
 IMPL=$1

@@ -1,4 +1,4 @@
-//! Tests of the busy-poll loop, src/core/busypoll.rs, with a scripted
+//! Tests of the busy-poll loop, src/vcore/busypoll.rs, with a scripted
 //! host: its exits (budget, `need_resched`, signal, queued work, ready,
 //! and their order), and that a release (`stopping`) ends a poll at once
 //! even when the clock stands still and no other exit comes true, as the
@@ -82,7 +82,7 @@ impl PollHost for Script {
 }
 
 /// The loop before the fix of issue 22 did not check `stopping`: it is
-/// the loop of src/core/busypoll.rs with a host that never reports it.
+/// the loop of src/vcore/busypoll.rs with a host that never reports it.
 struct Unfixed<'a>(&'a Script);
 
 impl PollHost for Unfixed<'_> {

@@ -3,9 +3,10 @@
 use proptest::prelude::*;
 
 use crate::ringsim::{Ev, Mem, Region, Xlate};
-use crate::vcore::dirtylog::*;
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::{Entry, Piece, PERM_RO, PERM_WO};
+use crate::vcore::memory::dirtylog::*;
+use crate::vcore::memory::intervalmap::{Entry, Piece, PERM_RO, PERM_WO};
+use crate::vcore::ring::chain::log_write_bufs;
 
 const BASE: u64 = 0x1000_0000;
 const SIZE: usize = 0x1000;
@@ -189,7 +190,7 @@ fn log_write_bufs_with_iotlb_huge_pieces_log_only_the_packet() {
             addr: 0x1_0000_0000,
             len: 1 << 32,
         };
-        crate::vcore::ring::UIO_MAXIOV
+        crate::vcore::ring::chain::UIO_MAXIOV
     ];
     assert_eq!(
         log_write_bufs(&m, &xl, BASE, &[], 0x10000 + 12, &iov),
@@ -224,4 +225,58 @@ proptest! {
         };
         prop_assert_eq!(seen, want);
     }
+}
+
+fn bits(base: u64, addr: u64, len: u64) -> ([u8; 8], usize) {
+    let mut out = [0u8; 8];
+    let mut n = 0;
+    for u in log_write_bits(base, addr, len) {
+        let i = (u.uaddr - base) as usize;
+        assert_eq!(out[i] & u.mask, 0, "bit reported twice");
+        out[i] |= u.mask;
+        n += 1;
+    }
+    (out, n)
+}
+
+#[test]
+fn zero_length_logs_nothing() {
+    assert_eq!(log_write_bits(0x1000, 0x5000, 0).count(), 0);
+}
+
+#[test]
+fn one_byte_sets_its_page() {
+    let (b, n) = bits(0x100, 3 * 4096 + 7, 1);
+    assert_eq!(n, 1);
+    assert_eq!(b[0], 1 << 3);
+}
+
+#[test]
+fn range_crossing_pages_and_bytes() {
+    // Pages 6..=9: bits 6,7 of byte 0 and bits 0,1 of byte 1.
+    let (b, n) = bits(0, 6 * 4096 + 100, 3 * 4096);
+    assert_eq!(n, 2);
+    assert_eq!(b[0], 0xc0);
+    assert_eq!(b[1], 0x03);
+}
+
+#[test]
+fn range_ending_on_page_boundary() {
+    let (b, _) = bits(0, 4096, 4096);
+    assert_eq!(b[0], 0x02);
+    let (b, _) = bits(0, 4095, 2);
+    assert_eq!(b[0], 0x03);
+}
+
+#[test]
+fn wrapping_length_logs_one_page_like_c() {
+    // len + offset wraps to 0: C sets one bit and stops.
+    let v: Vec<_> = log_write_bits(0, 4096 + 8, u64::MAX - 7).collect();
+    assert_eq!(
+        v,
+        [LogUpdate {
+            uaddr: 0,
+            mask: 0x02
+        }]
+    );
 }

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use crate::mapfuzz::{check_query, check_state, check_translate};
 use crate::model::Model;
 use crate::storage::{ArrayStorage, VecStorage};
-use crate::vcore::intervalmap::{IntervalMap, Storage, FLAG_RETIRE};
+use crate::vcore::memory::intervalmap::{IntervalMap, Storage, FLAG_RETIRE};
 
 /// Capacity of the fixed-array storage; smaller than some limits, so that
 /// allocation failures (`ENOMEM`) happen too.

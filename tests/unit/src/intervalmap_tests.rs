@@ -2,7 +2,7 @@
 
 use crate::storage::{ArrayStorage, VecStorage};
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::{
+use crate::vcore::memory::intervalmap::{
     IntervalMap, Piece, Slot, TranslateError, FLAG_RETIRE, PERM_RO, PERM_RW, PERM_WO,
 };
 
@@ -11,7 +11,9 @@ fn map(limit: u32, flags: u32) -> IntervalMap<VecStorage> {
 }
 
 /// (start, last, addr) of every entry in lookup order.
-fn ranges<S: crate::vcore::intervalmap::Storage>(m: &IntervalMap<S>) -> Vec<(u64, u64, u64)> {
+fn ranges<S: crate::vcore::memory::intervalmap::Storage>(
+    m: &IntervalMap<S>,
+) -> Vec<(u64, u64, u64)> {
     m.iter().map(|e| (e.start, e.last, e.addr)).collect()
 }
 

@@ -1,13 +1,13 @@
-//! Host tests for the kernel-independent logic in `src/core`.
+//! Host tests for the kernel-independent logic in `src/vcore`.
 //!
-//! The module tree of `src/core` is compiled here exactly as in the kernel
-//! module, by path; the tests live partly inside those files (`#[cfg(test)]`)
-//! and partly in the modules below, which also provide the storages and the
-//! naive reference model the interval map is checked against.
+//! The module tree of `src/vcore` is compiled here exactly as in the kernel
+//! module, by path; its tests are all here, in the modules below, which also
+//! provide the storages and the naive reference model the interval map is
+//! checked against.
 
 // Not every item of the core is used by the tests of this crate.
 #[allow(dead_code)]
-#[path = "../../../src/core/mod.rs"]
+#[path = "../../../src/vcore/mod.rs"]
 mod vcore;
 
 // The simulated guest, the naive interval-map model and the storages are
@@ -29,11 +29,17 @@ mod busypoll_tests;
 #[cfg(test)]
 mod dirtylog_tests;
 #[cfg(test)]
+mod errno_tests;
+#[cfg(test)]
+mod features_tests;
+#[cfg(test)]
 mod fuzz_replay;
 #[cfg(test)]
 mod intervalmap_props;
 #[cfg(test)]
 mod intervalmap_tests;
+#[cfg(test)]
+mod iotlb_msg_tests;
 #[cfg(test)]
 mod nostd_check;
 #[cfg(test)]
@@ -46,6 +52,8 @@ mod ring_props;
 mod ring_tests;
 #[cfg(test)]
 mod teardown_loom;
+#[cfg(test)]
+mod uapi_tests;
 #[cfg(test)]
 mod validate_tests;
 #[cfg(test)]

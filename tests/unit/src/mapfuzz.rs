@@ -11,13 +11,14 @@
 use crate::model::Model;
 use crate::storage::{ArrayStorage, VecStorage};
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::{
+use crate::vcore::iotlb_msg::{self, IotlbOutcome};
+use crate::vcore::memory::intervalmap::{
     Entry, IntervalMap, Piece, Slot, Storage, FLAG_RETIRE, PERM_RO, PERM_RW, PERM_WO,
 };
 use crate::vcore::uapi::{
     VHOST_BACKEND_F_IOTLB_ASID, VHOST_BACKEND_F_IOTLB_BATCH, VHOST_BACKEND_F_IOTLB_MSG_V2,
 };
-use crate::vcore::validate::{self, IotlbOutcome, MAX_IOTLB_ENTRIES};
+use crate::vcore::validate::MAX_IOTLB_ENTRIES;
 
 /// Most operations or writes one input runs, to bound the time per input.
 const MAX_STEPS: usize = 128;
@@ -470,7 +471,7 @@ impl Iter<'_> {
 }
 
 /// A `write` of `buf` to the device fd, step by step as `write_msg` in
-/// `src/dev.rs` does it, with the core's functions.
+/// `src/vhost/dev.rs` does it, with the core's functions.
 fn sut_write<S: Storage>(
     buf: &[u8],
     backend_features: u64,
@@ -482,7 +483,7 @@ fn sut_write<S: Storage>(
     if iter.copy_from(&mut ty) != ty.len() {
         return Err(Errno::EINVAL);
     }
-    let layout = validate::iotlb_write_layout(i32::from_ne_bytes(ty), backend_features)?;
+    let layout = iotlb_msg::iotlb_write_layout(i32::from_ne_bytes(ty), backend_features)?;
     let mut asid = 0u32;
     if layout.reads_asid {
         let mut b = [0u8; 4];
@@ -496,8 +497,8 @@ fn sut_write<S: Storage>(
     if iter.copy_from(&mut raw) != raw.len() {
         return Err(Errno::EINVAL);
     }
-    let msg = validate::parse_iotlb_msg(&raw);
-    let outcome = validate::process_iotlb_msg(iotlb, asid, &msg, access_ok)?;
+    let msg = iotlb_msg::parse_iotlb_msg(&raw);
+    let outcome = iotlb_msg::process_iotlb_msg(iotlb, asid, &msg, access_ok)?;
     Ok((layout.written, outcome))
 }
 
@@ -696,7 +697,7 @@ pub fn fuzz_iotlb_msg(data: &[u8]) -> Vec<Result<usize, i32>> {
         TASK_SIZE_MAX,
     ];
     // Both the memory table and the device IOTLB are created with
-    // VHOST_IOTLB_FLAG_RETIRE (src/mem.rs new_map); the IOTLB starts empty.
+    // VHOST_IOTLB_FLAG_RETIRE (src/vhost/memmap.rs new_map); the IOTLB starts empty.
     let new_iotlb = || {
         (
             IntervalMap::new(VecStorage::default(), limit, FLAG_RETIRE),

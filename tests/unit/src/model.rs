@@ -5,7 +5,7 @@
 //! recomputed on each query as "lowest start, then earliest inserted".
 
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::{Entry, Piece, TranslateError, FLAG_RETIRE};
+use crate::vcore::memory::intervalmap::{Entry, Piece, TranslateError, FLAG_RETIRE};
 
 /// The model map.
 pub(crate) struct Model {

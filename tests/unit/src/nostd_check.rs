@@ -1,4 +1,4 @@
-//! Checks that `src/core` builds as it must in the kernel: `#![no_std]`,
+//! Checks that `src/vcore` builds as it must in the kernel: `#![no_std]`,
 //! edition 2021, the kernel's lints as errors, clippy-clean, documented
 //! down to private items, and formatted.
 //!
@@ -40,7 +40,7 @@ const CLIPPY_LINTS: &[&str] = &[
 ];
 
 fn core_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../src/core")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../src/vcore")
 }
 
 fn tool(var: &str, installed: &str, fallback: &str) -> String {
@@ -63,7 +63,7 @@ fn root(tag: &str) -> (PathBuf, PathBuf) {
     std::fs::write(
         &root,
         format!(
-            "//! no_std build of src/core.\n#![no_std]\n#[path = {:?}]\nmod vcore;\n",
+            "//! no_std build of src/vcore.\n#![no_std]\n#[path = {:?}]\nmod vcore;\n",
             core
         ),
     )
@@ -113,13 +113,22 @@ fn clippy_clean_and_documented() {
     );
 }
 
+/// The Rust files under `dir`, in its subfolders too.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
 #[test]
 fn formatted() {
-    let mut files: Vec<_> = std::fs::read_dir(core_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
+    let mut files = Vec::new();
+    rust_files(&core_dir(), &mut files);
     files.sort();
     let out = Command::new(tool("VCORE_RUSTFMT", "/usr/bin/rustfmt", "rustfmt"))
         .args(["--edition=2021", "--check"])
@@ -128,7 +137,7 @@ fn formatted() {
         .expect("cannot run rustfmt");
     assert!(
         out.status.success(),
-        "src/core is not formatted (rustfmt --edition 2021):\n{}",
+        "src/vcore is not formatted (rustfmt --edition 2021):\n{}",
         String::from_utf8_lossy(&out.stdout)
     );
 }

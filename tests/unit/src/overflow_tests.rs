@@ -13,14 +13,17 @@ use std::cell::RefCell;
 
 use crate::ringsim::{Mem, Region, Xlate};
 use crate::storage::VecStorage;
-use crate::vcore::dirtylog::{log_write, log_write_bits, log_write_bufs, log_write_hva, LogEntry};
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::{Entry, IntervalMap, Piece, TranslateError, PERM_RO, PERM_RW};
-use crate::vcore::ring::*;
+use crate::vcore::iotlb_msg::process_iotlb_msg;
+use crate::vcore::memory::dirtylog::{log_write, log_write_bits, log_write_hva, LogEntry};
+use crate::vcore::memory::intervalmap::{
+    Entry, IntervalMap, Piece, TranslateError, PERM_RO, PERM_RW,
+};
+use crate::vcore::ring::{chain::*, desc::*, split::*};
 use crate::vcore::uapi::{VhostIotlbMsg, VhostMemoryRegion, VHOST_ACCESS_RW, VHOST_IOTLB_UPDATE};
 use crate::vcore::validate::{
     avail_size, desc_size, fill_mem_table, get_vring_base, log_access_range, mem_region_range,
-    process_iotlb_msg, set_vring_base, used_size, vhost_overflow, LogRange,
+    set_vring_base, used_size, vhost_overflow, LogRange,
 };
 
 /// The last page of the address space, where [`top_mem`] lives.

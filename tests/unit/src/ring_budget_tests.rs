@@ -5,8 +5,8 @@
 
 use crate::ringsim::{Mem, Region, Xlate};
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::{Piece, PERM_RO, PERM_WO};
-use crate::vcore::ring::*;
+use crate::vcore::memory::intervalmap::{Piece, PERM_RO, PERM_WO};
+use crate::vcore::ring::{chain::*, desc::*, split::*};
 
 const BASE: u64 = 0x100_0000;
 /// The largest ring: 32768 entries.

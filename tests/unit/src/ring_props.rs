@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 
 use crate::ringsim::{model_get, sut_get, Caps, Ev, Mem, ModelRing, Region, Xlate};
-use crate::vcore::intervalmap::{PERM_RO, PERM_WO};
-use crate::vcore::ring::*;
+use crate::vcore::memory::intervalmap::{PERM_RO, PERM_WO};
+use crate::vcore::ring::{chain::*, desc::*, split::*};
 
 const BASE: u64 = 0x10_0000;
 const DESC: u64 = BASE;

@@ -7,14 +7,17 @@
 use std::cell::RefCell;
 
 use crate::storage::VecStorage;
-use crate::vcore::dirtylog::{DirtyBitmap, LogEntry};
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::{Entry, IntervalMap, Piece, TranslateError, PERM_RO, PERM_WO};
-use crate::vcore::ring::{
-    ChainBufs, Desc, RingError, RingMemory, SplitConfig, SplitRing, Translate, UsedElem,
-    MAX_PACKET_READS, MAX_ROUND_READS, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT,
-    VRING_DESC_F_WRITE,
+use crate::vcore::memory::dirtylog::{DirtyBitmap, LogEntry};
+use crate::vcore::memory::intervalmap::{
+    Entry, IntervalMap, Piece, TranslateError, PERM_RO, PERM_WO,
 };
+use crate::vcore::ring::access::{RingMemory, Translate};
+use crate::vcore::ring::chain::{ChainBufs, RingError, MAX_PACKET_READS, MAX_ROUND_READS};
+use crate::vcore::ring::desc::{
+    Desc, UsedElem, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
+};
+use crate::vcore::ring::split::{SplitConfig, SplitRing};
 
 /// Something the ring did to memory, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -664,7 +667,7 @@ pub fn fuzz_desc_chain(data: &[u8]) -> (usize, Option<i32>) {
         used.pop();
     }
     if flags & 32 != 0 {
-        ring.set_used_log(Some(crate::vcore::ring::UsedLog {
+        ring.set_used_log(Some(crate::vcore::ring::split::UsedLog {
             log_base: FZ_BUF + 0x1f00,
             log_addr: 0x1000,
         }));

@@ -1,7 +1,7 @@
 //! Storages for the interval map: an unbounded `Vec` and a fixed array.
 
 use crate::vcore::errno::Errno;
-use crate::vcore::intervalmap::{Slot, Storage};
+use crate::vcore::memory::intervalmap::{Slot, Storage};
 
 /// Unbounded storage, like a `KVec` that never fails to grow.
 #[derive(Default)]

@@ -1,5 +1,5 @@
 //! Model check of the order in which a release stops the worker,
-//! src/core/teardown.rs (issue 22, point 3: a zerocopy completion could
+//! src/vcore/teardown.rs (issue 22, point 3: a zerocopy completion could
 //! wake a freed task), over every interleaving `loom` explores.
 //!
 //! The model: one TX ring whose backend, while attached, sends a new

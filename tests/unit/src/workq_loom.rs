@@ -1,4 +1,4 @@
-//! Model check of the work queue's protocol: src/core/workq.rs, compiled
+//! Model check of the work queue's protocol: src/vcore/workq.rs, compiled
 //! here a second time with `loom`'s atomics, run by a model of the kernel
 //! around it (the worker task's state, sleep and wake-ups, its stop and
 //! SIGKILL, the flushers' wait queue) over every interleaving `loom`
@@ -25,7 +25,7 @@ mod sync {
 }
 
 #[allow(dead_code)]
-#[path = "../../../src/core/workq.rs"]
+#[path = "../../../src/vcore/workq.rs"]
 mod workq;
 
 use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, Ordering::*};

@@ -15,7 +15,7 @@ mod sys;
 mod tests;
 
 #[allow(dead_code)]
-#[path = "../../../src/core/uapi.rs"]
+#[path = "../../../src/vcore/uapi.rs"]
 mod uapi;
 
 use harness::{compare, run_forked, Ctx, Kind, Obs, RunResult, Tap, Test};

@@ -332,8 +332,13 @@ fn chain_2_31(obs: &mut Obs, ctx: &Ctx) {
                 && err_ms.is_some_and(|m| m < 1000 * scale),
             format!("the chain is reported broken within a second: {lines:?}"),
         );
+        // 7-8 ms on an idle machine; 422 ms was seen once with the TCG
+        // vCPU threads descheduled by other work on the host (C's figure
+        // in the same run rose from 188 to 359 ms). Without the bound the
+        // walk holds the CPU for minutes (Documentation/security.rst), so
+        // a second still tells the two apart.
         obs.check(
-            worst.is_some_and(|m| m < 250 * scale),
+            worst.is_some_and(|m| m < 1000 * scale),
             format!("the worker yields: a 1 ms sleep on its CPU took up to {worst:?} ms"),
         );
         obs.check(

@@ -1,5 +1,5 @@
 //! compat_ioctl: a 32-bit client (tests/compat/compat32.c, built with
-//! `gcc -m32 -static` by scripts/vmcheck.sh, installed as /bin/compat32)
+//! `gcc -m32 -static` by scripts/vm/vmcheck.sh, installed as /bin/compat32)
 //! runs the ioctl contract through the kernel's 32-bit syscall entry.
 //! Each line it prints is one observation, so the C module's transcript and
 //! ours must be equal line by line. It covers every ioctl vhost-net answers

@@ -4,7 +4,7 @@ mod basic;
 mod budget;
 mod compat;
 mod datapath;
-mod datapath2;
+mod datapath_backends;
 mod hostile;
 mod hostile_iotlb;
 mod ioctl_backend;
@@ -30,7 +30,7 @@ pub fn all() -> Vec<Test> {
     v.extend(basic::tests());
     v.extend(contract());
     v.extend(datapath::tests());
-    v.extend(datapath2::tests());
+    v.extend(datapath_backends::tests());
     // Upstream's tools/virtio/vhost_net_test, once per option set.
     v.extend(upstream::tests());
     // Hostile guests and hostile processes (Documentation/security.rst).

@@ -1,6 +1,6 @@
 //! Upstream's own test, tools/virtio/vhost_net_test.c of the test kernel's
-//! source tree (built static by scripts/build-vhost-net-test.sh, installed
-//! as /bin/vhost_net_test by scripts/vmcheck.sh), run once per option set
+//! source tree (built static by scripts/build/build-vhost-net-test.sh, installed
+//! as /bin/vhost_net_test by scripts/vm/vmcheck.sh), run once per option set
 //! against the module loaded for this run.
 //!
 //! vhost_net_test opens /dev/vhost-net, creates a tap (tun_<pid>, IFF_TAP |
@@ -43,7 +43,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = "/bin/vhost_net_test";
-/// Written by scripts/vmcheck.sh when the build failed: the reason.
+/// Written by scripts/vm/vmcheck.sh when the build failed: the reason.
 pub const BUILD_ERROR: &str = "/etc/vhost_net_test.build-error";
 
 /// The option sets: (test name suffix, --buf-num, other options).
@@ -175,7 +175,7 @@ fn stacks(pid: u32) -> Vec<String> {
 fn run_set(obs: &mut Obs, _ctx: &Ctx, name: &str, nbufs: u32, opts: &[&str], timeout: u64) {
     if !sys::path_exists(BIN) {
         let why = std::fs::read_to_string(BUILD_ERROR)
-            .unwrap_or_else(|_| "not in the image (run through scripts/vmcheck.sh)".into());
+            .unwrap_or_else(|_| "not in the image (run through scripts/vm/vmcheck.sh)".into());
         obs.fail(format!("{BIN}: {}", why.trim()));
         return;
     }

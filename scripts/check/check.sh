@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# `make check`: set-up, kernel (cached), module with lints, formatting, host
+# tests, the VM suite against both modules. The last line is the totals:
+# "<n> passed, <m> failed". Exits non-zero on any failure.
+set -uo pipefail
+. "$(dirname "$0")/../build/env.sh"
+cd "$REPO"
+passed=0
+failed=0
+start=$(date +%s)
+
+step() { # step NAME CMD...: one pass or one fail
+    local name=$1; shift
+    echo "=== $name"
+    local t0=$SECONDS
+    if "$@"; then
+        echo "ok - $name"; passed=$((passed + 1))
+    else
+        echo "not ok - $name"; failed=$((failed + 1))
+    fi
+    echo "# took $((SECONDS - t0)) s"
+}
+
+finish() {
+    echo "# make check took $(( $(date +%s) - start )) s"
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit
+}
+
+step bootstrap scripts/build/bootstrap.sh || true
+t0=$SECONDS
+if ! kdir=$(scripts/build/kernel.sh release); then
+    failed=$((failed + 1)); echo "not ok - test kernel"; finish
+fi
+passed=$((passed + 1)); echo "ok - test kernel ($kdir)"
+echo "# took $((SECONDS - t0)) s"
+
+step "Kbuild: the clean pass reads it unconfigured; non-x86-64 refused" scripts/build/kbuild-test.sh "$kdir"
+step "module (CLIPPY=1, warnings are errors)" scripts/build/module.sh "$kdir"
+step "rustfmt --check" scripts/build/fmt.sh check
+
+# Host tests: every cargo test counts.
+cargo_tests() { # cargo_tests DIR TITLE
+    echo "=== host tests ($1: $2)"
+    local out rc p f t0=$SECONDS
+    out=$(cd "$1" && cargo test --quiet 2>&1); rc=$?
+    echo "$out" | grep -E '^test result:|FAILED|panicked' || true
+    p=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' | paste -sd+ | bc)
+    f=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' | paste -sd+ | bc)
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+    if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
+        echo "$out" | tail -n 30; failed=$((failed + 1))
+    fi
+    echo "# took $((SECONDS - t0)) s"
+}
+cargo_tests tests/unit "src/vcore, property tests, no_std build with kernel lints"
+cargo_tests tests/vmtest "harness, comparison, uapi layout"
+# The module's unsafe blocks are linted by the kernel's Clippy set above;
+# the test crate's (libc calls, deliberately bad pointers) by Clippy's
+# default set plus this lint.
+for crate in tests/vmtest bench/vbench; do
+    step "$crate: clippy clean, and every unsafe block says why it is sound (clippy::undocumented_unsafe_blocks)" \
+        sh -c "cd $crate && cargo clippy --quiet --release --target x86_64-unknown-linux-gnu --all-targets -- -D warnings -D clippy::undocumented_unsafe_blocks"
+done
+step "bench/report.py: its statistics (median confidence interval, pairing by round) on known answers" \
+    /usr/bin/python3 bench/report.py --self-test
+# Fuzzing src/vcore (desc_chain, interval_map, iotlb_msg), bounded (make soak
+# runs long).
+step "cargo fuzz, ${VHOST_FUZZ_SECS:-20} s per target (ASan)" tests/fuzz/run.sh "${VHOST_FUZZ_SECS:-20}"
+
+# A sub-suite whose last line is its own "<n> passed, <m> failed" totals:
+# they are added; a failed run that counted no failure (boot, timeout,
+# kernel report) counts as one.
+suite() { # suite TITLE CMD...
+    local title=$1; shift
+    echo "=== $title"
+    local log rc totals p f t0=$SECONDS
+    log=$(mktemp)
+    "$@" 2>&1 | tee "$log"; rc=${PIPESTATUS[0]}
+    totals=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    rm -f "$log"
+    p=${totals%% *}; f=${totals#*, }; f=${f%% *}
+    [ -n "$totals" ] || { p=0; f=0; }
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "not ok - $title (boot, timeout or kernel report)"; failed=$((failed + 1))
+    fi
+    echo "# took $((SECONDS - t0)) s"
+}
+
+if [ ! -f vhost_net_rs.ko ]; then
+    echo "not ok - the module was not built: no VM stage can run"; failed=$((failed + 1))
+    finish
+fi
+ko=$REPO/vhost_net_rs.ko
+
+# Every test against ours and the C vhost_net, same boot.
+suite "VM suite (ours and the C vhost_net, same boot)" scripts/vm/vmcheck.sh "$kdir" "$ko"
+step "bench smoke test (bench/bench --quick: runs, well-formed output)" \
+    bench/bench --quick --out "$REPO/build/bench-quick" "$kdir" "$ko"
+step "profile smoke test (make profile --quick: every row counted, both modules)" \
+    bench/bench --quick --profile --profile-top 5 --out "$REPO/build/profile-quick" "$kdir" "$ko"
+step "nested QEMU rows smoke test (make profile-qemu at 1 MiB: a row per transfer, both modules counted)" \
+    bench/bench --quick --profile --qemu-only --qemu-rounds 1 --qemu-mb 1 --qemu-reps 1 \
+    --qemu-pin --qemu-tso 44 --profile-top 5 --out "$REPO/build/profile-quick" "$kdir" "$ko"
+# Hostile-guest/process tests on the debug kernel (KASAN, lockdep,
+# kmemleak, UBSAN), both modules. VHOST_CHECK_DEBUG=0 skips them. Before
+# the guests: the debug kernel is built (and cached) early in a cold run.
+if [ "${VHOST_CHECK_DEBUG:-1}" != 0 ]; then
+    suite "hostile tests on the debug kernel (VHOST_CHECK_DEBUG=0 skips)" scripts/check/check-debug.sh --hostile
+fi
+# Real QEMU guests on /dev/vhost-net (nested), C and ours: the longest stage.
+suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/vm/guestcheck.sh "$kdir" "$ko"
+finish
