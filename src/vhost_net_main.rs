@@ -9,7 +9,6 @@
 
 use kernel::prelude::*;
 
-mod abi;
 mod kapi;
 mod net;
 mod params;
@@ -31,8 +30,8 @@ struct VhostNetModule {
 }
 
 impl kernel::Module for VhostNetModule {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        match kapi::miscdev::Registration::register() {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        match kapi::miscdev::Registration::register(module) {
             Ok(misc) => Ok(Self { _misc: misc }),
             Err(e) => {
                 pr_err!(

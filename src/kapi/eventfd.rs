@@ -2,19 +2,11 @@
 
 //! Eventfd references: the call/err/log contexts and the kick file.
 
-use core::ffi::c_void;
-use kernel::bindings;
+use super::poll::PollFile;
+use kernel::bindings::eventfd_signal_mask;
+use kernel::bindings::{self, eventfd_ctx_fdget, eventfd_ctx_put, eventfd_fget, fput};
 use kernel::error::from_err_ptr;
 use kernel::prelude::*;
-
-extern "C" {
-    fn eventfd_ctx_fdget(fd: i32) -> *mut bindings::eventfd_ctx;
-    fn eventfd_ctx_put(ctx: *mut bindings::eventfd_ctx);
-    fn eventfd_signal_mask(ctx: *mut bindings::eventfd_ctx, mask: u32);
-    // `struct file` is opaque here (bindgen's layout is not FFI-safe).
-    fn eventfd_fget(fd: i32) -> *mut c_void;
-    fn fput(file: *mut c_void);
-}
 
 /// A counted reference to an eventfd context: what `VHOST_SET_VRING_CALL`,
 /// `VHOST_SET_VRING_ERR` and `VHOST_SET_LOG_FD` install.
@@ -63,7 +55,7 @@ impl Drop for EventFdCtx {
 ///
 /// `ptr` is a valid eventfd file on which we own one reference.
 pub(crate) struct EventFdFile {
-    ptr: *mut c_void,
+    ptr: *mut bindings::file,
 }
 
 // SAFETY: File references may be moved and dropped from any task.
@@ -80,11 +72,6 @@ impl EventFdFile {
         Ok(Self { ptr })
     }
 
-    /// The file, for polling.
-    pub(crate) fn as_ptr(&self) -> *mut c_void {
-        self.ptr
-    }
-
     /// Whether both refer to the same open file.
     pub(crate) fn same_file(&self, other: &Self) -> bool {
         self.ptr == other.ptr
@@ -95,5 +82,13 @@ impl Drop for EventFdFile {
     fn drop(&mut self) {
         // SAFETY: By the type invariant we own one reference.
         unsafe { fput(self.ptr) };
+    }
+}
+
+// SAFETY: `ptr` is a valid file on which we own a reference (type
+// invariant), so it is valid for as long as `self` is borrowed.
+unsafe impl PollFile for EventFdFile {
+    fn file_ptr(&self) -> *mut bindings::file {
+        self.ptr
     }
 }

@@ -2,31 +2,33 @@
 
 //! A borrowed `struct iov_iter`, as `read_iter`/`write_iter` receive it.
 
+use super::shim::vhost_net_rs_iov_iter_count;
 use core::ffi::c_void;
+use core::marker::PhantomData;
 use kernel::bindings;
 
-extern "C" {
-    fn vhost_net_rs_iov_iter_count(iter: *const bindings::iov_iter) -> usize;
-}
-
-/// An iterator the VFS lent us for the duration of one call.
+/// An iterator the VFS lent us for the duration of one call (`'a`).
 ///
 /// # Invariants
 ///
-/// `ptr` is a valid `iov_iter` that nobody else uses while this exists.
-pub(crate) struct IovIter {
+/// `ptr` is a valid `iov_iter` that nobody else uses during `'a`.
+pub(crate) struct IovIter<'a> {
     ptr: *mut bindings::iov_iter,
+    _call: PhantomData<&'a mut bindings::iov_iter>,
 }
 
-impl IovIter {
+impl IovIter<'_> {
     /// Wraps `ptr`.
     ///
     /// # Safety
     ///
     /// `ptr` must be valid and exclusively ours for the returned lifetime.
-    pub(crate) unsafe fn from_raw(ptr: *mut bindings::iov_iter) -> Self {
+    pub(super) unsafe fn from_raw(ptr: *mut bindings::iov_iter) -> Self {
         // INVARIANT: Guaranteed by the caller.
-        Self { ptr }
+        Self {
+            ptr,
+            _call: PhantomData,
+        }
     }
 
     /// Bytes left.

@@ -5,17 +5,23 @@
 //! Upstream's `kernel::miscdevice` (6.13+) only registers dynamic minors and
 //! has no `poll`/`read_iter`/`write_iter` hooks; `/dev/vhost-net` needs minor
 //! 238 (`VHOST_NET_MINOR`, so `char-major-10-238` autoloading works) and all
-//! of those hooks. The `struct miscdevice` and `struct file_operations` live
-//! in the C shim (they need `THIS_MODULE`); the callbacks are the generic
-//! trampolines below, which forward to a [`MiscDevice`] implementation.
+//! of those hooks. As upstream's, the `struct file_operations` is a constant
+//! built here from generic `extern "C"` trampolines that forward to a
+//! [`MiscDevice`] implementation, and the `struct miscdevice` is ours too;
+//! only `owner` (`THIS_MODULE`, a static the module's constant cannot
+//! name) is filled in at registration.
 
 use super::iov::IovIter;
-use core::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
+use super::poll::PollTable;
+use super::shim::VHOST_NET_MINOR;
+use super::shim::{misc_deregister, misc_register, miscdevice, vhost_net_rs_kiocb_flags};
 use core::marker::PhantomData;
 use kernel::bindings;
 use kernel::error::to_result;
+use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
 use kernel::prelude::*;
-use kernel::types::ForeignOwnable;
+use kernel::types::{ForeignOwnable, Opaque};
+use kernel::ThisModule;
 
 /// The file operations of a misc device.
 pub(crate) trait MiscDevice: Sized {
@@ -38,76 +44,105 @@ pub(crate) trait MiscDevice: Sized {
     /// `read_iter`; `nonblock` is the file's `O_NONBLOCK`.
     fn read_iter(
         device: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        iter: &mut IovIter,
+        iter: &mut IovIter<'_>,
         nonblock: bool,
     ) -> Result<isize>;
 
     /// `write_iter`.
     fn write_iter(
         device: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        iter: &mut IovIter,
+        iter: &mut IovIter<'_>,
     ) -> Result<isize>;
 
-    /// `poll`: registers on the device's wait queue through `poll_wait`
-    /// and returns the current event mask.
-    fn poll(
-        device: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        file: *mut c_void,
-        table: *mut c_void,
-    ) -> u32;
+    /// `poll`: registers on the device's wait queues through `table` and
+    /// returns the current event mask.
+    fn poll(device: <Self::Ptr as ForeignOwnable>::Borrowed<'_>, table: &PollTable<'_>) -> u32;
 }
 
-extern "C" {
-    fn vhost_net_rs_misc_register(
-        open: unsafe extern "C" fn(*mut bindings::inode, *mut bindings::file) -> c_int,
-        release: unsafe extern "C" fn(*mut bindings::inode, *mut bindings::file) -> c_int,
-        ioctl: unsafe extern "C" fn(*mut bindings::file, c_uint, c_ulong) -> c_long,
-        read_iter: unsafe extern "C" fn(*mut bindings::kiocb, *mut bindings::iov_iter) -> isize,
-        write_iter: unsafe extern "C" fn(*mut bindings::kiocb, *mut bindings::iov_iter) -> isize,
-        poll: unsafe extern "C" fn(*mut bindings::file, *mut bindings::poll_table_struct) -> c_uint,
-    ) -> c_int;
-    fn vhost_net_rs_kiocb_flags(iocb: *const c_void) -> c_uint;
-    fn vhost_net_rs_misc_deregister();
+/// The file operations of `T`, a constant (as upstream's `MiscdeviceVTable`).
+struct FileOps<T: MiscDevice>(PhantomData<T>);
+
+impl<T: MiscDevice> FileOps<T> {
+    const FOPS: bindings::file_operations = bindings::file_operations {
+        // Filled in by `Registration::register` (THIS_MODULE).
+        owner: core::ptr::null_mut(),
+        llseek: Some(bindings::noop_llseek),
+        open: Some(open_callback::<T>),
+        release: Some(release_callback::<T>),
+        unlocked_ioctl: Some(ioctl_callback::<T>),
+        // Exactly what the C vhost_net does for 32-bit callers.
+        compat_ioctl: Some(bindings::compat_ptr_ioctl),
+        read_iter: Some(read_iter_callback::<T>),
+        write_iter: Some(write_iter_callback::<T>),
+        poll: Some(poll_callback::<T>),
+        // SAFETY: All zeroes is a valid `file_operations` (no operation).
+        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+    };
+}
+
+/// What the misc core keeps pointers to while the device is registered.
+struct Objects {
+    fops: bindings::file_operations,
+    misc: Opaque<miscdevice>,
 }
 
 /// The registration of the `vhost-net` misc device.
 ///
 /// # Invariants
 ///
-/// While a value of this type exists, the shim's `struct miscdevice` is
-/// registered with the callbacks of `T`. There is only one such shim object,
-/// so at most one `Registration` exists (the module owns it).
+/// `objects.misc` is registered (`misc_register` succeeded) with
+/// `objects.fops`, the file operations of `T` with `owner` set; the box
+/// does not move or change until `Drop` deregisters it.
 pub(crate) struct Registration<T: MiscDevice> {
+    objects: KBox<Objects>,
     _t: PhantomData<T>,
 }
 
+// SAFETY: The registration is only deregistered (from any task) in `Drop`;
+// the misc core synchronises its own use of the objects.
+unsafe impl<T: MiscDevice> Send for Registration<T> {}
+// SAFETY: Shared references give no access to the objects.
+unsafe impl<T: MiscDevice> Sync for Registration<T> {}
+
 impl<T: MiscDevice> Registration<T> {
-    /// Registers the device. Fails with `EBUSY` if the minor is taken (for
-    /// example by the C `vhost_net`), leaving nothing registered.
-    pub(crate) fn register() -> Result<Self> {
-        // SAFETY: The callbacks are `extern "C"` functions with exactly the
-        // C prototypes the shim declares; they stay valid for the lifetime
-        // of the module, and `Drop` deregisters before the module goes away.
-        let ret = unsafe {
-            vhost_net_rs_misc_register(
-                open_callback::<T>,
-                release_callback::<T>,
-                ioctl_callback::<T>,
-                read_iter_callback::<T>,
-                write_iter_callback::<T>,
-                poll_callback::<T>,
-            )
-        };
-        to_result(ret)?;
-        // INVARIANT: `misc_register` succeeded.
-        Ok(Self { _t: PhantomData })
+    /// Registers `/dev/vhost-net` (minor `VHOST_NET_MINOR`) for `module`.
+    /// Fails with `EBUSY` if the minor is taken (for example by the C
+    /// `vhost_net`), leaving nothing registered.
+    pub(crate) fn register(module: &'static ThisModule) -> Result<Self> {
+        let mut fops = FileOps::<T>::FOPS;
+        fops.owner = module.as_ptr();
+        let objects = KBox::new(
+            Objects {
+                fops,
+                misc: Opaque::uninit(),
+            },
+            GFP_KERNEL,
+        )?;
+        let misc = objects.misc.get();
+        // SAFETY: `misc` is valid memory for a `miscdevice`, ours until
+        // registered; all zeroes is its "nothing set" value, and the name
+        // and file operations live as long as the registration (a static
+        // string; the box, which does not move).
+        unsafe {
+            misc.write(core::mem::MaybeUninit::zeroed().assume_init());
+            (*misc).minor = VHOST_NET_MINOR as c_int;
+            (*misc).name = c"vhost-net".as_ptr().cast();
+            (*misc).fops = &objects.fops;
+        }
+        // SAFETY: `misc` is initialised above and stays put until `Drop`.
+        to_result(unsafe { misc_register(misc) })?;
+        // INVARIANT: `misc_register` succeeded; the box is kept unchanged.
+        Ok(Self {
+            objects,
+            _t: PhantomData,
+        })
     }
 }
 
 impl<T: MiscDevice> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: By the type invariant, the device is registered.
-        unsafe { vhost_net_rs_misc_deregister() };
+        unsafe { misc_deregister(self.objects.misc.get()) };
     }
 }
 
@@ -155,9 +190,9 @@ unsafe extern "C" fn ioctl_callback<T: MiscDevice>(
     // SAFETY: `private_data` was set by `open_callback`, and `release` cannot
     // run while an ioctl holds the file, so the borrow is valid throughout.
     let device = unsafe { T::Ptr::borrow((*file).private_data) };
-    match T::ioctl(device, cmd, arg as usize) {
+    match T::ioctl(device, cmd, arg) {
         Ok(ret) => ret as c_long,
-        Err(e) => c_long::from(e.to_errno()),
+        Err(e) => e.to_errno() as c_long,
     }
 }
 
@@ -173,7 +208,7 @@ unsafe extern "C" fn read_iter_callback<T: MiscDevice>(
     // by `open_callback`; the file is open for the whole call.
     let device = unsafe { T::Ptr::borrow((*(*iocb).ki_filp).private_data) };
     // SAFETY: As above.
-    let nonblock = unsafe { vhost_net_rs_kiocb_flags(iocb.cast()) } & bindings::O_NONBLOCK != 0;
+    let nonblock = unsafe { vhost_net_rs_kiocb_flags(iocb) } & bindings::O_NONBLOCK != 0;
     // SAFETY: The VFS lends us `iter` for this call.
     let mut iter = unsafe { IovIter::from_raw(iter) };
     match T::read_iter(device, &mut iter, nonblock) {
@@ -208,5 +243,8 @@ unsafe extern "C" fn poll_callback<T: MiscDevice>(
 ) -> c_uint {
     // SAFETY: `private_data` was set by `open_callback`; the file is open.
     let device = unsafe { T::Ptr::borrow((*file).private_data) };
-    T::poll(device, file.cast(), table.cast())
+    // SAFETY: The VFS's arguments to the running `poll`, which outlasts
+    // the table (a local of this call).
+    let table = unsafe { PollTable::from_raw(file, table) };
+    T::poll(device, &table)
 }

@@ -2,15 +2,8 @@
 
 //! A counted reference to an address space (`struct mm_struct`).
 
-use core::ffi::c_void;
-
-extern "C" {
-    // `struct mm_struct` is opaque here: only its address is used (and
-    // bindgen's layout of it is not FFI-safe).
-    fn vhost_net_rs_get_current_mm() -> *mut c_void;
-    fn vhost_net_rs_current_mm_is(mm: *const c_void) -> bool;
-    fn mmput(mm: *mut c_void);
-}
+use super::shim::{vhost_net_rs_current_mm_is, vhost_net_rs_get_current_mm, vhost_net_rs_mmget};
+use kernel::bindings;
 
 /// An `mm_struct` kept alive by a user reference (`mmget`), like the C
 /// module's `dev->mm`: the owner's address space, into which the worker
@@ -20,7 +13,7 @@ extern "C" {
 ///
 /// `ptr` is non-null and we own one `mm_users` reference to it.
 pub(crate) struct MmRef {
-    ptr: *mut c_void,
+    ptr: *mut bindings::mm_struct,
 }
 
 // SAFETY: An mm reference may be dropped (`mmput`) from any task.
@@ -38,7 +31,7 @@ impl MmRef {
     }
 
     /// The raw `struct mm_struct *`, for `kthread_use_mm`.
-    pub(crate) fn as_ptr(&self) -> *mut c_void {
+    pub(super) fn as_ptr(&self) -> *mut bindings::mm_struct {
         self.ptr
     }
 
@@ -50,9 +43,20 @@ impl MmRef {
     }
 }
 
+impl Clone for MmRef {
+    /// Another user reference on the same address space (`mmget`).
+    fn clone(&self) -> Self {
+        // SAFETY: By the type invariant the mm is alive (we hold a user
+        // reference), so another may be taken.
+        unsafe { vhost_net_rs_mmget(self.ptr) };
+        // INVARIANT: `mmget` took the reference the clone owns.
+        Self { ptr: self.ptr }
+    }
+}
+
 impl Drop for MmRef {
     fn drop(&mut self) {
         // SAFETY: By the type invariant we own one reference.
-        unsafe { mmput(self.ptr) };
+        unsafe { bindings::mmput(self.ptr) };
     }
 }

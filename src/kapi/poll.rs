@@ -1,33 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Polling files from the kernel: the kick eventfds and the backend socket
-//! wake the worker through wait-queue callbacks (C's `struct vhost_poll`).
+//! wake the worker through wait-queue callbacks (C's `struct vhost_poll`),
+//! and the `poll` file operation's table ([`PollTable`]).
 
+use super::shim::{vhost_net_rs_get_file, vhost_net_rs_init_poll_entry};
+use super::shim::{vhost_net_rs_poll_wait, vhost_net_rs_vfs_poll};
+use super::waitqueue::WaitQueue;
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_uint, c_void};
-use core::marker::PhantomPinned;
+use core::marker::{PhantomData, PhantomPinned};
 use kernel::bindings;
 use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
 use kernel::types::Opaque;
-
-extern "C" {
-    fn vhost_net_rs_vfs_poll(file: *mut c_void, table: *mut bindings::poll_table_struct) -> u32;
-    fn vhost_net_rs_init_poll_entry(
-        table: *mut bindings::poll_table_struct,
-        qproc: unsafe extern "C" fn(
-            *mut bindings::file,
-            *mut bindings::wait_queue_head,
-            *mut bindings::poll_table_struct,
-        ),
-        wait: *mut bindings::wait_queue_entry,
-        func: unsafe extern "C" fn(
-            *mut bindings::wait_queue_entry,
-            c_uint,
-            c_int,
-            *mut c_void,
-        ) -> c_int,
-    );
-}
 
 /// `EPOLLIN`.
 pub(crate) const EPOLLIN: u32 = 0x1;
@@ -42,62 +28,141 @@ pub(crate) const EPOLLERR: u32 = 0x8;
 /// and makes it zero-sized, so the entry reserves the bytes itself; the
 /// shim checks the size at build time.
 #[repr(C)]
-struct PollTable {
+struct PollTableStorage {
     qproc: *const c_void,
     key: u32,
+}
+
+/// The poll table the VFS passes to the `poll` file operation of one of
+/// our files, for the duration of that call (`'a`): see
+/// [`super::miscdev::MiscDevice::poll`].
+///
+/// # Invariants
+///
+/// `file` is the file being polled and `table` its poll table (possibly
+/// null), both valid during `'a`.
+pub(crate) struct PollTable<'a> {
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table_struct,
+    _call: PhantomData<&'a ()>,
+}
+
+impl PollTable<'_> {
+    /// Wraps the arguments of a `poll` file operation.
+    ///
+    /// # Safety
+    ///
+    /// `file` and `table` are what the VFS passed to the running `poll`
+    /// file operation, which lasts at least as long as the returned value.
+    pub(super) unsafe fn from_raw(
+        file: *mut bindings::file,
+        table: *mut bindings::poll_table_struct,
+    ) -> Self {
+        // INVARIANT: Guaranteed by the caller.
+        Self {
+            file,
+            table,
+            _call: PhantomData,
+        }
+    }
+
+    /// `poll_wait(file, wq, table)`: the poller is woken through `wq`.
+    ///
+    /// Any `wq` may be passed: a [`WaitQueue`] detaches its pollers before
+    /// it is freed (`wake_up_pollfree`, then an RCU grace period), as the
+    /// kernel requires of a wait queue that may die before the file.
+    pub(crate) fn register(&self, wq: &WaitQueue) {
+        // SAFETY: `file` and `table` are the running poll's (type
+        // invariant); the head is initialised and outlives its pollers
+        // (see above).
+        unsafe { vhost_net_rs_poll_wait(self.file, wq.as_raw(), self.table) };
+    }
+}
+
+/// A file a [`PollEntry`] can poll.
+///
+/// # Safety
+///
+/// [`PollFile::file_ptr`] returns a valid `struct file` that stays valid
+/// at least as long as `self` is borrowed.
+pub(crate) unsafe trait PollFile {
+    /// The file.
+    fn file_ptr(&self) -> *mut bindings::file;
 }
 
 /// Who a [`PollEntry`] wakes: `wake(token)` runs in the waker's context
 /// (atomic, under the polled file's wait-queue lock). The entry is generic
 /// over it, so the wait-queue callback calls it directly (inlined), not
 /// through a function pointer.
-pub(crate) trait Wake: Sync {
+pub(crate) trait Wake: Sync + Send {
     /// The polled file has one of the entry's events.
     fn wake(&self, token: u32);
+}
+
+/// What a [`PollEntry`] is registered on, under its `lock`.
+struct Registration {
+    /// The wait queue `wait` is on; null when it is on none.
+    wqh: *mut bindings::wait_queue_head,
+    /// The polled file, on which the entry owns a reference while `wqh`
+    /// is non-null (it keeps the wait queue alive).
+    file: *mut bindings::file,
 }
 
 /// A wait-queue entry that registers on a file's wait queue and calls
 /// `target.wake(token)` when the file reports one of `mask`'s events.
 ///
+/// [`PollEntry::start`] and [`PollEntry::stop`] are safe for any caller:
+/// the entry serialises them with its own mutex (the callers already
+/// serialise them with their ring's mutex, so it is never contended; it
+/// makes the entry's soundness its own business), takes a reference on
+/// the polled file while it is registered, so the wait queue cannot go
+/// away under it, and owns a counted reference on its target.
+///
 /// # Invariants
 ///
-/// - `table` and `wait` are initialised with this module's callbacks.
-/// - `wqh` is non-null exactly while `wait` is on that wait queue; it is
-///   only changed by `start`/`stop`, whose callers serialise them.
-/// - `target` points to a live `T` while the entry is registered.
+/// - `table` and `wait` are initialised with this module's callbacks for
+///   `T`, and `table` is the first field (`queue_proc` finds the entry
+///   from it).
+/// - `reg` is only accessed with `lock` held (`queue_proc` runs inside
+///   `vfs_poll`, called by `start` with the lock held).
+/// - `reg.wqh` is non-null exactly while `wait` is on that wait queue, and
+///   then `reg.file` is the file it belongs to, on which we own a
+///   reference.
 #[pin_data(PinnedDrop)]
 #[repr(C)]
 pub(crate) struct PollEntry<T: Wake> {
     #[pin]
-    table: Opaque<PollTable>,
+    table: Opaque<PollTableStorage>,
     #[pin]
     wait: Opaque<bindings::wait_queue_entry>,
-    wqh: UnsafeCell<*mut bindings::wait_queue_head>,
+    #[pin]
+    lock: Mutex<()>,
+    reg: UnsafeCell<Registration>,
     mask: u32,
     token: u32,
-    target: *const T,
+    target: Arc<T>,
     #[pin]
     _pin: PhantomPinned,
 }
 
-// SAFETY: The callbacks only read immutable fields; `wqh` is serialised by
-// the caller of `start`/`stop` (the virtqueue mutex).
-// The target is `Sync` (`Wake`), so sharing the pointer is sound.
+// SAFETY: The callbacks only read immutable fields and the `Sync + Send`
+// target; `reg` is only touched under `lock` (type invariant), and the
+// file reference it holds may be dropped from any task.
 unsafe impl<T: Wake> Send for PollEntry<T> {}
 // SAFETY: As above.
 unsafe impl<T: Wake> Sync for PollEntry<T> {}
 
 impl<T: Wake> PollEntry<T> {
     /// An entry that calls `target.wake(token)` on events in `mask`.
-    ///
-    /// # Safety
-    ///
-    /// `target` must point to a live `T` whenever the entry is started.
-    pub(crate) unsafe fn new(mask: u32, token: u32, target: *const T) -> impl PinInit<Self> {
+    pub(crate) fn new(mask: u32, token: u32, target: Arc<T>) -> impl PinInit<Self> {
         let init = pin_init!(Self {
             table: Opaque::uninit(),
             wait: Opaque::uninit(),
-            wqh: UnsafeCell::new(core::ptr::null_mut()),
+            lock <- kernel::new_mutex!((), "PollEntry::lock"),
+            reg: UnsafeCell::new(Registration {
+                wqh: core::ptr::null_mut(),
+                file: core::ptr::null_mut(),
+            }),
             mask,
             token,
             target,
@@ -108,9 +173,9 @@ impl<T: Wake> PollEntry<T> {
             unsafe {
                 vhost_net_rs_init_poll_entry(
                     this.table.get().cast(),
-                    queue_proc::<T>,
+                    Some(queue_proc::<T>),
                     this.wait.get(),
-                    wake_function::<T>,
+                    Some(wake_function::<T>),
                 )
             };
             // INVARIANT: initialised with our callbacks.
@@ -122,46 +187,66 @@ impl<T: Wake> PollEntry<T> {
     /// queue and, if events are already pending, wakes at once. A file that
     /// reports `EPOLLERR` is refused with `EINVAL`. Polling an entry that is
     /// already registered does nothing.
-    ///
-    /// # Safety
-    ///
-    /// `file` must stay valid while the entry is registered (until `stop`),
-    /// and calls of `start`/`stop` on one entry must be serialised.
-    pub(crate) unsafe fn start(&self, file: *mut c_void) -> Result {
-        // SAFETY: Serialised by the caller.
-        if !unsafe { *self.wqh.get() }.is_null() {
+    pub(crate) fn start(&self, file: &impl PollFile) -> Result {
+        let _guard = self.lock.lock();
+        // SAFETY: `reg` is ours while the lock is held (type invariant).
+        if !unsafe { (*self.reg.get()).wqh }.is_null() {
             return Ok(());
         }
+        let file = file.file_ptr();
+        // SAFETY: `file` is valid while borrowed (`PollFile`); the entry
+        // keeps its own reference from here until `stop_locked`.
+        unsafe {
+            vhost_net_rs_get_file(file);
+            (*self.reg.get()).file = file;
+        }
         // SAFETY: `file` is valid; `table` is initialised; `queue_proc`
-        // records the queue in `wqh`.
+        // records the queue in `reg.wqh` (we hold the lock it needs).
         let mask = unsafe { vhost_net_rs_vfs_poll(file, self.table.get().cast()) };
         if mask & self.mask != 0 {
-            // SAFETY: `target` is live while started (constructor contract).
-            unsafe { &*self.target }.wake(self.token);
+            self.target.wake(self.token);
         }
         if mask & EPOLLERR != 0 {
-            // SAFETY: Serialised by the caller.
-            unsafe { self.stop() };
+            // SAFETY: We hold the lock.
+            unsafe { self.stop_locked() };
             return Err(EINVAL);
+        }
+        // SAFETY: We hold the lock.
+        if unsafe { (*self.reg.get()).wqh }.is_null() {
+            // The file did not call `poll_wait`: nothing to keep.
+            // SAFETY: We hold the lock.
+            unsafe { self.stop_locked() };
         }
         Ok(())
     }
 
     /// Stops polling (C's `vhost_poll_stop`). After it returns the wake
     /// function is not running and will not run for this entry.
-    ///
+    pub(crate) fn stop(&self) {
+        let _guard = self.lock.lock();
+        // SAFETY: We hold the lock.
+        unsafe { self.stop_locked() };
+    }
+
     /// # Safety
     ///
-    /// Calls of `start`/`stop` on one entry must be serialised, and the
-    /// file passed to `start` must still be valid.
-    pub(crate) unsafe fn stop(&self) {
-        // SAFETY: Serialised by the caller.
-        let wqh = unsafe { &mut *self.wqh.get() };
-        if !wqh.is_null() {
-            // SAFETY: `wait` is on `*wqh` (type invariant); removal takes
-            // the queue's lock, so a running wake function finishes first.
-            unsafe { bindings::remove_wait_queue(*wqh, self.wait.get()) };
-            *wqh = core::ptr::null_mut();
+    /// The caller holds `lock` (or has exclusive access to the entry).
+    unsafe fn stop_locked(&self) {
+        // SAFETY: Guaranteed by the caller.
+        let reg = unsafe { &mut *self.reg.get() };
+        if !reg.wqh.is_null() {
+            // SAFETY: `wait` is on `*wqh` (type invariant), which our file
+            // reference keeps alive; removal takes the queue's lock, so a
+            // running wake function finishes first.
+            unsafe { bindings::remove_wait_queue(reg.wqh, self.wait.get()) };
+            reg.wqh = core::ptr::null_mut();
+        }
+        if !reg.file.is_null() {
+            // SAFETY: We own this reference (taken in `start`). It is
+            // never the file's last while a caller still holds the file it
+            // passed to `start`; if it is, `fput` defers the release.
+            unsafe { bindings::fput(reg.file) };
+            reg.file = core::ptr::null_mut();
         }
     }
 }
@@ -171,9 +256,7 @@ impl<T: Wake> PinnedDrop for PollEntry<T> {
     fn drop(self: Pin<&mut Self>) {
         // Owners stop their entries before dropping them; this only guards
         // against a forgotten stop leaving a dangling wait-queue entry.
-        // SAFETY: Exclusive access; the file outlives the registration by
-        // the `start` contract.
-        unsafe { self.stop() };
+        self.stop();
     }
 }
 
@@ -181,7 +264,8 @@ impl<T: Wake> PinnedDrop for PollEntry<T> {
 ///
 /// # Safety
 ///
-/// Called by `vfs_poll` with the table of a [`PollEntry`].
+/// Called by `vfs_poll` with the table of a [`PollEntry`], from `start`,
+/// which holds the entry's lock.
 unsafe extern "C" fn queue_proc<T: Wake>(
     _file: *mut bindings::file,
     wqh: *mut bindings::wait_queue_head,
@@ -189,8 +273,13 @@ unsafe extern "C" fn queue_proc<T: Wake>(
 ) {
     // SAFETY: `table` is the first field of a `#[repr(C)]` `PollEntry`.
     let entry = unsafe { &*table.cast::<PollEntry<T>>() };
-    // SAFETY: `start` holds the serialising lock while `vfs_poll` runs.
-    unsafe { *entry.wqh.get() = wqh };
+    // SAFETY: `start` holds the entry's lock while `vfs_poll` runs.
+    let reg = unsafe { &mut *entry.reg.get() };
+    if !reg.wqh.is_null() {
+        // A file with a second queue: C's vhost_poll keeps the first.
+        return;
+    }
+    reg.wqh = wqh;
     // SAFETY: `wqh` is the file's live wait queue; `wait` is initialised.
     unsafe { bindings::add_wait_queue(wqh, entry.wait.get()) };
 }
@@ -208,12 +297,12 @@ unsafe extern "C" fn wake_function<T: Wake>(
 ) -> c_int {
     let offset = core::mem::offset_of!(PollEntry<T>, wait);
     // SAFETY: `wait` is the `wait` field of a `PollEntry<T>` (container_of):
-    // the entry was initialised with this function for its `T`.
+    // the entry was initialised with this function for its `T`, and it is
+    // alive while registered (its drop unregisters).
     let entry = unsafe { &*wait.cast::<u8>().sub(offset).cast::<PollEntry<T>>() };
     let events = key as usize as u32;
     if events & entry.mask != 0 {
-        // SAFETY: `target` is live while the entry is registered.
-        unsafe { &*entry.target }.wake(entry.token);
+        entry.target.wake(entry.token);
     }
     0
 }

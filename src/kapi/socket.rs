@@ -3,44 +3,31 @@
 //! The backend of a virtqueue: a tun/tap, macvtap or `AF_PACKET` socket.
 
 use super::errno;
+use super::poll::PollFile;
+use super::shim::{ptr_ring, tap_get_ptr_ring, tap_get_socket, tun_get_socket, tun_get_tx_ring};
+use super::shim::{vhost_net_rs_rx_ptr_len, vhost_net_rs_rx_ring_consume};
+use super::shim::{vhost_net_rs_rx_ring_unconsume, vhost_net_rs_sk_peek_len};
+use super::shim::{vhost_net_rs_sock_can_batch, vhost_net_rs_sock_family};
+use super::shim::{vhost_net_rs_sock_type, vhost_net_rs_sock_zerocopy};
 use super::zcopy::TunMsgCtl;
 use crate::vcore::errno::Errno;
 use crate::vcore::memory::intervalmap::Piece;
 use core::ffi::{c_int, c_void};
-use kernel::bindings;
+use kernel::bindings::{self, fput};
 use kernel::error::from_err_ptr;
 use kernel::prelude::*;
-// A `Piece` is passed to the socket as a `struct iovec` without copying.
+// A `Piece` is passed to the socket as a `struct iovec` without copying:
+// `#[repr(C)]` { u64 addr, u64 len } against { void *iov_base, size_t
+// iov_len }, the same size, alignment and field offsets on 64-bit, and
+// every bit pattern is valid for both.
 const _: () = {
-    assert!(core::mem::size_of::<Piece>() == core::mem::size_of::<bindings::iovec>());
-    assert!(core::mem::align_of::<Piece>() == core::mem::align_of::<bindings::iovec>());
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<Piece>() == size_of::<bindings::iovec>());
+    assert!(align_of::<Piece>() == align_of::<bindings::iovec>());
+    assert!(offset_of!(Piece, addr) == offset_of!(bindings::iovec, iov_base));
+    assert!(offset_of!(Piece, len) == offset_of!(bindings::iovec, iov_len));
+    assert!(size_of::<u64>() == size_of::<usize>());
 };
-
-/// Views pieces as iovecs.
-fn as_iovecs(pieces: &[Piece]) -> &[bindings::iovec] {
-    // SAFETY: `Piece` is `#[repr(C)]` { u64 addr, u64 len } and `iovec` is
-    // { void *iov_base, size_t iov_len }: same size and alignment (asserted
-    // above) and field offsets on 64-bit, and every bit pattern is valid
-    // for both.
-    unsafe { core::slice::from_raw_parts(pieces.as_ptr().cast(), pieces.len()) }
-}
-
-extern "C" {
-    // Opaque pointers: bindgen's layouts of these are not FFI-safe.
-    fn vhost_net_rs_sock_type(sock: *const c_void) -> c_int;
-    fn vhost_net_rs_sock_family(sock: *const c_void) -> c_int;
-    fn tun_get_socket(file: *mut c_void) -> *mut c_void;
-    fn tap_get_socket(file: *mut c_void) -> *mut c_void;
-    fn fput(file: *mut c_void);
-    fn vhost_net_rs_sk_peek_len(sock: *const c_void) -> c_int;
-    fn vhost_net_rs_sock_can_batch(sock: *const c_void) -> bool;
-    fn tun_get_tx_ring(file: *mut c_void) -> *mut c_void;
-    fn tap_get_ptr_ring(file: *mut c_void) -> *mut c_void;
-    fn vhost_net_rs_rx_ring_consume(ring: *mut c_void, queue: *mut *mut c_void, n: c_int) -> c_int;
-    fn vhost_net_rs_rx_ring_unconsume(ring: *mut c_void, queue: *mut *mut c_void, n: c_int);
-    fn vhost_net_rs_rx_ptr_len(ptr: *mut c_void) -> c_int;
-    fn vhost_net_rs_sock_zerocopy(sock: *const c_void) -> bool;
-}
 
 /// Packets taken off the receive ring at once (C's `VHOST_NET_BATCH`).
 const RX_BATCH: usize = 64;
@@ -56,7 +43,7 @@ const RX_BATCH: usize = 64;
 /// or a tun-tagged `xdp_frame` pointer) taken off `ring` in ring order and
 /// owned by this batch; `head <= tail <= RX_BATCH`.
 struct RxBatch {
-    ring: *mut c_void,
+    ring: *mut ptr_ring,
     head: usize,
     tail: usize,
     queue: [*mut c_void; RX_BATCH],
@@ -160,11 +147,11 @@ impl Socket {
         // INVARIANT: `sockfd_lookup` took a reference on the socket's file.
         let this = Self { sock, rx: None };
         // SAFETY: `sock` is a valid socket with its `sk` set.
-        if unsafe { vhost_net_rs_sock_type(sock.cast()) } != SOCK_RAW {
+        if unsafe { vhost_net_rs_sock_type(sock) } != SOCK_RAW {
             return Err(errno(Errno::ESOCKTNOSUPPORT));
         }
         // SAFETY: As above.
-        if unsafe { vhost_net_rs_sock_family(sock.cast()) } != bindings::AF_PACKET as c_int {
+        if unsafe { vhost_net_rs_sock_family(sock) } != bindings::AF_PACKET as c_int {
             return Err(errno(Errno::EPFNOSUPPORT));
         }
         Ok(this)
@@ -174,7 +161,7 @@ impl Socket {
     fn tap(fd: i32) -> Result<Self> {
         // SAFETY: Any descriptor value is acceptable; `fget` returns a
         // counted reference or null.
-        let file: *mut c_void = unsafe { bindings::fget(fd as u32) }.cast();
+        let file = unsafe { bindings::fget(fd as u32) };
         if file.is_null() {
             return Err(EBADF);
         }
@@ -186,10 +173,7 @@ impl Socket {
         match sock {
             // INVARIANT: the reference from `fget` is the one on
             // `sock->file` (tun and tap sockets point at their own file).
-            Ok(sock) => Ok(Self {
-                sock: sock.cast(),
-                rx: None,
-            }),
+            Ok(sock) => Ok(Self { sock, rx: None }),
             Err(e) => {
                 // SAFETY: We own the reference `fget` returned.
                 unsafe { fput(file) };
@@ -200,19 +184,25 @@ impl Socket {
 
     /// Sends one packet gathered from `iov`: `len` bytes after its first
     /// `skip`, with `MSG_DONTWAIT` and `flags`. Returns the bytes sent;
-    /// `EINVAL` if `skip + len` overflows.
+    /// `EINVAL` if `skip + len` overflows or `iov` holds fewer bytes.
     ///
     /// `iov` holds user addresses of the calling task's address space (the
     /// worker runs in the owner's).
-    ///
-    /// With `ctl` (zerocopy), the socket builds the skb on the pages of
-    /// `iov` and releases them through the `ubuf_info` in `ctl`.
-    ///
-    /// # Safety
-    ///
-    /// The lengths of the entries of `iov` add up to at least `skip + len`
-    /// (see [`set_iter`]).
-    pub(crate) unsafe fn sendmsg(
+    pub(crate) fn sendmsg(
+        &self,
+        iov: &[Piece],
+        skip: usize,
+        len: usize,
+        flags: u32,
+    ) -> Result<usize> {
+        self.sendmsg_ctl(iov, skip, len, flags, None)
+    }
+
+    /// [`Self::sendmsg`] with a tun/tap control message: with a
+    /// `TUN_MSG_UBUF` one (zerocopy, [`super::zcopy::Zcopy::send`]), the
+    /// socket builds the skb on the pages of `iov` and releases them
+    /// through the `ubuf_info` in `ctl`.
+    pub(super) fn sendmsg_ctl(
         &self,
         iov: &[Piece],
         skip: usize,
@@ -229,9 +219,8 @@ impl Socket {
             msg.__bindgen_anon_1.msg_control = (ctl as *mut TunMsgCtl).cast();
             msg.msg_controllen = core::mem::size_of::<TunMsgCtl>();
         }
-        // SAFETY: `iov` holds `skip + len` bytes (our precondition) and
-        // outlives `msg`, a local.
-        unsafe { set_iter(&mut msg, bindings::ITER_SOURCE, as_iovecs(iov), skip, len) }?;
+        // `iov` outlives `msg`, a local.
+        set_iter(&mut msg, bindings::ITER_SOURCE, iov, skip, len)?;
         // SAFETY: By the type invariant `sock` is valid; its `ops` are set
         // for a live socket and every socket family we accept has sendmsg.
         let r = unsafe {
@@ -249,21 +238,16 @@ impl Socket {
     /// bytes of room there) with `MSG_DONTWAIT | MSG_TRUNC`: returns the
     /// packet's full length, which may exceed `len` (then the packet was
     /// truncated). `EINVAL`, before any packet is taken, if `skip + len`
-    /// overflows.
+    /// overflows or `iov` holds fewer bytes.
     ///
     /// With receive batching the packet is the one [`Self::peek_len`]
     /// measured, handed to the socket through `msg_control` as in C.
     ///
     /// `hdr` is the round's message header, reused for every packet as in
     /// C's `handle_rx`: only the iterator and `msg_control` are set here.
-    ///
-    /// # Safety
-    ///
-    /// The lengths of the entries of `iov` add up to at least `skip + len`
-    /// (see [`set_iter`]).
     // Inlined into the RX loop, like C's call in `handle_rx` (make profile).
     #[inline(always)]
-    pub(crate) unsafe fn recvmsg(
+    pub(crate) fn recvmsg(
         &mut self,
         hdr: &mut RecvHdr,
         iov: &[Piece],
@@ -271,10 +255,10 @@ impl Socket {
         len: usize,
     ) -> Result<usize> {
         let msg = &mut hdr.0;
-        // SAFETY: `iov` holds `skip + len` bytes (our precondition) and
-        // outlives the iterator: `recvmsg` below is its only user, and the
-        // next packet's call sets it again before the socket sees it.
-        unsafe { set_iter(msg, bindings::ITER_DEST, as_iovecs(iov), skip, len) }?;
+        // `iov` outlives the iterator's use: `recvmsg` below is its only
+        // user, and the next packet's call sets it again before the socket
+        // sees it.
+        set_iter(msg, bindings::ITER_DEST, iov, skip, len)?;
         if let Some(rx) = self.rx.as_deref_mut() {
             // tun_recvmsg and tap_recvmsg take the packet from `msg_control`
             // and consume or free it, whatever the outcome.
@@ -317,22 +301,22 @@ impl Socket {
         let len = unsafe {
             match (*(*self.sock).ops).peek_len {
                 Some(f) => f(self.sock),
-                None => vhost_net_rs_sk_peek_len(self.sock.cast()),
+                None => vhost_net_rs_sk_peek_len(self.sock),
             }
         };
         usize::try_from(len).unwrap_or(0)
     }
 
     /// The raw socket, for the shim.
-    pub(crate) fn as_ptr(&self) -> *mut c_void {
-        self.sock.cast()
+    pub(super) fn as_raw(&self) -> *mut bindings::socket {
+        self.sock
     }
 
     /// Whether tun/tap batching applies: C batches only when the socket's
     /// send buffer is unlimited (tun and tap set it so).
     pub(crate) fn can_batch(&self) -> bool {
         // SAFETY: By the type invariant `sock` is valid.
-        unsafe { vhost_net_rs_sock_can_batch(self.sock.cast()) }
+        unsafe { vhost_net_rs_sock_can_batch(self.sock) }
     }
 
     /// Receives in batches from the file's ring if it has one (tun/tap and
@@ -366,7 +350,7 @@ impl Socket {
     /// set `SOCK_ZEROCOPY`).
     pub(crate) fn zerocopy(&self) -> bool {
         // SAFETY: By the type invariant `sock` is valid.
-        unsafe { vhost_net_rs_sock_zerocopy(self.sock.cast()) }
+        unsafe { vhost_net_rs_sock_zerocopy(self.sock) }
     }
 
     /// Whether both are the same socket.
@@ -374,10 +358,10 @@ impl Socket {
         self.sock == other.sock
     }
 
-    /// The socket's file, for polling.
-    pub(crate) fn file(&self) -> *mut c_void {
+    /// The socket's file.
+    fn file(&self) -> *mut bindings::file {
         // SAFETY: By the type invariant, `sock` is valid.
-        unsafe { (*self.sock).file.cast() }
+        unsafe { (*self.sock).file }
     }
 }
 
@@ -386,37 +370,53 @@ impl Drop for Socket {
         // Packets go back to the ring while the file still holds it.
         drop(self.rx.take());
         // SAFETY: By the type invariant we own one reference on the file.
-        unsafe { fput((*self.sock).file.cast()) };
+        unsafe { fput((*self.sock).file) };
     }
 }
 
 /// Points `msg`'s iterator at the buffer made of `iov` (in direction
 /// `dir`), past its first `skip` bytes, with `len` bytes left; `EINVAL` if
-/// `skip + len` overflows.
+/// `skip + len` overflows or the entries of `iov` hold fewer bytes (the
+/// kernel's iterator trusts its byte count and steps from entry to entry
+/// until it has counted that many bytes, `iterate_iovec`, `iov_npages`,
+/// past the end of `iov` if they hold fewer).
 ///
-/// # Safety
-///
-/// The lengths of the entries of `iov` add up to at least `skip + len`:
-/// the kernel's iterator trusts its byte count and steps from entry to
-/// entry until it has counted that many bytes (`iterate_iovec`,
-/// `iov_npages`), past the end of `iov` if they hold fewer. And `iov`
-/// stays valid as long as the socket may use `msg`'s iterator.
-// Inlined: the per-packet path of `sendmsg` and `recvmsg`. One addition
-// with a carry check; the bound of the sum over `iov` is the caller's
-// proof, not a pass over the entries (make profile).
+/// `iov` must stay valid as long as the socket may use `msg`'s iterator:
+/// the callers use the iterator only while they borrow `iov`.
+// Inlined: the per-packet path of `sendmsg` and `recvmsg`. The bound is a
+// pass over the entries, a handful per packet.
 #[inline(always)]
-unsafe fn set_iter(
+fn set_iter(
     msg: &mut bindings::msghdr,
     dir: core::ffi::c_uint,
-    iov: &[bindings::iovec],
+    iov: &[Piece],
     skip: usize,
     len: usize,
 ) -> Result {
     let count = skip.checked_add(len).ok_or(EINVAL)?;
-    // SAFETY: `iov` is valid for `iov.len()` entries for as long as the
-    // iterator is used (our precondition), and holds `count` bytes.
+    let mut held = 0u64;
+    for p in iov {
+        if held >= count as u64 {
+            break;
+        }
+        held = held.saturating_add(p.len);
+    }
+    if held < count as u64 {
+        return Err(EINVAL);
+    }
+    // SAFETY: `iov` is `iov.len()` entries laid out as `struct iovec` (the
+    // assertions at the top of this file), valid for as long as the
+    // iterator is used (see above), and holds at least `count` bytes
+    // (checked above). The addresses are user addresses, which the
+    // iterator's copies check (`access_ok`) and fault on safely.
     unsafe {
-        bindings::iov_iter_init(&mut msg.msg_iter, dir, iov.as_ptr(), iov.len() as _, count);
+        bindings::iov_iter_init(
+            &mut msg.msg_iter,
+            dir,
+            iov.as_ptr().cast::<bindings::iovec>(),
+            iov.len() as _,
+            count,
+        );
     }
     if skip != 0 {
         // SAFETY: `msg_iter` was initialised just above; advancing stops
@@ -436,5 +436,13 @@ impl RecvHdr {
     /// A zeroed header (no name, no control buffer, no flags).
     pub(crate) fn new() -> Self {
         Self(bindings::msghdr::default())
+    }
+}
+
+// SAFETY: By the type invariant we hold a reference on the socket's file,
+// valid while `self` is borrowed.
+unsafe impl PollFile for Socket {
+    fn file_ptr(&self) -> *mut bindings::file {
+        self.file()
     }
 }

@@ -4,40 +4,26 @@
 //! shares its address space and is accounted to its cgroups, or (with
 //! `VHOST_SET_FORK_FROM_OWNER` 0) a kernel thread that adopts the owner's
 //! address space, as the C module offers both.
+//!
+//! A thread owns a counted reference on its body ([`TaskBody`], an
+//! [`Arc`]) and, for a kthread, on the owner's address space ([`MmRef`]),
+//! and stops (waiting for the thread to exit) before it lets go of them.
+//! Wakers outside the thread's owner reach it through a [`TaskSlot`],
+//! which owns the thread while it is published and enforces the teardown
+//! order: unpublish, an RCU grace period, and only then stop.
 
+use super::mm::MmRef;
+use super::shim::{vhost_net_rs_cgroup_attach_current, vhost_net_rs_cond_resched};
+use super::shim::{vhost_net_rs_current_pid, vhost_net_rs_rcu_read_lock};
+use super::shim::{vhost_net_rs_rcu_read_unlock, vhost_net_rs_set_current_interruptible};
+use super::shim::{vhost_net_rs_set_current_running, vhost_task};
+use super::shim::{vhost_task_create, vhost_task_start, vhost_task_stop, vhost_task_wake};
 use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use kernel::bindings;
 use kernel::error::from_err_ptr;
-use kernel::ffi::c_char;
 use kernel::prelude::*;
-
-extern "C" {
-    fn vhost_task_create(
-        f: unsafe extern "C" fn(*mut c_void) -> bool,
-        handle_kill: unsafe extern "C" fn(*mut c_void),
-        arg: *mut c_void,
-        name: *const c_char,
-    ) -> *mut c_void;
-    fn vhost_task_start(vtsk: *mut c_void);
-    fn vhost_task_stop(vtsk: *mut c_void);
-    fn vhost_task_wake(vtsk: *mut c_void);
-    fn vhost_net_rs_set_current_running();
-    fn vhost_net_rs_set_current_interruptible();
-    fn vhost_net_rs_current_pid() -> i32;
-    fn vhost_net_rs_cond_resched();
-    fn kthread_create_on_node(
-        f: unsafe extern "C" fn(*mut c_void) -> i32,
-        data: *mut c_void,
-        node: i32,
-        namefmt: *const c_char,
-        ...
-    ) -> *mut c_void;
-    fn kthread_should_stop() -> bool;
-    fn kthread_stop(task: *mut c_void) -> i32;
-    fn kthread_use_mm(mm: *mut c_void);
-    fn kthread_unuse_mm(mm: *mut c_void);
-    fn wake_up_process(task: *mut c_void) -> i32;
-    fn vhost_net_rs_cgroup_attach_current(task: *mut c_void) -> i32;
-}
+use kernel::sync::{Arc, Mutex};
 
 /// Yields the CPU if another task should run (`cond_resched`).
 pub(crate) fn cond_resched() {
@@ -50,7 +36,7 @@ pub(crate) fn cond_resched() {
 pub(crate) fn synchronize_rcu() {
     // SAFETY: Called from process context without spinlocks held (the
     // callers hold only sleeping mutexes).
-    unsafe { kernel::bindings::synchronize_rcu() };
+    unsafe { bindings::synchronize_rcu() };
 }
 
 /// The pid of the calling task (`current->pid`), for the worker's name.
@@ -60,7 +46,7 @@ pub(crate) fn current_pid() -> i32 {
 }
 
 /// What a worker thread runs.
-pub(crate) trait TaskBody: Sync {
+pub(crate) trait TaskBody: Send + Sync + 'static {
     /// One round of work; returns whether there was any (if not, the
     /// thread sleeps until woken). Runs with the task state
     /// `TASK_INTERRUPTIBLE`: call [`set_running`] before anything that
@@ -79,21 +65,58 @@ pub(crate) fn set_running() {
     unsafe { vhost_net_rs_set_current_running() };
 }
 
-/// Wakes a worker thread through the raw handle of [`WorkerThread::raw`].
+/// A type-erased `Arc<T: TaskBody>`, as the C threads take it.
 ///
-/// # Safety
+/// # Invariants
 ///
-/// `raw` must come from a live [`WorkerThread`], not yet dropped, and
-/// `kthread` must say which kind it is.
-pub(crate) unsafe fn wake_raw(raw: *mut c_void, kthread: bool) {
-    // SAFETY: Guaranteed by the caller.
-    unsafe {
-        if kthread {
-            wake_up_process(raw);
-        } else {
-            vhost_task_wake(raw);
+/// `ptr` comes from `Arc::<T>::into_raw` for the `T` of `run` and
+/// `release`, and we own that reference.
+struct ErasedBody {
+    ptr: *const c_void,
+    run: unsafe fn(*const c_void) -> bool,
+    release: unsafe fn(*const c_void),
+}
+
+impl ErasedBody {
+    fn new<T: TaskBody>(body: Arc<T>) -> Self {
+        // INVARIANT: `into_raw` gives us the reference.
+        Self {
+            ptr: Arc::into_raw(body).cast(),
+            run: run_erased::<T>,
+            release: release_erased::<T>,
         }
     }
+}
+
+impl Drop for ErasedBody {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own the reference of `ptr`.
+        unsafe { (self.release)(self.ptr) };
+    }
+}
+
+/// # Safety
+///
+/// `body` points to a live `T`.
+unsafe fn run_erased<T: TaskBody>(body: *const c_void) -> bool {
+    // SAFETY: Guaranteed by the caller.
+    unsafe { &*body.cast::<T>() }.run()
+}
+
+/// # Safety
+///
+/// `body` points to a live `T`.
+unsafe fn kill_erased<T: TaskBody>(body: *const c_void) {
+    // SAFETY: Guaranteed by the caller.
+    unsafe { &*body.cast::<T>() }.killed()
+}
+
+/// # Safety
+///
+/// `body` comes from `Arc::<T>::into_raw` and its reference is given up.
+unsafe fn release_erased<T: TaskBody>(body: *const c_void) {
+    // SAFETY: Guaranteed by the caller.
+    drop(unsafe { Arc::from_raw(body.cast::<T>()) });
 }
 
 /// The worker thread of a device, of either kind.
@@ -105,20 +128,20 @@ pub(crate) enum WorkerThread {
 }
 
 impl WorkerThread {
-    /// The handle [`wake_raw`] takes, and whether it is a kthread.
-    pub(crate) fn raw(&self) -> (*mut c_void, bool) {
+    /// The raw handle a [`TaskSlot`] publishes, and whether it is a
+    /// kthread (`task_struct`) rather than a `vhost_task`.
+    fn raw(&self) -> (*mut c_void, bool) {
         match self {
-            WorkerThread::Task(t) => (t.vtsk, false),
-            WorkerThread::Kthread(k) => (k.task, true),
+            WorkerThread::Task(t) => (t.vtsk.cast(), false),
+            WorkerThread::Kthread(k) => (k.task.cast(), true),
         }
     }
 }
 
 /// What a kernel thread worker needs: the body and the owner's mm.
 struct KthreadArgs {
-    run: unsafe fn(*const c_void) -> bool,
-    body: *const c_void,
-    mm: *mut c_void,
+    body: ErasedBody,
+    mm: MmRef,
 }
 
 /// A started kernel thread running a [`TaskBody`] in the owner's address
@@ -126,10 +149,10 @@ struct KthreadArgs {
 ///
 /// # Invariants
 ///
-/// `task` is a started kthread running `kthread_trampoline` on `*args`;
-/// `args`, the body and the mm outlive it (it is stopped in `Drop`).
+/// `task` is a started kthread running `kthread_trampoline` on `*args`,
+/// which outlives it (it is stopped in `Drop`).
 pub(crate) struct Kthread {
-    task: *mut c_void,
+    task: *mut bindings::task_struct,
     args: KBox<KthreadArgs>,
 }
 
@@ -141,20 +164,10 @@ unsafe impl Sync for Kthread {}
 impl Kthread {
     /// Creates and starts a kernel thread named `name` that runs `body`
     /// with `mm` as its address space, in the calling task's cgroups.
-    ///
-    /// # Safety
-    ///
-    /// `body` must stay valid (and pinned), and `mm` referenced, until the
-    /// returned value is dropped.
-    pub(crate) unsafe fn start<T: TaskBody>(
-        body: *const T,
-        mm: *mut c_void,
-        name: &CStr,
-    ) -> Result<Self> {
+    pub(crate) fn start<T: TaskBody>(body: Arc<T>, mm: MmRef, name: &CStr) -> Result<Self> {
         let args = KBox::new(
             KthreadArgs {
-                run: run_erased::<T>,
-                body: body.cast(),
+                body: ErasedBody::new(body),
                 mm,
             },
             GFP_KERNEL,
@@ -163,8 +176,8 @@ impl Kthread {
         // SAFETY: The trampoline matches the C prototype; `data` points to
         // `args`, kept with the handle; "%s" formats `name`, copied.
         let task = from_err_ptr(unsafe {
-            kthread_create_on_node(
-                kthread_trampoline,
+            bindings::kthread_create_on_node(
+                Some(kthread_trampoline),
                 data,
                 -1,
                 c"%s".as_ptr().cast(),
@@ -172,7 +185,7 @@ impl Kthread {
             )
         })?;
         // SAFETY: `task` was just created and is not running yet.
-        unsafe { wake_up_process(task) };
+        unsafe { bindings::wake_up_process(task) };
         // INVARIANT: Started on `args`.
         let this = Self { task, args };
         // The thread joins the caller's cgroups, so its CPU time is the
@@ -187,21 +200,11 @@ impl Kthread {
 impl Drop for Kthread {
     fn drop(&mut self) {
         // SAFETY: By the type invariant the thread runs until stopped;
-        // `kthread_stop` waits for it to return, after which `args` and
-        // the body are unused.
-        unsafe { kthread_stop(self.task) };
+        // `kthread_stop` waits for it to return, after which `args` (the
+        // body and the mm) are unused and dropped with `self`.
+        unsafe { bindings::kthread_stop(self.task) };
         let _ = &self.args;
     }
-}
-
-/// Runs one round of a type-erased body.
-///
-/// # Safety
-///
-/// `body` must point to a live `T`.
-unsafe fn run_erased<T: TaskBody>(body: *const c_void) -> bool {
-    // SAFETY: Guaranteed by the caller.
-    unsafe { &*body.cast::<T>() }.run()
 }
 
 /// The kthread's function.
@@ -212,65 +215,64 @@ unsafe fn run_erased<T: TaskBody>(body: *const c_void) -> bool {
 unsafe extern "C" fn kthread_trampoline(data: *mut c_void) -> i32 {
     // SAFETY: `data` is the `KthreadArgs`, alive until `kthread_stop`.
     let args = unsafe { &*data.cast::<KthreadArgs>() };
-    // SAFETY: The owner's mm is referenced until the thread is stopped.
-    unsafe { kthread_use_mm(args.mm) };
+    // SAFETY: The owner's mm is referenced (`args.mm`) until the thread is
+    // stopped.
+    unsafe { bindings::kthread_use_mm(args.mm.as_ptr()) };
     loop {
         // SAFETY: Setting our own state; paired with `kthread_stop`'s wake.
         unsafe { vhost_net_rs_set_current_interruptible() };
         // SAFETY: We are a kthread.
-        if unsafe { kthread_should_stop() } {
+        if unsafe { bindings::kthread_should_stop() } {
             set_running();
             break;
         }
-        // SAFETY: `body` is alive until the thread is stopped.
-        if !unsafe { (args.run)(args.body) } {
+        // SAFETY: The body is alive (we hold its reference in `args`).
+        if !unsafe { (args.body.run)(args.body.ptr) } {
             // SAFETY: Sleeping in our own thread.
-            unsafe { kernel::bindings::schedule() };
+            unsafe { bindings::schedule() };
         }
     }
     // SAFETY: Undoes `kthread_use_mm` above.
-    unsafe { kthread_unuse_mm(args.mm) };
+    unsafe { bindings::kthread_unuse_mm(args.mm.as_ptr()) };
     0
 }
 
-/// A started `vhost_task` running `T::run` on `*body`.
+/// A started `vhost_task` running a [`TaskBody`].
 ///
 /// # Invariants
 ///
-/// `vtsk` is a started vhost_task whose argument is `body`, and `body`
-/// stays valid until [`VhostTask::stop`] (or `Drop`) returned.
+/// `vtsk` is a started vhost_task whose argument is `body.ptr`, and `body`
+/// is kept until `vhost_task_stop` returned (in `Drop`).
 pub(crate) struct VhostTask {
-    vtsk: *mut c_void,
+    vtsk: *mut vhost_task,
+    body: ErasedBody,
 }
 
-// SAFETY: The task handle may be woken and stopped from any task.
+// SAFETY: The task handle may be woken and stopped from any task, and the
+// body is `Send + Sync`.
 unsafe impl Send for VhostTask {}
 // SAFETY: `vhost_task_wake` may be called concurrently.
 unsafe impl Sync for VhostTask {}
 
 impl VhostTask {
     /// Creates and starts a worker named `name` (`vhost-<pid>`) as a
-    /// thread of the calling process.
-    ///
-    /// # Safety
-    ///
-    /// `body` must stay valid (and pinned) until the returned value is
-    /// dropped.
-    pub(crate) unsafe fn start<T: TaskBody>(body: *const T, name: &CStr) -> Result<Self> {
-        // SAFETY: The trampolines match the C prototypes; `body` outlives
-        // the task by the caller's guarantee; `name` is copied.
+    /// thread of the calling process, running `body`.
+    pub(crate) fn start<T: TaskBody>(body: Arc<T>, name: &CStr) -> Result<Self> {
+        let body = ErasedBody::new(body);
+        // SAFETY: The trampolines match the C prototypes; the body outlives
+        // the task (it is kept with the handle); `name` is copied.
         let vtsk = from_err_ptr(unsafe {
             vhost_task_create(
-                run_trampoline::<T>,
-                kill_trampoline::<T>,
-                body.cast_mut().cast(),
+                Some(run_trampoline::<T>),
+                Some(kill_trampoline::<T>),
+                body.ptr.cast_mut(),
                 name.as_char_ptr(),
             )
         })?;
         // SAFETY: `vtsk` was just created and not started.
         unsafe { vhost_task_start(vtsk) };
         // INVARIANT: Created with `body`, started.
-        Ok(Self { vtsk })
+        Ok(Self { vtsk, body })
     }
 }
 
@@ -278,18 +280,18 @@ impl Drop for VhostTask {
     fn drop(&mut self) {
         // SAFETY: By the type invariant `vtsk` is live; `vhost_task_stop`
         // waits for the thread to exit (or for a kill to finish) and frees
-        // the handle, after which `body` is no longer used.
+        // the handle, after which the body is no longer used.
         unsafe { vhost_task_stop(self.vtsk) };
+        let _ = &self.body;
     }
 }
 
 /// # Safety
 ///
-/// Called by the vhost_task with the `body` it was created with.
+/// Called by the vhost_task with the body pointer it was created with.
 unsafe extern "C" fn run_trampoline<T: TaskBody>(data: *mut c_void) -> bool {
-    // SAFETY: `data` is the `body` pointer, valid until the task stops.
-    let body = unsafe { &*data.cast::<T>() };
-    body.run()
+    // SAFETY: `data` is the body, alive until the task stops.
+    unsafe { run_erased::<T>(data) }
 }
 
 /// # Safety
@@ -297,6 +299,117 @@ unsafe extern "C" fn run_trampoline<T: TaskBody>(data: *mut c_void) -> bool {
 /// As [`run_trampoline`].
 unsafe extern "C" fn kill_trampoline<T: TaskBody>(data: *mut c_void) {
     // SAFETY: As in `run_trampoline`.
-    let body = unsafe { &*data.cast::<T>() };
-    body.killed();
+    unsafe { kill_erased::<T>(data) }
+}
+
+/// Where wakers find the worker thread (C's `dev->worker->vtsk`, read
+/// under RCU): it owns the thread from [`TaskSlot::publish`] until
+/// [`TaskSlot::unpublish`], whose [`Unpublished`] stops it only after an
+/// RCU grace period. [`TaskSlot::wake`] loads the thread inside an RCU
+/// read-side section, so whoever loaded it before it was unpublished has
+/// returned before it is stopped and freed: waking is safe from any
+/// context, at any time.
+///
+/// # Invariants
+///
+/// `raw` is null or the raw handle ([`WorkerThread::raw`]) of the thread
+/// in `thread`; `kthread` is its kind, stored before `raw`. A thread whose
+/// handle was published is freed only after `raw` was cleared and an RCU
+/// grace period passed.
+#[pin_data]
+pub(crate) struct TaskSlot {
+    raw: AtomicPtr<c_void>,
+    kthread: AtomicBool,
+    #[pin]
+    thread: Mutex<Option<WorkerThread>>,
+}
+
+impl TaskSlot {
+    /// A slot without a thread.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            raw: AtomicPtr::new(core::ptr::null_mut()),
+            kthread: AtomicBool::new(false),
+            thread <- kernel::new_mutex!(None, "TaskSlot::thread"),
+        })
+    }
+
+    /// Publishes `thread` to wakers. A thread published before is
+    /// unpublished and stopped first.
+    pub(crate) fn publish(&self, thread: WorkerThread) {
+        drop(self.unpublish());
+        let mut slot = self.thread.lock();
+        let (raw, kthread) = thread.raw();
+        *slot = Some(thread);
+        self.kthread.store(kthread, Ordering::Relaxed);
+        // INVARIANT: The kind first; the thread is in `thread` until
+        // `unpublish` clears `raw`. Release: every waker that sees the
+        // handle sees the kind.
+        self.raw.store(raw, Ordering::Release);
+    }
+
+    /// Wakes the published thread, if any.
+    pub(crate) fn wake(&self) {
+        // SAFETY: Plain read-side critical section, closed below.
+        unsafe { vhost_net_rs_rcu_read_lock() };
+        let raw = self.raw.load(Ordering::Acquire);
+        if !raw.is_null() {
+            // SAFETY: A handle loaded inside this read-side section is
+            // freed only after it ends (type invariant), and `kthread` says
+            // its kind (stored before it was published).
+            unsafe {
+                if self.kthread.load(Ordering::Relaxed) {
+                    bindings::wake_up_process(raw.cast());
+                } else {
+                    vhost_task_wake(raw.cast());
+                }
+            }
+        }
+        // SAFETY: Closes the section opened above.
+        unsafe { vhost_net_rs_rcu_read_unlock() };
+    }
+
+    /// Stops publishing the thread; wakers that run from now on find none.
+    /// The thread is stopped when the result is dropped, after an RCU
+    /// grace period ([`Unpublished::grace_period`], or the drop's).
+    pub(crate) fn unpublish(&self) -> Option<Unpublished> {
+        let mut slot = self.thread.lock();
+        self.raw.store(core::ptr::null_mut(), Ordering::Release);
+        // INVARIANT: Freed by `Unpublished` only after a grace period.
+        slot.take().map(|thread| Unpublished {
+            thread: Some(thread),
+            quiesced: false,
+        })
+    }
+}
+
+/// A worker thread no waker can find any more, stopped when dropped once
+/// the wakers that found it before have returned.
+///
+/// # Invariants
+///
+/// `quiesced` is true only if an RCU grace period passed after the thread
+/// was unpublished.
+pub(crate) struct Unpublished {
+    thread: Option<WorkerThread>,
+    quiesced: bool,
+}
+
+impl Unpublished {
+    /// Waits for the RCU grace period after which no waker uses the thread.
+    pub(crate) fn grace_period(&mut self) {
+        synchronize_rcu();
+        // INVARIANT: A grace period passed.
+        self.quiesced = true;
+    }
+}
+
+impl Drop for Unpublished {
+    fn drop(&mut self) {
+        if !self.quiesced {
+            self.grace_period();
+        }
+        // Stops the thread and frees it (`kthread_stop`, `vhost_task_stop`).
+        drop(self.thread.take());
+    }
 }

@@ -6,13 +6,10 @@
 //! calling task (the owner, for everything but the owner-free ioctls), so
 //! `copy_{from,to}_user` through `kernel::uaccess` is all that is needed.
 
+use super::shim::vhost_net_rs_access_ok;
 use kernel::prelude::*;
 use kernel::types::{AsBytes, FromBytes};
 use kernel::uaccess::{UserPtr, UserSlice};
-
-extern "C" {
-    fn vhost_net_rs_access_ok(addr: usize, size: usize) -> bool;
-}
 
 /// Reads a `T` from user address `addr` (`EFAULT` if it cannot).
 pub(crate) fn read<T: FromBytes>(addr: usize) -> Result<T> {
@@ -33,7 +30,7 @@ pub(crate) fn write<T: AsBytes>(addr: usize, value: &T) -> Result {
 pub(crate) fn access_ok(addr: u64, size: u64) -> bool {
     match (usize::try_from(addr), usize::try_from(size)) {
         // SAFETY: `access_ok` only does arithmetic on its arguments.
-        (Ok(a), Ok(s)) => unsafe { vhost_net_rs_access_ok(a, s) },
+        (Ok(a), Ok(s)) => unsafe { vhost_net_rs_access_ok(a as _, s as _) },
         _ => false,
     }
 }

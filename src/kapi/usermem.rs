@@ -8,12 +8,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 
-extern "C" {
-    fn vhost_net_rs_copy_from_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
-    fn vhost_net_rs_copy_to_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
-    fn vhost_net_rs_busy_clock() -> u64;
-    fn vhost_net_rs_need_resched() -> bool;
-}
+use super::shim::{vhost_net_rs_busy_clock, vhost_net_rs_copy_from_user};
+use super::shim::{vhost_net_rs_copy_to_user, vhost_net_rs_need_resched};
 
 /// Copies `buf.len()` bytes from user address `addr` (`EFAULT` unless all
 /// of them could be read). The data path's copy: the kernel's inline

@@ -1,27 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A wait queue that can be polled (`poll_wait`) and slept on.
+//! A wait queue that can be polled (`poll_wait`, through
+//! [`super::poll::PollTable::register`]) and slept on.
 //!
 //! The 6.12 `CondVar` keeps its `wait_queue_head` private, so it cannot be
 //! handed to `poll_wait`; this is the same object with that door open.
 
+use super::shim::{vhost_net_rs_init_waitqueue_head, vhost_net_rs_wake_up_pollfree};
+use super::task::synchronize_rcu;
 use core::ffi::c_void;
 use core::marker::PhantomPinned;
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
-extern "C" {
-    fn vhost_net_rs_init_waitqueue_head(wq: *mut bindings::wait_queue_head);
-    fn vhost_net_rs_poll_wait(
-        file: *mut c_void,
-        wq: *mut bindings::wait_queue_head,
-        table: *mut c_void,
-    );
-}
-
 /// A `struct wait_queue_head`.
-#[pin_data]
+///
+/// Pollers (`poll_wait` through [`super::poll::PollTable::register`]) may
+/// stay on it after their `poll` returned (epoll), until their file is
+/// released. Dropping it detaches any that are left (`wake_up_pollfree`)
+/// and waits for them to let go (an RCU grace period), as upstream's
+/// `PollCondVar` does, so a poller never outlives the queue. A queue no
+/// poller is on (the common case: epoll detaches before the file's
+/// `release`) is dropped without either.
+#[pin_data(PinnedDrop)]
 pub(crate) struct WaitQueue {
     #[pin]
     wq: Opaque<bindings::wait_queue_head>,
@@ -61,16 +63,9 @@ impl WaitQueue {
         };
     }
 
-    /// `poll_wait(file, wq, table)`: registers the poller on this queue.
-    ///
-    /// # Safety
-    ///
-    /// `file` and `table` must be what the VFS passed to the `poll` file
-    /// operation that is running, and `self` must outlive the file (the
-    /// poller is removed when the file's pollers are torn down).
-    pub(crate) unsafe fn poll_wait(&self, file: *mut c_void, table: *mut c_void) {
-        // SAFETY: Guaranteed by the caller; the head is initialised.
-        unsafe { vhost_net_rs_poll_wait(file, self.wq.get(), table) };
+    /// The head, for `poll_wait`.
+    pub(super) fn as_raw(&self) -> *mut bindings::wait_queue_head {
+        self.wq.get()
     }
 
     /// Sleeps, deaf to signals, until `ready()` holds (C's
@@ -142,5 +137,17 @@ impl WaitQueue {
         // SAFETY: `wait` was prepared on this queue.
         unsafe { bindings::finish_wait(self.wq.get(), wait.get()) };
         r
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for WaitQueue {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: The head is initialised; nobody else uses it any more
+        // (exclusive access) but pollers, which this detaches.
+        if unsafe { vhost_net_rs_wake_up_pollfree(self.wq.get()) } {
+            // Pollers free their entries after a grace period.
+            synchronize_rcu();
+        }
     }
 }

@@ -5,36 +5,14 @@
 //! `vhost_net_build_xdp` and `vhost_tx_batch`). The buffer layout is the
 //! shim's (skb and XDP macros); the copy and the decisions are here.
 
+use super::shim::{vhost_net_rs_xdp_batch, vhost_net_rs_xdp_batch_free};
+use super::shim::{vhost_net_rs_xdp_batch_new, vhost_net_rs_xdp_buf};
+use super::shim::{vhost_net_rs_xdp_commit, vhost_net_rs_xdp_discard};
+use super::shim::{vhost_net_rs_xdp_hdr_offset, vhost_net_rs_xdp_send};
 use super::socket::Socket;
 use super::usermem;
 use crate::vcore::memory::intervalmap::Piece;
-use core::ffi::c_void;
 use kernel::prelude::*;
-
-extern "C" {
-    fn vhost_net_rs_xdp_batch_new() -> *mut c_void;
-    fn vhost_net_rs_xdp_batch_free(batch: *mut c_void);
-    fn vhost_net_rs_xdp_buf(
-        batch: *mut c_void,
-        sock: *mut c_void,
-        sock_hlen: usize,
-        len: usize,
-        pad: *mut u32,
-        buflen: *mut u32,
-        err: *mut i32,
-    ) -> *mut c_void;
-    fn vhost_net_rs_xdp_hdr_offset() -> usize;
-    fn vhost_net_rs_xdp_commit(
-        batch: *mut c_void,
-        idx: u32,
-        buf: *mut c_void,
-        pad: u32,
-        len: usize,
-        buflen: u32,
-    );
-    fn vhost_net_rs_xdp_discard(buf: *mut c_void);
-    fn vhost_net_rs_xdp_send(batch: *mut c_void, sock: *mut c_void, n: u32) -> i32;
-}
 
 /// Buffers in a batch (C's `VHOST_NET_BATCH`).
 pub(crate) const XDP_BATCH: usize = 64;
@@ -58,7 +36,7 @@ pub(crate) enum BuildError {
 /// `n` buffers are committed and owned by it until sent. `hdr_off` is
 /// `vhost_net_rs_xdp_hdr_offset()`.
 pub(crate) struct XdpBatch {
-    ptr: *mut c_void,
+    ptr: *mut vhost_net_rs_xdp_batch,
     n: usize,
     /// Offset of the vnet header in a buffer (a constant of the shim's).
     hdr_off: usize,
@@ -115,7 +93,7 @@ impl XdpBatch {
         let buf = unsafe {
             vhost_net_rs_xdp_buf(
                 self.ptr,
-                sock.as_ptr(),
+                sock.as_raw(),
                 sock_hlen,
                 len,
                 &mut pad,
@@ -180,7 +158,7 @@ impl XdpBatch {
         self.n = 0;
         // SAFETY: `ptr` is live with `n` committed buffers; the socket is
         // a tun/tap socket referenced by the ring.
-        let r = unsafe { vhost_net_rs_xdp_send(self.ptr, sock.as_ptr(), n) };
+        let r = unsafe { vhost_net_rs_xdp_send(self.ptr, sock.as_raw(), n) };
         kernel::error::to_result(r)
     }
 }

@@ -11,7 +11,9 @@
 //! flight that teardown waits on (C's `ubuf_info` array, `heads[].len`
 //! and `vhost_net_ubuf_ref`). The slot indices, which chain each slot
 //! carries and when to stop using zerocopy are the TX ring's business
-//! (`crate::net`), under its mutex.
+//! (`crate::net`), under its mutex. Completions that may let the ring
+//! progress wake it through a [`Wake`] target and token the device passes
+//! in (its worker and TX work bit): this module knows neither.
 //!
 //! # Lifetime
 //!
@@ -24,22 +26,18 @@
 //! section. Dropping a [`Zcopy`] drains it first. The device drains before
 //! it stops its worker thread, so no callback can wake a stopped thread.
 
-use crate::kapi::waitqueue::WaitQueue;
-use crate::vhost::worker::{Worker, WORK_TX};
-use core::ffi::c_void;
+use super::poll::Wake;
+use super::shim::{tun_msg_ctl, vhost_net_rs_rcu_read_lock_bh, vhost_net_rs_rcu_read_unlock_bh};
+use super::shim::{vhost_net_rs_tun_ctl_ubuf, vhost_net_rs_ubuf_arm};
+use super::socket::Socket;
+use super::waitqueue::WaitQueue;
+use crate::vcore::memory::intervalmap::Piece;
+use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::types::Opaque;
-
-extern "C" {
-    fn vhost_net_rs_ubuf_arm(u: *mut bindings::ubuf_info, ops: *const bindings::ubuf_info_ops);
-    fn vhost_net_rs_ubuf_put(u: *mut bindings::ubuf_info) -> bool;
-    fn vhost_net_rs_tun_ctl_ubuf(ctl: *mut TunMsgCtl, u: *mut bindings::ubuf_info);
-    fn vhost_net_rs_rcu_read_lock_bh();
-    fn vhost_net_rs_rcu_read_unlock_bh();
-}
 
 /// Slots, so packets in flight at most (C's `UIO_MAXIOV` ubufs).
 pub(crate) const SLOTS: usize = 1024;
@@ -55,40 +53,41 @@ pub(crate) const DONE: u8 = 2;
 /// dropped): zerocopy did not pay off.
 pub(crate) const FAILED: u8 = 3;
 
-/// `struct tun_msg_ctl` of `include/linux/if_tun.h` (not in the bindings;
-/// the shim checks the size).
-#[repr(C)]
-pub(crate) struct TunMsgCtl {
-    type_: u16,
-    num: u16,
-    ptr: *mut c_void,
-}
+/// A `struct tun_msg_ctl` (`include/linux/if_tun.h`, generated from the
+/// shim's header): what `sendmsg` passes to tun/tap in `msg_control`.
+#[repr(transparent)]
+pub(super) struct TunMsgCtl(tun_msg_ctl);
 
 impl TunMsgCtl {
     /// An empty control message, for [`Zcopy::arm`] to fill.
-    pub(crate) const fn new() -> Self {
-        Self {
+    const fn new() -> Self {
+        Self(tun_msg_ctl {
             type_: 0,
             num: 0,
             ptr: core::ptr::null_mut(),
-        }
+        })
     }
 }
 
 /// What the skb points at: the kernel's `ubuf_info` first, so the
 /// callback's pointer is also a pointer to the slot.
 #[repr(C)]
-struct Slot {
+struct Slot<W: Wake> {
     ubuf: bindings::ubuf_info,
-    zc: *const Zcopy,
+    zc: *const Zcopy<W>,
     index: usize,
 }
 
-/// The callbacks of our slots.
-static UBUF_OPS: bindings::ubuf_info_ops = bindings::ubuf_info_ops {
-    complete: Some(complete),
-    link_skb: None,
-};
+/// The callbacks of the slots of a `Zcopy<W>` (a constant, promoted to a
+/// static by `&Self::OPS`).
+struct Ops<W: Wake>(PhantomData<W>);
+
+impl<W: Wake> Ops<W> {
+    const OPS: bindings::ubuf_info_ops = bindings::ubuf_info_ops {
+        complete: Some(complete::<W>),
+        link_skb: None,
+    };
+}
 
 /// Packets handed to a socket without copying, and their completions.
 ///
@@ -101,28 +100,30 @@ static UBUF_OPS: bindings::ubuf_info_ops = bindings::ubuf_info_ops {
 /// [`Zcopy::arm`]) belongs to the socket until its callback runs; the other
 /// slots belong to the TX ring's round, which holds the ring mutex.
 #[pin_data(PinnedDrop)]
-pub(crate) struct Zcopy {
+pub(crate) struct Zcopy<W: Wake> {
     refs: AtomicU32,
     /// [`Zcopy::drain`] sleeps here until `refs` is 0.
     #[pin]
     drained: WaitQueue,
     status: KVec<AtomicU8>,
-    slots: KVec<Opaque<Slot>>,
-    /// Asked to run the TX ring when completions may let it progress.
-    worker: Arc<Worker>,
+    slots: KVec<Opaque<Slot<W>>>,
+    /// Woken with `token` when completions may let the TX ring progress.
+    waker: Arc<W>,
+    token: u32,
 }
 
 // SAFETY: The slots are only written by the ring round (under the ring
 // mutex) or, once armed, by the socket and our callback, which the kernel
 // serialises through the `ubuf_info` reference count; everything else is
 // atomic or a wait queue.
-unsafe impl Send for Zcopy {}
+unsafe impl<W: Wake> Send for Zcopy<W> {}
 // SAFETY: As above.
-unsafe impl Sync for Zcopy {}
+unsafe impl<W: Wake> Sync for Zcopy<W> {}
 
-impl Zcopy {
-    /// Zerocopy state for a TX ring served by `worker`.
-    pub(crate) fn new(worker: Arc<Worker>) -> Result<Arc<Self>> {
+impl<W: Wake> Zcopy<W> {
+    /// Zerocopy state for a TX ring: completions that may let it progress
+    /// call `waker.wake(token)`.
+    pub(crate) fn new(waker: Arc<W>, token: u32) -> Result<Arc<Self>> {
         let mut status = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
         let mut slots = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
         for _ in 0..SLOTS {
@@ -136,7 +137,8 @@ impl Zcopy {
                 drained <- WaitQueue::new(),
                 status,
                 slots,
-                worker,
+                waker,
+                token,
             }),
             GFP_KERNEL,
         )
@@ -149,30 +151,74 @@ impl Zcopy {
     }
 
     /// Marks slot `index` free again (its chain went to the used ring) or
-    /// done (the socket refused the packet without taking the pages).
+    /// done (the socket refused the packet). A slot the socket holds
+    /// (`IN_PROGRESS`) is left alone, and no slot is made `IN_PROGRESS`:
+    /// only [`Self::send`] arms slots, and only the callback or a refused
+    /// send disarms them.
     pub(crate) fn set_status(&self, index: usize, status: u8) {
-        self.status[index].store(status, Ordering::Relaxed);
+        if status == IN_PROGRESS {
+            return;
+        }
+        let _ = self.status[index].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+            (s != IN_PROGRESS).then_some(status)
+        });
     }
 
-    /// Arms slot `index` for one packet and fills `ctl` for `sendmsg`'s
-    /// `msg_control`: the socket takes the guest's pages and releases them
-    /// through our callback.
+    /// Sends one packet on the guest's pages (`Socket::sendmsg` of `len`
+    /// bytes of `iov` after `skip`, with `flags`) through slot `index`: the
+    /// socket takes the pages and releases them through our callback,
+    /// which marks the slot `DONE` or `FAILED`.
     ///
-    /// # Safety
-    ///
-    /// The caller holds the TX ring mutex and slot `index` is not armed.
-    pub(crate) unsafe fn arm(&self, index: usize, ctl: &mut TunMsgCtl) {
+    /// If the send fails, the socket took no pages or has released them
+    /// already (tun/tap complete the `ubuf_info` of a packet they drop
+    /// before `sendmsg` returns): a slot still `IN_PROGRESS` is given back
+    /// (`CLEAR`, its reference dropped). A slot that is armed already is
+    /// refused with `EBUSY`, nothing sent.
+    pub(crate) fn send(
+        &self,
+        index: usize,
+        sock: &Socket,
+        iov: &[Piece],
+        skip: usize,
+        len: usize,
+        flags: u32,
+    ) -> Result<usize> {
+        let mut ctl = self.arm(index).ok_or(EBUSY)?;
+        let sent = sock.sendmsg_ctl(iov, skip, len, flags, Some(&mut ctl));
+        if sent.is_err()
+            && self.status[index]
+                .compare_exchange(IN_PROGRESS, CLEAR, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // The socket did not take the slot: its reference is ours.
+            self.put();
+        }
+        sent
+    }
+
+    /// Arms slot `index` for one packet and returns the control message
+    /// for `sendmsg`'s `msg_control`; `None` if the slot is armed already.
+    fn arm(&self, index: usize) -> Option<TunMsgCtl> {
         let slot = self.slots[index].get();
-        self.status[index].store(IN_PROGRESS, Ordering::Relaxed);
+        // Acquire: a callback that released the slot before (it stores its
+        // status with release) is done with the slot's fields.
+        self.status[index]
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |s| {
+                (s != IN_PROGRESS).then_some(IN_PROGRESS)
+            })
+            .ok()?;
         self.refs.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: The slot is ours until the socket has it (not armed, the
-        // ring mutex is held); `ubuf` is its first field.
+        let mut ctl = TunMsgCtl::new();
+        // SAFETY: The slot is ours until the socket has it: it was not
+        // armed (its callback, if any, has run) and we just marked it
+        // armed, so no other `arm` writes it; `ubuf` is its first field.
         unsafe {
             (*slot).zc = self;
             (*slot).index = index;
-            vhost_net_rs_ubuf_arm(&raw mut (*slot).ubuf, &UBUF_OPS);
-            vhost_net_rs_tun_ctl_ubuf(ctl, &raw mut (*slot).ubuf);
+            vhost_net_rs_ubuf_arm(&raw mut (*slot).ubuf, &Ops::<W>::OPS);
+            vhost_net_rs_tun_ctl_ubuf(&mut ctl.0, &raw mut (*slot).ubuf);
         }
+        Some(ctl)
     }
 
     /// Drops one reference (C's `vhost_net_ubuf_put`); wakes [`Self::drain`]
@@ -205,7 +251,7 @@ impl Zcopy {
 }
 
 #[pinned_drop]
-impl PinnedDrop for Zcopy {
+impl<W: Wake> PinnedDrop for Zcopy<W> {
     fn drop(self: Pin<&mut Self>) {
         // No callback may reach us once we are gone.
         self.drain();
@@ -219,17 +265,17 @@ impl PinnedDrop for Zcopy {
 ///
 /// Called by the networking core with a `ubuf_info` we armed in
 /// [`Zcopy::arm`].
-unsafe extern "C" fn complete(
+unsafe extern "C" fn complete<W: Wake>(
     _skb: *mut bindings::sk_buff,
     ubuf: *mut bindings::ubuf_info,
     success: bool,
 ) {
     // SAFETY: `ubuf` is live; only the final reference (of the skb and
-    // its clones) completes the packet.
-    if !unsafe { vhost_net_rs_ubuf_put(ubuf) } {
+    // its clones) completes the packet (the kernel's refcount helper).
+    if !unsafe { bindings::refcount_dec_and_test(&raw mut (*ubuf).refcnt) } {
         return;
     }
-    let slot = ubuf.cast::<Slot>();
+    let slot = ubuf.cast::<Slot<W>>();
     // SAFETY: `ubuf` is the first field of a `Slot` (`repr(C)`) we armed;
     // its `zc` outlives every armed slot (module docs, `Zcopy::drain`).
     let (zc, index) = unsafe { (&*(*slot).zc, (*slot).index) };
@@ -241,7 +287,7 @@ unsafe extern "C" fn complete(
     // last one in flight), and every 16 completions otherwise (C's
     // heuristic).
     if left <= 1 || left % 16 == 0 {
-        zc.worker.queue(WORK_TX);
+        zc.waker.wake(zc.token);
     }
     // SAFETY: Closes the section opened above.
     unsafe { vhost_net_rs_rcu_read_unlock_bh() };

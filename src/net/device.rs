@@ -8,9 +8,10 @@
 use crate::kapi::errno;
 use crate::kapi::iov::IovIter;
 use crate::kapi::miscdev::MiscDevice;
+use crate::kapi::poll::PollTable;
 use crate::kapi::poll::{PollEntry, EPOLLIN, EPOLLOUT};
 use crate::kapi::socket::Socket;
-use crate::kapi::task::{cond_resched, synchronize_rcu, TaskBody, WorkerThread};
+use crate::kapi::task::{cond_resched, synchronize_rcu, TaskBody, Unpublished};
 use crate::kapi::uaccess;
 use crate::kapi::xdp::XdpBatch;
 use crate::net::vq::{NetCtx, NetVq, HEADS};
@@ -24,7 +25,6 @@ use crate::vcore::validate;
 use crate::vhost::dev::{Dev, DevState, NVQS};
 use crate::vhost::memmap::GuestMap;
 use crate::vhost::worker::{Worker, WORK_RX, WORK_TX};
-use core::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow};
 
@@ -55,8 +55,8 @@ struct Detached {
 struct Teardown<'a> {
     /// The device.
     net: &'a VhostNet,
-    /// The worker's task (the device's, under the device mutex).
-    task: &'a mut Option<WorkerThread>,
+    /// The worker's task once unpublished, stopped by `stop_task`.
+    unpublished: Option<Unpublished>,
     /// The backends taken from the rings (RX, TX), dropped by the caller
     /// outside the locks.
     socks: [Option<Socket>; 2],
@@ -80,15 +80,18 @@ impl TeardownHost for Teardown<'_> {
     }
 
     fn unpublish_task(&mut self) {
-        self.net.dev.worker().set_task(core::ptr::null_mut(), false);
+        self.unpublished = self.net.dev.worker().unpublish();
     }
 
     fn grace_period(&mut self) {
-        synchronize_rcu();
+        match &mut self.unpublished {
+            Some(task) => task.grace_period(),
+            None => synchronize_rcu(),
+        }
     }
 
     fn stop_task(&mut self) {
-        drop(self.task.take());
+        drop(self.unpublished.take());
     }
 }
 
@@ -114,38 +117,34 @@ impl VhostNet {
     /// guard proves it).
     fn stop_polls(&self, index: usize, vq: &mut NetVq) {
         self.dev.stop_kick(index, vq);
-        // SAFETY: Serialised by the ring's mutex; the socket is still
-        // referenced by the ring.
-        unsafe { self.sock_poll(index).stop() };
+        self.sock_poll(index).stop();
     }
 
     /// `VHOST_SET_OWNER`: the generic owner and worker, and the TX ring's
     /// batch and zerocopy state.
-    fn set_owner(&self) -> Result<isize> {
-        let body = self as *const VhostNet;
-        let worker = self.dev.worker_arc();
-        // SAFETY: `self` lives in an `Arc` that the file holds until
-        // `release`, and `release` stops the thread (in `cleanup`) first.
-        unsafe {
-            self.dev.set_owner(
-                body,
-                HEADS,
-                || {
-                    // A batch on each ring, so that a round need not ask
-                    // (only TX fills it).
-                    let (rx_xdp, tx_xdp) = (XdpBatch::new()?, XdpBatch::new()?);
-                    // C allocates its zerocopy slots here too
-                    // (`vhost_net_set_ubuf_info`).
-                    let zc = if params::experimental_zcopytx() {
-                        Some(ZcRing::new(worker.clone())?)
-                    } else {
-                        None
-                    };
-                    Ok([(rx_xdp, None), (tx_xdp, zc)])
-                },
-                |vq, zc| vq.zc = zc,
-            )
-        }
+    /// The worker thread holds a reference on the device until `release`
+    /// (or `VHOST_RESET_OWNER`) stops it in `cleanup`.
+    fn set_owner(this: ArcBorrow<'_, VhostNet>) -> Result<isize> {
+        let body: Arc<VhostNet> = this.into();
+        let worker = this.dev.worker_arc();
+        this.dev.set_owner(
+            body,
+            HEADS,
+            || {
+                // A batch on each ring, so that a round need not ask
+                // (only TX fills it).
+                let (rx_xdp, tx_xdp) = (XdpBatch::new()?, XdpBatch::new()?);
+                // C allocates its zerocopy slots here too
+                // (`vhost_net_set_ubuf_info`).
+                let zc = if params::experimental_zcopytx() {
+                    Some(ZcRing::new(worker.clone())?)
+                } else {
+                    None
+                };
+                Ok([(rx_xdp, None), (tx_xdp, zc)])
+            },
+            |vq, zc| vq.zc = zc,
+        )
     }
 
     /// Waits until the socket has released every packet sent without
@@ -190,7 +189,7 @@ impl VhostNet {
         self.dev.set_stopping(true);
         let mut steps = Teardown {
             net: self,
-            task: &mut dev.task,
+            unpublished: None,
             socks: [None, None],
         };
         teardown(&mut steps);
@@ -262,9 +261,7 @@ impl VhostNet {
                 return Ok(0);
             }
             let poll = self.sock_poll(index);
-            // SAFETY: Serialised by the ring mutex; the old socket is still
-            // referenced by the ring.
-            unsafe { poll.stop() };
+            poll.stop();
             let prev = core::mem::replace(&mut nvq.vq.backend, sock);
             let started = self
                 .dev
@@ -273,8 +270,7 @@ impl VhostNet {
             if let Err(e) = started {
                 // Put the old backend back (and poll it again); the new
                 // one is dropped.
-                // SAFETY: As above.
-                unsafe { poll.stop() };
+                poll.stop();
                 let _new = core::mem::replace(&mut nvq.vq.backend, prev);
                 let _ = Self::enable_vq(poll, &nvq);
                 return Err(e);
@@ -309,9 +305,7 @@ impl VhostNet {
         let Some(sock) = &nvq.vq.backend else {
             return Ok(());
         };
-        // SAFETY: Serialised by the ring mutex the caller holds; the ring
-        // keeps the socket (and its file) until the poll is stopped.
-        unsafe { poll.start(sock.file()) }
+        poll.start(sock)
     }
 }
 
@@ -320,15 +314,12 @@ impl MiscDevice for VhostNet {
 
     fn open() -> Result<Arc<VhostNet>> {
         let worker = Arc::pin_init(Worker::new(), GFP_KERNEL)?;
-        let w: *const Worker = &*worker;
+        let (w0, w1) = (worker.clone(), worker.clone());
         Arc::pin_init(
             pin_init!(VhostNet {
                 dev <- Dev::new(worker),
-                // SAFETY: `w` points to the worker, which the device keeps
-                // (`Dev::worker`) for as long as the entries exist.
-                rx_sock <- unsafe { PollEntry::new(EPOLLIN, WORK_RX, w) },
-                // SAFETY: As above.
-                tx_sock <- unsafe { PollEntry::new(EPOLLOUT, WORK_TX, w) },
+                rx_sock <- PollEntry::new(EPOLLIN, WORK_RX, w0),
+                tx_sock <- PollEntry::new(EPOLLOUT, WORK_TX, w1),
             }),
             GFP_KERNEL,
         )
@@ -336,20 +327,18 @@ impl MiscDevice for VhostNet {
 
     fn read_iter(
         this: ArcBorrow<'_, VhostNet>,
-        iter: &mut IovIter,
+        iter: &mut IovIter<'_>,
         nonblock: bool,
     ) -> Result<isize> {
         this.dev.msgs().read(iter, nonblock)
     }
 
-    fn write_iter(this: ArcBorrow<'_, VhostNet>, iter: &mut IovIter) -> Result<isize> {
+    fn write_iter(this: ArcBorrow<'_, VhostNet>, iter: &mut IovIter<'_>) -> Result<isize> {
         this.dev.write_msg(iter)
     }
 
-    fn poll(this: ArcBorrow<'_, VhostNet>, file: *mut c_void, table: *mut c_void) -> u32 {
-        // SAFETY: The VFS passes the file and table of the running poll;
-        // `msgs` lives until `release`, after every poller is gone.
-        unsafe { this.dev.msgs().poll(file, table) }
+    fn poll(this: ArcBorrow<'_, VhostNet>, table: &PollTable<'_>) -> u32 {
+        this.dev.msgs().poll(table)
     }
 
     fn release(device: Arc<VhostNet>) {
@@ -377,7 +366,7 @@ impl MiscDevice for VhostNet {
                 this.dev.set_backend_features(value)
             }
             uapi::VHOST_RESET_OWNER => this.reset_owner(),
-            uapi::VHOST_SET_OWNER => this.set_owner(),
+            uapi::VHOST_SET_OWNER => VhostNet::set_owner(this),
             _ => this.dev.locked_ioctl(cmd, arg, || this.zcopy_flush()),
         }
     }

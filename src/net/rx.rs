@@ -43,8 +43,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let (sock, mut r) = round!(nvq, &ctx, 0);
     r.q.start_round();
     r.disable_notify();
-    // SAFETY: Serialised by the ring mutex we hold.
-    unsafe { poll.stop() };
+    poll.stop();
     let mut bytes = 0usize;
     let mut pkts = 0usize;
     let mut sock_len;
@@ -97,16 +96,17 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 // Too big for the buffers: truncate to nothing and drop it
                 // (CVE-2014-0077), the buffers stay with the guest.
                 let one = [r.q.bufs.iov[0]];
-                // SAFETY: `iov[0]` is a piece of the first chain, and
-                // translated pieces are never empty: it holds a byte.
-                let _ = unsafe { sock.recvmsg(&mut hdr, &one, 0, 1) };
+                // `iov[0]` is a piece of the first chain, and translated
+                // pieces are never empty: it holds a byte.
+                let _ = sock.recvmsg(&mut hdr, &one, 0, 1);
                 break 'pass;
             }
             let pieces = &r.q.bufs.iov[..got.in_num];
-            // SAFETY: Not overrun, the pieces hold at least `vhost_len =
-            // vhost_hlen + sock_len` bytes (`RxBufs`).
-            let r_len =
-                unsafe { sock.recvmsg(&mut hdr, pieces, vhost_hlen, sock_len) }.unwrap_or_default();
+            // Not overrun, the pieces hold at least `vhost_len = vhost_hlen
+            // + sock_len` bytes (`RxBufs`), as `recvmsg` checks.
+            let r_len = sock
+                .recvmsg(&mut hdr, pieces, vhost_hlen, sock_len)
+                .unwrap_or_default();
             if r_len != sock_len {
                 // The packet went away or changed size meanwhile: give the
                 // buffers back and go on.
@@ -140,8 +140,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
         }
     }
     if sock_len == 0 {
-        // SAFETY: Serialised by the ring mutex; the ring holds the socket.
-        let _ = unsafe { poll.start(sock.file()) };
+        let _ = poll.start(sock);
     }
     r.signal_used();
 }

@@ -5,7 +5,7 @@
 
 use crate::kapi::socket::Socket;
 use crate::kapi::xdp::BuildError;
-use crate::kapi::zcopy::{self, TunMsgCtl, DONE, FAILED, IN_PROGRESS, SLOTS};
+use crate::kapi::zcopy::{self, DONE, FAILED, SLOTS};
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH, BYTE_WEIGHT};
 use crate::vcore::busypoll::BusyPoll;
 use crate::vcore::errno::Errno;
@@ -143,8 +143,7 @@ pub(crate) fn handle_tx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let (sock, mut r) = round!(nvq, &ctx, 1);
     r.q.start_round();
     r.disable_notify();
-    // SAFETY: Serialised by the ring mutex we hold.
-    unsafe { poll.stop() };
+    poll.stop();
     let t = TxCtx {
         ctx,
         hlen,
@@ -170,9 +169,7 @@ impl TxCtx<'_> {
     /// The socket is full: give the chain back and wait for room.
     fn socket_full(&self, r: &mut Round<'_>, sock: &Socket) {
         r.q.discard(1);
-        // SAFETY: Serialised by the ring mutex; the ring holds the socket
-        // until the poll is stopped.
-        let _ = unsafe { self.ctx.sock_poll.start(sock.file()) };
+        let _ = self.ctx.sock_poll.start(sock);
     }
 
     /// C's `handle_tx_copy`.
@@ -215,8 +212,9 @@ impl TxCtx<'_> {
                 more = bindings::MSG_MORE;
             }
             let pieces = &r.q.bufs.iov[..out_num];
-            // SAFETY: The chain's pieces hold `hlen + len` bytes (`tx_chain`).
-            match unsafe { sock.sendmsg(pieces, hlen, len, more, None) } {
+            // The chain's pieces hold `hlen + len` bytes (`tx_chain`), as
+            // `sendmsg` checks.
+            match sock.sendmsg(pieces, hlen, len, more) {
                 Err(e) if tx_retry(e) => {
                     self.socket_full(r, sock);
                     break;
@@ -251,14 +249,12 @@ impl TxCtx<'_> {
                 break;
             };
             let use_zc = len >= GOODCOPY_LEN && !z.exceeds_maxpend(num) && z.select();
-            let mut ctl = TunMsgCtl::new();
             let slot = z.upend;
             if use_zc {
+                // `slot` is not armed: the slots from `done` to `upend` are
+                // the armed ones and `exceeds_maxpend` keeps `upend` from
+                // reaching `done` (`Zcopy::send` refuses an armed slot).
                 z.ids[slot] = head;
-                // SAFETY: We hold the ring mutex; `slot` is not armed: the
-                // slots from `done` to `upend` are the armed ones and
-                // `exceeds_maxpend` keeps `upend` from reaching `done`.
-                unsafe { z.zc.arm(slot, &mut ctl) };
                 z.upend = (slot + 1) % SLOTS;
             }
             bytes += len;
@@ -268,17 +264,19 @@ impl TxCtx<'_> {
                 0
             };
             let pieces = &r.q.bufs.iov[..out_num];
-            // SAFETY: The chain's pieces hold `hlen + len` bytes (`tx_chain`).
-            let sent = unsafe { sock.sendmsg(pieces, hlen, len, more, use_zc.then_some(&mut ctl)) };
+            // The chain's pieces hold `hlen + len` bytes (`tx_chain`), as
+            // `sendmsg` checks.
+            let sent = if use_zc {
+                z.zc.send(slot, sock, pieces, hlen, len, more)
+            } else {
+                sock.sendmsg(pieces, hlen, len, more)
+            };
             if let Err(e) = sent {
                 let retry = tx_retry(e);
                 if use_zc {
-                    // The socket took no pages, or released them already
-                    // (then the callback has run and dropped the
-                    // reference).
-                    if z.zc.status(slot) == IN_PROGRESS {
-                        z.zc.put();
-                    }
+                    // The socket took no pages (`send` gave the slot back
+                    // and dropped its reference), or released them already
+                    // (then the callback has run and dropped it).
                     if retry {
                         z.upend = slot;
                     } else {

@@ -6,7 +6,7 @@
 //! and `tx` sends the packets and gives their chains back.
 
 use crate::kapi::zcopy::{Zcopy, SLOTS};
-use crate::vhost::worker::Worker;
+use crate::vhost::worker::{Worker, WORK_TX};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -24,7 +24,7 @@ const MAX_PEND: usize = 128;
 /// `ids[done..upend]`, in the order they were sent.
 pub(crate) struct ZcRing {
     /// Shared with the completion callback.
-    pub(crate) zc: Arc<Zcopy>,
+    pub(crate) zc: Arc<Zcopy<Worker>>,
     pub(crate) ids: KVec<u16>,
     pub(crate) upend: usize,
     pub(crate) done: usize,
@@ -39,7 +39,7 @@ pub(crate) struct ZcRing {
 impl ZcRing {
     /// Zerocopy state for the TX ring served by `worker`.
     pub(crate) fn new(worker: Arc<Worker>) -> Result<KBox<Self>> {
-        let zc = Zcopy::new(worker)?;
+        let zc = Zcopy::new(worker, WORK_TX)?;
         // INVARIANT: nothing armed, `done == upend`.
         Ok(KBox::new(
             Self {

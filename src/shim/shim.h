@@ -1,41 +1,49 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What the C shim exports to the Rust side of vhost_net_rs. The Rust
- * `extern "C"` declarations in src/kapi/ must match these exactly.
+ * What the C side of vhost_net_rs exports to Rust, and the kernel headers
+ * whose exported functions Rust calls beyond the kernel crate's bindings.
+ *
+ * The Rust declarations are generated from this file at build time by the
+ * kernel's bindgen (Kbuild: shim_bindgen; src/kapi/shim.rs includes the
+ * output), so they cannot drift from these prototypes.
+ *
+ * shim.c: inline functions and macros Rust cannot reach, one line each,
+ *         and the module parameters (the 6.12 module! macro has none).
+ * net.c:  the two pieces of packet logic that stay in C because they are
+ *         made of skb/XDP macros (see its header comment).
  */
 #ifndef VHOST_NET_RS_SHIM_H
 #define VHOST_NET_RS_SHIM_H
 
 #include <linux/fs.h>
+#include <linux/if_tap.h>
+#include <linux/if_tun.h>
+#include <linux/miscdevice.h>
 #include <linux/poll.h>
+#include <linux/sched/vhost_task.h>
 #include <linux/uio.h>
 
 struct mm_struct;
 struct socket;
+struct ubuf_info;
+struct ubuf_info_ops;
 
-int vhost_net_rs_misc_register(int (*open)(struct inode *, struct file *),
-			       int (*release)(struct inode *, struct file *),
-			       long (*ioctl)(struct file *, unsigned int,
-					     unsigned long),
-			       ssize_t (*read_iter)(struct kiocb *,
-						    struct iov_iter *),
-			       ssize_t (*write_iter)(struct kiocb *,
-						     struct iov_iter *),
-			       __poll_t (*poll)(struct file *,
-						struct poll_table_struct *));
-void vhost_net_rs_misc_deregister(void);
+/* Module parameters (shim.c). */
 extern ushort vhost_net_rs_max_mem_regions;
 extern int vhost_net_rs_max_iotlb_entries;
 extern bool vhost_net_rs_fork_from_owner_default;
 extern int vhost_net_rs_experimental_zcopytx;
+
+/* Inline functions and macros (shim.c). */
 struct mm_struct *vhost_net_rs_get_current_mm(void);
 bool vhost_net_rs_current_mm_is(const struct mm_struct *mm);
+void vhost_net_rs_mmget(struct mm_struct *mm);
 bool vhost_net_rs_access_ok(unsigned long addr, unsigned long size);
-__poll_t vhost_net_rs_vfs_poll(struct file *file, poll_table *table);
-void vhost_net_rs_init_poll_entry(poll_table *table, poll_queue_proc qproc,
+__poll_t vhost_net_rs_vfs_poll(struct file *file, struct poll_table_struct *table);
+void vhost_net_rs_init_poll_entry(struct poll_table_struct *table, poll_queue_proc qproc,
 				  struct wait_queue_entry *wait,
 				  wait_queue_func_t func);
-int vhost_net_rs_sk_peek_len(const struct socket *sock);
+struct file *vhost_net_rs_get_file(struct file *file);
 int vhost_net_rs_sock_type(const struct socket *sock);
 int vhost_net_rs_sock_family(const struct socket *sock);
 unsigned long vhost_net_rs_copy_from_user(void *to, const void __user *from,
@@ -49,33 +57,38 @@ void vhost_net_rs_set_current_interruptible(void);
 int vhost_net_rs_current_pid(void);
 void vhost_net_rs_cond_resched(void);
 void vhost_net_rs_init_waitqueue_head(struct wait_queue_head *wq);
+bool vhost_net_rs_wake_up_pollfree(struct wait_queue_head *wq);
 void vhost_net_rs_poll_wait(struct file *file, wait_queue_head_t *wq,
-			    poll_table *table);
+			    struct poll_table_struct *table);
 size_t vhost_net_rs_iov_iter_count(const struct iov_iter *iter);
 unsigned int vhost_net_rs_kiocb_flags(const struct kiocb *iocb);
-void *vhost_net_rs_xdp_batch_new(void);
-void vhost_net_rs_xdp_batch_free(void *batch);
 bool vhost_net_rs_sock_can_batch(const struct socket *sock);
-int vhost_net_rs_rx_ring_consume(void *ring, void **queue, int n);
-void vhost_net_rs_rx_ring_unconsume(void *ring, void **queue, int n);
+int vhost_net_rs_rx_ring_consume(struct ptr_ring *ring, void **queue, int n);
+void vhost_net_rs_rx_ring_unconsume(struct ptr_ring *ring, void **queue, int n);
 int vhost_net_rs_rx_ptr_len(void *ptr);
 bool vhost_net_rs_sock_zerocopy(const struct socket *sock);
-struct ubuf_info;
-struct ubuf_info_ops;
-struct tun_msg_ctl;
 void vhost_net_rs_ubuf_arm(struct ubuf_info *u, const struct ubuf_info_ops *ops);
-bool vhost_net_rs_ubuf_put(struct ubuf_info *u);
 void vhost_net_rs_tun_ctl_ubuf(struct tun_msg_ctl *ctl, struct ubuf_info *u);
+void vhost_net_rs_rcu_read_lock(void);
+void vhost_net_rs_rcu_read_unlock(void);
 void vhost_net_rs_rcu_read_lock_bh(void);
 void vhost_net_rs_rcu_read_unlock_bh(void);
 int vhost_net_rs_cgroup_attach_current(struct task_struct *tsk);
-void *vhost_net_rs_xdp_buf(void *batch, struct socket *sock, size_t sock_hlen,
-			   size_t len, unsigned int *pad, unsigned int *buflen,
-			   int *err);
+
+/* Packet logic made of skb and XDP macros (net.c). */
+struct vhost_net_rs_xdp_batch;
+int vhost_net_rs_sk_peek_len(const struct socket *sock);
+struct vhost_net_rs_xdp_batch *vhost_net_rs_xdp_batch_new(void);
+void vhost_net_rs_xdp_batch_free(struct vhost_net_rs_xdp_batch *batch);
+void *vhost_net_rs_xdp_buf(struct vhost_net_rs_xdp_batch *batch,
+			   struct socket *sock, size_t sock_hlen, size_t len,
+			   unsigned int *pad, unsigned int *buflen, int *err);
 size_t vhost_net_rs_xdp_hdr_offset(void);
-void vhost_net_rs_xdp_commit(void *batch, unsigned int idx, void *buf,
-			     unsigned int pad, size_t len, unsigned int buflen);
+void vhost_net_rs_xdp_commit(struct vhost_net_rs_xdp_batch *batch,
+			     unsigned int idx, void *buf, unsigned int pad,
+			     size_t len, unsigned int buflen);
 void vhost_net_rs_xdp_discard(void *buf);
-int vhost_net_rs_xdp_send(void *batch, struct socket *sock, unsigned int n);
+int vhost_net_rs_xdp_send(struct vhost_net_rs_xdp_batch *batch,
+			  struct socket *sock, unsigned int n);
 
 #endif

@@ -35,13 +35,7 @@ fn used_elems_as_le_bytes(heads: &[UsedElem]) -> Option<&[u8]> {
     if cfg!(target_endian = "big") {
         return None;
     }
-    // SAFETY: `UsedElem` is `#[repr(C)]` { u32 id, u32 len } of size 8
-    // (asserted in vcore::ring), without padding, so `heads` is
-    // `heads.len() * 8` initialised bytes, valid for reads as long as the
-    // borrow; `u8` has alignment 1.
-    Some(unsafe {
-        core::slice::from_raw_parts(heads.as_ptr().cast::<u8>(), core::mem::size_of_val(heads))
-    })
+    Some(crate::kapi::uapi::slice_as_bytes(heads))
 }
 
 /// The owner's memory as the ring code sees it (C's `vhost_get_user`,

@@ -78,8 +78,6 @@ pub(crate) struct DevState {
     iotlb: Option<Arc<Iotlb>>,
     /// The dirty-log eventfd (`VHOST_SET_LOG_FD`).
     log_ctx: Option<Arc<EventFdCtx>>,
-    /// The worker thread, from `VHOST_SET_OWNER` on.
-    pub(crate) task: Option<WorkerThread>,
 }
 
 impl DevState {
@@ -90,7 +88,6 @@ impl DevState {
             umem: None,
             iotlb: None,
             log_ctx: None,
-            task: None,
         }
     }
 }
@@ -131,17 +128,14 @@ pub(crate) struct Dev<V: DeviceVq> {
 impl<V: DeviceVq> Dev<V> {
     /// A device in its state after `open`, served by `worker`.
     pub(crate) fn new(worker: Arc<Worker>) -> impl PinInit<Self> {
-        let w: *const Worker = &*worker;
+        let (w0, w1) = (worker.clone(), worker.clone());
         pin_init!(Self {
             state <- kernel::new_mutex!(DevState::new(), "vhost::Dev::state"),
             vq0 <- kernel::new_mutex!(V::new(), "vhost::Dev::vq0"),
             vq1 <- kernel::new_mutex!(V::new(), "vhost::Dev::vq1"),
             ctx <- DevCtx::new(worker),
-            // SAFETY: `w` points to `worker`, which the device keeps in its
-            // field `worker` for as long as the entries exist.
-            kick0 <- unsafe { PollEntry::new(EPOLLIN, WORK_RX, w) },
-            // SAFETY: As above.
-            kick1 <- unsafe { PollEntry::new(EPOLLIN, WORK_TX, w) },
+            kick0 <- PollEntry::new(EPOLLIN, WORK_RX, w0),
+            kick1 <- PollEntry::new(EPOLLIN, WORK_TX, w1),
         })
     }
 
@@ -196,9 +190,7 @@ impl<V: DeviceVq> Dev<V> {
     /// Stops the kick poll of ring `index`, whose mutex the caller holds
     /// (the guard proves it).
     pub(crate) fn stop_kick(&self, index: usize, _vq: &mut V) {
-        // SAFETY: Serialised by the ring's mutex; the file is still
-        // referenced by the ring.
-        unsafe { self.kick_poll(index).stop() };
+        self.kick_poll(index).stop();
     }
 
     /// Runs `f` on every virtqueue, each under its own mutex, in index
@@ -223,14 +215,11 @@ impl<V: DeviceVq> Dev<V> {
     /// device's rings need from then on, before the thread starts: for
     /// each ring (0, then 1) its buffers' extension and a part that
     /// `install` hands it; the buffers have room for `heads` used entries.
-    ///
-    /// # Safety
-    ///
-    /// `body` is valid until the device's teardown stops the thread
-    /// (`DevState::task` dropped).
-    pub(crate) unsafe fn set_owner<T: TaskBody, X>(
+    /// The thread holds `body` until the device's teardown stops it
+    /// (`Worker::unpublish`).
+    pub(crate) fn set_owner<T: TaskBody, X>(
         &self,
-        body: *const T,
+        body: Arc<T>,
         heads: usize,
         prepare: impl FnOnce() -> Result<[(V::Ext, X); 2]>,
         mut install: impl FnMut(&mut V, X),
@@ -246,22 +235,16 @@ impl<V: DeviceVq> Dev<V> {
         let bufs = [VqBufs::new(heads, e0)?, VqBufs::new(heads, e1)?];
         let parts = [x0, x1];
         let task = if dev.fork_owner {
-            // SAFETY: `body` is valid until the thread is stopped (our
-            // precondition).
-            WorkerThread::Task(unsafe { VhostTask::start(body, &name) }?)
+            WorkerThread::Task(VhostTask::start(body, &name)?)
         } else {
-            // SAFETY: As above; the mm is referenced by `dev.owner` until
-            // the thread is stopped, too.
-            WorkerThread::Kthread(unsafe { Kthread::start(body, mm.as_ptr(), &name) }?)
+            WorkerThread::Kthread(Kthread::start(body, mm.clone(), &name)?)
         };
         for ((m, b), x) in [&self.vq0, &self.vq1].into_iter().zip(bufs).zip(parts) {
             let mut vq = m.lock();
             vq.vq_mut().bufs = Some(b);
             install(&mut vq, x);
         }
-        let (raw, kthread) = task.raw();
-        self.ctx.worker.set_task(raw, kthread);
-        dev.task = Some(task);
+        self.ctx.worker.publish(task);
         dev.owner = Some(mm);
         Ok(0)
     }
@@ -588,15 +571,11 @@ impl<V: DeviceVq> Dev<V> {
                     }
                     (_, new) => {
                         let poll = self.kick_poll(index);
-                        // SAFETY: Serialised by the ring mutex; the old
-                        // kick is still referenced (it goes to `deferred`).
-                        unsafe { poll.stop() };
+                        poll.stop();
                         deferred.file = core::mem::replace(&mut vq.kick, new);
                         deferred.flush = deferred.file.is_some();
                         match &vq.kick {
-                            // SAFETY: As above; the ring holds the new
-                            // kick until it stops this poll again.
-                            Some(kick) => unsafe { poll.start(kick.as_ptr()) }.map(|()| 0),
+                            Some(kick) => poll.start(kick).map(|()| 0),
                             None => Ok(0),
                         }
                     }
@@ -720,7 +699,7 @@ impl<V: DeviceVq> Dev<V> {
     }
 
     /// `write` on the fd: one IOTLB message (C's `vhost_chr_write_iter`).
-    pub(crate) fn write_msg(&self, iter: &mut IovIter) -> Result<isize> {
+    pub(crate) fn write_msg(&self, iter: &mut IovIter<'_>) -> Result<isize> {
         let mut ty = [0u8; 4];
         if iter.copy_from(&mut ty) != ty.len() {
             return Err(EINVAL);

@@ -10,12 +10,14 @@
 //! until an update covers it, which kicks the ring that missed.
 
 use crate::kapi::iov::IovIter;
+use crate::kapi::kvec;
+use crate::kapi::poll::PollTable;
 use crate::kapi::waitqueue::WaitQueue;
 use crate::vcore::errno::Errno;
 use crate::vcore::uapi::{
     VhostIotlbMsg, VhostMsg, VHOST_IOTLB_MISS, VHOST_IOTLB_MSG, VHOST_IOTLB_MSG_V2,
 };
-use crate::vhost::memmap::{kvec_remove, GuestMap};
+use crate::vhost::memmap::GuestMap;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -140,7 +142,7 @@ impl Msgs {
         if l.read.is_empty() {
             return None;
         }
-        let node = kvec_remove(&mut l.read, 0);
+        let node = kvec::remove(&mut l.read, 0);
         self.readable.store(l.read.len(), Ordering::Release);
         Some(node)
     }
@@ -156,7 +158,7 @@ impl Msgs {
             let m = &l.pending.as_slice()[i];
             if iova <= m.iotlb.iova && last >= m.iotlb.iova && m.iotlb.type_ == VHOST_IOTLB_MISS {
                 kick(m.vq);
-                kvec_remove(&mut l.pending, i);
+                kvec::remove(&mut l.pending, i);
             } else {
                 i += 1;
             }
@@ -164,7 +166,7 @@ impl Msgs {
     }
 
     /// `read_iter`: one message, blocking unless `nonblock`.
-    pub(crate) fn read(&self, iter: &mut IovIter, nonblock: bool) -> Result<isize> {
+    pub(crate) fn read(&self, iter: &mut IovIter<'_>, nonblock: bool) -> Result<isize> {
         if iter.count() < MSG_LEN {
             return Ok(0);
         }
@@ -196,19 +198,9 @@ impl Msgs {
         Ok(copied as isize)
     }
 
-    /// `poll`: readable while the read list is not empty.
-    ///
-    /// # Safety
-    ///
-    /// As [`WaitQueue::poll_wait`]: `file`/`table` from the running `poll`,
-    /// and `self` lives as long as the file.
-    pub(crate) unsafe fn poll(
-        &self,
-        file: *mut core::ffi::c_void,
-        table: *mut core::ffi::c_void,
-    ) -> u32 {
-        // SAFETY: Guaranteed by the caller.
-        unsafe { self.wait.poll_wait(file, table) };
+    /// `poll` on the device's file: readable while a message waits.
+    pub(crate) fn poll(&self, table: &PollTable<'_>) -> u32 {
+        table.register(&self.wait);
         if self.readable.load(Ordering::Acquire) > 0 {
             POLL_READABLE
         } else {

@@ -3,7 +3,7 @@
 //! Guest memory maps: the memory table (`VHOST_SET_MEM_TABLE`) and the
 //! device IOTLB, both [`IntervalMap`]s over a kernel vector.
 
-use crate::kapi::errno;
+use crate::kapi::{errno, kvec};
 use crate::vcore::errno::Errno;
 use crate::vcore::memory::intervalmap::{IntervalMap, Slot, Storage, FLAG_RETIRE};
 use kernel::prelude::*;
@@ -31,22 +31,8 @@ impl Storage for KStorage {
     }
 
     fn remove(&mut self, index: usize) -> Slot {
-        kvec_remove(&mut self.slots, index)
+        kvec::remove(&mut self.slots, index)
     }
-}
-
-/// Removes and returns `v[index]`, shifting the rest down (the 6.12 `KVec`
-/// has no `remove`). `index` must be in bounds.
-pub(crate) fn kvec_remove<T: Copy>(v: &mut KVec<T>, index: usize) -> T {
-    let len = v.len();
-    // Panics unless `index < len` (slice and rotation bounds), so `len >= 1`
-    // below.
-    v.as_mut_slice()[index..].rotate_left(1);
-    let item = v.as_slice()[len - 1];
-    // SAFETY: `len - 1 < len`, and `T: Copy` has no destructor, so the
-    // element left past the new length needs no drop.
-    unsafe { v.set_len(len - 1) };
-    item
 }
 
 /// A guest memory map as C's `vhost_iotlb_alloc(max_iotlb_entries,

@@ -5,16 +5,14 @@
 //! owner being killed; its module docs give the ordering) with the task
 //! that runs the rounds and the flushers' wait queue (C's `vhost_worker`).
 //!
-//! The task handle is only used under these rules: it is published after
-//! the task starts and cleared before the task stops, both under the device
-//! mutex; every waker outside that mutex is a poll callback or a zerocopy
-//! completion. Before the handle is cleared every poll is stopped (which
-//! waits for running callbacks), every ring's backend detached (so no new
-//! zerocopy packet is sent) and every zerocopy packet drained (which waits
-//! for running completions, `kapi::zcopy`); after it is cleared, and before
-//! the task is stopped, an RCU grace period passes, so a completion (it
-//! wakes from an RCU read-side section) that loaded the handle before it
-//! was cleared has returned (`VhostNet::cleanup`).
+//! The task is published to wakers through a [`TaskSlot`], which owns it:
+//! it is published after the task starts and unpublished before the task
+//! stops, both under the device mutex, and the slot stops it only after an
+//! RCU grace period (its waker loads it under RCU), so waking is safe from
+//! any context. The device's teardown (`vcore::teardown`) still orders its
+//! steps so that no poll or zerocopy completion has work for the task once
+//! it is unpublished: every poll is stopped, every ring's backend detached
+//! and every zerocopy packet drained first (`VhostNet::cleanup`).
 //!
 //! The task calls [`Worker::take`] with its state `TASK_INTERRUPTIBLE`
 //! (`vhost_task_fn`, `kthread_trampoline`: `set_current_state`, a full
@@ -22,12 +20,10 @@
 //! `take` found nothing.
 
 use crate::kapi::poll::Wake;
-use crate::kapi::task::set_running;
+use crate::kapi::task::{set_running, TaskSlot, Unpublished, WorkerThread};
 use crate::kapi::waitqueue::WaitQueue;
 use crate::vcore::workq::{Host, WorkQueue};
 pub(crate) use crate::vcore::workq::{Work, WORK_RX, WORK_TX};
-use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use kernel::prelude::*;
 
 /// Pending work and the means to wake whoever runs it.
@@ -35,10 +31,9 @@ use kernel::prelude::*;
 pub(crate) struct Worker {
     /// The protocol's atomics.
     q: WorkQueue,
-    /// The running thread (see `WorkerThread::raw`), null when none.
-    task: AtomicPtr<c_void>,
-    /// Whether `task` is a kthread rather than a vhost_task.
-    kthread: AtomicBool,
+    /// The running thread, for wakers.
+    #[pin]
+    task: TaskSlot,
     /// Flushers sleep here.
     #[pin]
     flushed: WaitQueue,
@@ -49,25 +44,26 @@ impl Worker {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             q: WorkQueue::new(),
-            task: AtomicPtr::new(core::ptr::null_mut()),
-            kthread: AtomicBool::new(false),
+            task <- TaskSlot::new(),
             flushed <- WaitQueue::new(),
         })
     }
 
-    /// Publishes the task that runs the work (null: none). Callers hold the
-    /// device mutex and, when clearing, have stopped every poll first.
-    pub(crate) fn set_task(&self, raw: *mut c_void, kthread: bool) {
-        if raw.is_null() {
-            self.q.set_task(false, self);
-            self.task.store(raw, Ordering::Release);
-        } else {
-            self.kthread.store(kthread, Ordering::Relaxed);
-            // Before the queue publishes it (release), so every waker that
-            // sees a task sees this one.
-            self.task.store(raw, Ordering::Release);
-            self.q.set_task(true, self);
-        }
+    /// Publishes the task that runs the work. Callers hold the device
+    /// mutex.
+    pub(crate) fn publish(&self, task: WorkerThread) {
+        // Before the queue publishes it (release), so every waker that
+        // sees a task finds this one.
+        self.task.publish(task);
+        self.q.set_task(true, self);
+    }
+
+    /// Unpublishes the task: the work queue wakes none from now on. The
+    /// task stops when the result is dropped, after an RCU grace period.
+    /// Callers hold the device mutex and have stopped every poll first.
+    pub(crate) fn unpublish(&self) -> Option<Unpublished> {
+        self.q.set_task(false, self);
+        self.task.unpublish()
     }
 
     /// Queues `bits` and wakes the task if it set one (C's
@@ -111,13 +107,7 @@ impl Worker {
 
 impl Host for Worker {
     fn wake_task(&self) {
-        let task = self.task.load(Ordering::Acquire);
-        if task.is_null() {
-            return;
-        }
-        // SAFETY: The handle is live while published (module docs), and
-        // its kind was published before it.
-        unsafe { crate::kapi::task::wake_raw(task, self.kthread.load(Ordering::Relaxed)) };
+        self.task.wake();
     }
 
     fn wait_flushed(&self, ready: impl FnMut() -> bool) {

@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the 6.12 `KVec` lacks.
+
+use kernel::prelude::*;
+
+/// Removes and returns `v[index]`, shifting the rest down (the 6.12 `KVec`
+/// has no `remove`). Panics unless `index < v.len()`.
+pub(crate) fn remove<T: Copy>(v: &mut KVec<T>, index: usize) -> T {
+    let len = v.len();
+    // Panics unless `index < len` (slice and rotation bounds), so `len >= 1`
+    // below.
+    v.as_mut_slice()[index..].rotate_left(1);
+    let item = v.as_slice()[len - 1];
+    // SAFETY: `len - 1 < len`, and `T: Copy` has no destructor, so the
+    // element left past the new length needs no drop.
+    unsafe { v.set_len(len - 1) };
+    item
+}

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The packet logic of vhost_net_rs that stays in C, and why:
+ *
+ * - vhost_net_rs_sk_peek_len: the length of the packet at the head of a
+ *   packet socket's receive queue (C's peek_head_len for sockets without
+ *   ->peek_len). It walks struct sock and struct sk_buff, which the 6.12
+ *   kernel crate does not bind usably, under the queue's irq-safe spinlock,
+ *   with skb_peek and skb_vlan_tag_present (inline).
+ *
+ * - The TX batch into tun/tap (C's vhost_net_build_xdp and
+ *   vhost_tx_batch): the buffer layout is made of SKB_DATA_ALIGN,
+ *   XDP_PACKET_HEADROOM, NET_SKB_PAD, struct skb_shared_info and
+ *   xdp_init_buff/xdp_prepare_buff (macros and inlines), so the allocation,
+ *   the layout and the xdp_buff array are here. What goes in a buffer, and
+ *   when a batch is sent, is decided in Rust (src/kapi/xdp.rs), which also
+ *   bounds the lengths it passes (a page) so the sums here cannot wrap.
+ *
+ * Everything else in C is a one-line wrapper (shim.c).
+ */
+#include <linux/if_tun.h>
+#include <linux/if_vlan.h>
+#include <linux/net.h>
+#include <linux/skbuff.h>
+#include <net/sock.h>
+#include <net/xdp.h>
+
+#include "shim.h"
+
+/*
+ * Length of the packet at the head of a socket's receive queue, counting a
+ * VLAN tag held out of band (skb_peek and skb_vlan_tag_present are
+ * inline). C's peek_head_len for sockets without peek_len.
+ */
+int vhost_net_rs_sk_peek_len(const struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	struct sk_buff *head;
+	unsigned long flags;
+	int len = 0;
+
+	spin_lock_irqsave(&sk->sk_receive_queue.lock, flags);
+	head = skb_peek(&sk->sk_receive_queue);
+	if (head) {
+		len = head->len;
+		if (skb_vlan_tag_present(head))
+			len += VLAN_HLEN;
+	}
+	spin_unlock_irqrestore(&sk->sk_receive_queue.lock, flags);
+	return len;
+}
+
+/*
+ * TX batching into tun/tap with pre-built XDP buffers (C's
+ * vhost_net_build_xdp and vhost_tx_batch). The buffer layout comes from
+ * skb and XDP macros, so the shim owns the allocation and the xdp_buff
+ * array; Rust copies the packet in and decides what to do.
+ */
+#define VHOST_NET_RS_XDP_BATCH 64
+
+struct vhost_net_rs_xdp_batch {
+	struct page_frag_cache pf;
+	struct xdp_buff xdp[VHOST_NET_RS_XDP_BATCH];
+};
+
+struct vhost_net_rs_xdp_batch *vhost_net_rs_xdp_batch_new(void)
+{
+	return kzalloc(sizeof(struct vhost_net_rs_xdp_batch), GFP_KERNEL);
+}
+
+void vhost_net_rs_xdp_batch_free(struct vhost_net_rs_xdp_batch *b)
+{
+	if (b) {
+		page_frag_cache_drain(&b->pf);
+		kfree(b);
+	}
+}
+
+/*
+ * A buffer for a packet of @len bytes (header included) whose socket
+ * header is @sock_hlen bytes: NULL with *@err = -ENOSPC if it does not fit
+ * a page, -ENOMEM if allocation fails. *@pad is where the data goes.
+ */
+void *vhost_net_rs_xdp_buf(struct vhost_net_rs_xdp_batch *b,
+			   struct socket *sock, size_t sock_hlen, size_t len,
+			   unsigned int *pad, unsigned int *buflen, int *err)
+{
+	int headroom = sock_flag(sock->sk, SOCK_XDP) ? XDP_PACKET_HEADROOM : 0;
+	unsigned int p = SKB_DATA_ALIGN(NET_IP_ALIGN + NET_SKB_PAD + headroom +
+					sock_hlen);
+	unsigned int n = SKB_DATA_ALIGN(sizeof(struct skb_shared_info));
+	void *buf;
+
+	if (SKB_DATA_ALIGN(len + p) + n > PAGE_SIZE) {
+		*err = -ENOSPC;
+		return NULL;
+	}
+	n += SKB_DATA_ALIGN(len + p);
+	buf = page_frag_alloc_align(&b->pf, n, GFP_KERNEL, SMP_CACHE_BYTES);
+	if (!buf) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (!sock_hlen)
+		memset(buf, 0, p);
+	*pad = p;
+	*buflen = n;
+	return buf;
+}
+
+/* Offset of the vnet header in a buffer (struct tun_xdp_hdr's gso). */
+size_t vhost_net_rs_xdp_hdr_offset(void)
+{
+	return offsetof(struct tun_xdp_hdr, gso);
+}
+
+/* Makes @buf the @idx-th buffer of the batch: @len data bytes at @pad. */
+void vhost_net_rs_xdp_commit(struct vhost_net_rs_xdp_batch *b,
+			     unsigned int idx, void *buf, unsigned int pad,
+			     size_t len, unsigned int buflen)
+{
+	struct tun_xdp_hdr *hdr = buf;
+
+	xdp_init_buff(&b->xdp[idx], buflen, NULL);
+	xdp_prepare_buff(&b->xdp[idx], buf, pad, len, true);
+	hdr->buflen = buflen;
+}
+
+/* Gives back a buffer that was not committed. */
+void vhost_net_rs_xdp_discard(void *buf)
+{
+	page_frag_free(buf);
+}
+
+/* Sends the first @n buffers with TUN_MSG_PTR; frees them on failure. */
+int vhost_net_rs_xdp_send(struct vhost_net_rs_xdp_batch *b,
+			  struct socket *sock, unsigned int n)
+{
+	struct tun_msg_ctl ctl = {
+		.type = TUN_MSG_PTR,
+		.num = n,
+		.ptr = b->xdp,
+	};
+	struct msghdr msg = {
+		.msg_flags = MSG_DONTWAIT,
+		.msg_control = &ctl,
+		.msg_controllen = sizeof(ctl),
+	};
+	unsigned int i;
+	int err;
+
+	err = sock->ops->sendmsg(sock, &msg, 0);
+	if (err < 0)
+		for (i = 0; i < n; i++)
+			put_page(virt_to_head_page(b->xdp[i].data));
+	return err;
+}
