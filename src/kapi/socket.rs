@@ -5,17 +5,32 @@
 use super::errno;
 use super::poll::PollFile;
 use super::shim::{ptr_ring, tap_get_ptr_ring, tap_get_socket, tun_get_socket, tun_get_tx_ring};
+use super::shim::{tun_msg_ctl, vhost_net_rs_sock_type, vhost_net_rs_sock_zerocopy};
 use super::shim::{vhost_net_rs_rx_ptr_len, vhost_net_rs_rx_ring_consume};
 use super::shim::{vhost_net_rs_rx_ring_unconsume, vhost_net_rs_sk_peek_len};
 use super::shim::{vhost_net_rs_sock_can_batch, vhost_net_rs_sock_family};
-use super::shim::{vhost_net_rs_sock_type, vhost_net_rs_sock_zerocopy};
-use super::zcopy::TunMsgCtl;
 use crate::vcore::errno::Errno;
 use crate::vcore::memory::intervalmap::Piece;
 use core::ffi::{c_int, c_void};
 use kernel::bindings::{self, fput};
 use kernel::error::from_err_ptr;
 use kernel::prelude::*;
+
+/// A `struct tun_msg_ctl` (`include/linux/if_tun.h`, generated from the
+/// shim's header): what `sendmsg` passes to tun/tap in `msg_control`.
+#[repr(transparent)]
+pub(super) struct TunMsgCtl(pub(super) tun_msg_ctl);
+
+impl TunMsgCtl {
+    /// An empty control message, for `Zcopy::arm` to fill.
+    pub(super) const fn new() -> Self {
+        Self(tun_msg_ctl {
+            type_: 0,
+            num: 0,
+            ptr: core::ptr::null_mut(),
+        })
+    }
+}
 // A `Piece` is passed to the socket as a `struct iovec` without copying:
 // `#[repr(C)]` { u64 addr, u64 len } against { void *iov_base, size_t
 // iov_len }, the same size, alignment and field offsets on 64-bit, and

@@ -27,9 +27,9 @@
 //! it stops its worker thread, so no callback can wake a stopped thread.
 
 use super::poll::Wake;
-use super::shim::{tun_msg_ctl, vhost_net_rs_rcu_read_lock_bh, vhost_net_rs_rcu_read_unlock_bh};
+use super::shim::{vhost_net_rs_rcu_read_lock_bh, vhost_net_rs_rcu_read_unlock_bh};
 use super::shim::{vhost_net_rs_tun_ctl_ubuf, vhost_net_rs_ubuf_arm};
-use super::socket::Socket;
+use super::socket::{Socket, TunMsgCtl};
 use super::waitqueue::WaitQueue;
 use crate::vcore::memory::intervalmap::Piece;
 use core::marker::PhantomData;
@@ -52,22 +52,6 @@ pub(crate) const DONE: u8 = 2;
 /// The pages were released, but the skb had to be copied (or was
 /// dropped): zerocopy did not pay off.
 pub(crate) const FAILED: u8 = 3;
-
-/// A `struct tun_msg_ctl` (`include/linux/if_tun.h`, generated from the
-/// shim's header): what `sendmsg` passes to tun/tap in `msg_control`.
-#[repr(transparent)]
-pub(super) struct TunMsgCtl(tun_msg_ctl);
-
-impl TunMsgCtl {
-    /// An empty control message, for [`Zcopy::arm`] to fill.
-    const fn new() -> Self {
-        Self(tun_msg_ctl {
-            type_: 0,
-            num: 0,
-            ptr: core::ptr::null_mut(),
-        })
-    }
-}
 
 /// What the skb points at: the kernel's `ubuf_info` first, so the
 /// callback's pointer is also a pointer to the slot.
