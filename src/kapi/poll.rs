@@ -10,9 +10,10 @@ use super::waitqueue::WaitQueue;
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_uint, c_void};
 use core::marker::{PhantomData, PhantomPinned};
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::Arc;
 use kernel::types::Opaque;
 
 /// `EPOLLIN`.
@@ -99,7 +100,27 @@ pub(crate) trait Wake: Sync + Send {
     fn wake(&self, token: u32);
 }
 
-/// What a [`PollEntry`] is registered on, under its `lock`.
+/// The right to start and stop one [`PollEntry`]: a field of the data
+/// that already serialises the entry's users (a ring, under its mutex).
+/// The first [`PollEntry::start`] binds the entry to this owner's address;
+/// from then on only a `&mut` to that address (which no one else can hold
+/// meanwhile) starts or stops it, as the kernel crate's `LockedBy` checks
+/// its owner, at the cost of a compare instead of a lock of its own.
+///
+/// Not zero-sized, so that its address is its own.
+pub(crate) struct PollOwner {
+    _not_zero_sized: u8,
+}
+
+impl PollOwner {
+    /// An owner, bound to no entry yet.
+    pub(crate) const fn new() -> Self {
+        Self { _not_zero_sized: 0 }
+    }
+}
+
+/// What a [`PollEntry`] is registered on, touched only by the holder of
+/// its owner.
 struct Registration {
     /// The wait queue `wait` is on; null when it is on none.
     wqh: *mut bindings::wait_queue_head,
@@ -112,19 +133,23 @@ struct Registration {
 /// `target.wake(token)` when the file reports one of `mask`'s events.
 ///
 /// [`PollEntry::start`] and [`PollEntry::stop`] are safe for any caller:
-/// the entry serialises them with its own mutex (the callers already
-/// serialise them with their ring's mutex, so it is never contended; it
-/// makes the entry's soundness its own business), takes a reference on
-/// the polled file while it is registered, so the wait queue cannot go
-/// away under it, and owns a counted reference on its target.
+/// they take the `&mut` [`PollOwner`] the entry is bound to (any other
+/// owner is refused), so two of them never run at once; the entry takes a
+/// reference on the polled file while it is registered, so the wait queue
+/// cannot go away under it, and owns a counted reference on its target.
 ///
 /// # Invariants
 ///
 /// - `table` and `wait` are initialised with this module's callbacks for
 ///   `T`, and `table` is the first field (`queue_proc` finds the entry
 ///   from it).
-/// - `reg` is only accessed with `lock` held (`queue_proc` runs inside
-///   `vfs_poll`, called by `start` with the lock held).
+/// - `owner` is null or the address of the [`PollOwner`] the entry is
+///   bound to, and never changes once set.
+/// - `reg` is only accessed by a holder of a `&mut` to that owner (in
+///   `start` and `stop`; `queue_proc` runs inside `vfs_poll`, called by
+///   `start`) or with exclusive access to the entry (drop). Two `&mut` to
+///   one address cannot be live at once, and handing one to another task
+///   synchronises, so these accesses are ordered.
 /// - `reg.wqh` is non-null exactly while `wait` is on that wait queue, and
 ///   then `reg.file` is the file it belongs to, on which we own a
 ///   reference.
@@ -135,8 +160,7 @@ pub(crate) struct PollEntry<T: Wake> {
     table: Opaque<PollTableStorage>,
     #[pin]
     wait: Opaque<bindings::wait_queue_entry>,
-    #[pin]
-    lock: Mutex<()>,
+    owner: AtomicPtr<PollOwner>,
     reg: UnsafeCell<Registration>,
     mask: u32,
     token: u32,
@@ -146,8 +170,9 @@ pub(crate) struct PollEntry<T: Wake> {
 }
 
 // SAFETY: The callbacks only read immutable fields and the `Sync + Send`
-// target; `reg` is only touched under `lock` (type invariant), and the
-// file reference it holds may be dropped from any task.
+// target; `reg` is only touched by the holder of the owner (type
+// invariant), and the file reference it holds may be dropped from any
+// task.
 unsafe impl<T: Wake> Send for PollEntry<T> {}
 // SAFETY: As above.
 unsafe impl<T: Wake> Sync for PollEntry<T> {}
@@ -158,7 +183,7 @@ impl<T: Wake> PollEntry<T> {
         let init = pin_init!(Self {
             table: Opaque::uninit(),
             wait: Opaque::uninit(),
-            lock <- kernel::new_mutex!((), "PollEntry::lock"),
+            owner: AtomicPtr::new(core::ptr::null_mut()),
             reg: UnsafeCell::new(Registration {
                 wqh: core::ptr::null_mut(),
                 file: core::ptr::null_mut(),
@@ -186,10 +211,13 @@ impl<T: Wake> PollEntry<T> {
     /// Starts polling `file` (C's `vhost_poll_start`): registers on its wait
     /// queue and, if events are already pending, wakes at once. A file that
     /// reports `EPOLLERR` is refused with `EINVAL`. Polling an entry that is
-    /// already registered does nothing.
-    pub(crate) fn start(&self, file: &impl PollFile) -> Result {
-        let _guard = self.lock.lock();
-        // SAFETY: `reg` is ours while the lock is held (type invariant).
+    /// already registered does nothing. The first start binds the entry to
+    /// `owner`; another owner gets `EINVAL`.
+    pub(crate) fn start(&self, owner: &mut PollOwner, file: &impl PollFile) -> Result {
+        if !self.bind(owner) {
+            return Err(EINVAL);
+        }
+        // SAFETY: We hold the owner (type invariant).
         if !unsafe { (*self.reg.get()).wqh }.is_null() {
             return Ok(());
         }
@@ -201,36 +229,55 @@ impl<T: Wake> PollEntry<T> {
             (*self.reg.get()).file = file;
         }
         // SAFETY: `file` is valid; `table` is initialised; `queue_proc`
-        // records the queue in `reg.wqh` (we hold the lock it needs).
+        // records the queue in `reg.wqh` (we hold the owner it needs).
         let mask = unsafe { vhost_net_rs_vfs_poll(file, self.table.get().cast()) };
         if mask & self.mask != 0 {
             self.target.wake(self.token);
         }
         if mask & EPOLLERR != 0 {
-            // SAFETY: We hold the lock.
+            // SAFETY: We hold the owner.
             unsafe { self.stop_locked() };
             return Err(EINVAL);
         }
-        // SAFETY: We hold the lock.
+        // SAFETY: We hold the owner.
         if unsafe { (*self.reg.get()).wqh }.is_null() {
             // The file did not call `poll_wait`: nothing to keep.
-            // SAFETY: We hold the lock.
+            // SAFETY: We hold the owner.
             unsafe { self.stop_locked() };
         }
         Ok(())
     }
 
     /// Stops polling (C's `vhost_poll_stop`). After it returns the wake
-    /// function is not running and will not run for this entry.
-    pub(crate) fn stop(&self) {
-        let _guard = self.lock.lock();
-        // SAFETY: We hold the lock.
-        unsafe { self.stop_locked() };
+    /// function is not running and will not run for this entry. Does
+    /// nothing for an owner the entry is not bound to.
+    pub(crate) fn stop(&self, owner: &mut PollOwner) {
+        if core::ptr::eq(self.owner.load(Ordering::Relaxed), owner) {
+            // SAFETY: We hold the owner (type invariant).
+            unsafe { self.stop_locked() };
+        }
+    }
+
+    /// Binds the entry to `owner` if it has none; whether `owner` is its
+    /// owner now.
+    #[inline]
+    fn bind(&self, owner: &mut PollOwner) -> bool {
+        let p: *mut PollOwner = owner;
+        let cur = self.owner.load(Ordering::Relaxed);
+        if core::ptr::eq(cur, p) {
+            return true;
+        }
+        // INVARIANT: set once, from null.
+        cur.is_null()
+            && self
+                .owner
+                .compare_exchange(cur, p, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// # Safety
     ///
-    /// The caller holds `lock` (or has exclusive access to the entry).
+    /// The caller holds the owner (or has exclusive access to the entry).
     unsafe fn stop_locked(&self) {
         // SAFETY: Guaranteed by the caller.
         let reg = unsafe { &mut *self.reg.get() };
@@ -256,7 +303,8 @@ impl<T: Wake> PinnedDrop for PollEntry<T> {
     fn drop(self: Pin<&mut Self>) {
         // Owners stop their entries before dropping them; this only guards
         // against a forgotten stop leaving a dangling wait-queue entry.
-        self.stop();
+        // SAFETY: `self` is exclusive here.
+        unsafe { self.stop_locked() };
     }
 }
 
@@ -265,7 +313,7 @@ impl<T: Wake> PinnedDrop for PollEntry<T> {
 /// # Safety
 ///
 /// Called by `vfs_poll` with the table of a [`PollEntry`], from `start`,
-/// which holds the entry's lock.
+/// which holds the entry's owner.
 unsafe extern "C" fn queue_proc<T: Wake>(
     _file: *mut bindings::file,
     wqh: *mut bindings::wait_queue_head,
@@ -273,7 +321,7 @@ unsafe extern "C" fn queue_proc<T: Wake>(
 ) {
     // SAFETY: `table` is the first field of a `#[repr(C)]` `PollEntry`.
     let entry = unsafe { &*table.cast::<PollEntry<T>>() };
-    // SAFETY: `start` holds the entry's lock while `vfs_poll` runs.
+    // SAFETY: `start` holds the entry's owner while `vfs_poll` runs.
     let reg = unsafe { &mut *entry.reg.get() };
     if !reg.wqh.is_null() {
         // A file with a second queue: C's vhost_poll keeps the first.

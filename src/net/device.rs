@@ -117,7 +117,7 @@ impl VhostNet {
     /// guard proves it).
     fn stop_polls(&self, index: usize, vq: &mut NetVq) {
         self.dev.stop_kick(index, vq);
-        self.sock_poll(index).stop();
+        self.sock_poll(index).stop(&mut vq.sock_owner);
     }
 
     /// `VHOST_SET_OWNER`: the generic owner and worker, and the TX ring's
@@ -261,18 +261,18 @@ impl VhostNet {
                 return Ok(0);
             }
             let poll = self.sock_poll(index);
-            poll.stop();
+            poll.stop(&mut nvq.sock_owner);
             let prev = core::mem::replace(&mut nvq.vq.backend, sock);
             let started = self
                 .dev
                 .init_access(&mut nvq.vq, index)
-                .and_then(|()| Self::enable_vq(poll, &nvq));
+                .and_then(|()| Self::enable_vq(poll, &mut nvq));
             if let Err(e) = started {
                 // Put the old backend back (and poll it again); the new
                 // one is dropped.
-                poll.stop();
+                poll.stop(&mut nvq.sock_owner);
                 let _new = core::mem::replace(&mut nvq.vq.backend, prev);
-                let _ = Self::enable_vq(poll, &nvq);
+                let _ = Self::enable_vq(poll, &mut nvq);
                 return Err(e);
             }
             old = prev;
@@ -301,11 +301,12 @@ impl VhostNet {
     /// `vhost_net_enable_vq`: polls the ring's socket. A socket that
     /// reports an error when first polled (for example a tun file not
     /// attached to a device) is refused with `EINVAL`.
-    fn enable_vq(poll: &PollEntry<Worker>, nvq: &NetVq) -> Result {
-        let Some(sock) = &nvq.vq.backend else {
+    fn enable_vq(poll: &PollEntry<Worker>, nvq: &mut NetVq) -> Result {
+        let NetVq { vq, sock_owner, .. } = nvq;
+        let Some(sock) = &vq.backend else {
             return Ok(());
         };
-        poll.start(sock)
+        poll.start(sock_owner, sock)
     }
 }
 

@@ -43,7 +43,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let (sock, mut r) = round!(nvq, &ctx, 0);
     r.q.start_round();
     r.disable_notify();
-    poll.stop();
+    poll.stop(r.sock_owner);
     let mut bytes = 0usize;
     let mut pkts = 0usize;
     let mut sock_len;
@@ -140,7 +140,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
         }
     }
     if sock_len == 0 {
-        let _ = poll.start(sock);
+        let _ = poll.start(r.sock_owner, sock);
     }
     r.signal_used();
 }

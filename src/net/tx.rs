@@ -143,7 +143,7 @@ pub(crate) fn handle_tx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let (sock, mut r) = round!(nvq, &ctx, 1);
     r.q.start_round();
     r.disable_notify();
-    poll.stop();
+    poll.stop(r.sock_owner);
     let t = TxCtx {
         ctx,
         hlen,
@@ -169,7 +169,7 @@ impl TxCtx<'_> {
     /// The socket is full: give the chain back and wait for room.
     fn socket_full(&self, r: &mut Round<'_>, sock: &Socket) {
         r.q.discard(1);
-        let _ = self.ctx.sock_poll.start(sock);
+        let _ = self.ctx.sock_poll.start(r.sock_owner, sock);
     }
 
     /// C's `handle_tx_copy`.

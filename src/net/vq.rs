@@ -4,7 +4,7 @@
 //! virtqueue plus the socket's header sizes, the TX batch and zerocopy
 //! state; and a round of the worker on it.
 
-use crate::kapi::poll::PollEntry;
+use crate::kapi::poll::{PollEntry, PollOwner};
 use crate::kapi::socket::Socket;
 use crate::kapi::usermem;
 use crate::kapi::xdp::XdpBatch;
@@ -36,6 +36,8 @@ pub(crate) struct NetVq {
     /// TX with `experimental_zcopytx`: zerocopy state, from
     /// `VHOST_SET_OWNER` on.
     pub(crate) zc: Option<KBox<ZcRing>>,
+    /// Starts and stops the ring's socket poll (`NetCtx::sock_poll`).
+    pub(crate) sock_owner: PollOwner,
 }
 
 impl DeviceVq for NetVq {
@@ -49,6 +51,7 @@ impl DeviceVq for NetVq {
             vhost_hlen: 0,
             sock_hlen: 0,
             zc: None,
+            sock_owner: PollOwner::new(),
         }
     }
 
@@ -133,6 +136,8 @@ pub(crate) struct Round<'a> {
     pub(crate) q: VqRound<'a, XdpBatch>,
     /// The TX ring's zerocopy state, with `experimental_zcopytx`.
     pub(crate) zc: Option<&'a mut ZcRing>,
+    /// Starts and stops the ring's socket poll.
+    pub(crate) sock_owner: &'a mut PollOwner,
 }
 
 impl<'a> Round<'a> {
@@ -143,13 +148,16 @@ impl<'a> Round<'a> {
         ctx: &NetCtx<'a>,
         index: usize,
     ) -> Option<(Option<&'a mut Socket>, Round<'a>)> {
-        let NetVq { vq, zc, .. } = nvq;
+        let NetVq {
+            vq, zc, sock_owner, ..
+        } = nvq;
         let (sock, q) = vround::begin(vq, &ctx.dev.msgs, index)?;
         Some((
             sock,
             Round {
                 q,
                 zc: zc.as_deref_mut(),
+                sock_owner,
             },
         ))
     }

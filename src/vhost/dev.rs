@@ -188,9 +188,9 @@ impl<V: DeviceVq> Dev<V> {
     }
 
     /// Stops the kick poll of ring `index`, whose mutex the caller holds
-    /// (the guard proves it).
-    pub(crate) fn stop_kick(&self, index: usize, _vq: &mut V) {
-        self.kick_poll(index).stop();
+    /// (its owner is in the ring).
+    pub(crate) fn stop_kick(&self, index: usize, vq: &mut V) {
+        self.kick_poll(index).stop(&mut vq.vq_mut().kick_owner);
     }
 
     /// Runs `f` on every virtqueue, each under its own mutex, in index
@@ -571,11 +571,11 @@ impl<V: DeviceVq> Dev<V> {
                     }
                     (_, new) => {
                         let poll = self.kick_poll(index);
-                        poll.stop();
+                        poll.stop(&mut vq.kick_owner);
                         deferred.file = core::mem::replace(&mut vq.kick, new);
                         deferred.flush = deferred.file.is_some();
                         match &vq.kick {
-                            Some(kick) => poll.start(kick).map(|()| 0),
+                            Some(kick) => poll.start(&mut vq.kick_owner, kick).map(|()| 0),
                             None => Ok(0),
                         }
                     }

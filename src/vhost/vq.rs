@@ -5,6 +5,7 @@
 //! C's `struct vhost_net_virtqueue` embeds `vhost_virtqueue`).
 
 use crate::kapi::eventfd::{EventFdCtx, EventFdFile};
+use crate::kapi::poll::PollOwner;
 use crate::kapi::uaccess::access_ok;
 use crate::vcore::features::has_feature;
 use crate::vcore::memory::dirtylog::LogEntry;
@@ -120,6 +121,8 @@ pub(crate) struct Vq<B, E> {
     pub(crate) backend: Option<B>,
     /// The worker's buffers, from `VHOST_SET_OWNER` on.
     pub(crate) bufs: Option<KBox<VqBufs<E>>>,
+    /// Starts and stops the ring's kick poll.
+    pub(crate) kick_owner: PollOwner,
 }
 
 /// The ring of a reset virtqueue: one entry, no addresses.
@@ -152,6 +155,7 @@ impl<B, E> Vq<B, E> {
             iotlb: None,
             backend: None,
             bufs: None,
+            kick_owner: PollOwner::new(),
         }
     }
 
