@@ -8,6 +8,7 @@
 //! (`kernel::miscdevice`, `kernel::mm`), so that moving to those later is
 //! mostly a deletion.
 
+pub(crate) mod barrier;
 pub(crate) mod eventfd;
 pub(crate) mod iov;
 pub(crate) mod kvec;
@@ -20,7 +21,6 @@ pub(crate) mod socket;
 pub(crate) mod task;
 pub(crate) mod uaccess;
 pub(crate) mod uapi;
-pub(crate) mod usermem;
 pub(crate) mod waitqueue;
 pub(crate) mod xdp;
 pub(crate) mod zcopy;

@@ -13,6 +13,7 @@
 //! order: unpublish, an RCU grace period, and only then stop.
 
 use super::mm::MmRef;
+use super::shim::{vhost_net_rs_busy_clock, vhost_net_rs_need_resched};
 use super::shim::{vhost_net_rs_cgroup_attach_current, vhost_net_rs_cond_resched};
 use super::shim::{vhost_net_rs_current_pid, vhost_net_rs_rcu_read_lock};
 use super::shim::{vhost_net_rs_rcu_read_unlock, vhost_net_rs_set_current_interruptible};
@@ -412,4 +413,16 @@ impl Drop for Unpublished {
         // Stops the thread and frees it (`kthread_stop`, `vhost_task_stop`).
         drop(self.thread.take());
     }
+}
+
+/// The busy-poll clock: `local_clock() >> 10`, about microseconds.
+pub(crate) fn busy_clock() -> u64 {
+    // SAFETY: Reading the clock has no preconditions.
+    unsafe { vhost_net_rs_busy_clock() }
+}
+
+/// Whether the current task should yield the CPU.
+pub(crate) fn need_resched() -> bool {
+    // SAFETY: Reading the current task's flag has no preconditions.
+    unsafe { vhost_net_rs_need_resched() }
 }

@@ -10,7 +10,7 @@ use super::shim::{vhost_net_rs_xdp_batch_new, vhost_net_rs_xdp_buf};
 use super::shim::{vhost_net_rs_xdp_commit, vhost_net_rs_xdp_discard};
 use super::shim::{vhost_net_rs_xdp_hdr_offset, vhost_net_rs_xdp_send};
 use super::socket::Socket;
-use super::usermem;
+use super::uaccess;
 use crate::vcore::memory::intervalmap::Piece;
 use kernel::prelude::*;
 
@@ -189,7 +189,7 @@ fn copy_pieces(pieces: &[Piece], offset: usize, out: &mut [u8]) -> Result {
         // wraps and `done + n <= out.len()`. The address wraps as C's
         // `iov_base + skip` would; the copy checks it (`access_ok`).
         let n = ((p.len - skip) as usize).min(out.len() - done);
-        usermem::copy_from_user(p.addr.wrapping_add(skip), &mut out[done..done + n])?;
+        uaccess::copy_from_user(p.addr.wrapping_add(skip), &mut out[done..done + n])?;
         done += n;
         skip = 0;
     }

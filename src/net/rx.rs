@@ -4,7 +4,7 @@
 //! `handle_rx`, `get_rx_bufs`).
 
 use crate::kapi::socket::RecvHdr;
-use crate::kapi::usermem;
+use crate::kapi::uaccess;
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH};
 use crate::vcore::busypoll::BusyPoll;
 use crate::vcore::errno::Errno;
@@ -257,7 +257,7 @@ fn write_at(pieces: &[Piece], offset: usize, data: &[u8]) -> Result {
     if let (Ok(v), Some(first)) = (<[u8; 2]>::try_from(data), pieces.first()) {
         if (offset as u64).saturating_add(2) <= first.len {
             let at = first.addr.wrapping_add(offset as u64);
-            return usermem::put_user_u16(at, u16::from_ne_bytes(v));
+            return uaccess::put_user_u16(at, u16::from_ne_bytes(v));
         }
     }
     let mut skip = offset as u64;
@@ -274,7 +274,7 @@ fn write_at(pieces: &[Piece], offset: usize, data: &[u8]) -> Result {
         // and `written + n <= data.len()`. The address wraps as C's
         // `iov_base + skip`; the copy checks it (`access_ok`).
         let n = ((p.len - skip) as usize).min(data.len() - written);
-        usermem::copy_to_user(p.addr.wrapping_add(skip), &data[written..written + n])?;
+        uaccess::copy_to_user(p.addr.wrapping_add(skip), &data[written..written + n])?;
         written += n;
         skip = 0;
     }

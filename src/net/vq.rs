@@ -6,7 +6,7 @@
 
 use crate::kapi::poll::{PollEntry, PollOwner};
 use crate::kapi::socket::Socket;
-use crate::kapi::usermem;
+use crate::kapi::task;
 use crate::kapi::xdp::XdpBatch;
 use crate::net::zerocopy::ZcRing;
 use crate::vcore::busypoll::{self, BusyPoll, PollHost};
@@ -105,12 +105,12 @@ struct KernelPoll<'a>(&'a DevCtx);
 impl PollHost for KernelPoll<'_> {
     #[inline]
     fn clock(&self) -> u64 {
-        usermem::busy_clock()
+        task::busy_clock()
     }
 
     #[inline]
     fn need_resched(&self) -> bool {
-        usermem::need_resched()
+        task::need_resched()
     }
 
     #[inline]

@@ -9,8 +9,9 @@
 //! the ioctl caller), so the ring and buffer addresses, the owner's user
 //! addresses, are reachable with plain user copies.
 
+use crate::kapi::barrier;
 use crate::kapi::eventfd::EventFdCtx;
-use crate::kapi::usermem;
+use crate::kapi::uaccess;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::has_feature;
 use crate::vcore::memory::dirtylog::{log_write, log_write_hva, DirtyBitmap};
@@ -79,34 +80,34 @@ impl OwnerMem<'_> {
 
 impl DirtyBitmap for OwnerMem<'_> {
     fn set_log_bits(&self, uaddr: u64, mask: u8) -> Result<(), Errno> {
-        usermem::set_bits_to_user(uaddr, mask).map_err(|_| Errno::EFAULT)
+        uaccess::set_bits_to_user(uaddr, mask).map_err(|_| Errno::EFAULT)
     }
 }
 
 impl RingMemory for OwnerMem<'_> {
     fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let Some(iotlb) = self.iotlb else {
-            return usermem::copy_from_user(uaddr, buf).map_err(|_| Errno::EFAULT);
+            return uaccess::copy_from_user(uaddr, buf).map_err(|_| Errno::EFAULT);
         };
         let len = buf.len();
         Self::through_iotlb(iotlb, uaddr, len, PERM_RO, |a, off, n| {
-            usermem::copy_from_user(a, &mut buf[off..off + n]).map_err(|_| Errno::EFAULT)
+            uaccess::copy_from_user(a, &mut buf[off..off + n]).map_err(|_| Errno::EFAULT)
         })
     }
 
     fn write(&self, uaddr: u64, data: &[u8]) -> Result<(), Errno> {
         let Some(iotlb) = self.iotlb else {
-            return usermem::copy_to_user(uaddr, data).map_err(|_| Errno::EFAULT);
+            return uaccess::copy_to_user(uaddr, data).map_err(|_| Errno::EFAULT);
         };
         Self::through_iotlb(iotlb, uaddr, data.len(), PERM_WO, |a, off, n| {
-            usermem::copy_to_user(a, &data[off..off + n]).map_err(|_| Errno::EFAULT)
+            uaccess::copy_to_user(a, &data[off..off + n]).map_err(|_| Errno::EFAULT)
         })
     }
 
     fn read_u16(&self, uaddr: u64) -> Result<u16, Errno> {
         if self.iotlb.is_none() {
             // Ring indices and heads: `get_user`, as C.
-            return usermem::get_user_u16(uaddr)
+            return uaccess::get_user_u16(uaddr)
                 .map(u16::from_le)
                 .map_err(|_| Errno::EFAULT);
         }
@@ -119,7 +120,7 @@ impl RingMemory for OwnerMem<'_> {
         let bytes = elem.to_le_bytes();
         if self.iotlb.is_none() {
             // One `put_user` of the whole element (C: one per field).
-            return usermem::put_user_u64(uaddr, u64::from_ne_bytes(bytes))
+            return uaccess::put_user_u64(uaddr, u64::from_ne_bytes(bytes))
                 .map_err(|_| Errno::EFAULT);
         }
         self.write(uaddr, &bytes)
@@ -131,7 +132,7 @@ impl RingMemory for OwnerMem<'_> {
             // stack buffer to fill (make profile, RX 64 KiB: 16 elements a
             // packet).
             Some(bytes) if self.iotlb.is_none() => {
-                usermem::copy_to_user(uaddr, bytes).map_err(|_| Errno::EFAULT)
+                uaccess::copy_to_user(uaddr, bytes).map_err(|_| Errno::EFAULT)
             }
             _ => write_used_elems_buffered(self, uaddr, heads),
         }
@@ -140,25 +141,25 @@ impl RingMemory for OwnerMem<'_> {
     fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {
         let data = value.to_le_bytes();
         let Some(iotlb) = self.iotlb else {
-            return usermem::put_user_u16(uaddr, u16::from_ne_bytes(data))
+            return uaccess::put_user_u16(uaddr, u16::from_ne_bytes(data))
                 .map_err(|_| Errno::EFAULT);
         };
         // C's `vhost_put_user` translates with read permission.
         Self::through_iotlb(iotlb, uaddr, 2, PERM_RO, |a, off, n| {
-            usermem::copy_to_user(a, &data[off..off + n]).map_err(|_| Errno::EFAULT)
+            uaccess::copy_to_user(a, &data[off..off + n]).map_err(|_| Errno::EFAULT)
         })
     }
 
     fn rmb(&self) {
-        usermem::smp_rmb();
+        barrier::smp_rmb();
     }
 
     fn wmb(&self) {
-        usermem::smp_wmb();
+        barrier::smp_wmb();
     }
 
     fn mb(&self) {
-        usermem::smp_mb();
+        barrier::smp_mb();
     }
 
     fn log_signal(&self) {
