@@ -409,15 +409,19 @@ fn set_iter(
     len: usize,
 ) -> Result {
     let count = skip.checked_add(len).ok_or(EINVAL)?;
-    let mut held = 0u64;
-    for p in iov {
-        if held >= count as u64 {
-            break;
+    let want = count as u64;
+    // Most packets fit their first piece: one compare.
+    if !iov.first().is_some_and(|p| p.len >= want) {
+        let mut held = 0u64;
+        for p in iov {
+            if held >= want {
+                break;
+            }
+            held = held.saturating_add(p.len);
         }
-        held = held.saturating_add(p.len);
-    }
-    if held < count as u64 {
-        return Err(EINVAL);
+        if held < want {
+            return Err(EINVAL);
+        }
     }
     // SAFETY: `iov` is `iov.len()` entries laid out as `struct iovec` (the
     // assertions at the top of this file), valid for as long as the
