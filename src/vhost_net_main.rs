@@ -15,10 +15,22 @@ mod params;
 mod vcore;
 mod vhost;
 
+// The module's identity; `module!` took one `author` until 6.17 made it a
+// list of `authors`.
+#[cfg(vhost_linux = "6.12")]
 module! {
     type: VhostNetModule,
     name: "vhost_net_rs",
     author: "The vhost-net-rs developers",
+    description: "Host kernel accelerator for virtio net, in Rust",
+    license: "GPL",
+    alias: ["char-major-10-238", "devname:vhost-net"],
+}
+#[cfg(not(vhost_linux = "6.12"))]
+module! {
+    type: VhostNetModule,
+    name: "vhost_net_rs",
+    authors: ["The vhost-net-rs developers"],
     description: "Host kernel accelerator for virtio net, in Rust",
     license: "GPL",
     alias: ["char-major-10-238", "devname:vhost-net"],

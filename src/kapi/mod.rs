@@ -11,6 +11,7 @@
 pub(crate) mod barrier;
 pub(crate) mod eventfd;
 pub(crate) mod iov;
+pub(crate) mod version;
 pub(crate) mod kvec;
 pub(crate) mod miscdev;
 pub(crate) mod mm;

@@ -13,7 +13,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
-use kernel::types::{AsBytes, FromBytes};
+use crate::kapi::version::{AsBytes, FromBytes};
 use kernel::uaccess::{UserPtr, UserSlice};
 
 /// Reads a `T` from user address `addr` (`EFAULT` if it cannot).

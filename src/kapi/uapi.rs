@@ -7,7 +7,7 @@
 use crate::vcore::ring::desc::UsedElem;
 use crate::vcore::uapi::{VhostMemory, VhostMemoryRegion, VhostVringAddr};
 use crate::vcore::uapi::{VhostVringFile, VhostVringState};
-use kernel::types::{AsBytes, FromBytes};
+use super::version::{AsBytes, FromBytes};
 
 macro_rules! plain_uapi {
     ($($t:ty),*) => {$(

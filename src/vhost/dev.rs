@@ -230,7 +230,7 @@ impl<V: DeviceVq> Dev<V> {
         }
         // Only a kernel thread has no mm, and it cannot reach an fd's ioctl.
         let mm = MmRef::current().ok_or(EINVAL)?;
-        let name = CString::try_from_fmt(kernel::fmt!("vhost-{}", current_pid()))?;
+        let name = CString::try_from_fmt(core::format_args!("vhost-{}", current_pid()))?;
         let [(e0, x0), (e1, x1)] = prepare()?;
         let bufs = [VqBufs::new(heads, e0)?, VqBufs::new(heads, e1)?];
         let parts = [x0, x1];

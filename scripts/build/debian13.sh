@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Debian 13's stock kernel (trixie-backports) as a build and test target.
+# Everything is cached under $VHOST_CACHE, keyed by what it was made from.
+#
+# Usage: debian13.sh root      the Debian 13 root (toolchain, QEMU 10)
+#        debian13.sh kver      the newest trixie-backports kernel ABI name
+#        debian13.sh kdir      Debian's headers tree, with the Rust metadata
+#                              Debian does not ship rebuilt from its source
+#        debian13.sh kernel    Debian's own kernel image and modules, unpacked
+#        debian13.sh run CMD…  run CMD inside the root (the repository and
+#                              the cache are visible at the same paths)
+# Each prints the path (or the name) it made on stdout; logs go to stderr.
+# The route is ../shared/debian13.md, verified by hand first.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+MIRROR=${DEBIAN13_MIRROR:-http://deb.debian.org/debian}
+# Debian 13's toolchain is the kernel's own (rustc 1.85.1, bindgen 0.71.1,
+# gcc-14): the Rust metadata must be built by the very compiler that built
+# the kernel, or the crate hashes differ and nothing links.
+ROOT_PKGS=(gcc-14 gcc make flex bison bc libelf-dev libssl-dev cpio kmod python3
+           rustc rust-src rust-clippy bindgen libclang-dev clang lld dwarves xz-utils
+           zstd rsync ca-certificates qemu-system-x86 busybox-static)
+root_key() {
+    { echo "$MIRROR"; echo "${ROOT_PKGS[*]}"; echo v1; } | sha256sum | cut -c1-16
+}
+ROOT=$VHOST_CACHE/debian13-root-$(root_key)
+
+sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+# Runs a command in the root, in a private mount namespace so that the bind
+# mounts go away with it whatever happens.
+in_root() {
+    sudo_ unshare --mount --propagation private bash -c '
+        set -e; r=$1; shift
+        for d in proc sys dev; do mount --rbind /$d "$r/$d"; done
+        for d in "$VHOST_REPO" "$VHOST_CACHE"; do mkdir -p "$r$d"; mount --bind "$d" "$r$d"; done
+        exec chroot "$r" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+            DEBIAN_FRONTEND=noninteractive "$@"' _ "$ROOT" "$@"
+}
+export VHOST_REPO=$REPO VHOST_CACHE
+
+make_root() {
+    [ -f "$ROOT/.vhost-complete" ] && return 0
+    command -v mmdebstrap >/dev/null || {
+        echo "debian13: installing mmdebstrap" >&2
+        sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+    }
+    echo "debian13: making the Debian 13 root in $ROOT (once per machine, about 3 min)" >&2
+    local tmp=$ROOT.tmp
+    sudo_ rm -rf "$tmp"
+    local sources
+    sources=$(mktemp)
+    printf 'deb %s trixie main\ndeb %s trixie-backports main\n' "$MIRROR" "$MIRROR" >"$sources"
+    local pkgs
+    pkgs=$(IFS=,; echo "${ROOT_PKGS[*]}")
+    sudo_ mkdir -p "$VHOST_CACHE"
+    if ! sudo_ mmdebstrap --variant=apt --include="$pkgs" trixie "$tmp" "$sources" \
+            >"$VHOST_CACHE/debian13-root.log" 2>&1; then
+        tail -n 30 "$VHOST_CACHE/debian13-root.log" >&2
+        rm -f "$sources"
+        exit 1
+    fi
+    rm -f "$sources"
+    sudo_ touch "$tmp/.vhost-complete"
+    sudo_ mv "$tmp" "$ROOT"
+}
+
+# The newest kernel of trixie-backports, by its ABI name (7.3.4+deb13-amd64),
+# as its metapackage linux-image-amd64 names it. Without the network the
+# newest kernel already installed in the root answers.
+kver() {
+    make_root
+    local dep
+    if in_root apt-get update -qq >/dev/null 2>&1; then
+        dep=$(in_root apt-cache depends -t trixie-backports linux-image-amd64 2>/dev/null |
+              sed -n 's/^ *Depends: linux-image-\([0-9].*-amd64\)$/\1/p' | head -n1)
+        [ -n "$dep" ] && { echo "$dep"; return; }
+    fi
+    dep=$(ls -d "$ROOT"/usr/src/linux-headers-*-amd64 2>/dev/null | sed 's|.*/linux-headers-||' | sort -V | tail -n1)
+    [ -n "$dep" ] || { echo "debian13: cannot resolve the trixie-backports kernel (no network, nothing cached)" >&2; exit 1; }
+    echo "$dep"
+}
+
+# Debian's headers, linux-source and the Rust metadata, for kernel $1.
+make_kdir() {
+    local k=$1
+    local upstream
+    upstream=$(echo "$k" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')    # 7.3.4+deb13-amd64 -> 7.3
+    local out=/usr/src/vhost-net-rs-kbuild-$k
+    if [ ! -f "$ROOT$out/.vhost-complete" ]; then
+        echo "debian13: installing Debian's headers and source of $k" >&2
+        in_root apt-get install -y -qq -t trixie-backports "linux-headers-$k" "linux-source-$upstream" \
+            >"$VHOST_CACHE/debian13-kdir-$k.log" 2>&1 || { tail -n 30 "$VHOST_CACHE/debian13-kdir-$k.log" >&2; exit 1; }
+        echo "debian13: building the Rust metadata of $k from Debian's source and .config (once per kernel, about 2 min)" >&2
+        in_root bash -euo pipefail -c '
+            k=$1; up=$2; out=$3
+            # Resumable: an interrupted build goes on where it stopped.
+            mkdir -p "$out.tmp/kb"
+            [ -f "$out.tmp/src/.vhost-extracted" ] || {
+                rm -rf "$out.tmp/src"; mkdir -p "$out.tmp/src"
+                tar -C "$out.tmp/src" -xf /usr/src/linux-source-$up.tar.xz --strip-components=1
+                touch "$out.tmp/src/.vhost-extracted"
+            }
+            cp /usr/src/linux-headers-$k/.config "$out.tmp/kb/.config"
+            cd "$out.tmp/src"
+            scripts/config --file "$out.tmp/kb/.config" --set-str SYSTEM_TRUSTED_KEYS "" \
+                --set-str SYSTEM_REVOCATION_KEYS "" --set-str MODULE_SIG_KEY certs/signing_key.pem
+            M="O=$out.tmp/kb CC=gcc-14 HOSTCC=gcc-14 RUSTC=rustc BINDGEN=bindgen"
+            rustver=$(rustc --version | sed -E "s/rustc ([0-9.]+).*/\1/")
+            export RUST_LIB_SRC=/usr/src/rustc-$rustver/library
+            make $M olddefconfig rustavailable
+            make $M -j3 prepare
+            make $M -j3 rust/
+            # The headers tree as Debian ships it, copied (the package stays
+            # untouched; its relative links made absolute, its kbuild
+            # scripts copied), plus what it lacks for an out-of-tree Rust
+            # module: the metadata and the target specification.
+            h=$out.tmp/headers
+            rm -rf "$h"; cp -a /usr/src/linux-headers-$k "$h"
+            for l in "$h"/*; do
+                [ -L "$l" ] || continue
+                t=$(readlink -f "/usr/src/linux-headers-$k/$(basename "$l")"); rm "$l"
+                if [ "$(basename "$l")" = scripts ]; then cp -a "$t" "$l"; else ln -s "$t" "$l"; fi
+            done
+            sed -i "s|^KBUILD_OUTPUT=.*|KBUILD_OUTPUT=$out/headers|" "$h/Makefile"
+            mkdir -p "$h/rust"
+            cp "$out.tmp"/kb/rust/*.rmeta "$out.tmp"/kb/rust/*.so "$h/rust/"
+            cp "$out.tmp/kb/scripts/target.json" "$h/scripts/"
+            # The exported Rust symbols of the rebuilt kernel crate must be
+            # Debian'"'"'s, name for name, or the metadata is not its kernel'"'"'s.
+            grep -ho "^EXPORT_SYMBOL_RUST_GPL([^)]*)" "$out.tmp"/kb/rust/exports_*_generated.h |
+                sed "s/.*(\(.*\))/\1/" | grep "^_R" | sort -u >"$out.tmp/rust-exports"
+            awk "\$3 ~ /^vmlinux\$/ && \$2 ~ /^_R/ {print \$2}" "$h/Module.symvers" | sort -u >"$out.tmp/debian-rust-exports"
+            if ! cmp -s "$out.tmp/rust-exports" "$out.tmp/debian-rust-exports"; then
+                echo "debian13: the rebuilt Rust exports differ from Debian'"'"'s Module.symvers:" >&2
+                diff "$out.tmp/rust-exports" "$out.tmp/debian-rust-exports" | head >&2
+                exit 1
+            fi
+            rm -rf "$out.tmp/src"
+            touch "$out.tmp/.vhost-complete"
+            rm -rf "$out"; mv "$out.tmp" "$out"
+        ' _ "$k" "$upstream" "$out" >>"$VHOST_CACHE/debian13-kdir-$k.log" 2>&1 ||
+            { tail -n 40 "$VHOST_CACHE/debian13-kdir-$k.log" >&2; exit 1; }
+    fi
+    echo "$ROOT$out/headers"
+}
+
+# Debian's own kernel image and modules (linux-binary-*, linux-modules-*),
+# unpacked, never rebuilt.
+make_kernel() {
+    local k=$1
+    local out=$VHOST_CACHE/debian13-kernel-$k
+    if [ ! -f "$out/.vhost-complete" ]; then
+        echo "debian13: fetching Debian's kernel $k" >&2
+        sudo_ rm -rf "$out.tmp"; sudo_ mkdir -p "$out.tmp/debs"
+        in_root bash -c 'cd "$1" && apt-get download -t trixie-backports "linux-binary-$2" "linux-modules-$2"' \
+            _ "$out.tmp/debs" "$k" >&2
+        for d in "$out.tmp"/debs/*.deb; do sudo_ dpkg-deb -x "$d" "$out.tmp/root"; done
+        sudo_ touch "$out.tmp/.vhost-complete"
+        sudo_ rm -rf "$out"; sudo_ mv "$out.tmp" "$out"
+    fi
+    echo "$out"
+}
+
+case ${1:-} in
+    root) make_root; echo "$ROOT" ;;
+    kver) kver ;;
+    kdir) make_kdir "${2:-$(kver)}" ;;
+    kernel) make_kernel "${2:-$(kver)}" ;;
+    run) shift; make_root; in_root "$@" ;;
+    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+esac
