@@ -44,7 +44,7 @@ soak:
 	@scripts/check/check-debug.sh --soak
 
 demo:
-	@scripts/vm/demo.sh
+	@KERNEL=$(KERNEL) scripts/vm/demo.sh
 
 # The benchmark toolbox is bench/ (bench/bench --help lists every option);
 # OPTS appends options, e.g. make profile OPTS="--tests tx --sizes 64".

@@ -52,7 +52,7 @@ qemu_start() {
     mkfifo /tmp/$name.in /tmp/$name.out
     : > /tmp/$name.log
     cat /tmp/$name.out >> /tmp/$name.log &
-    $QEMU $QEMU_FW -accel tcg -m "$GUEST_MEM" -smp 1 -nodefaults -display none -no-reboot \
+    $QEMU $QEMU_FW -accel tcg ${GUESTCHECK_CPU:+-cpu $GUESTCHECK_CPU} -m "$GUEST_MEM" -smp 1 -nodefaults -display none -no-reboot \
         -kernel /guest/bzImage -initrd /guest/initramfs.cpio.gz \
         -append "console=ttyS0 panic=-1 printk.devkmsg=on $INNER_ARGS" \
         -serial file:/tmp/$name.console \

@@ -17,7 +17,7 @@ say "starting QEMU $($QEMU --version | head -n1 | cut -d' ' -f4) with a virtio-n
 t0=$(now)
 qemu_start demo \
     -netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=on,vhostforce=on \
-    -device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56
+    -device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56${GUESTCHECK_DEV:+,$GUESTCHECK_DEV}
 # QEMU creates tap0 and opens /dev/vhost-net before the guest boots.
 i=0
 while [ ! -e /sys/class/net/tap0 ] && [ $i -lt 120 ]; do usleep 250000; i=$((i + 1)); done
@@ -32,6 +32,15 @@ fi
 echo "inner guest up after $(elapsed "$t0") s"
 eth=$(guest_if demo 52:54:00:12:34:56)
 g demo "ip addr add 198.18.0.2/24 dev $eth && ip link set $eth up && ip -4 addr show dev $eth | grep inet && echo features: \$(cat /sys/class/net/$eth/device/features)"
+case ${GUESTCHECK_DEV:-} in
+*in_order=on*)
+    f=$(g demo "cat /sys/class/net/$eth/device/features")
+    if [ "$(echo "$f" | cut -c36)" = 1 ]; then
+        echo "VIRTIO_F_IN_ORDER (bit 35) negotiated by the guest: yes"
+    else
+        echo "VIRTIO_F_IN_ORDER (bit 35) negotiated by the guest: NO"; fail=1
+    fi ;;
+esac
 stat0=$(tapstat tap0)
 
 say "ping: outer VM -> inner guest"
