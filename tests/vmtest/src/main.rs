@@ -153,6 +153,11 @@ fn main() {
         }
     ));
 
+    // The C oracle is the running kernel's: say which (6.12 test kernel,
+    // Debian's 7.3).
+    let (major, minor) = harness::kernel_version();
+    tap.diag(&format!("kernel {major}.{minor}"));
+
     let (unloaded, errors) = modules::unload_all();
     if !unloaded.is_empty() || !errors.is_empty() {
         tap.diag(&format!(
