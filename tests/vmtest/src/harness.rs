@@ -202,6 +202,26 @@ pub fn debug_kernel() -> bool {
     std::path::Path::new("/sys/kernel/debug/kmemleak").exists()
 }
 
+/// The running kernel's version as (major, minor), e.g. (6, 12) on the
+/// test kernel and (7, 3) on Debian 13's own (`/proc/sys/kernel/osrelease`:
+/// "6.12.118", "7.3.4+deb13-amd64"); (0, 0) if it cannot be read. The C
+/// oracle is the running kernel's vhost_net: where its behaviour changed
+/// between versions, a test can tell which one it compares against.
+pub fn kernel_version() -> (u32, u32) {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| parse_kernel_version(&r))
+        .unwrap_or((0, 0))
+}
+
+/// (major, minor) of a kernel release string ("7.3.4+deb13-amd64").
+pub fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.trim().split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// How much longer than their timeouts tests may run: 4 times on the debug
 /// kernel (KASAN and lockdep make everything several times slower), 1
 /// otherwise.
@@ -457,6 +477,15 @@ mod tests {
     //! Host-side checks of the harness itself (`cargo test`, one thread:
     //! see .cargo/config.toml; the runner forks).
     use super::*;
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(parse_kernel_version("6.12.118\n"), Some((6, 12)));
+        assert_eq!(parse_kernel_version("7.3.4+deb13-amd64"), Some((7, 3)));
+        assert_eq!(parse_kernel_version("7.3-rc1"), Some((7, 3)));
+        assert_eq!(parse_kernel_version("garbage"), None);
+        assert_ne!(kernel_version(), (0, 0), "the host's /proc/sys/kernel/osrelease");
+    }
 
     fn paths() -> Paths {
         Paths {

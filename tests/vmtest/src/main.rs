@@ -6,7 +6,7 @@
 //! `<n> passed, <m> failed`.
 //!
 //! Usage: vmtest [--c-dir DIR] [--ours PATH.ko] [--filter SUBSTR]...
-//!               [--list] [--dump] [--self-diff]
+//!               [--skip SUBSTR]... [--list] [--dump] [--trace] [--self-diff]
 
 mod driver;
 mod harness;
@@ -25,16 +25,21 @@ use std::path::PathBuf;
 struct Args {
     paths: Paths,
     filters: Vec<String>,
+    skips: Vec<String>,
     list: bool,
     dump: bool,
+    trace: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: vmtest [--c-dir DIR] [--ours PATH.ko] [--filter SUBSTR]... [--list] [--dump] [--self-diff]\n\
+        "usage: vmtest [--c-dir DIR] [--ours PATH.ko] [--filter SUBSTR]... [--skip SUBSTR]...\n\
+         \x20             [--list] [--dump] [--trace] [--self-diff]\n\
          defaults: --c-dir /lib/vhost/c --ours /lib/vhost/vhost_net_rs.ko\n\
          --filter   run only tests whose name contains SUBSTR\n\
+         --skip     leave out tests whose name contains SUBSTR (after --filter)\n\
          --dump     print every observation of every run as # lines\n\
+         --trace    mark each test's start in the kernel log (a hung test is named there)\n\
          --self-diff  harness check: the differential tests compare C with C"
     );
     std::process::exit(2)
@@ -44,8 +49,10 @@ fn parse_args() -> Args {
     let mut c_dir = PathBuf::from("/lib/vhost/c");
     let mut ours = PathBuf::from("/lib/vhost/vhost_net_rs.ko");
     let mut filters = Vec::new();
+    let mut skips = Vec::new();
     let mut list = false;
     let mut dump = false;
+    let mut trace = false;
     let mut self_diff = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -53,8 +60,10 @@ fn parse_args() -> Args {
             "--c-dir" => c_dir = it.next().unwrap_or_else(|| usage()).into(),
             "--ours" => ours = it.next().unwrap_or_else(|| usage()).into(),
             "--filter" => filters.push(it.next().unwrap_or_else(|| usage())),
+            "--skip" => skips.push(it.next().unwrap_or_else(|| usage())),
             "--list" => list = true,
             "--dump" => dump = true,
+            "--trace" => trace = true,
             "--self-diff" => self_diff = true,
             _ => usage(),
         }
@@ -68,8 +77,10 @@ fn parse_args() -> Args {
             self_diff,
         },
         filters,
+        skips,
         list,
         dump,
+        trace,
     }
 }
 
@@ -100,13 +111,23 @@ fn wait_idle(module: &str) -> Option<String> {
     Some(last)
 }
 
+/// `--trace`: "vmtest-trace: [c|ours] NAME" into the kernel log, which is
+/// timestamped and reaches the console even when the test then hangs (the
+/// TAP lines come only after a whole phase).
+fn trace(args: &Args, imp: &str, name: &str) {
+    if args.trace {
+        let _ = std::fs::write("/dev/kmsg", format!("vmtest-trace: {imp} {name}\n"));
+    }
+}
+
 fn main() {
     let args = parse_args();
     let all = tests::all();
     let selected: Vec<&Test> = all
         .iter()
         .filter(|t| {
-            args.filters.is_empty() || args.filters.iter().any(|f| t.name.contains(f.as_str()))
+            (args.filters.is_empty() || args.filters.iter().any(|f| t.name.contains(f.as_str())))
+                && !args.skips.iter().any(|f| t.name.contains(f.as_str()))
         })
         .collect();
     if args.list {
@@ -153,6 +174,11 @@ fn main() {
         }
     ));
 
+    // The C oracle is the running kernel's: say which (6.12 test kernel,
+    // Debian's 7.3).
+    let (major, minor) = harness::kernel_version();
+    tap.diag(&format!("kernel {major}.{minor}"));
+
     let (unloaded, errors) = modules::unload_all();
     if !unloaded.is_empty() || !errors.is_empty() {
         tap.diag(&format!(
@@ -166,6 +192,7 @@ fn main() {
             imp: None,
             paths: &args.paths,
         };
+        trace(&args, "", t.name);
         let r = run_forked(t, &ctx);
         let (unloaded, errors) = modules::unload_all();
         let mut why = Vec::new();
@@ -227,6 +254,7 @@ fn main() {
                 imp: Some(imp),
                 paths: &args.paths,
             };
+            trace(&args, imp.label(), t.name);
             let mut r = run_forked(t, &ctx);
             // The test's files are closed and its processes gone: the
             // module must be idle again, or this test leaked a reference.
