@@ -8,7 +8,7 @@
 use crate::driver::{frame, Cfg, Net, UNICAST};
 use crate::harness::{debug_kernel, timeout_scale, Ctx, DefaultParams, Kind, Obs, Test};
 use crate::modules::Impl;
-use crate::sys::{self, ioctl, Errno};
+use crate::sys::{self, ioctl, Errno, Fd};
 use crate::uapi;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,12 @@ fn sender(c_module: bool, close_after: Option<Duration>) -> i32 {
     let Some(mut n) = Net::new(&mut obs, "", Cfg::default()) else {
         return 2;
     };
+    // No capture socket: since 6.17 an AF_PACKET tap holds the guest's
+    // zerocopy pages until it is read, and a detach (C's SET_BACKEND -1,
+    // or release) waits for them, so a sender that never reads its own
+    // capture would wait on itself.
+    // SAFETY: plain syscall with integer arguments; the new descriptor is owned by the `Fd`.
+    n.tap.cap = Fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) });
     match close_after {
         Some(d) => {
             traffic(&mut n, Instant::now() + d);
