@@ -484,7 +484,11 @@ mod tests {
         assert_eq!(parse_kernel_version("7.3.4+deb13-amd64"), Some((7, 3)));
         assert_eq!(parse_kernel_version("7.3-rc1"), Some((7, 3)));
         assert_eq!(parse_kernel_version("garbage"), None);
-        assert_ne!(kernel_version(), (0, 0), "the host's /proc/sys/kernel/osrelease");
+        assert_ne!(
+            kernel_version(),
+            (0, 0),
+            "the host's /proc/sys/kernel/osrelease"
+        );
     }
 
     fn paths() -> Paths {
