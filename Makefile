@@ -3,8 +3,19 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := module
 
-# The kernel to build against: the cached test kernel unless given.
+# The kernel to build for: `test` (the 6.12 test kernel this project
+# builds and caches; the default) or `debian13` (Debian 13's stock
+# trixie-backports kernel, built against Debian's headers with Debian 13's
+# toolchain: scripts/build/debian13.sh). KDIR, if given, is a kernel build
+# tree to use instead.
+KERNEL ?= test
 KDIR ?=
+ifeq ($(filter test debian13,$(KERNEL)),)
+$(error KERNEL must be test or debian13, not '$(KERNEL)')
+endif
+# How each kernel's build tree is found (make -s kdir prints it).
+KDIR_OF_test = scripts/build/kernel.sh release
+KDIR_OF_debian13 = scripts/build/debian13.sh kdir
 
 .PHONY: module kdir check check-debug soak demo bench profile profile-qemu fmt clean bootstrap kernel
 
@@ -12,14 +23,15 @@ bootstrap:
 	@scripts/build/bootstrap.sh >&2
 
 kernel: bootstrap
-	@scripts/build/kernel.sh release >/dev/null
+	@$(KDIR_OF_$(KERNEL)) >/dev/null
 
-# Prints the absolute path of the test kernel's build directory.
+# Prints the absolute path of the kernel build (or headers) tree the module
+# is built against.
 kdir: bootstrap
-	@scripts/build/kernel.sh release
+	@$(KDIR_OF_$(KERNEL))
 
 module: bootstrap
-	@scripts/build/module.sh $(if $(KDIR),$(KDIR),$$(scripts/build/kernel.sh release))
+	@scripts/build/module.sh $(if $(KDIR),$(KDIR),$(if $(filter debian13,$(KERNEL)),debian13,$$(scripts/build/kernel.sh release)))
 
 check:
 	@scripts/check/check.sh

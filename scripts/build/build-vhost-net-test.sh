@@ -17,7 +17,14 @@
 #     (include/linux/compiler_types.h includes it; the tools' include path
 #     has no such file), when the tree has it;
 #   - -D'data_race(e)=(e)' -D'MODULE_DESCRIPTION(x)=' (kernel macros that
-#     drivers/virtio/virtio_ring.c uses and the tools' headers lack);
+#     drivers/virtio/virtio_ring.c uses and the tools' headers lack; data_race
+#     only when tools/virtio/linux/compiler.h lacks it: 7.3's has it, and a
+#     redefinition is an error under -Werror);
+#   - tools/virtio/linux/device-id/virtio.h, when the kernel's
+#     include/linux/virtio.h includes <linux/device-id/virtio.h> (7.x): a
+#     stub including the tools' linux/mod_devicetable.h, which defines the
+#     same struct virtio_device_id (the kernel's header beside it would
+#     redefine it; the tools' include path has neither);
 #   - -include linux/compiler.h (tools/virtio's, which includes the kernel's
 #     compiler_types.h) ahead of everything: vhost_net_test.c includes
 #     <sys/stat.h>, which reaches tools/include/linux/types.h and its empty
@@ -27,7 +34,7 @@
 # Nothing is rebuilt when the inputs (sources, headers, this script, the
 # compiler) are unchanged. Prints the binary's path on stdout.
 set -euo pipefail
-[ $# -eq 2 ] || { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 KDIR=$(realpath -m -- "$1")
 OUT=$(realpath -m -- "$2")
 CC=${CC_VHOST_NET_TEST:-gcc}
@@ -73,11 +80,19 @@ if [ -f "$SRC/include/linux/compiler-context-analysis.h" ]; then
     cp "$SRC/include/linux/compiler-context-analysis.h" "$T/tools/virtio/linux/"
 fi
 
+if [ -f "$SRC/include/linux/device-id/virtio.h" ] && [ ! -e "$T/tools/virtio/linux/device-id/virtio.h" ]; then
+    mkdir -p "$T/tools/virtio/linux/device-id"
+    printf '%s\n' '/* vhost-net-rs: see scripts/build/build-vhost-net-test.sh */' \
+        '#include <linux/mod_devicetable.h>' > "$T/tools/virtio/linux/device-id/virtio.h"
+fi
+DEFS="-D'MODULE_DESCRIPTION(x)='"
+grep -q 'define data_race' "$T/tools/virtio/linux/compiler.h" || DEFS="-D'data_race(e)=(e)' $DEFS"
+
 rm -f "$BIN" "$STAMP"
 log=$OUT/build.log
 PRE="-include ../../include/linux/kconfig.h -include linux/compiler.h"
 # The Makefile appends to CFLAGS/LDFLAGS (+=): pass ours in the environment.
-if ! CC=$CC CFLAGS="-D'data_race(e)=(e)' -D'MODULE_DESCRIPTION(x)=' $PRE" LDFLAGS="-static" \
+if ! CC=$CC CFLAGS="$DEFS $PRE" LDFLAGS="-static" \
         make -C "$T/tools/virtio" vhost_net_test >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "build-vhost-net-test: build failed; log at $log" >&2

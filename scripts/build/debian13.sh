@@ -147,18 +147,65 @@ make_kdir() {
 }
 
 # Debian's own kernel image and modules (linux-binary-*, linux-modules-*),
-# unpacked, never rebuilt.
+# unpacked, never rebuilt, as a "kernel dir" the VM scripts take like the
+# test kernel's build directory (scripts/vm/vmcheck.sh, vm.sh, initramfs.sh):
+#   root/                 the packages' files (dpkg-deb -x), untouched:
+#                         root/usr/lib/modules/$k/{vmlinuz,kernel/**/*.ko.xz}
+#   arch/x86/boot/bzImage a link to root/usr/lib/modules/$k/vmlinuz, where
+#                         vm.sh looks for the image in a build directory
+#   source/               Debian's linux-source of the same version
+#                         (.vhost-source names it: build-vhost-net-test.sh)
+#   usr/include           its uapi headers (make headers_install; the
+#                         compat32 client and vhost_net_test build on them)
+#   .vhost-debian         "$k $version": tells the scripts what kernel it is
+#   .vhost-complete       written last
+# Keyed by the packages' version (7.3.4-1~bpo13+1): a new upload of the same
+# ABI gets a new directory. Without the network, the newest one made for
+# the ABI answers.
 make_kernel() {
     local k=$1
-    local out=$VHOST_CACHE/debian13-kernel-$k
+    local upstream ver
+    upstream=$(echo "$k" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')    # 7.3.4+deb13-amd64 -> 7.3
+    ver=$(in_root apt-cache policy "linux-binary-$k" 2>/dev/null | sed -n 's/^ *Candidate: //p' | head -n1)
+    if [ -z "$ver" ] || [ "$ver" = "(none)" ]; then
+        local have
+        have=$(ls -d "$VHOST_CACHE/debian13-kernel-$k"_*/.vhost-complete 2>/dev/null | sort -V | tail -n1)
+        [ -n "$have" ] || { echo "debian13: no version of linux-binary-$k known (no network, nothing cached)" >&2; exit 1; }
+        dirname "$have"
+        return
+    fi
+    local out=$VHOST_CACHE/debian13-kernel-${k}_$ver
     if [ ! -f "$out/.vhost-complete" ]; then
-        echo "debian13: fetching Debian's kernel $k" >&2
-        sudo_ rm -rf "$out.tmp"; sudo_ mkdir -p "$out.tmp/debs"
-        in_root bash -c 'cd "$1" && apt-get download -t trixie-backports "linux-binary-$2" "linux-modules-$2"' \
-            _ "$out.tmp/debs" "$k" >&2
-        for d in "$out.tmp"/debs/*.deb; do sudo_ dpkg-deb -x "$d" "$out.tmp/root"; done
-        sudo_ touch "$out.tmp/.vhost-complete"
-        sudo_ rm -rf "$out"; sudo_ mv "$out.tmp" "$out"
+        local log=$VHOST_CACHE/debian13-kernel-$k.log
+        echo "debian13: fetching Debian's kernel $k ($ver), its modules and source (once per version, about 2 min)" >&2
+        rm -rf "$out.tmp"; mkdir -p "$out.tmp/debs"
+        # apt's sandbox user cannot write into the cache: download as root.
+        in_root bash -c 'cd "$1" && apt-get download -o APT::Sandbox::User=root \
+                "linux-binary-$2=$4" "linux-modules-$2=$4" "linux-source-$3=$4"' \
+            _ "$out.tmp/debs" "$k" "$upstream" "$ver" >"$log" 2>&1 ||
+            { tail -n 20 "$log" >&2; exit 1; }
+        for d in "$out.tmp"/debs/linux-binary-*.deb "$out.tmp"/debs/linux-modules-*.deb; do
+            dpkg-deb -x "$d" "$out.tmp/root"
+        done
+        local img=$out.tmp/root/usr/lib/modules/$k/vmlinuz
+        [ -f "$img" ] || img=$(ls "$out.tmp"/root/boot/vmlinuz-"$k" 2>/dev/null || true)
+        [ -n "$img" ] && [ -f "$img" ] || { echo "debian13: no vmlinuz in linux-binary-$k" >&2; exit 1; }
+        mkdir -p "$out.tmp/arch/x86/boot"
+        # Relative (../../../root/...): the directory can move.
+        ln -s "../../../${img#"$out.tmp/"}" "$out.tmp/arch/x86/boot/bzImage"
+        echo "debian13: unpacking linux-source-$upstream and installing its uapi headers" >&2
+        dpkg-deb -x "$out.tmp"/debs/linux-source-*.deb "$out.tmp/src-deb"
+        mkdir -p "$out.tmp/source"
+        tar -C "$out.tmp/source" -xf "$out.tmp/src-deb/usr/src/linux-source-$upstream.tar.xz" --strip-components=1
+        rm -rf "$out.tmp/src-deb" "$out.tmp/debs"
+        # The source tree stays clean: objects go to obj/, headers to usr/.
+        make -C "$out.tmp/source" O="$out.tmp/obj" INSTALL_HDR_PATH="$out.tmp/usr" \
+            headers_install >>"$log" 2>&1 || { tail -n 20 "$log" >&2; exit 1; }
+        rm -rf "$out.tmp/obj"
+        echo "$out/source" >"$out.tmp/.vhost-source"
+        echo "$k $ver" >"$out.tmp/.vhost-debian"
+        touch "$out.tmp/.vhost-complete"
+        rm -rf "$out"; mv "$out.tmp" "$out"
     fi
     echo "$out"
 }

@@ -18,6 +18,9 @@
 #                       NIC) or A (two NICs, one multiqueue; see testing.rst)
 #   GUESTCHECK_MIG_ROUNDS migrations in a row in section m (default 4; m is
 #                       not in the default sections)
+#   GUESTCHECK_DEV      more virtio-net-pci properties for the guests' NICs
+#                       (default: in_order=on on Debian's kernel, whose
+#                       vhost_net offers VIRTIO_F_IN_ORDER, none otherwise)
 #   GUESTCHECK_VHOST    on (default) or off: off runs the guests on QEMU's
 #                       userspace virtio-net (to tell vhost's faults from
 #                       QEMU's; the vhost checks then fail)
@@ -39,6 +42,9 @@ OUT=${GUESTCHECK_OUT:-$REPO/build/guestcheck}
 [ -f "$KDIR/.vhost-complete" ] || { echo "guestcheck: $KDIR is not a complete kernel build" >&2; exit 2; }
 [ -f "$MODULE" ] || { echo "guestcheck: $MODULE: no such file" >&2; exit 2; }
 mkdir -p "$OUT"
+dev_default=""
+[ ! -f "$KDIR/.vhost-debian" ] || dev_default=in_order=on
+GUESTCHECK_DEV=${GUESTCHECK_DEV-$dev_default}
 
 if ! img=$("$HERE/guest-image.sh" "$KDIR" "$OUT" "$(realpath "$MODULE")"); then
     echo "# guestcheck: building the images failed"
@@ -52,7 +58,7 @@ for impl in ${GUESTCHECK_IMPLS:-c ours}; do
     echo "# ---- guests on the $impl module ($( [ $impl = c ] && echo vhost_net || echo vhost_net_rs ))"
     start=$(date +%s)
     VM_MEM=${VM_MEM:-3072} "$HERE/vm.sh" -k "$KDIR" -i "$img" -t "${GUESTCHECK_TIMEOUT:-2700}" \
-        -l "$log" -c "GUESTCHECK_SECTIONS=${GUESTCHECK_SECTIONS:-abcdef} GUESTCHECK_MIGRATE=${GUESTCHECK_MIGRATE:-B} GUESTCHECK_MIG_ROUNDS=${GUESTCHECK_MIG_ROUNDS:-4} GUESTCHECK_VHOST=${GUESTCHECK_VHOST:-on} /bin/guest-check.sh $impl" 2>&1 |
+        -l "$log" -c "GUESTCHECK_SECTIONS=${GUESTCHECK_SECTIONS:-abcdef} GUESTCHECK_MIGRATE=${GUESTCHECK_MIGRATE:-B} GUESTCHECK_MIG_ROUNDS=${GUESTCHECK_MIG_ROUNDS:-4} GUESTCHECK_VHOST=${GUESTCHECK_VHOST:-on} GUESTCHECK_DEV=$GUESTCHECK_DEV /bin/guest-check.sh $impl" 2>&1 |
         stdbuf -oL tr -d '\r' | grep --line-buffered -E '^(ok|not ok) |^# |^vm\.sh: |^[0-9]+ passed, [0-9]+ failed$'
     rc=${PIPESTATUS[0]}
     echo "# $impl: $(( $(date +%s) - start )) s"

@@ -3,7 +3,10 @@
 #
 # Usage: initramfs.sh -k KDIR -o OUT.cpio.gz [-m vhost_net_rs.ko] [-b vmtest]
 #                     [-f SRC:DEST]... [-c 'default command']
-#   -k KDIR  kernel build directory (holds the C modules)
+#   -k KDIR  kernel build directory (holds the C modules), or a Debian
+#            kernel dir (scripts/build/debian13.sh kernel: Debian's own
+#            modules, .ko.xz, decompressed into the image so that busybox
+#            insmod loads them)
 #   -o OUT   output file; OUT.manifest is written beside it, and the image is
 #            not rebuilt when the manifest (inputs' hashes; extra files' sizes
 #            and mtimes) is unchanged
@@ -24,6 +27,8 @@
 # "vmtest-exit-status=<rc>" to the kernel log and reboots (QEMU runs with
 # -no-reboot, so it exits; the kernel has no ACPI to power off).
 # The C oracle is at /lib/vhost/c/{vhost_iotlb,vhost,vhost_net}.ko.
+# A kernel that ships pktgen as a module (Debian's) has it at
+# /lib/pktgen.ko, where bench/vbench loads it, unless -f puts one there.
 set -euo pipefail
 
 # The backends and devices the VM suite uses, and what they depend on.
@@ -62,11 +67,14 @@ done
 read -r -a BASE <<<"$BASE_LIST"
 VHOST_C=(vhost_iotlb vhost vhost_net)
 
+# Modules as built (.ko) or as Debian ships them (.ko.xz, .ko.zst); a
+# Debian kernel dir's source/ (and a build's source link) holds none.
 declare -A KO=()
 while IFS= read -r f; do
-    n=$(basename "$f" .ko)
+    n=$(basename "$f"); n=${n%.xz}; n=${n%.zst}; n=${n%.ko}
     KO[${n//-/_}]=$f
-done < <(find "$KDIR" -name '*.ko' -not -path '*/.tmp*')
+done < <(find "$KDIR" -path "$KDIR/source" -prune -o \
+    \( -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' \) -not -path '*/.tmp*' -print)
 
 for m in "${VHOST_C[@]}"; do
     [ -n "${KO[$m]:-}" ] || { echo "initramfs.sh: $m.ko not found in $KDIR" >&2; exit 1; }
@@ -96,6 +104,12 @@ for f in "${KO[vhost_net]}" ${OURS:+"$OURS"}; do
         case ${d//-/_} in vhost|vhost_iotlb|vhost_net) ;; *) visit "$d" ;; esac
     done
 done
+# pktgen (bench/vbench) when the kernel ships it and no -f provides it.
+PKTGEN=""
+if [ -n "${KO[pktgen]:-}" ] && ! printf '%s\n' "${EXTRA[@]}" | grep -q ':/*lib/pktgen.ko$'; then
+    PKTGEN=${KO[pktgen]}
+    for d in $(deps_of "$PKTGEN"); do visit "$d"; done
+fi
 
 # Fast path: nothing changed since the last build.
 manifest() {
@@ -103,7 +117,7 @@ manifest() {
     echo "cmd=$CMD"
     local f
     for m in "${ORDER[@]}" "${VHOST_C[@]}"; do echo "${KO[$m]}"; done
-    sha256sum "$BUSYBOX" ${OURS:+"$OURS"} ${VMTEST:+"$VMTEST"} \
+    sha256sum "$BUSYBOX" ${OURS:+"$OURS"} ${VMTEST:+"$VMTEST"} ${PKTGEN:+"$PKTGEN"} \
         $(for m in "${ORDER[@]}" "${VHOST_C[@]}"; do echo "${KO[$m]}"; done)
     for f in "${EXTRA[@]}"; do
         echo "extra $f"
@@ -130,12 +144,23 @@ done
 # The kernel opens /dev/console for init before devtmpfs is mounted.
 mknod -m 600 dev/console c 5 1 2>/dev/null || true
 
+# put_ko SRC DEST.ko: a module, decompressed (busybox insmod and
+# finit_module without flags take only plain ELF).
+put_ko() {
+    case $1 in
+        *.xz) xz -dc "$1" > "$2" ;;
+        *.zst) zstd -q -dc "$1" > "$2" ;;
+        *) cp "$1" "$2" ;;
+    esac
+}
 for m in "${ORDER[@]}"; do
-    cp "${KO[$m]}" lib/base/
-    basename "${KO[$m]}" >> lib/base/order
+    n=$(basename "${KO[$m]}"); n=${n%.xz}; n=${n%.zst}
+    put_ko "${KO[$m]}" "lib/base/$n"
+    echo "$n" >> lib/base/order
 done
 touch lib/base/order
-for m in "${VHOST_C[@]}"; do cp "${KO[$m]}" lib/vhost/c/; done
+for m in "${VHOST_C[@]}"; do put_ko "${KO[$m]}" "lib/vhost/c/$m.ko"; done
+[ -z "$PKTGEN" ] || put_ko "$PKTGEN" lib/pktgen.ko
 [ -z "$OURS" ] || cp "$OURS" lib/vhost/vhost_net_rs.ko
 [ -z "$VMTEST" ] || install -m 755 "$VMTEST" bin/vmtest
 [ -z "$CMD" ] || printf '%s\n' "$CMD" > etc/vmtest.cmd
@@ -209,7 +234,7 @@ fi
 echo "vmtest-exit-status=$rc" > /dev/kmsg
 sync
 # No ACPI in the test kernel: power-off would only halt. With -no-reboot,
-# QEMU exits on the reset instead.
+# QEMU exits on the reset instead (Debian's kernel, with ACPI, too).
 reboot -f
 EOF
 chmod 755 init

@@ -4,9 +4,11 @@
 
 use kernel::prelude::*;
 
-/// Removes and returns `v[index]`, shifting the rest down (the 6.12 `KVec`
-/// has no `remove`). Panics unless `index < v.len()`.
+/// Removes and returns `v[index]`, shifting the rest down. Panics unless
+/// `index < v.len()`.
+#[cfg(vhost_linux = "6.12")]
 pub(crate) fn remove<T: Copy>(v: &mut KVec<T>, index: usize) -> T {
+    // The 6.12 `KVec` has no `remove`.
     let len = v.len();
     // Panics unless `index < len` (slice and rotation bounds), so `len >= 1`
     // below.
@@ -16,4 +18,14 @@ pub(crate) fn remove<T: Copy>(v: &mut KVec<T>, index: usize) -> T {
     // element left past the new length needs no drop.
     unsafe { v.set_len(len - 1) };
     item
+}
+
+/// Removes and returns `v[index]`, shifting the rest down. Panics unless
+/// `index < v.len()`.
+#[cfg(not(vhost_linux = "6.12"))]
+pub(crate) fn remove<T: Copy>(v: &mut KVec<T>, index: usize) -> T {
+    match v.remove(index) {
+        Ok(item) => item,
+        Err(_) => panic!("kvec::remove: index out of bounds"),
+    }
 }

@@ -71,7 +71,7 @@ impl<T: MiscDevice> FileOps<T> {
         release: Some(release_callback::<T>),
         unlocked_ioctl: Some(ioctl_callback::<T>),
         // Exactly what the C vhost_net does for 32-bit callers.
-        compat_ioctl: Some(bindings::compat_ptr_ioctl),
+        compat_ioctl: super::version::COMPAT_PTR_IOCTL,
         read_iter: Some(read_iter_callback::<T>),
         write_iter: Some(write_iter_callback::<T>),
         poll: Some(poll_callback::<T>),
@@ -157,7 +157,7 @@ unsafe extern "C" fn open_callback<T: MiscDevice>(
         Ok(ptr) => {
             // SAFETY: `file` is valid (VFS contract) and nobody else uses
             // `private_data` of a file that is being opened.
-            unsafe { (*file).private_data = ptr.into_foreign().cast_mut() };
+            unsafe { (*file).private_data = super::version::into_foreign(ptr) };
             0
         }
         Err(e) => e.to_errno(),

@@ -11,7 +11,6 @@
 pub(crate) mod barrier;
 pub(crate) mod eventfd;
 pub(crate) mod iov;
-pub(crate) mod version;
 pub(crate) mod kvec;
 pub(crate) mod miscdev;
 pub(crate) mod mm;
@@ -22,6 +21,7 @@ pub(crate) mod socket;
 pub(crate) mod task;
 pub(crate) mod uaccess;
 pub(crate) mod uapi;
+pub(crate) mod version;
 pub(crate) mod waitqueue;
 pub(crate) mod xdp;
 pub(crate) mod zcopy;

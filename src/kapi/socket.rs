@@ -231,7 +231,7 @@ impl Socket {
         };
         if let Some(ctl) = ctl {
             // tun_sendmsg and tap_sendmsg read a kernel `tun_msg_ctl`.
-            msg.__bindgen_anon_1.msg_control = (ctl as *mut TunMsgCtl).cast();
+            msg.__bindgen_anon_1.msg_control = core::ptr::from_mut::<TunMsgCtl>(ctl).cast();
             msg.msg_controllen = core::mem::size_of::<TunMsgCtl>();
         }
         // `iov` outlives `msg`, a local.
@@ -411,7 +411,7 @@ fn set_iter(
     let count = skip.checked_add(len).ok_or(EINVAL)?;
     let want = count as u64;
     // Most packets fit their first piece: one compare.
-    if !iov.first().is_some_and(|p| p.len >= want) {
+    if !matches!(iov.first(), Some(p) if p.len >= want) {
         let mut held = 0u64;
         for p in iov {
             if held >= want {
@@ -433,7 +433,7 @@ fn set_iter(
             &mut msg.msg_iter,
             dir,
             iov.as_ptr().cast::<bindings::iovec>(),
-            iov.len() as _,
+            iov.len(),
             count,
         );
     }

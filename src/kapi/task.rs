@@ -173,7 +173,9 @@ impl Kthread {
             },
             GFP_KERNEL,
         )?;
-        let data = (&*args as *const KthreadArgs).cast_mut().cast::<c_void>();
+        let data = core::ptr::from_ref::<KthreadArgs>(&args)
+            .cast_mut()
+            .cast::<c_void>();
         // SAFETY: The trampoline matches the C prototype; `data` points to
         // `args`, kept with the handle; "%s" formats `name`, copied.
         let task = from_err_ptr(unsafe {

@@ -9,25 +9,31 @@
 //! calling task (the owner, or its worker, which shares it).
 
 use super::shim::{vhost_net_rs_access_ok, vhost_net_rs_copy_from_user, vhost_net_rs_copy_to_user};
+use crate::kapi::version::{AsBytes, FromBytes};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
-use crate::kapi::version::{AsBytes, FromBytes};
-use kernel::uaccess::{UserPtr, UserSlice};
+use kernel::uaccess::UserSlice;
 
 /// Reads a `T` from user address `addr` (`EFAULT` if it cannot).
 pub(crate) fn read<T: FromBytes>(addr: usize) -> Result<T> {
-    UserSlice::new(addr as UserPtr, core::mem::size_of::<T>())
-        .reader()
-        .read::<T>()
+    UserSlice::new(
+        crate::kapi::version::user_ptr(addr),
+        core::mem::size_of::<T>(),
+    )
+    .reader()
+    .read::<T>()
 }
 
 /// Writes `value` to user address `addr` (`EFAULT` if it cannot).
 pub(crate) fn write<T: AsBytes>(addr: usize, value: &T) -> Result {
-    UserSlice::new(addr as UserPtr, core::mem::size_of::<T>())
-        .writer()
-        .write(value)
+    UserSlice::new(
+        crate::kapi::version::user_ptr(addr),
+        core::mem::size_of::<T>(),
+    )
+    .writer()
+    .write(value)
 }
 
 /// `access_ok`: whether `[addr, addr + size)` is a user range at all (it
@@ -35,7 +41,7 @@ pub(crate) fn write<T: AsBytes>(addr: usize, value: &T) -> Result {
 pub(crate) fn access_ok(addr: u64, size: u64) -> bool {
     match (usize::try_from(addr), usize::try_from(size)) {
         // SAFETY: `access_ok` only does arithmetic on its arguments.
-        (Ok(a), Ok(s)) => unsafe { vhost_net_rs_access_ok(a as _, s as _) },
+        (Ok(a), Ok(s)) => unsafe { vhost_net_rs_access_ok(a, s) },
         _ => false,
     }
 }
@@ -170,7 +176,8 @@ fn to_result(r: i32) -> Result {
 pub(crate) fn set_bits_to_user(addr: u64, mask: u8) -> Result {
     let mut page: *mut bindings::page = core::ptr::null_mut();
     // SAFETY: One page is pinned into `page`; `addr` is any user address.
-    let r = unsafe { bindings::pin_user_pages_fast(addr as _, 1, bindings::FOLL_WRITE, &mut page) };
+    let r =
+        unsafe { bindings::pin_user_pages_fast(addr as usize, 1, bindings::FOLL_WRITE, &mut page) };
     if r < 0 {
         return Err(Error::from_errno(r));
     }

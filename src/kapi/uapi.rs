@@ -4,10 +4,10 @@
 //! safe to copy from and to user memory (`kernel::types::{FromBytes,
 //! AsBytes}`), and views slices of them as bytes.
 
+use super::version::{AsBytes, FromBytes};
 use crate::vcore::ring::desc::UsedElem;
 use crate::vcore::uapi::{VhostMemory, VhostMemoryRegion, VhostVringAddr};
 use crate::vcore::uapi::{VhostVringFile, VhostVringState};
-use super::version::{AsBytes, FromBytes};
 
 macro_rules! plain_uapi {
     ($($t:ty),*) => {$(

@@ -22,6 +22,7 @@
 #include <linux/if_vlan.h>
 #include <linux/net.h>
 #include <linux/skbuff.h>
+#include <linux/version.h>
 #include <net/sock.h>
 #include <net/xdp.h>
 
@@ -108,10 +109,22 @@ void *vhost_net_rs_xdp_buf(struct vhost_net_rs_xdp_batch *b,
 	return buf;
 }
 
-/* Offset of the vnet header in a buffer (struct tun_xdp_hdr's gso). */
+/*
+ * Where tun reads the vnet header of a buffer. Until 6.17 the buffer began
+ * with struct tun_xdp_hdr (the buffer length, then the header); since
+ * (commit "tun: remove unnecessary tun_xdp_hdr structure") the header is at
+ * the start and tun takes the length from the xdp_buff's frame size.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
+#define VHOST_NET_RS_XDP_HDR_OFFSET offsetof(struct tun_xdp_hdr, gso)
+#else
+#define VHOST_NET_RS_XDP_HDR_OFFSET 0
+#endif
+
+/* Offset of the vnet header in a buffer. */
 size_t vhost_net_rs_xdp_hdr_offset(void)
 {
-	return offsetof(struct tun_xdp_hdr, gso);
+	return VHOST_NET_RS_XDP_HDR_OFFSET;
 }
 
 /* Makes @buf the @idx-th buffer of the batch: @len data bytes at @pad. */
@@ -119,11 +132,11 @@ void vhost_net_rs_xdp_commit(struct vhost_net_rs_xdp_batch *b,
 			     unsigned int idx, void *buf, unsigned int pad,
 			     size_t len, unsigned int buflen)
 {
-	struct tun_xdp_hdr *hdr = buf;
-
 	xdp_init_buff(&b->xdp[idx], buflen, NULL);
 	xdp_prepare_buff(&b->xdp[idx], buf, pad, len, true);
-	hdr->buflen = buflen;
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
+	((struct tun_xdp_hdr *)buf)->buflen = buflen;
+#endif
 }
 
 /* Gives back a buffer that was not committed. */

@@ -25,7 +25,7 @@ use kernel::sync::Arc;
 /// A device's virtqueue: the generic one plus the device's own state (C's
 /// `vhost_net_virtqueue` around `vhost_virtqueue`). The generic layer
 /// reaches the embedded queue through this trait.
-pub(crate) trait DeviceVq {
+pub(crate) trait DeviceVq: Unpin {
     /// What the device attaches to a ring (C's `private_data`).
     type Backend;
 

@@ -59,10 +59,14 @@ NET="script=no,downscript=no,vhost=${GUESTCHECK_VHOST:-on},vhostforce=${GUESTCHE
 OFF="csum=off,guest_csum=off,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off"
 OFF="$OFF,host_tso4=off,host_tso6=off,host_ecn=off,host_ufo=off,mrg_rxbuf=off,event_idx=off,indirect_desc=off"
 MAC_A0=52:54:00:00:0a:00 MAC_A1=52:54:00:00:0a:01 MAC_B=52:54:00:00:0b:00 MAC_C=52:54:00:00:0c:00
+# GUESTCHECK_DEV: more virtio-net-pci properties for A's and C's NICs
+# (scripts/vm/guestcheck.sh passes in_order=on on Debian's 7.3 kernel,
+# whose vhost_net offers VIRTIO_F_IN_ORDER, with QEMU 10).
+DEV=${GUESTCHECK_DEV:+,$GUESTCHECK_DEV}
 args_A() { # args_A TAP0 TAP1
-    echo "-netdev tap,id=n0,ifname=$1,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_A0" \
+    echo "-netdev tap,id=n0,ifname=$1,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_A0$DEV" \
         "-netdev tap,id=n1,ifname=$2,$NET,queues=2" \
-        "-device virtio-net-pci,netdev=n1,romfile=,mac=$MAC_A1,mq=on,vectors=6"
+        "-device virtio-net-pci,netdev=n1,romfile=,mac=$MAC_A1,mq=on,vectors=6$DEV"
 }
 args_B() { # args_B TAP
     echo "-netdev tap,id=n0,ifname=$1,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_B,$OFF"
@@ -214,6 +218,13 @@ bit() { echo "$1" | cut -c$(($2 + 1)); }
 [ "$(bit "$fb" 0)$(bit "$fb" 1)$(bit "$fb" 15)$(bit "$fb" 28)$(bit "$fb" 29)" = 00000 ] &&
     [ "$(bit "$fa0" 0)$(bit "$fa0" 1)$(bit "$fa0" 15)$(bit "$fa0" 28)$(bit "$fa0" 29)" = 11111 ]
 result $? "negotiated features: B has csum/guest_csum/mrg_rxbuf/indirect/event_idx off, A on"
+case $DEV in
+*in_order=on*)
+    # Bit 35 VIRTIO_F_IN_ORDER: QEMU passes it only if the module offers it
+    # and the guest driver (7.0 and later) takes it.
+    [ "$(bit "$fa0" 35)$(bit "$fa1" 35)" = 11 ]
+    result $? "in_order=on: A's NICs negotiated VIRTIO_F_IN_ORDER (bit 35: eth0 $(bit "$fa0" 35), eth1 $(bit "$fa1" 35))" ;;
+esac
 
 # --- a. ping, MTU sweep, TCP, UDP on A eth0 (tap0) --------------------------
 if want a; then
@@ -501,7 +512,7 @@ result $? "every guest shut down: refcnt 0, no vhost worker left"
 unload && load
 result $? "module reloaded (rmmod, insmod)"
 t0=$(now)
-qemu_start C -netdev tap,id=n0,ifname=tap0,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_C
+qemu_start C -netdev tap,id=n0,ifname=tap0,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_C$DEV
 wait_if tap0 && ip addr add 198.18.0.1/24 dev tap0 && ip link set tap0 up
 gwait C 1200; rc=$?
 metric boot_C_s "$(elapsed "$t0")"
