@@ -133,15 +133,24 @@ fn word_one_bits() {
     // The CSUM variants and every other bit of word 1 are not offered.
     for bit in 64..128u32 {
         let w1 = 1u64 << (bit - 64);
-        let ok = bit == VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO || bit == VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO;
+        let ok =
+            bit == VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO || bit == VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO;
         assert_eq!(arr(&LINUX_7_3, 0, w1).is_ok(), ok, "bit {bit}");
     }
     assert_eq!(
-        arr(&LINUX_7_3, 0, 1 << (VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO_CSUM - 64)),
+        arr(
+            &LINUX_7_3,
+            0,
+            1 << (VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO_CSUM - 64)
+        ),
         Err(Errno::EOPNOTSUPP)
     );
     assert_eq!(
-        arr(&LINUX_7_3, 0, 1 << (VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM - 64)),
+        arr(
+            &LINUX_7_3,
+            0,
+            1 << (VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM - 64)
+        ),
         Err(Errno::EOPNOTSUPP)
     );
     // Word 0 is checked as VHOST_SET_FEATURES checks it.
