@@ -53,11 +53,12 @@ const RX_BATCH: usize = 64;
 ///
 /// # Invariants
 ///
-/// `ring` is the `ptr_ring` of the file that the [`Socket`] owning this
+/// `ring` is the `ptr_ring` of `file`, which the [`Socket`] owning this
 /// batch holds a reference on. `queue[head..tail]` are packets (an `sk_buff`
 /// or a tun-tagged `xdp_frame` pointer) taken off `ring` in ring order and
 /// owned by this batch; `head <= tail <= RX_BATCH`.
 struct RxBatch {
+    file: *mut bindings::file,
     ring: *mut ptr_ring,
     head: usize,
     tail: usize,
@@ -69,10 +70,16 @@ impl RxBatch {
     /// left; `None` if the ring is empty too.
     fn peek(&mut self) -> Option<*mut c_void> {
         if self.head == self.tail {
-            // SAFETY: By the type invariant `ring` is live; `queue` has room
-            // for `RX_BATCH` pointers.
+            // SAFETY: By the type invariant `file` and its `ring` are live;
+            // `queue` has room for `RX_BATCH` pointers. The shim wakes tun's
+            // queue for what it took (7.x, IFF_BACKPRESSURE).
             let n = unsafe {
-                vhost_net_rs_rx_ring_consume(self.ring, self.queue.as_mut_ptr(), RX_BATCH as c_int)
+                vhost_net_rs_rx_ring_consume(
+                    self.file,
+                    self.ring,
+                    self.queue.as_mut_ptr(),
+                    RX_BATCH as c_int,
+                )
             };
             // INVARIANT: the ring gave us `n <= RX_BATCH` packets.
             self.head = 0;
@@ -351,6 +358,7 @@ impl Socket {
         // INVARIANT: `ring` belongs to our file; the batch starts empty.
         self.rx = Some(KBox::new(
             RxBatch {
+                file,
                 ring,
                 head: 0,
                 tail: 0,

@@ -47,3 +47,11 @@ pub(crate) const COMPAT_PTR_IOCTL: Option<
 pub(crate) const COMPAT_PTR_IOCTL: Option<
     unsafe extern "C" fn(*mut kernel::bindings::file, u32, usize) -> isize,
 > = kernel::bindings::compat_ptr_ioctl;
+
+/// The contract of this kernel's C `vhost_net` (`vcore::contract`): what
+/// the module answers wherever the served kernels differ. A constant, so
+/// its fields fold where the data path reads them.
+#[cfg(vhost_linux = "6.12")]
+pub(crate) const CONTRACT: crate::vcore::contract::Contract = crate::vcore::contract::LINUX_6_12;
+#[cfg(vhost_linux = "7.3")]
+pub(crate) const CONTRACT: crate::vcore::contract::Contract = crate::vcore::contract::LINUX_7_3;

@@ -13,11 +13,14 @@ use crate::kapi::poll::{PollEntry, EPOLLIN, EPOLLOUT};
 use crate::kapi::socket::Socket;
 use crate::kapi::task::{cond_resched, synchronize_rcu, TaskBody, Unpublished};
 use crate::kapi::uaccess;
+use crate::kapi::version::CONTRACT;
 use crate::kapi::xdp::XdpBatch;
 use crate::net::vq::{NetCtx, NetVq, HEADS};
 use crate::net::zerocopy::ZcRing;
 use crate::net::{rx, tx};
 use crate::params;
+use crate::vcore::contract::{self, FEATURE_WORDS};
+use crate::vcore::errno::Errno;
 use crate::vcore::features;
 use crate::vcore::teardown::{teardown, TeardownHost};
 use crate::vcore::uapi::{self, VhostVringFile};
@@ -214,9 +217,10 @@ impl VhostNet {
         Ok(0)
     }
 
-    /// `VHOST_SET_FEATURES`.
-    fn set_features(&self, value: u64) -> Result<isize> {
-        let f = features::set_net_features(value).map_err(errno)?;
+    /// `VHOST_SET_FEATURES` (word 0, the others 0) and
+    /// `VHOST_SET_FEATURES_ARRAY`.
+    fn set_features(&self, words: &[u64; FEATURE_WORDS]) -> Result<isize> {
+        let f = features::set_net_features(words, &offered_features()).map_err(errno)?;
         self.dev
             .set_features(f.features, f.needs_log_check, f.iotlb, |vq| {
                 vq.vhost_hlen = f.vhost_hlen;
@@ -310,6 +314,82 @@ impl VhostNet {
     }
 }
 
+/// The feature words this device offers: `VHOST_GET_FEATURES` (word 0),
+/// `VHOST_GET_FEATURES_ARRAY`, and what the `SET` ioctls accept.
+///
+/// The kernel's C answer (`CONTRACT.features`), plus any bit a module
+/// parameter opts into beyond it (Documentation/differences.rst, "By
+/// kernel"). This is the one place such parameters join the offer.
+pub(crate) fn offered_features() -> [u64; FEATURE_WORDS] {
+    CONTRACT.features
+}
+
+/// `VHOST_GET_FEATURES_ARRAY` (C's `vhost_net_ioctl`): reads the count,
+/// writes the first `min(count, FEATURE_WORDS)` offered words after it,
+/// then zeroes the rest of the user's `count` words (`clear_user`: nothing
+/// when the whole tail is not a user range). Any failed access is
+/// `EFAULT`, after what was written before it. No owner is needed.
+fn get_features_array(arg: usize) -> Result<isize> {
+    let count: u64 = uaccess::read(arg)?;
+    let words = offered_features();
+    let copied = contract::array_words(count);
+    let base = (arg as u64).wrapping_add(8);
+    let mut bytes = [0u8; 8 * FEATURE_WORDS];
+    for (chunk, w) in bytes.chunks_exact_mut(8).zip(words.iter()) {
+        chunk.copy_from_slice(&w.to_ne_bytes());
+    }
+    uaccess::copy_to_user(base, &bytes[..8 * copied])?;
+    let tail = base.wrapping_add(8 * copied as u64);
+    let mut left = contract::array_tail_bytes(count);
+    if !uaccess::access_ok(tail, left) {
+        return Err(EFAULT);
+    }
+    const ZEROS: [u8; 64] = [0; 64];
+    let mut at = tail;
+    while left > 0 {
+        let n = left.min(ZEROS.len() as u64);
+        // `n <= 64`.
+        uaccess::copy_to_user(at, &ZEROS[..n as usize])?;
+        at = at.wrapping_add(n);
+        left -= n;
+    }
+    Ok(0)
+}
+
+/// `VHOST_SET_FEATURES_ARRAY`'s words (C's `vhost_net_ioctl`): the count,
+/// the first `min(count, FEATURE_WORDS)` words, then each further word the
+/// user claims, which must be 0 (`EOPNOTSUPP` at the first that is not;
+/// `EFAULT` at the first that cannot be read). The caller checks the bits
+/// against the offer.
+fn read_features_array(arg: usize) -> Result<[u64; FEATURE_WORDS]> {
+    let count: u64 = uaccess::read(arg)?;
+    let copied = contract::array_words(count);
+    let base = (arg as u64).wrapping_add(8);
+    let mut bytes = [0u8; 8 * FEATURE_WORDS];
+    uaccess::copy_from_user(base, &mut bytes[..8 * copied])?;
+    let mut words = [0u64; FEATURE_WORDS];
+    for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        *w = u64::from_ne_bytes(b);
+    }
+    let mut i = copied as u64;
+    while i < count {
+        let mut b = [0u8; 8];
+        uaccess::copy_from_user(base.wrapping_add(i.wrapping_mul(8)), &mut b)?;
+        if u64::from_ne_bytes(b) != 0 {
+            return Err(errno(Errno::EOPNOTSUPP));
+        }
+        i += 1;
+        // C reads on without a break; a count of many zero words must not
+        // hold the CPU (this changes no answer).
+        if i % 4096 == 0 {
+            cond_resched();
+        }
+    }
+    Ok(words)
+}
+
 impl MiscDevice for VhostNet {
     type Ptr = Arc<VhostNet>;
 
@@ -356,8 +436,16 @@ impl MiscDevice for VhostNet {
                 let f: VhostVringFile = uaccess::read(arg)?;
                 this.set_backend(f.index, f.fd)
             }
-            uapi::VHOST_GET_FEATURES => uaccess::write(arg, &uapi::VHOST_NET_FEATURES).map(|()| 0),
-            uapi::VHOST_SET_FEATURES => this.set_features(uaccess::read(arg)?),
+            uapi::VHOST_GET_FEATURES => uaccess::write(arg, &offered_features()[0]).map(|()| 0),
+            uapi::VHOST_SET_FEATURES => {
+                let mut words = [0u64; FEATURE_WORDS];
+                words[0] = uaccess::read(arg)?;
+                this.set_features(&words)
+            }
+            uapi::VHOST_GET_FEATURES_ARRAY if CONTRACT.features_array => get_features_array(arg),
+            uapi::VHOST_SET_FEATURES_ARRAY if CONTRACT.features_array => {
+                this.set_features(&read_features_array(arg)?)
+            }
             uapi::VHOST_GET_BACKEND_FEATURES => {
                 uaccess::write(arg, &uapi::VHOST_NET_BACKEND_FEATURES).map(|()| 0)
             }

@@ -5,13 +5,14 @@
 
 use crate::kapi::socket::RecvHdr;
 use crate::kapi::uaccess;
+use crate::kapi::version::CONTRACT;
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH};
 use crate::vcore::busypoll::BusyPoll;
 use crate::vcore::errno::Errno;
 use crate::vcore::memory::intervalmap::Piece;
 use crate::vcore::ring::chain::{RingError, MAX_PACKET_READS, UIO_MAXIOV};
 use crate::vcore::ring::desc::UsedElem;
-use crate::vcore::uapi::{VHOST_F_LOG_ALL, VIRTIO_NET_F_MRG_RXBUF};
+use crate::vcore::uapi::{VHOST_F_LOG_ALL, VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF};
 use crate::vhost::access::prefetch;
 use crate::vhost::worker::WORK_RX;
 use kernel::prelude::*;
@@ -33,6 +34,10 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let vhost_hlen = nvq.vhost_hlen;
     let sock_hlen = nvq.sock_hlen;
     let mergeable = nvq.vq.has_feature(VIRTIO_NET_F_MRG_RXBUF);
+    // Whether the header gets `num_buffers` (C's `set_num_buffers`): with
+    // MRG_RXBUF, and since 6.14 with VERSION_1 too (a constant per kernel).
+    let set_num_buffers =
+        mergeable || (CONTRACT.rx_num_buffers_v1 && nvq.vq.has_feature(VIRTIO_F_VERSION_1));
     let log_all = nvq.vq.has_feature(VHOST_F_LOG_ALL);
     let log_base = nvq.vq.log_base();
     let busyloop_us = nvq.vq.busyloop_timeout;
@@ -117,7 +122,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 r.vq_err();
                 break 'round;
             }
-            if mergeable
+            if set_num_buffers
                 && write_at(pieces, VNET_HDR_LEN, &(got.heads as u16).to_le_bytes()).is_err()
             {
                 r.vq_err();

@@ -18,6 +18,7 @@
 #include <linux/uaccess.h>
 #include <linux/if_tun.h>
 #include <linux/ptr_ring.h>
+#include <linux/version.h>
 #include <linux/skb_array.h>
 #include <linux/skbuff.h>
 #include <net/sock.h>
@@ -216,10 +217,28 @@ unsigned int vhost_net_rs_kiocb_flags(const struct kiocb *iocb)
 	return iocb->ki_filp->f_flags;
 }
 
-/* ptr_ring_consume_batched and ptr_ring_unconsume are inline. */
-int vhost_net_rs_rx_ring_consume(struct ptr_ring *ring, void **queue, int n)
+/*
+ * ptr_ring_consume_batched and ptr_ring_unconsume are inline. Since 7.x
+ * tun can stop its queue when the ring is full (IFF_BACKPRESSURE) and
+ * vhost must wake it for what it consumed, under the consumer lock (C's
+ * vhost_net_buf_produce); 6.12 has no tun_wake_queue. tun_wake_queue
+ * ignores files that are not tun's (macvtap).
+ */
+int vhost_net_rs_rx_ring_consume(struct file *file, struct ptr_ring *ring,
+				 void **queue, int n)
 {
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 13, 0)
 	return ptr_ring_consume_batched(ring, queue, n);
+#else
+	int got;
+
+	spin_lock(&ring->consumer_lock);
+	got = __ptr_ring_consume_batched(ring, queue, n);
+	if (got)
+		tun_wake_queue(file, got);
+	spin_unlock(&ring->consumer_lock);
+	return got;
+#endif
 }
 
 void vhost_net_rs_rx_ring_unconsume(struct ptr_ring *ring, void **queue, int n)

@@ -63,7 +63,8 @@ void vhost_net_rs_poll_wait(struct file *file, wait_queue_head_t *wq,
 size_t vhost_net_rs_iov_iter_count(const struct iov_iter *iter);
 unsigned int vhost_net_rs_kiocb_flags(const struct kiocb *iocb);
 bool vhost_net_rs_sock_can_batch(const struct socket *sock);
-int vhost_net_rs_rx_ring_consume(struct ptr_ring *ring, void **queue, int n);
+int vhost_net_rs_rx_ring_consume(struct file *file, struct ptr_ring *ring,
+				 void **queue, int n);
 void vhost_net_rs_rx_ring_unconsume(struct ptr_ring *ring, void **queue, int n);
 int vhost_net_rs_rx_ptr_len(void *ptr);
 bool vhost_net_rs_sock_zerocopy(const struct socket *sock);

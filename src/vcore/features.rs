@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Feature negotiation of vhost-net (`VHOST_SET_FEATURES`,
-//! `VHOST_SET_BACKEND_FEATURES`).
+//! `VHOST_SET_FEATURES_ARRAY`, `VHOST_SET_BACKEND_FEATURES`).
 //!
 //! The C module splits the work between `vhost_net_ioctl`, which rejects bits
 //! it does not offer, and `vhost_net_set_features`, which derives the header
@@ -9,11 +9,13 @@
 //! and device IOTLB allocation). This module does the pure part and tells the
 //! caller which of the kernel-side steps to take, in the order C takes them.
 
+use super::contract::FEATURE_WORDS;
 use super::errno::Errno;
 use super::uapi::{
-    VHOST_F_LOG_ALL, VHOST_NET_BACKEND_FEATURES, VHOST_NET_FEATURES, VHOST_NET_F_VIRTIO_NET_HDR,
-    VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_HDR_LEN,
-    VIRTIO_NET_HDR_MRG_RXBUF_LEN,
+    VHOST_F_LOG_ALL, VHOST_NET_BACKEND_FEATURES, VHOST_NET_F_VIRTIO_NET_HDR,
+    VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1, VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO,
+    VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_HDR_LEN,
+    VIRTIO_NET_HDR_MRG_RXBUF_LEN, VIRTIO_NET_HDR_V1_HASH_TUNNEL_LEN,
 };
 
 /// The error `VHOST_SET_FEATURES` returns when the dirty-log check or the
@@ -54,23 +56,49 @@ pub(crate) struct NetFeatures {
     pub(crate) iotlb: IotlbAction,
 }
 
-/// Validates and interprets a `VHOST_SET_FEATURES` value for vhost-net.
+/// Whether bit number `bit` (any word) is set in the feature words
+/// (C's `virtio_features_test_bit`); bits past the words are never set.
+pub(crate) const fn has_feature_bit(words: &[u64; FEATURE_WORDS], bit: u32) -> bool {
+    let w = (bit / 64) as usize;
+    w < FEATURE_WORDS && has_feature(words[w], bit % 64)
+}
+
+/// Validates and interprets the acked feature words of
+/// `VHOST_SET_FEATURES` (word 0, the others 0) or
+/// `VHOST_SET_FEATURES_ARRAY`, against the words the device `offered`.
 ///
 /// Bits vhost-net does not offer give `EOPNOTSUPP`, checked in
-/// `vhost_net_ioctl` before anything else happens.
-pub(crate) fn set_net_features(features: u64) -> Result<NetFeatures, Errno> {
-    if features & !VHOST_NET_FEATURES != 0 {
-        return Err(Errno::EOPNOTSUPP);
+/// `vhost_net_ioctl` before anything else happens. The words after 0 only
+/// choose the header length (the UDP tunnel GSO bits); the rings keep word
+/// 0, which is all the data path tests.
+pub(crate) fn set_net_features(
+    words: &[u64; FEATURE_WORDS],
+    offered: &[u64; FEATURE_WORDS],
+) -> Result<NetFeatures, Errno> {
+    let mut w = 0;
+    while w < FEATURE_WORDS {
+        if words[w] & !offered[w] != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        w += 1;
     }
+    let features = words[0];
     // The merged-buffer header is used as soon as either MRG_RXBUF or
     // VERSION_1 is acked: virtio 1.0 always carries num_buffers.
-    let hdr_len = if has_feature(features, VIRTIO_NET_F_MRG_RXBUF)
+    let mut hdr_len = if has_feature(features, VIRTIO_NET_F_MRG_RXBUF)
         || has_feature(features, VIRTIO_F_VERSION_1)
     {
         VIRTIO_NET_HDR_MRG_RXBUF_LEN
     } else {
         VIRTIO_NET_HDR_LEN
     };
+    // 6.17: either UDP tunnel GSO bit makes it the hash-and-tunnel header
+    // (only a kernel that offers them can have them acked).
+    if has_feature_bit(words, VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO)
+        || has_feature_bit(words, VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO)
+    {
+        hdr_len = VIRTIO_NET_HDR_V1_HASH_TUNNEL_LEN;
+    }
     let (vhost_hlen, sock_hlen) = if has_feature(features, VHOST_NET_F_VIRTIO_NET_HDR) {
         (hdr_len, 0)
     } else {

@@ -5,6 +5,7 @@
 //! update or invalidation of the device IOTLB it asks for
 //! (`vhost_process_iotlb_msg`), with C's checks in C's order and C's errno.
 
+use super::contract::Contract;
 use super::errno::Errno;
 use super::memory::intervalmap::{IntervalMap, Storage};
 use super::uapi::{
@@ -102,6 +103,19 @@ pub(crate) enum IotlbOutcome {
     Updated,
     /// Overlapping mappings were removed.
     Invalidated,
+}
+
+/// What a kernel's `vhost_process_iotlb_msg` refuses beyond
+/// [`process_iotlb_msg`], checked just before it: since 7.x an
+/// `VHOST_IOTLB_INVALIDATE` of size 0 (`EINVAL`, which the write reports
+/// as `EFAULT` as every failure of the handler; the checks C makes before
+/// it, asid and device IOTLB, give `EFAULT` too, so the order is not
+/// observable). Before, C deleted `[iova, iova - 1]`.
+pub(crate) fn kernel_refuses(c: &Contract, msg: &VhostIotlbMsg) -> Result<(), Errno> {
+    if c.iotlb_invalidate_empty_einval && msg.type_ == VHOST_IOTLB_INVALIDATE && msg.size == 0 {
+        return Err(Errno::EFAULT);
+    }
+    Ok(())
 }
 
 /// `vhost_chr_write_iter` after parsing, with `vhost_process_iotlb_msg`.

@@ -14,11 +14,18 @@
 //! - [`memory`]: guest memory: address translation, the dirty log;
 //! - [`validate`]: argument checks of the ioctls; [`iotlb_msg`]: IOTLB
 //!   messages written to the device fd; [`features`]: feature negotiation;
+//! - [`contract`]: what each served kernel's C module answers, where they
+//!   differ;
 //! - [`workq`], [`teardown`], [`busypoll`]: the worker's protocols;
 //! - [`uapi`], [`errno`], [`sync`]: the kernel's ABI, error numbers and
 //!   atomics.
 
 pub(crate) mod busypoll;
+#[allow(
+    dead_code,
+    reason = "every kernel's contract is compiled (the host tests check them all); the module reads the one it is built for"
+)]
+pub(crate) mod contract;
 pub(crate) mod errno;
 pub(crate) mod features;
 pub(crate) mod iotlb_msg;

@@ -310,6 +310,13 @@ pub(crate) const VHOST_SET_FORK_FROM_OWNER: u32 = iow(VHOST_VIRTIO, 0x84, size_o
 /// Returns how workers are created (Debian tree only).
 pub(crate) const VHOST_GET_FORK_FROM_OWNER: u32 = ior(VHOST_VIRTIO, 0x85, size_of::<u8>());
 
+/// Returns the offered feature words (Linux 6.17+; 6.12 has no such
+/// ioctl). The argument is `struct vhost_features_array`: a `u64` count,
+/// then that many `u64` words (bit `b` in word `b / 64`).
+pub(crate) const VHOST_GET_FEATURES_ARRAY: u32 = ior(VHOST_VIRTIO, 0x83, size_of::<u64>());
+/// Acknowledges feature words (Linux 6.17+), same argument.
+pub(crate) const VHOST_SET_FEATURES_ARRAY: u32 = iow(VHOST_VIRTIO, 0x83, size_of::<u64>());
+
 /// vhost-scsi: set endpoint (foreign to vhost-net).
 pub(crate) const VHOST_SCSI_SET_ENDPOINT: u32 = iow(VHOST_VIRTIO, 0x40, VHOST_SCSI_TARGET_SIZE);
 /// vhost-scsi: clear endpoint (foreign to vhost-net).
@@ -368,6 +375,16 @@ pub(crate) const VIRTIO_F_IN_ORDER: u32 = 35;
 pub(crate) const VIRTIO_F_RING_RESET: u32 = 40;
 /// virtio-net feature bit: mergeable receive buffers.
 pub(crate) const VIRTIO_NET_F_MRG_RXBUF: u32 = 15;
+/// virtio-net feature bit (word 1, Linux 6.17+): the driver can receive
+/// GSO-over-UDP-tunnel packets.
+pub(crate) const VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO: u32 = 65;
+/// virtio-net feature bit (word 1): ... with partial outer checksum.
+pub(crate) const VIRTIO_NET_F_GUEST_UDP_TUNNEL_GSO_CSUM: u32 = 66;
+/// virtio-net feature bit (word 1, Linux 6.17+): the device can receive
+/// GSO-over-UDP-tunnel packets.
+pub(crate) const VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO: u32 = 67;
+/// virtio-net feature bit (word 1): ... with partial outer checksum.
+pub(crate) const VIRTIO_NET_F_HOST_UDP_TUNNEL_GSO_CSUM: u32 = 68;
 
 /// Backend feature bit: IOTLB messages use `struct vhost_msg_v2`.
 pub(crate) const VHOST_BACKEND_F_IOTLB_MSG_V2: u32 = 0x1;
@@ -384,7 +401,9 @@ pub(crate) const VHOST_FEATURES: u64 = (1 << VIRTIO_F_NOTIFY_ON_EMPTY)
     | (1 << VIRTIO_F_ANY_LAYOUT)
     | (1 << VIRTIO_F_VERSION_1);
 
-/// Features vhost-net offers (`VHOST_NET_FEATURES` in net.c).
+/// Features vhost-net offers in Linux 6.12 (`VHOST_NET_FEATURES` in its
+/// net.c). What each served kernel offers is `vcore::contract`; this is
+/// 6.12's word 0, a subset of every later kernel's.
 pub(crate) const VHOST_NET_FEATURES: u64 = VHOST_FEATURES
     | (1 << VHOST_NET_F_VIRTIO_NET_HDR)
     | (1 << VIRTIO_NET_F_MRG_RXBUF)
@@ -398,6 +417,10 @@ pub(crate) const VHOST_NET_BACKEND_FEATURES: u64 = 1 << VHOST_BACKEND_F_IOTLB_MS
 pub(crate) const VIRTIO_NET_HDR_LEN: usize = 10;
 /// Size of `struct virtio_net_hdr_mrg_rxbuf` (also of `virtio_net_hdr_v1`).
 pub(crate) const VIRTIO_NET_HDR_MRG_RXBUF_LEN: usize = 12;
+/// Size of `struct virtio_net_hdr_v1_hash_tunnel` (Linux 6.17+): the
+/// v1 header (12), hash value (4), hash report and padding (2 + 2), outer
+/// transport and inner network header offsets (2 + 2).
+pub(crate) const VIRTIO_NET_HDR_V1_HASH_TUNNEL_LEN: usize = 24;
 
 /// Required alignment of the descriptor table.
 pub(crate) const VRING_DESC_ALIGN_SIZE: u64 = 16;

@@ -12,6 +12,7 @@
 use crate::kapi::barrier;
 use crate::kapi::eventfd::EventFdCtx;
 use crate::kapi::uaccess;
+use crate::kapi::version::CONTRACT;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::has_feature;
 use crate::vcore::memory::dirtylog::{log_write, log_write_hva, DirtyBitmap};
@@ -216,18 +217,21 @@ pub(crate) fn queue_miss<B, E>(msgs: &Msgs, vq: &Vq<B, E>, index: usize, iova: u
 
 /// Queues a `VHOST_IOTLB_MISS` message.
 fn enqueue_miss(msgs: &Msgs, index: usize, v2: bool, iova: u64, access: u32) {
-    let _ = msgs.enqueue(MsgNode {
-        vq: index,
-        v2,
-        iotlb: VhostIotlbMsg {
-            iova,
-            size: 0,
-            uaddr: 0,
-            perm: access as u8,
-            type_: VHOST_IOTLB_MISS,
-            padding: [0; 6],
+    let _ = msgs.enqueue_miss(
+        MsgNode {
+            vq: index,
+            v2,
+            iotlb: VhostIotlbMsg {
+                iova,
+                size: 0,
+                uaddr: 0,
+                perm: access as u8,
+                type_: VHOST_IOTLB_MISS,
+                padding: [0; 6],
+            },
         },
-    });
+        CONTRACT.iotlb_one_miss_per_ring,
+    );
 }
 
 /// Logs the write of `used->flags` made when a backend is attached, and

@@ -33,6 +33,7 @@ use crate::kapi::mm::MmRef;
 use crate::kapi::poll::{PollEntry, EPOLLIN};
 use crate::kapi::task::{current_pid, Kthread, TaskBody, VhostTask, WorkerThread};
 use crate::kapi::uaccess;
+use crate::kapi::version::CONTRACT;
 use crate::params;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{IotlbAction, SET_FEATURES_FAILED};
@@ -734,6 +735,7 @@ impl<V: DeviceVq> Dev<V> {
         let iotlb = dev.iotlb.clone();
         let outcome = {
             let mut guard = iotlb.as_ref().map(|i| i.lock());
+            iotlb_msg::kernel_refuses(&CONTRACT, &msg).map_err(errno)?;
             iotlb_msg::process_iotlb_msg(guard.as_deref_mut(), asid, &msg, uaccess::access_ok)
                 .map_err(errno)?
         };

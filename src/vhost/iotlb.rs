@@ -107,10 +107,19 @@ impl Msgs {
         self.iotlb_on.store(on, Ordering::Release);
     }
 
-    /// Queues a message for userspace and wakes readers and pollers.
-    pub(crate) fn enqueue(&self, node: MsgNode) -> Result {
+    /// Queues the `VHOST_IOTLB_MISS` `node` for userspace (C's
+    /// `vhost_iotlb_miss`). With `one_per_ring` (7.x's `vq->iotlb_miss`),
+    /// nothing is queued while the ring has a miss outstanding: queued, or
+    /// read and not yet resolved by an update (the ring stops at a miss and
+    /// runs again when it is resolved, so the first one is enough).
+    pub(crate) fn enqueue_miss(&self, node: MsgNode, one_per_ring: bool) -> Result {
         {
             let mut l = self.lists.lock();
+            let outstanding = |m: &MsgNode| m.vq == node.vq && m.iotlb.type_ == VHOST_IOTLB_MISS;
+            if one_per_ring && (l.read.iter().any(outstanding) || l.pending.iter().any(outstanding))
+            {
+                return Ok(());
+            }
             l.read.push(node, GFP_KERNEL)?;
             self.readable.store(l.read.len(), Ordering::Release);
         }

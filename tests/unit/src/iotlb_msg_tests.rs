@@ -157,3 +157,18 @@ fn iotlb_msg_decode() {
     assert_eq!(core::mem::offset_of!(VhostIotlbMsg, perm), 24);
     assert_eq!(core::mem::offset_of!(VhostIotlbMsg, type_), 25);
 }
+
+#[test]
+fn empty_invalidate_by_kernel() {
+    use crate::vcore::contract::{LINUX_6_12, LINUX_7_3};
+    let inv = msg(VHOST_IOTLB_INVALIDATE, 0, 0, 0, 0);
+    // 6.12 lets it through (C deletes [iova, iova - 1]); 7.3 refuses it,
+    // the write failing with EFAULT as every handler failure.
+    assert_eq!(kernel_refuses(&LINUX_6_12, &inv), Ok(()));
+    assert_eq!(kernel_refuses(&LINUX_7_3, &inv), Err(Errno::EFAULT));
+    let inv1 = msg(VHOST_IOTLB_INVALIDATE, 0, 1, 0, 0);
+    assert_eq!(kernel_refuses(&LINUX_7_3, &inv1), Ok(()));
+    // An empty update is refused before, by every kernel (EINVAL).
+    let upd = msg(VHOST_IOTLB_UPDATE, 0, 0, 0, 0);
+    assert_eq!(kernel_refuses(&LINUX_7_3, &upd), Ok(()));
+}

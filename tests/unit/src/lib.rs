@@ -27,6 +27,8 @@ pub use ringsim::fuzz_desc_chain;
 #[cfg(test)]
 mod busypoll_tests;
 #[cfg(test)]
+mod contract_tests;
+#[cfg(test)]
 mod dirtylog_tests;
 #[cfg(test)]
 mod errno_tests;

@@ -537,6 +537,7 @@ const SIOCGIFFLAGS: u64 = 0x8913;
 const SIOCSIFFLAGS: u64 = 0x8914;
 const SIOCGIFINDEX: u64 = 0x8933;
 const SIOCSIFMTU: u64 = 0x8922;
+const SIOCSIFTXQLEN: u64 = 0x8943;
 const PACKET_AUXDATA: i32 = 8;
 const PACKET_OUTGOING: u8 = 4;
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
@@ -578,9 +579,15 @@ impl Tap {
     /// none), disables IPv6 on it (no stray frames), sets the MTU and
     /// brings it up, and opens the two packet sockets.
     pub fn new(vnet_hdr: Option<i32>, mtu: u32) -> Result<Tap, String> {
+        Tap::with_flags(vnet_hdr, mtu, 0)
+    }
+
+    /// Like `new`, with `extra` TUNSETIFF flags (e.g. 7.x's
+    /// `IFF_BACKPRESSURE`, which older kernels ignore).
+    pub fn with_flags(vnet_hdr: Option<i32>, mtu: u32, extra: u16) -> Result<Tap, String> {
         let fd = sys::open("/dev/net/tun", libc::O_RDWR).map_err(|e| format!("open tun: {e}"))?;
         let mut ifr = ifreq("vdp%d");
-        let mut flags = (libc::IFF_TAP | libc::IFF_NO_PI) as u16;
+        let mut flags = (libc::IFF_TAP | libc::IFF_NO_PI) as u16 | extra;
         if vnet_hdr.is_some() {
             flags |= libc::IFF_VNET_HDR as u16;
         }
@@ -662,6 +669,14 @@ impl Tap {
             cap,
             inj,
         })
+    }
+
+    /// Sets the tap's transmit queue length (its ring's size, and the
+    /// qdisc's limit).
+    pub fn set_txqlen(&self, len: i32) -> Res {
+        let mut r = ifreq(&self.name);
+        r[16..20].copy_from_slice(&len.to_ne_bytes());
+        ioctl(self.cap.raw(), SIOCSIFTXQLEN, r.as_mut_ptr() as usize)
     }
 
     /// Sends `frame` out of the tap: it is queued for vhost's RX.

@@ -18,6 +18,11 @@ mod tests;
 #[path = "../../../src/vcore/uapi.rs"]
 mod uapi;
 
+// The served kernels' contracts: which feature words their C modules offer.
+#[allow(dead_code)]
+#[path = "../../../src/vcore/contract.rs"]
+mod contract;
+
 use harness::{compare, run_forked, Ctx, Kind, Obs, RunResult, Tap, Test};
 use modules::{Impl, Paths};
 use std::path::PathBuf;

@@ -608,6 +608,10 @@ fn miss_wakes_blocked(obs: &mut Obs, _ctx: &Ctx) {
     let (r, b) = d.read(72);
     obs.ret("read after poll", r);
     obs.val("message after poll", msg_str(&b));
+    // The read miss stays outstanding until an update resolves it, and
+    // 7.x queues no other miss of the ring meanwhile: detaching (fd -1)
+    // drops every message, in both kernels (C's vhost_clear_msg).
+    obs.ret("SET_BACKEND -1 (drops the read miss)", d.backend(0, -1));
     // A reader alone, with V2 messages.
     obs.ret(
         "SET_BACKEND_FEATURES MSG_V2",
@@ -616,12 +620,20 @@ fn miss_wakes_blocked(obs: &mut Obs, _ctx: &Ctx) {
     let r = Blocked::read(obs, "read", &d);
     obs.ret("SET_BACKEND (miss 2)", d.backend(0, sock.raw()));
     r.result(obs);
+    obs.ret("SET_BACKEND -1 (drops the read miss 2)", d.backend(0, -1));
     // Both at once: the reader takes one of two misses, the poller sees
-    // the other (whichever woke first).
+    // the other (whichever woke first). One miss from each ring (ring 1
+    // at the same IOVAs), so that 7.x, which keeps one outstanding miss a
+    // ring, queues both too.
+    obs.ret(
+        "SET_VRING_NUM 1",
+        d.st_r(uapi::VHOST_SET_VRING_NUM, 1, RING_NUM),
+    );
+    obs.ret("SET_VRING_ADDR 1 iova", d.addr(vaddr_at(1, iova(0))));
     let p = Blocked::poll(obs, "both: poll", &d);
     let r = Blocked::read(obs, "both: read", &d);
     obs.ret("SET_BACKEND (miss 3)", d.backend(0, sock.raw()));
-    obs.ret("SET_BACKEND (miss 4)", d.backend(0, sock.raw()));
+    obs.ret("SET_BACKEND 1 (miss 4)", d.backend(1, sock.raw()));
     r.result(obs);
     p.result(obs);
     d.set_nonblock(true);

@@ -2,6 +2,7 @@
 
 mod basic;
 mod budget;
+mod by_kernel;
 mod compat;
 mod datapath;
 mod datapath_backends;
@@ -31,6 +32,8 @@ pub fn all() -> Vec<Test> {
     v.extend(contract());
     v.extend(datapath::tests());
     v.extend(datapath_backends::tests());
+    // Where the served kernels' C modules differ (src/vcore/contract.rs).
+    v.extend(by_kernel::tests());
     // Upstream's tools/virtio/vhost_net_test, once per option set.
     v.extend(upstream::tests());
     // Hostile guests and hostile processes (Documentation/security.rst).
