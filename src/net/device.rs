@@ -28,6 +28,18 @@ use crate::vhost::worker::{Worker, WORK_RX, WORK_TX};
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow};
 
+/// What `VHOST_GET_FEATURES` offers and `VHOST_SET_FEATURES` accepts:
+/// C's `VHOST_NET_FEATURES`, and `VIRTIO_F_IN_ORDER` (which 7.3's C
+/// offers and 6.12's does not) when the `in_order` parameter is set.
+fn offered_features() -> u64 {
+    let in_order = if params::in_order() {
+        1u64 << uapi::VIRTIO_F_IN_ORDER
+    } else {
+        0
+    };
+    uapi::VHOST_NET_FEATURES | in_order
+}
+
 /// One open file of `/dev/vhost-net`.
 #[pin_data]
 pub(crate) struct VhostNet {
@@ -216,7 +228,7 @@ impl VhostNet {
 
     /// `VHOST_SET_FEATURES`.
     fn set_features(&self, value: u64) -> Result<isize> {
-        let f = features::set_net_features(value).map_err(errno)?;
+        let f = features::set_net_features(value, offered_features()).map_err(errno)?;
         self.dev
             .set_features(f.features, f.needs_log_check, f.iotlb, |vq| {
                 vq.vhost_hlen = f.vhost_hlen;
@@ -356,7 +368,7 @@ impl MiscDevice for VhostNet {
                 let f: VhostVringFile = uaccess::read(arg)?;
                 this.set_backend(f.index, f.fd)
             }
-            uapi::VHOST_GET_FEATURES => uaccess::write(arg, &uapi::VHOST_NET_FEATURES).map(|()| 0),
+            uapi::VHOST_GET_FEATURES => uaccess::write(arg, &offered_features()).map(|()| 0),
             uapi::VHOST_SET_FEATURES => this.set_features(uaccess::read(arg)?),
             uapi::VHOST_GET_BACKEND_FEATURES => {
                 uaccess::write(arg, &uapi::VHOST_NET_BACKEND_FEATURES).map(|()| 0)

@@ -49,6 +49,11 @@ int vhost_net_rs_experimental_zcopytx;
 module_param_named(experimental_zcopytx, vhost_net_rs_experimental_zcopytx, int, 0444);
 MODULE_PARM_DESC(experimental_zcopytx, "Enable Zero Copy TX;"
 		 " 1 -Enable; 0 - Disable");
+/* Not a C parameter: 7.3's vhost_net offers VIRTIO_F_IN_ORDER, 6.12's
+ * does not; ours offers it only when this is set (issue 24). */
+bool vhost_net_rs_in_order;
+module_param_named(in_order, vhost_net_rs_in_order, bool, 0444);
+MODULE_PARM_DESC(in_order, "Offer VIRTIO_F_IN_ORDER (default: N)");
 
 /* current->mm with a reference (mmget), or NULL for a kernel thread. */
 struct mm_struct *vhost_net_rs_get_current_mm(void)

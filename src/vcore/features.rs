@@ -11,7 +11,7 @@
 
 use super::errno::Errno;
 use super::uapi::{
-    VHOST_F_LOG_ALL, VHOST_NET_BACKEND_FEATURES, VHOST_NET_FEATURES, VHOST_NET_F_VIRTIO_NET_HDR,
+    VHOST_F_LOG_ALL, VHOST_NET_BACKEND_FEATURES, VHOST_NET_F_VIRTIO_NET_HDR,
     VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_HDR_LEN,
     VIRTIO_NET_HDR_MRG_RXBUF_LEN,
 };
@@ -58,8 +58,12 @@ pub(crate) struct NetFeatures {
 ///
 /// Bits vhost-net does not offer give `EOPNOTSUPP`, checked in
 /// `vhost_net_ioctl` before anything else happens.
-pub(crate) fn set_net_features(features: u64) -> Result<NetFeatures, Errno> {
-    if features & !VHOST_NET_FEATURES != 0 {
+///
+/// `offered` is what `VHOST_GET_FEATURES` returns: C's `VHOST_NET_FEATURES`
+/// (6.12's), with `VIRTIO_F_IN_ORDER` when the module's `in_order`
+/// parameter is set.
+pub(crate) fn set_net_features(features: u64, offered: u64) -> Result<NetFeatures, Errno> {
+    if features & !offered != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
     // The merged-buffer header is used as soon as either MRG_RXBUF or

@@ -6,28 +6,34 @@ use crate::vcore::uapi::*;
 
 #[test]
 fn unknown_bits_rejected() {
-    assert_eq!(set_net_features(1 << 0), Err(Errno::EOPNOTSUPP));
-    assert_eq!(set_net_features(1 << 63), Err(Errno::EOPNOTSUPP));
     assert_eq!(
-        set_net_features(1 << VIRTIO_F_RING_PACKED),
+        set_net_features(1 << 0, VHOST_NET_FEATURES),
         Err(Errno::EOPNOTSUPP)
     );
     assert_eq!(
-        set_net_features(1 << VIRTIO_F_IN_ORDER),
+        set_net_features(1 << 63, VHOST_NET_FEATURES),
         Err(Errno::EOPNOTSUPP)
     );
     assert_eq!(
-        set_net_features(VHOST_NET_FEATURES | 1 << 41),
+        set_net_features(1 << VIRTIO_F_RING_PACKED, VHOST_NET_FEATURES),
         Err(Errno::EOPNOTSUPP)
     );
-    assert!(set_net_features(VHOST_NET_FEATURES).is_ok());
-    assert!(set_net_features(0).is_ok());
+    assert_eq!(
+        set_net_features(1 << VIRTIO_F_IN_ORDER, VHOST_NET_FEATURES),
+        Err(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(
+        set_net_features(VHOST_NET_FEATURES | 1 << 41, VHOST_NET_FEATURES),
+        Err(Errno::EOPNOTSUPP)
+    );
+    assert!(set_net_features(VHOST_NET_FEATURES, VHOST_NET_FEATURES).is_ok());
+    assert!(set_net_features(0, VHOST_NET_FEATURES).is_ok());
 }
 
 #[test]
 fn every_offered_bit_alone_is_accepted() {
     for bit in 0..64 {
-        let r = set_net_features(1 << bit);
+        let r = set_net_features(1 << bit, VHOST_NET_FEATURES);
         assert_eq!(r.is_ok(), has_feature(VHOST_NET_FEATURES, bit), "bit {bit}");
     }
 }
@@ -35,7 +41,7 @@ fn every_offered_bit_alone_is_accepted() {
 #[test]
 fn header_lengths() {
     let f = |v: u64| {
-        let n = set_net_features(v).unwrap();
+        let n = set_net_features(v, VHOST_NET_FEATURES).unwrap();
         (n.vhost_hlen, n.sock_hlen)
     };
     assert_eq!(f(0), (0, 10));
@@ -56,10 +62,10 @@ fn header_lengths() {
 
 #[test]
 fn log_and_iotlb_decisions() {
-    let n = set_net_features(1 << VHOST_F_LOG_ALL).unwrap();
+    let n = set_net_features(1 << VHOST_F_LOG_ALL, VHOST_NET_FEATURES).unwrap();
     assert!(n.needs_log_check);
     assert_eq!(n.iotlb, IotlbAction::Clear);
-    let n = set_net_features(1 << VIRTIO_F_ACCESS_PLATFORM).unwrap();
+    let n = set_net_features(1 << VIRTIO_F_ACCESS_PLATFORM, VHOST_NET_FEATURES).unwrap();
     assert!(!n.needs_log_check);
     assert_eq!(n.iotlb, IotlbAction::Init);
     assert_eq!(n.features, 1 << VIRTIO_F_ACCESS_PLATFORM);
@@ -89,4 +95,20 @@ fn has_feature_bounds() {
     assert!(has_feature(1 << 63, 63));
     assert!(!has_feature(u64::MAX, 64));
     assert!(!has_feature(u64::MAX, u32::MAX));
+}
+
+#[test]
+fn in_order_only_when_offered() {
+    let with = VHOST_NET_FEATURES | 1 << VIRTIO_F_IN_ORDER;
+    assert_eq!(
+        set_net_features(1 << VIRTIO_F_IN_ORDER, VHOST_NET_FEATURES),
+        Err(Errno::EOPNOTSUPP)
+    );
+    let n = set_net_features(with, with).unwrap();
+    assert_eq!(n.features, with);
+    // Offering it changes nothing else that is refused.
+    assert_eq!(
+        set_net_features(1 << VIRTIO_F_RING_PACKED, with),
+        Err(Errno::EOPNOTSUPP)
+    );
 }
