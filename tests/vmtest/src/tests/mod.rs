@@ -7,6 +7,7 @@ mod datapath;
 mod datapath_backends;
 mod hostile;
 mod hostile_iotlb;
+mod inorder;
 mod ioctl_backend;
 mod ioctl_features;
 mod ioctl_iotlb;
@@ -33,6 +34,8 @@ pub fn all() -> Vec<Test> {
     v.extend(datapath_backends::tests());
     // Upstream's tools/virtio/vhost_net_test, once per option set.
     v.extend(upstream::tests());
+    // VIRTIO_F_IN_ORDER (ours with in_order=1; differential where C offers it).
+    v.extend(inorder::tests());
     // Hostile guests and hostile processes (Documentation/security.rst).
     v.extend(hostile::tests());
     v.extend(budget::tests());
