@@ -1437,3 +1437,20 @@ fn in_order_used_fault_publishes_nothing() {
     );
     assert_eq!(g.ring.last_used_idx(), 2);
 }
+
+#[test]
+fn in_order_switched_on_forgets_the_entries_read_ahead() {
+    let mut g = guest(8);
+    for i in 0..4 {
+        g.desc(i, 0x100 * (u64::from(i) + 1), 8, 0, 0);
+    }
+    // Out of order, entries 3, 2, 1, 0: the first take reads all ahead.
+    for h in [3, 2, 1, 0] {
+        g.push(h);
+    }
+    assert_eq!(g.chain().head, 3);
+    // In order from here: the next chain is the one after base 0 plus the
+    // one chain taken, not the cached entry 2.
+    g.ring.set_features(false, false, true);
+    assert_eq!(g.chain().head, 1);
+}

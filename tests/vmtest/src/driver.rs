@@ -377,7 +377,11 @@ impl Vq {
             return self.free.pop().expect("ring full");
         }
         let d = self.next_desc;
-        let at = self.free.iter().position(|&f| f == d).expect("ring full (in order)");
+        let at = self
+            .free
+            .iter()
+            .position(|&f| f == d)
+            .expect("ring full (in order)");
         self.free.remove(at);
         self.next_desc = (d + 1) % self.num;
         d

@@ -308,7 +308,10 @@ fn main() {
             // C cannot run it: ours alone, by its own checks.
             Some(what) => (
                 Vec::new(),
-                vec![format!("{}: c lacks {what}: ours checked alone, not compared", t.name)],
+                vec![format!(
+                    "{}: c lacks {what}: ours checked alone, not compared",
+                    t.name
+                )],
             ),
             None => compare(t.name, c_obs, ours_obs, tests::ALLOWED),
         };

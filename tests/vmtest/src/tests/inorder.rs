@@ -239,7 +239,11 @@ fn tx(obs: &mut Obs, ctx: &Ctx) {
 fn rx_post(n: &mut Net, count: usize) {
     for k in 0..count {
         if k % 3 == 2 {
-            let bufs = vec![n.rx_buf(n.hdr_len), n.rx_buf(1000), n.rx_buf(1048 - n.hdr_len)];
+            let bufs = vec![
+                n.rx_buf(n.hdr_len),
+                n.rx_buf(1000),
+                n.rx_buf(1048 - n.hdr_len),
+            ];
             n.rx.add(&mut n.mem, &bufs, true, true);
         } else {
             let b = n.rx_buf(2048);
@@ -343,10 +347,7 @@ fn rx(obs: &mut Obs, ctx: &Ctx) {
     sleep_ms(20);
     let idx = n.rx.used_idx(&n.mem);
     obs.val("rx used_idx", idx);
-    obs.check(
-        n.rx.stray == 0,
-        format!("{} stray used ids", n.rx.stray),
-    );
+    obs.check(n.rx.stray == 0, format!("{} stray used ids", n.rx.stray));
     obs.check(
         idx.wrapping_sub(65500) > 36,
         format!("rx used_idx {idx}: the u16 index did not wrap"),
@@ -371,9 +372,7 @@ fn dirty_log(obs: &mut Obs, ctx: &Ctx) {
         return;
     };
     let used_page = |vq: &Vq| format!("{:#x}", (vq.used - crate::driver::GPA_BASE) / 4096);
-    let f: Vec<Vec<u8>> = (0..5)
-        .map(|i| frame(200, UNICAST, 5, i, None))
-        .collect();
+    let f: Vec<Vec<u8>> = (0..5).map(|i| frame(200, UNICAST, 5, i, None)).collect();
     n.log.as_ref().unwrap().clear();
     tx_round(obs, &mut n, "tx", &f, 0);
     sleep_ms(20);
@@ -427,8 +426,14 @@ fn avail_garbage(obs: &mut Obs, ctx: &Ctx) {
     obs.check(used.len() == 4, format!("{} of 4 chains used", used.len()));
     for (i, fr) in f.iter().enumerate() {
         let got = n.tap.capture(3000);
-        obs.val(format!("frame{i}"), got.as_deref().map(hash).unwrap_or_default());
-        obs.check(got.as_ref() == Some(fr), format!("frame{i} not sent in table order"));
+        obs.val(
+            format!("frame{i}"),
+            got.as_deref().map(hash).unwrap_or_default(),
+        );
+        obs.check(
+            got.as_ref() == Some(fr),
+            format!("frame{i} not sent in table order"),
+        );
     }
     obs.val("tx used_idx", n.tx.used_idx(&n.mem));
     obs.check(n.tx.stray == 0, format!("{} stray used ids", n.tx.stray));
@@ -459,8 +464,14 @@ fn reuse_in_flight(obs: &mut Obs, ctx: &Ctx) {
     n.rx.publish(&n.mem);
     // Descriptor 0 again, on a new buffer, before anything was used.
     let c: Buf = n.rx_buf(2048);
-    n.rx
-        .raw_desc(&n.mem, h0, c.gpa, c.len, crate::driver::VRING_DESC_F_WRITE, 0);
+    n.rx.raw_desc(
+        &n.mem,
+        h0,
+        c.gpa,
+        c.len,
+        crate::driver::VRING_DESC_F_WRITE,
+        0,
+    );
     n.rx.raw_push(&n.mem, h0);
     n.rx.notify(&n.mem);
     let f: Vec<Vec<u8>> = (0..3)
@@ -473,7 +484,10 @@ fn reuse_in_flight(obs: &mut Obs, ctx: &Ctx) {
     let used = n.rx.wait_used(&n.mem, 3, 1500);
     obs.val("used", used_str(&used));
     obs.val("rx used_idx", n.rx.used_idx(&n.mem));
-    obs.check(used.len() == 2, format!("{} chains used, want 2", used.len()));
+    obs.check(
+        used.len() == 2,
+        format!("{} chains used, want 2", used.len()),
+    );
     // The first packet went to the rewritten descriptor's buffer.
     let hdr = n.hdr_len;
     let got = n.mem.read(c.gpa + hdr as u64, f[0].len());
