@@ -3,9 +3,11 @@
 //! Module parameters (declared in the C shim, which the 6.12 `module!` macro
 //! needs; all are read-only after load, mode 0444).
 
-// The shim's parameter variables (C `ushort`, `int`, `bool`, `int`).
+// The shim's parameter variables (C `ushort`, `int`, `bool`, `int`, `bool`).
 use super::shim::{vhost_net_rs_experimental_zcopytx, vhost_net_rs_fork_from_owner_default};
-use super::shim::{vhost_net_rs_max_iotlb_entries, vhost_net_rs_max_mem_regions};
+use super::shim::{
+    vhost_net_rs_in_order, vhost_net_rs_max_iotlb_entries, vhost_net_rs_max_mem_regions,
+};
 
 /// `max_mem_regions`: the most regions `VHOST_SET_MEM_TABLE` accepts.
 pub(crate) fn max_mem_regions() -> u32 {
@@ -38,4 +40,18 @@ pub(crate) fn fork_from_owner_default() -> bool {
 pub(crate) fn experimental_zcopytx() -> bool {
     // SAFETY: As above.
     unsafe { vhost_net_rs_experimental_zcopytx != 0 }
+}
+
+/// `in_order`: whether `VHOST_GET_FEATURES` offers (and
+/// `VHOST_SET_FEATURES` accepts) `VIRTIO_F_IN_ORDER` whatever the kernel's
+/// C module does (7.3's offers it, 6.12's does not): `Some(true)` (1),
+/// `Some(false)` (0), or `None` to follow it (-1, the default; any other
+/// value counts as -1).
+pub(crate) fn in_order() -> Option<bool> {
+    // SAFETY: As above.
+    match unsafe { vhost_net_rs_in_order } {
+        1 => Some(true),
+        0 => Some(false),
+        _ => None,
+    }
 }

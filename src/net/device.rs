@@ -321,7 +321,14 @@ impl VhostNet {
 /// parameter opts into beyond it (Documentation/differences.rst, "By
 /// kernel"). This is the one place such parameters join the offer.
 pub(crate) fn offered_features() -> [u64; FEATURE_WORDS] {
-    CONTRACT.features
+    let mut words = CONTRACT.features;
+    // `in_order`: VIRTIO_F_IN_ORDER (7.3's C offers it, 6.12's does not).
+    match params::in_order() {
+        Some(true) => words[0] |= 1 << uapi::VIRTIO_F_IN_ORDER,
+        Some(false) => words[0] &= !(1 << uapi::VIRTIO_F_IN_ORDER),
+        None => {}
+    }
+    words
 }
 
 /// `VHOST_GET_FEATURES_ARRAY` (C's `vhost_net_ioctl`): reads the count,

@@ -53,6 +53,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let mut pkts = 0usize;
     let mut sock_len;
     let mut hdr = RecvHdr::new();
+    let in_order = r.q.in_order();
     // Every pass counts toward the weight, the ones that drop a packet or
     // retry included, as in C's `do { ... continue; ... } while
     // (!vhost_exceeds_weight(vq, ++recv_pkts, total_len))`: a peer that
@@ -115,7 +116,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
             if r_len != sock_len {
                 // The packet went away or changed size meanwhile: give the
                 // buffers back and go on.
-                r.q.discard(got.heads as u16);
+                discard_packet(&mut r, got.heads);
                 break 'pass;
             }
             if vhost_hlen != 0 && write_at(pieces, 0, &[0u8; VNET_HDR_LEN]).is_err() {
@@ -126,11 +127,14 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 && write_at(pieces, VNET_HDR_LEN, &(got.heads as u16).to_le_bytes()).is_err()
             {
                 r.vq_err();
-                r.q.discard(got.heads as u16);
+                discard_packet(&mut r, got.heads);
                 break 'round;
             }
             // `get_rx_bufs` found a slot for each head: at most `HEADS`.
             r.q.bufs.done += got.heads;
+            if in_order {
+                r.push_used_in_order(got.heads);
+            }
             if r.q.bufs.done > BATCH {
                 r.signal_used();
             }
@@ -148,6 +152,22 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
         let _ = poll.start(r.sock_owner, sock);
     }
     r.signal_used();
+}
+
+/// Gives back the `heads` chains just collected for a packet, whose used
+/// entries are at `bufs.heads[done..]` (C's `vhost_discard_vq_desc`).
+fn discard_packet(r: &mut Round<'_>, heads: usize) {
+    let first = first_head(r, r.q.bufs.done, heads);
+    r.q.discard(heads as u16, first);
+}
+
+/// The head of the first of `heads` chains whose entries are at
+/// `bufs.heads[done..]` (0 when there are none: nothing to give back).
+fn first_head(r: &Round<'_>, done: usize, heads: usize) -> u16 {
+    match r.q.bufs.heads.get(done) {
+        Some(h) if heads != 0 => h.id as u16,
+        _ => 0,
+    }
 }
 
 /// The buffers collected for one received packet.
@@ -189,7 +209,8 @@ fn get_rx_bufs(
     let mut reads_left = MAX_PACKET_READS;
     let done = r.q.bufs.done;
     let fail = |r: &mut Round<'_>, heads: usize, e: Option<RingError>| {
-        r.q.discard(heads as u16);
+        let first = first_head(r, done, heads);
+        r.q.discard(heads as u16, first);
         if let Some(RingError::Broken(_)) = e {
             r.vq_err();
         }
@@ -225,7 +246,14 @@ fn get_rx_bufs(
         let len = chain.len;
         last_len = len as u32;
         let Some(slot) = r.q.bufs.heads.get_mut(done + heads) else {
-            fail(r, heads + 1, Some(RingError::Broken(Errno::ENOBUFS)));
+            // The first chain given back is this one if it is the only one.
+            let first = if heads == 0 {
+                chain.head
+            } else {
+                first_head(r, done, heads)
+            };
+            r.q.discard(heads as u16 + 1, first);
+            r.vq_err();
             return Err(false);
         };
         *slot = UsedElem {
@@ -239,7 +267,8 @@ fn get_rx_bufs(
     // The last buffer holds what is left of the packet.
     r.q.bufs.heads[done + heads - 1].len = (i64::from(last_len) + left) as u32;
     if left > 0 {
-        r.q.discard(heads as u16);
+        let first = first_head(r, done, heads);
+        r.q.discard(heads as u16, first);
         return Ok(Some(RxBufs {
             heads,
             in_num: seg,

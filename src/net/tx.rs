@@ -167,8 +167,8 @@ struct TxCtx<'a> {
 
 impl TxCtx<'_> {
     /// The socket is full: give the chain back and wait for room.
-    fn socket_full(&self, r: &mut Round<'_>, sock: &Socket) {
-        r.q.discard(1);
+    fn socket_full(&self, r: &mut Round<'_>, sock: &Socket, head: u16) {
+        r.q.discard(1, head);
         let _ = self.ctx.sock_poll.start(r.sock_owner, sock);
     }
 
@@ -204,7 +204,7 @@ impl TxCtx<'_> {
                     }
                     Err(BuildError::Failed) => {
                         r.tx_batch(sock);
-                        self.socket_full(r, sock);
+                        self.socket_full(r, sock, head);
                         break;
                     }
                 }
@@ -216,7 +216,7 @@ impl TxCtx<'_> {
             // `sendmsg` checks.
             match sock.sendmsg(pieces, hlen, len, more) {
                 Err(e) if tx_retry(e) => {
-                    self.socket_full(r, sock);
+                    self.socket_full(r, sock, head);
                     break;
                 }
                 // Other errors and short sends drop the packet, as in C.
@@ -284,7 +284,7 @@ impl TxCtx<'_> {
                     }
                 }
                 if retry {
-                    self.socket_full(r, sock);
+                    self.socket_full(r, sock, head);
                     break;
                 }
                 // Other errors drop the packet, as in C.
@@ -294,7 +294,7 @@ impl TxCtx<'_> {
                 r.zc_signal_used();
             } else {
                 r.push_used(head);
-                r.signal_used();
+                r.signal_used_each();
             }
             pkts += 1;
             if ctx.exceeds_weight(WORK_TX, pkts, bytes) {
@@ -345,7 +345,9 @@ impl Round<'_> {
                 z.done = (z.done + 1) % SLOTS;
             }
             self.q.bufs.done += added;
-            self.signal_used();
+            // One entry each even in order, as C (its zerocopy path passes
+            // no `nheads`): packets copied meanwhile were used at once.
+            self.signal_used_each();
             if added < room {
                 return;
             }

@@ -174,6 +174,23 @@ impl<'a> Round<'a> {
         bufs.done += 1;
     }
 
+    /// Under `VIRTIO_F_IN_ORDER`, makes the `heads` chains of the packet
+    /// just received, the last `heads` of the `done` collected, one element
+    /// for `signal_used`: the last chain's entry (its head and the bytes
+    /// written to it), for `heads` chains (C's `get_rx_bufs` in order:
+    /// `heads[0]` is the last buffer's id and length, `nheads[0]` the
+    /// count). `heads` is at least 1 and at most `UIO_MAXIOV`; elements are
+    /// fewer than chains, so `ndone < done` and the element goes below the
+    /// entries it is made from.
+    #[inline(never)]
+    pub(crate) fn push_used_in_order(&mut self, heads: usize) {
+        let bufs = &mut *self.q.bufs;
+        let k = bufs.ndone;
+        bufs.heads[k] = bufs.heads[bufs.done - 1];
+        bufs.nheads[k] = heads as u16;
+        bufs.ndone = k + 1;
+    }
+
     /// Reports a ring error to userspace (C's `vq_err`).
     pub(crate) fn vq_err(&self) {
         self.q.vq_err();
@@ -181,13 +198,58 @@ impl<'a> Round<'a> {
 
     /// Publishes the collected used entries and interrupts the guest if it
     /// wants (C's `vhost_add_used_and_signal_n`).
+    ///
+    /// With `VIRTIO_F_IN_ORDER`, one element per batch of chains
+    /// ([`Round::signal_used_in_order`]).
     pub(crate) fn signal_used(&mut self) {
         let n = self.q.bufs.done;
         if n == 0 {
             return;
         }
         self.q.bufs.done = 0;
+        if self.q.in_order() {
+            self.signal_used_in_order(n);
+            return;
+        }
         self.q.add_used_and_signal(n);
+    }
+
+    /// Publishes the collected used entries one for one, in or out of
+    /// order (C's zerocopy TX, whose `vhost_zerocopy_signal_used` passes
+    /// no `nheads` and `vhost_add_used_and_signal` one head).
+    pub(crate) fn signal_used_each(&mut self) {
+        let n = self.q.bufs.done;
+        if n == 0 {
+            return;
+        }
+        self.q.bufs.done = 0;
+        self.q.add_used_and_signal(n);
+    }
+
+    /// [`Round::signal_used`] of `n` chains under `VIRTIO_F_IN_ORDER`.
+    ///
+    /// RX gathered one element per packet in `heads[..ndone]`, for
+    /// `nheads[i]` chains each (`handle_rx`); those are published. TX
+    /// gathered none: its `n` chains, one entry each in `heads[..n]` in
+    /// the order taken, become one element, the last chain's head with
+    /// length 0, for all `n` (C's `vhost_tx_batch`: `heads[0].id` is the
+    /// last head, `nheads[0] = done_idx`). A TX round publishes at most
+    /// `BATCH` chains at a time, so `n` fits the `u16`.
+    #[inline(never)]
+    fn signal_used_in_order(&mut self, n: usize) {
+        let bufs = &mut *self.q.bufs;
+        let m = if bufs.ndone == 0 {
+            bufs.heads[0] = crate::vcore::ring::desc::UsedElem {
+                id: bufs.heads[n - 1].id,
+                len: 0,
+            };
+            bufs.nheads[0] = n as u16;
+            1
+        } else {
+            bufs.ndone
+        };
+        bufs.ndone = 0;
+        self.q.add_used_in_order_and_signal(m);
     }
 
     /// Re-enables guest kicks; returns whether buffers arrived meanwhile.

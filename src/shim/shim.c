@@ -50,6 +50,13 @@ int vhost_net_rs_experimental_zcopytx;
 module_param_named(experimental_zcopytx, vhost_net_rs_experimental_zcopytx, int, 0444);
 MODULE_PARM_DESC(experimental_zcopytx, "Enable Zero Copy TX;"
 		 " 1 -Enable; 0 - Disable");
+/* Not a C parameter: 7.3's vhost_net offers VIRTIO_F_IN_ORDER, 6.12's
+ * does not; -1 follows this kernel's C module, 1 offers it (6.12 opt-in),
+ * 0 does not (src/net/device.rs, offered_features). */
+int vhost_net_rs_in_order = -1;
+module_param_named(in_order, vhost_net_rs_in_order, int, 0444);
+MODULE_PARM_DESC(in_order, "Offer VIRTIO_F_IN_ORDER: 1 yes, 0 no,"
+		 " -1 as this kernel's vhost_net (default: -1)");
 
 /* current->mm with a reference (mmget), or NULL for a kernel thread. */
 struct mm_struct *vhost_net_rs_get_current_mm(void)

@@ -33,6 +33,7 @@ extern ushort vhost_net_rs_max_mem_regions;
 extern int vhost_net_rs_max_iotlb_entries;
 extern bool vhost_net_rs_fork_from_owner_default;
 extern int vhost_net_rs_experimental_zcopytx;
+extern int vhost_net_rs_in_order;
 
 /* Inline functions and macros (shim.c). */
 struct mm_struct *vhost_net_rs_get_current_mm(void);

@@ -180,11 +180,18 @@ impl<E> VqRound<'_, E> {
         }
     }
 
-    /// Gives the last `n` chains taken back to the guest (C's
-    /// `vhost_discard_vq_desc`).
+    /// Gives the last `n` chains taken back to the guest, the first of
+    /// them with head `first_head` (C's `vhost_discard_vq_desc`).
     #[inline]
-    pub(crate) fn discard(&mut self, n: u16) {
-        self.ring.discard(n);
+    pub(crate) fn discard(&mut self, n: u16, first_head: u16) {
+        self.ring.discard(n, first_head);
+    }
+
+    /// Whether `VIRTIO_F_IN_ORDER` was negotiated (constant in a round:
+    /// features change under the ring's lock).
+    #[inline]
+    pub(crate) fn in_order(&self) -> bool {
+        self.ring.in_order()
     }
 
     /// Reports a ring error to userspace (C's `vq_err`).
@@ -206,6 +213,36 @@ impl<E> VqRound<'_, E> {
             self.vq_err();
         }
         // C only asks the ring when there is someone to signal.
+        if let Some(call) = self.call {
+            let r = self.ring.need_notify(&self.mem);
+            if r.error.is_some() {
+                self.vq_err();
+            }
+            if r.value {
+                call.signal();
+            }
+        }
+    }
+
+    /// Publishes the first `n` in-order elements collected in
+    /// `bufs.heads` and `bufs.nheads` (each for `nheads[i]` chains) and
+    /// interrupts the guest if it wants (C's `vhost_add_used_and_signal_n`
+    /// with `nheads`, under `VIRTIO_F_IN_ORDER`). `n` is at most the room
+    /// in both.
+    pub(crate) fn add_used_in_order_and_signal(&mut self, n: usize) {
+        let bufs = &*self.bufs;
+        if self
+            .ring
+            .add_used_in_order(&self.mem, &self.xlate, &bufs.heads[..n], &bufs.nheads[..n])
+            .is_err()
+        {
+            self.vq_err();
+        }
+        self.signal();
+    }
+
+    /// Interrupts the guest if it wants (C's `vhost_signal`).
+    fn signal(&mut self) {
         if let Some(call) = self.call {
             let r = self.ring.need_notify(&self.mem);
             if r.error.is_some() {

@@ -14,7 +14,8 @@ use crate::vcore::ring::chain::UIO_MAXIOV;
 use crate::vcore::ring::desc::UsedElem;
 use crate::vcore::ring::split::{SplitConfig, SplitRing, UsedLog};
 use crate::vcore::uapi::{
-    VHOST_F_LOG_ALL, VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_F_RING_PACKED, VIRTIO_RING_F_EVENT_IDX,
+    VHOST_F_LOG_ALL, VIRTIO_F_IN_ORDER, VIRTIO_F_NOTIFY_ON_EMPTY, VIRTIO_F_RING_PACKED,
+    VIRTIO_RING_F_EVENT_IDX,
 };
 use crate::vcore::validate::{self, log_access_range, vhost_overflow};
 use crate::vhost::iotlb::Iotlb;
@@ -56,6 +57,13 @@ pub(crate) struct VqBufs<E> {
     /// How many of `heads` are collected and not yet published (C's
     /// `done_idx`); at most `heads.len()`.
     pub(crate) done: usize,
+    /// With `VIRTIO_F_IN_ORDER`, a device that gives several chains back
+    /// with one element (RX: one per packet) keeps those elements in
+    /// `heads[..ndone]`, `nheads[i]` chains each (C's `vq->nheads`); the
+    /// `done` chains' own entries are collected from `heads[ndone..]` on.
+    pub(crate) nheads: KVec<u16>,
+    /// How many of `heads` and `nheads` are such elements; at most `done`.
+    pub(crate) ndone: usize,
     /// Dirty-log entries of the chains being collected.
     pub(crate) log: KVec<LogEntry>,
     /// The device's part.
@@ -71,6 +79,8 @@ impl<E> VqBufs<E> {
                 indirect: KVec::from_elem(Piece::default(), UIO_MAXIOV, GFP_KERNEL)?,
                 heads: KVec::from_elem(UsedElem::default(), heads, GFP_KERNEL)?,
                 log: KVec::from_elem(LogEntry::default(), heads, GFP_KERNEL)?,
+                nheads: KVec::from_elem(0, heads, GFP_KERNEL)?,
+                ndone: 0,
                 done: 0,
                 ext,
             },
@@ -229,7 +239,8 @@ impl<B, E> Vq<B, E> {
         self.acked_features = features;
         let event_idx = self.has_feature(VIRTIO_RING_F_EVENT_IDX);
         let notify_on_empty = self.has_feature(VIRTIO_F_NOTIFY_ON_EMPTY);
-        self.ring.set_features(event_idx, notify_on_empty);
+        let in_order = self.has_feature(VIRTIO_F_IN_ORDER);
+        self.ring.set_features(event_idx, notify_on_empty, in_order);
     }
 
     /// Hands the log configuration to the ring.

@@ -179,6 +179,18 @@ pub(crate) struct SplitRing {
     event_idx: bool,
     /// `VIRTIO_F_NOTIFY_ON_EMPTY` was negotiated.
     notify_on_empty: bool,
+    /// `VIRTIO_F_IN_ORDER` was negotiated: chains are taken in descriptor
+    /// order from C's `next_avail_head`, the available ring's entries are
+    /// not read (C's `vhost_get_vq_desc_n`).
+    in_order: bool,
+    /// C's `vq->next_avail_head` (the descriptor the next in-order chain
+    /// starts at, masked by `num - 1`) less `last_avail_idx`: the
+    /// descriptors taken beyond one per chain. A chain of one descriptor
+    /// (the usual packet) leaves it alone, so only the walk of a longer
+    /// chain, already out of line, counts (make profile: keeping
+    /// `next_avail_head` itself cost every packet). Counted in or out of
+    /// order, as C counts `next_avail_head`.
+    skew: u16,
     /// Where to log used-ring writes, when `VHOST_VRING_F_LOG` is set.
     log: Option<UsedLog>,
     /// Available-ring entries `heads_start..heads_start + heads_len`
@@ -229,6 +241,8 @@ impl SplitRing {
             used_flags: 0,
             event_idx: cfg.event_idx,
             notify_on_empty: cfg.notify_on_empty,
+            in_order: false,
+            skew: 0,
             log: None,
             heads: [0; 2 * HEADS_AHEAD],
             heads_start: 0,
@@ -285,6 +299,8 @@ impl SplitRing {
     /// of `avail->idx` restarts there too.
     pub(crate) fn set_base(&mut self, last_avail_idx: u16) {
         self.last_avail_idx = last_avail_idx;
+        // C: `vq->next_avail_head = vq->last_avail_idx = s.num`.
+        self.skew = 0;
         self.avail_idx = last_avail_idx;
         self.heads_len = 0;
     }
@@ -327,9 +343,17 @@ impl SplitRing {
     }
 
     /// Sets the negotiated ring features (`VHOST_SET_FEATURES`).
-    pub(crate) fn set_features(&mut self, event_idx: bool, notify_on_empty: bool) {
+    pub(crate) fn set_features(&mut self, event_idx: bool, notify_on_empty: bool, in_order: bool) {
         self.event_idx = event_idx;
         self.notify_on_empty = notify_on_empty;
+        self.in_order = in_order;
+        // In order the entries are not read: none may stay cached.
+        self.heads_len = 0;
+    }
+
+    /// Whether `VIRTIO_F_IN_ORDER` was negotiated.
+    pub(crate) fn in_order(&self) -> bool {
+        self.in_order
     }
 
     /// `num - 1`, the mask that turns an index into a ring position.
@@ -438,6 +462,9 @@ impl SplitRing {
         if self.avail_idx == last_avail_idx && !self.refresh_avail_idx(mem)? {
             return Ok(None);
         }
+        // In order, the chain starts after the previous one in the table
+        // and the available ring's entry is not read (C's
+        // `vhost_get_vq_desc_n`); the head is below `num` by the mask.
         let head = self.avail_head(mem, xlate, last_avail_idx)?;
         if u32::from(head) >= self.num {
             return Err(RingError::Broken(Errno::EINVAL));
@@ -463,6 +490,9 @@ impl SplitRing {
             let chain = self.walk_chain(mem, xlate, indirect, acc, head, d)?;
             // Below `MAX_ROUND_READS + MAX_PACKET_READS`: no overflow.
             self.walked += chain.reads;
+            // The descriptors past the first one (`descs >= 1`, at most
+            // `num`; the count wraps as C's `next_avail_head`).
+            self.skew = self.skew.wrapping_add((chain.descs - 1) as u16);
             chain
         };
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
@@ -496,6 +526,13 @@ impl SplitRing {
                 self.heads[2 * off],
                 self.heads[2 * off + 1],
             ]));
+        }
+        // In order nothing is read ahead (`heads_len` stays 0): the chain
+        // starts at C's `next_avail_head`, below `num` by the mask, and the
+        // entry is not read. Tested here, past the cache, so the usual
+        // path meets no test.
+        if self.in_order {
+            return Ok((u32::from(idx.wrapping_add(self.skew)) & self.mask()) as u16);
         }
         let slot = u32::from(idx) & self.mask();
         let head_addr = self
@@ -574,10 +611,23 @@ impl SplitRing {
         }
     }
 
-    /// Gives back the last `n` chains taken (C's `vhost_discard_vq_desc`);
-    /// the index simply moves back, wrapping like C's `u16`.
-    pub(crate) fn discard(&mut self, n: u16) {
+    /// Gives back the last `n` chains taken, the first of which has head
+    /// `first_head` (C's `vhost_discard_vq_desc(vq, n, ndesc)`); the index
+    /// simply moves back, wrapping like C's `u16`.
+    ///
+    /// In order, the next chain starts at `first_head` again: C moves
+    /// `next_avail_head` back by the chains' descriptor count `ndesc`,
+    /// which (the chains being consecutive in the table) is this same
+    /// position modulo `num`, the only part of `next_avail_head` that is
+    /// ever used. Out of order, C's `next_avail_head` is never used and is
+    /// left as it is here (the callers would have to count descriptors on
+    /// every packet for nothing).
+    pub(crate) fn discard(&mut self, n: u16, first_head: u16) {
         self.last_avail_idx = self.last_avail_idx.wrapping_sub(n);
+        if self.in_order && n != 0 {
+            // `next_avail_head = first_head` modulo `num`.
+            self.skew = first_head.wrapping_sub(self.last_avail_idx);
+        }
     }
 
     /// Logs a write to `len` bytes at `offset` in the used ring (C's
@@ -701,6 +751,29 @@ impl SplitRing {
         Ok(())
     }
 
+    /// Writes `used->idx` from `last_used_idx` after the elements it
+    /// publishes, logs it and signals the log eventfd (the end of C's
+    /// `vhost_add_used_n`); `EFAULT` if the write fails.
+    #[inline(always)]
+    fn publish_used_idx<M, T>(&self, mem: &M, xlate: &T) -> Result<(), Errno>
+    where
+        M: RingMemory + ?Sized,
+        T: Translate + ?Sized,
+    {
+        // Barrier 2: the elements are visible before the index that
+        // publishes them.
+        mem.wmb();
+        mem.write_u16(self.used.wrapping_add(IDX_OFFSET), self.last_used_idx)
+            .map_err(|_| Errno::EFAULT)?;
+        if self.log.is_some() {
+            // Barrier 5: the index is in memory before it is logged.
+            mem.wmb();
+            self.log_used(mem, xlate, IDX_OFFSET, 2);
+            mem.log_signal();
+        }
+        Ok(())
+    }
+
     /// Gives chains back through the used ring and publishes them (C's
     /// `vhost_add_used_n`); `EFAULT` if a write fails.
     ///
@@ -738,18 +811,59 @@ impl SplitRing {
         }
         self.add_used_part(mem, xlate, rest)?;
 
-        // Barrier 2: the elements are visible before the index that
-        // publishes them.
-        mem.wmb();
-        mem.write_u16(self.used.wrapping_add(IDX_OFFSET), self.last_used_idx)
-            .map_err(|_| Errno::EFAULT)?;
-        if self.log.is_some() {
-            // Barrier 5: the index is in memory before it is logged.
-            mem.wmb();
-            self.log_used(mem, xlate, IDX_OFFSET, 2);
-            mem.log_signal();
+        self.publish_used_idx(mem, xlate)
+    }
+
+    /// Gives chains back in order (C's `vhost_add_used_n` with
+    /// `VIRTIO_F_IN_ORDER` and `nheads`, `vhost_add_used_n_in_order`):
+    /// `heads[i]` stands for `nheads[i]` consecutive chains, the last of
+    /// which has its `id` (the driver takes the ones before it as used
+    /// whole). Each element is written at the position of the first of its
+    /// chains, the positions in between are left as they are, and
+    /// `used->idx` advances by the sum of `nheads` (wrapping like C's
+    /// `u16`), then is written, as in [`SplitRing::add_used`]. `heads` and
+    /// `nheads` are taken pairwise, up to the shorter.
+    ///
+    /// With logging, each element written is logged (8 bytes at its
+    /// position), then `idx`, then the log eventfd is signalled. (C logs
+    /// one range from the first element's position, whose length is
+    /// computed from the position after the last chain: a batch that ends
+    /// past the ring's end logs past the used ring, and elements beyond
+    /// that range's end are not logged; this logs what was written.)
+    ///
+    /// If an element cannot be written, `EFAULT`, and neither
+    /// `last_used_idx` nor `used->idx` moves (the elements before it stay
+    /// written), as in C.
+    pub(crate) fn add_used_in_order<M, T>(
+        &mut self,
+        mem: &M,
+        xlate: &T,
+        heads: &[UsedElem],
+        nheads: &[u16],
+    ) -> Result<(), Errno>
+    where
+        M: RingMemory + ?Sized,
+        T: Translate + ?Sized,
+    {
+        let old = self.last_used_idx;
+        let mut new = old;
+        for (h, &n) in heads.iter().zip(nheads) {
+            let slot = u64::from(u32::from(new) & self.mask());
+            let offset = RING_OFFSET + USED_ELEM_SIZE * slot;
+            mem.write_used_elem(self.used.wrapping_add(offset), *h)
+                .map_err(|_| Errno::EFAULT)?;
+            if self.log.is_some() {
+                // Barrier 5: the element is in memory before it is logged.
+                mem.wmb();
+                self.log_used(mem, xlate, offset, USED_ELEM_SIZE);
+            }
+            new = new.wrapping_add(n);
         }
-        Ok(())
+        self.last_used_idx = new;
+        if new.wrapping_sub(self.signalled_used) < new.wrapping_sub(old) {
+            self.signalled_used_valid = false;
+        }
+        self.publish_used_idx(mem, xlate)
     }
 
     /// Whether the driver should be interrupted now that used entries were

@@ -414,7 +414,7 @@ fn heads_read_ahead_across_the_wrap() {
     }
     assert_eq!(ring.last_avail_idx(), start.wrapping_add(n));
     // Giving back across the wrap.
-    ring.discard(n);
+    ring.discard(n, 0);
     assert_eq!(ring.last_avail_idx(), start);
 }
 

@@ -134,9 +134,9 @@ fn budget_is_exact() {
     let c = g.get(MAX_PACKET_READS).unwrap().unwrap();
     assert_eq!(c.reads, MAX_PACKET_READS);
     assert_eq!((c.out_num, c.len), (1, 1));
-    g.ring.discard(1);
+    g.ring.discard(1, 0);
     assert_eq!(g.get(u32::MAX).unwrap().unwrap().reads, MAX_PACKET_READS);
-    g.ring.discard(1);
+    g.ring.discard(1, 0);
     assert_eq!(
         g.get(MAX_PACKET_READS - 1),
         Err(RingError::Broken(Errno::EINVAL))

@@ -531,7 +531,7 @@ fn discard_moves_back_with_wrap() {
     g.chain();
     g.chain();
     assert_eq!(g.ring.last_avail_idx(), 1);
-    g.ring.discard(2);
+    g.ring.discard(2, 0);
     assert_eq!(g.ring.last_avail_idx(), 0xffff);
     // The cache still covers them: no re-read needed.
     g.mem.take_events();
@@ -598,7 +598,7 @@ fn read_ahead_stops_at_the_ring_end_and_after_a_discard_reads_again() {
     );
     // Give back three: the first of them (slot 3) is before the entries
     // read last, so it is read again, with the one after it.
-    g.ring.discard(3);
+    g.ring.discard(3, 0);
     assert_eq!(g.chain().head, 0);
     assert_eq!(
         avail_entry_reads(&g.mem.take_events()),
@@ -863,7 +863,7 @@ fn init_access() {
 }
 
 fn with_features(g: &mut G, event_idx: bool, notify_on_empty: bool) {
-    g.ring.set_features(event_idx, notify_on_empty);
+    g.ring.set_features(event_idx, notify_on_empty, false);
 }
 
 #[test]
@@ -1081,7 +1081,7 @@ fn signalled_used_forgotten_after_full_wrap() {
     let mut g = guest(32768);
     g.mem = Mem::new(BASE, 0x50000);
     let used_event = AVAIL + 4 + 2 * 32768;
-    g.ring.set_features(true, false);
+    g.ring.set_features(true, false, false);
     g.mem.poke_u16(used_event, 0xffff);
     assert!(g.ring.need_notify(&g.mem).value);
     // Far away from the event, but the used index ran 2^16 entries past the
@@ -1151,7 +1151,7 @@ fn worker_sequence_on_a_copy() {
         .unwrap()
         .unwrap();
     assert_eq!(c.head, 0);
-    r.discard(1);
+    r.discard(1, 0);
     r.add_used(&g.mem, &g.xl, &[e(0, 1)]).unwrap();
     assert!(r.need_notify(&g.mem).value);
     g.push(0);
@@ -1166,4 +1166,291 @@ fn need_event_matches_the_header() {
     assert!(!vring_need_event(4, 6, 5));
     assert!(vring_need_event(0xffff, 1, 0xfffe));
     assert!(!vring_need_event(0, 0, 0));
+}
+
+// VIRTIO_F_IN_ORDER (C's `vhost_get_vq_desc_n` with `next_avail_head`,
+// `vhost_discard_vq_desc`, `vhost_add_used_n_in_order`).
+
+fn in_order(num: u32) -> G {
+    let mut g = guest(num);
+    g.ring.set_features(false, false, true);
+    g
+}
+
+/// Makes `n` more entries available, with `head` in every one (in order,
+/// the device does not read them).
+fn post(g: &mut G, n: u16, head: u16) {
+    for _ in 0..n {
+        g.push(head);
+    }
+}
+
+#[test]
+fn in_order_takes_chains_in_table_order_not_from_the_avail_ring() {
+    let mut g = in_order(8);
+    g.desc(0, 0x100, 10, N, 1);
+    g.desc(1, 0x200, 20, 0, 0);
+    g.desc(2, 0x300, 30, W, 0);
+    g.desc(3, 0x400, 40, N | W, 4);
+    g.desc(4, 0x500, 50, N | W, 5);
+    g.desc(5, 0x600, 60, W, 0);
+    // The avail ring says 7 every time: ignored.
+    post(&mut g, 3, 7);
+    g.mem.take_events();
+    let c = g.chain();
+    assert_eq!((c.head, c.descs), (0, 2));
+    assert_eq!(g.out(&c), [p(0x100, 10), p(0x200, 20)]);
+    let c = g.chain();
+    assert_eq!((c.head, c.descs), (2, 1));
+    let c = g.chain();
+    assert_eq!((c.head, c.descs), (3, 3));
+    assert_eq!(c.len, 150);
+    assert_eq!(g.get(), Ok(None));
+    // No available-ring entry was read (only the index).
+    assert!(avail_entry_reads(&g.mem.take_events())
+        .iter()
+        .all(|&(a, _)| a == AVAIL + 2));
+    // Out of order the same ring takes what the avail ring says.
+    let mut g = guest(8);
+    g.desc(7, 0x100, 10, 0, 0);
+    post(&mut g, 1, 7);
+    assert_eq!(g.chain().head, 7);
+}
+
+#[test]
+fn in_order_head_wraps_with_the_table_and_the_u16_index() {
+    let mut g = in_order(4);
+    for i in 0..4 {
+        g.desc(i, 0x100 * (u64::from(i) + 1), 8, 0, 0);
+    }
+    // Base near the end of the u16 range: the next head is 65534 & 3.
+    g.ring.set_base(65534);
+    g.next_avail = 65534;
+    post(&mut g, 4, 0);
+    let mut heads: Vec<u16> = (0..4).map(|_| g.chain().head).collect();
+    post(&mut g, 2, 0);
+    heads.extend((0..2).map(|_| g.chain().head));
+    assert_eq!(heads, [2, 3, 0, 1, 2, 3]);
+    assert_eq!(g.ring.last_avail_idx(), 4);
+    assert_eq!(g.get(), Ok(None));
+}
+
+#[test]
+fn in_order_chain_may_wrap_through_the_table_end() {
+    // A chain that starts at the last descriptor and goes on at 0, as C
+    // follows `next`: the next chain starts after it.
+    let mut g = in_order(4);
+    g.desc(3, 0x100, 8, N, 0);
+    g.desc(0, 0x200, 8, 0, 0);
+    g.desc(1, 0x300, 8, 0, 0);
+    g.ring.set_base(3);
+    g.next_avail = 3;
+    post(&mut g, 2, 0);
+    let c = g.chain();
+    assert_eq!((c.head, c.descs), (3, 2));
+    assert_eq!(g.chain().head, 1);
+}
+
+#[test]
+fn in_order_discard_restarts_at_the_first_chain_given_back() {
+    let mut g = in_order(4);
+    g.desc(0, 0x100, 8, N, 1);
+    g.desc(1, 0x200, 8, 0, 0);
+    g.desc(2, 0x300, 8, 0, 0);
+    g.desc(3, 0x400, 8, 0, 0);
+    post(&mut g, 3, 0);
+    assert_eq!(g.chain().head, 0);
+    assert_eq!(g.chain().head, 2);
+    // Both given back (3 descriptors): the next is head 0 again.
+    g.ring.discard(2, 0);
+    assert_eq!(g.ring.last_avail_idx(), 0);
+    assert_eq!(g.chain().head, 0);
+    assert_eq!(g.chain().head, 2);
+    // One given back: head 2 again.
+    g.ring.discard(1, 2);
+    assert_eq!(g.chain().head, 2);
+    assert_eq!(g.chain().head, 3);
+    // Nothing given back: nothing moves.
+    g.ring.discard(0, 1);
+    assert_eq!(g.ring.last_avail_idx(), 3);
+    assert_eq!(g.get(), Ok(None));
+}
+
+#[test]
+fn in_order_discard_of_a_whole_ring() {
+    // Chains covering every descriptor (ndesc == num): C moves back by
+    // num, which is the same position.
+    let mut g = in_order(2);
+    g.desc(0, 0x100, 8, 0, 0);
+    g.desc(1, 0x200, 8, 0, 0);
+    post(&mut g, 2, 0);
+    assert_eq!(g.chain().head, 0);
+    assert_eq!(g.chain().head, 1);
+    g.ring.discard(2, 0);
+    assert_eq!(g.chain().head, 0);
+}
+
+#[test]
+fn in_order_discard_out_of_order_only_moves_the_index() {
+    let mut g = guest(4);
+    g.desc(1, 0x100, 8, 0, 0);
+    post(&mut g, 2, 1);
+    assert_eq!(g.chain().head, 1);
+    g.ring.discard(1, 3);
+    assert_eq!(g.chain().head, 1);
+}
+
+#[test]
+fn in_order_used_one_element_per_batch() {
+    let mut g = in_order(8);
+    // A TX batch of 3 chains: one element, the last head, at the first
+    // chain's position; the index moves by 3; positions 1 and 2 untouched.
+    g.ring
+        .add_used_in_order(&g.mem, &g.xl, &[e(2, 0)], &[3])
+        .unwrap();
+    assert_eq!(g.ring.last_used_idx(), 3);
+    assert_eq!(g.mem.peek_u16(USED + 2), Some(3));
+    assert_eq!(
+        g.mem.take_events(),
+        [Ev::Write(USED + 4, 8), Ev::Wmb, Ev::Write(USED + 2, 2)]
+    );
+    assert_eq!(used_elems(&g, 8)[..3], [(2, 0), (0, 0), (0, 0)]);
+    // RX: one element per packet (1 buffer, then 3 merged ones).
+    g.ring
+        .add_used_in_order(&g.mem, &g.xl, &[e(3, 100), e(6, 50)], &[1, 3])
+        .unwrap();
+    assert_eq!(g.ring.last_used_idx(), 7);
+    assert_eq!(g.mem.peek_u16(USED + 2), Some(7));
+    assert_eq!(used_elems(&g, 8)[3..5], [(3, 100), (6, 50)]);
+    assert_eq!(
+        g.mem.take_events(),
+        [
+            Ev::Write(USED + 4 + 8 * 3, 8),
+            Ev::Write(USED + 4 + 8 * 4, 8),
+            Ev::Wmb,
+            Ev::Write(USED + 2, 2)
+        ]
+    );
+}
+
+#[test]
+fn in_order_used_batch_spanning_the_ring_end() {
+    let mut g = in_order(4);
+    g.mem.poke_u16(USED + 2, 3);
+    g.ring.init_access(&g.mem, &g.xl).unwrap();
+    g.mem.take_events();
+    // 3 chains from position 3: written at 3, the next element at 6 & 3.
+    g.ring
+        .add_used_in_order(&g.mem, &g.xl, &[e(1, 0), e(9, 9)], &[3, 2])
+        .unwrap();
+    assert_eq!(g.ring.last_used_idx(), 8);
+    assert_eq!(g.mem.peek_u16(USED + 2), Some(8));
+    let u = used_elems(&g, 4);
+    assert_eq!((u[3], u[2]), ((1, 0), (9, 9)));
+    assert_eq!(
+        g.mem.take_events(),
+        [
+            Ev::Write(USED + 4 + 8 * 3, 8),
+            Ev::Write(USED + 4 + 8 * 2, 8),
+            Ev::Wmb,
+            Ev::Write(USED + 2, 2)
+        ]
+    );
+}
+
+#[test]
+fn in_order_used_index_wraps_at_2_16() {
+    let mut g = in_order(4);
+    g.mem.poke_u16(USED + 2, 65534);
+    g.ring.init_access(&g.mem, &g.xl).unwrap();
+    g.ring
+        .add_used_in_order(&g.mem, &g.xl, &[e(3, 0)], &[4])
+        .unwrap();
+    assert_eq!(g.ring.last_used_idx(), 2);
+    assert_eq!(g.mem.peek_u16(USED + 2), Some(2));
+    assert_eq!(used_elems(&g, 4)[2], (3, 0));
+    // Many batches through a small ring: the index counts chains.
+    let mut idx = 2u16;
+    for k in 0..100u32 {
+        let n = (k % 4 + 1) as u16;
+        g.ring
+            .add_used_in_order(&g.mem, &g.xl, &[e(k, k)], &[n])
+            .unwrap();
+        let slot = u64::from(idx & 3);
+        assert_eq!(used_elems(&g, 4)[slot as usize], (k, k));
+        idx = idx.wrapping_add(n);
+        assert_eq!(g.mem.peek_u16(USED + 2), Some(idx));
+    }
+}
+
+#[test]
+fn in_order_used_logs_each_element_written() {
+    let mut g = in_order(1024);
+    g.ring.set_used_log(Some(UsedLog {
+        log_base: LOG_BASE,
+        log_addr: USED_GPA,
+    }));
+    g.mem.poke_u16(USED + 2, 1020);
+    g.ring.init_access(&g.mem, &g.xl).unwrap();
+    g.mem.take_events();
+    // Elements at 1020 (offset 8164, page 1) and 1026 & 1023 = 2 (page 0).
+    g.ring
+        .add_used_in_order(&g.mem, &g.xl, &[e(5, 0), e(2, 7)], &[6, 1])
+        .unwrap();
+    let byte = LOG_BASE + USED_GPA / 4096 / 8;
+    assert_eq!(
+        g.mem.take_events(),
+        [
+            Ev::Write(USED + 4 + 8 * 1020, 8),
+            Ev::Wmb,
+            Ev::SetBits(byte, 0b0010),
+            Ev::Write(USED + 4 + 8 * 2, 8),
+            Ev::Wmb,
+            Ev::SetBits(byte, 0b0001),
+            Ev::Wmb,
+            Ev::Write(USED + 2, 2),
+            Ev::Wmb,
+            Ev::SetBits(byte, 0b0001),
+            Ev::LogSignal,
+        ]
+    );
+    assert_eq!(g.ring.last_used_idx(), 1027);
+}
+
+#[test]
+fn in_order_used_fault_publishes_nothing() {
+    let mut g = in_order(4);
+    g.mem.fault(USED + 4 + 8, 8);
+    assert_eq!(
+        g.ring
+            .add_used_in_order(&g.mem, &g.xl, &[e(0, 1), e(1, 1)], &[1, 1]),
+        Err(Errno::EFAULT)
+    );
+    assert_eq!(g.ring.last_used_idx(), 0);
+    assert_eq!(g.mem.peek_u16(USED + 2), Some(0));
+    // The index itself faulting: counted, not published, as `add_used`.
+    let mut g = in_order(4);
+    g.mem.fault(USED + 2, 2);
+    assert_eq!(
+        g.ring.add_used_in_order(&g.mem, &g.xl, &[e(0, 1)], &[2]),
+        Err(Errno::EFAULT)
+    );
+    assert_eq!(g.ring.last_used_idx(), 2);
+}
+
+#[test]
+fn in_order_switched_on_forgets_the_entries_read_ahead() {
+    let mut g = guest(8);
+    for i in 0..4 {
+        g.desc(i, 0x100 * (u64::from(i) + 1), 8, 0, 0);
+    }
+    // Out of order, entries 3, 2, 1, 0: the first take reads all ahead.
+    for h in [3, 2, 1, 0] {
+        g.push(h);
+    }
+    assert_eq!(g.chain().head, 3);
+    // In order from here: the next chain is the one after base 0 plus the
+    // one chain taken, not the cached entry 2.
+    g.ring.set_features(false, false, true);
+    assert_eq!(g.chain().head, 1);
 }

@@ -663,7 +663,7 @@ pub fn fuzz_desc_chain(data: &[u8]) -> (usize, Option<i32>) {
     }
     let taken = used.len();
     if flags & 16 != 0 && !used.is_empty() {
-        ring.discard(1);
+        ring.discard(1, 0);
         used.pop();
     }
     if flags & 32 != 0 {

@@ -15,6 +15,10 @@ pub struct Obs {
     pub failures: Vec<String>,
     pub notes: Vec<String>,
     pub skip: Option<String>,
+    /// Set by a differential test's C run when C lacks what the test
+    /// exercises (`Obs::c_lacks`): ours then runs alone, its failures
+    /// count and nothing is compared.
+    pub c_lacks: Option<String>,
 }
 
 impl Obs {
@@ -68,6 +72,14 @@ impl Obs {
         self.notes.push(msg.into());
     }
 
+    /// In the C run of a differential test: C lacks what the test needs
+    /// (a feature a newer C offers, say), so the test records nothing
+    /// more on C and the run of ours is not compared with it, only its own
+    /// checks count. When C has it, the test is an ordinary `Diff`.
+    pub fn c_lacks(&mut self, what: impl Into<String>) {
+        self.c_lacks = Some(what.into());
+    }
+
     /// Marks this run as skipped.
     pub fn skip(&mut self, reason: impl Into<String>) {
         self.skip = Some(reason.into());
@@ -94,6 +106,9 @@ impl Obs {
         if let Some(s) = &self.skip {
             put(b's', s);
         }
+        if let Some(s) = &self.c_lacks {
+            put(b'l', s);
+        }
         put(b'E', "");
         out
     }
@@ -114,6 +129,7 @@ impl Obs {
                 b'f' => o.failures.push(s),
                 b'n' => o.notes.push(s),
                 b's' => o.skip = Some(s),
+                b'l' => o.c_lacks = Some(s),
                 b'E' => return Ok(o),
                 _ => return Err(format!("bad tag {tag}")),
             }
@@ -525,7 +541,9 @@ mod tests {
         o.fail("broken");
         o.note("note");
         o.skip("why");
+        o.c_lacks("feature");
         let d = Obs::decode(&o.encode()).unwrap();
+        assert_eq!(d.c_lacks.as_deref(), Some("feature"));
         assert_eq!(d.entries, o.entries);
         assert_eq!(d.entries[1].1, "-1 EBUSY(16)");
         assert_eq!(d.failures, vec!["broken"]);

@@ -8,6 +8,7 @@ mod datapath;
 mod datapath_backends;
 mod hostile;
 mod hostile_iotlb;
+mod inorder;
 mod ioctl_backend;
 mod ioctl_features;
 mod ioctl_iotlb;
@@ -36,6 +37,8 @@ pub fn all() -> Vec<Test> {
     v.extend(by_kernel::tests());
     // Upstream's tools/virtio/vhost_net_test, once per option set.
     v.extend(upstream::tests());
+    // VIRTIO_F_IN_ORDER (ours with in_order=1; differential where C offers it).
+    v.extend(inorder::tests());
     // Hostile guests and hostile processes (Documentation/security.rst).
     v.extend(hostile::tests());
     v.extend(budget::tests());

@@ -1,0 +1,501 @@
+//! VIRTIO_F_IN_ORDER (issue 24): 7.3's C vhost_net offers it, 6.12's does
+//! not; ours offers it with the `in_order` module parameter. The tests are
+//! differential where C offers the bit; where it does not, the C run says
+//! so (`Obs::c_lacks`) and ours runs alone, checked by the test's own
+//! expectations. Ours is reloaded with `in_order=1` for them.
+//!
+//! Observations: used ids and lengths as an in-order driver reads them
+//! (src/driver.rs `take_used_in_order`), the used elements read against
+//! the chains used (batching), frames intact, ring indices across the u16
+//! wrap.
+
+use crate::driver::{bit, frame, hash, Buf, Cfg, Net, Used, Vq, UNICAST};
+use crate::harness::{Ctx, DefaultParams, Kind, Obs, Test};
+use crate::modules::Impl;
+use crate::sys::{self, fmt_res, ioctl, sleep_ms};
+use crate::uapi;
+
+pub fn tests() -> Vec<Test> {
+    let t = |name, f| Test {
+        name,
+        kind: Kind::Diff,
+        timeout: 120,
+        f,
+    };
+    vec![
+        t("in_order_param_off", param_off),
+        t("in_order_tx", tx),
+        t("in_order_rx", rx),
+        t("in_order_dirty_log", dirty_log),
+        t("hostile_in_order_avail_garbage", avail_garbage),
+        t("hostile_in_order_reuse_in_flight", reuse_in_flight),
+    ]
+}
+
+const WAIT: u64 = 5000;
+const IN_ORDER: u64 = bit(uapi::VIRTIO_F_IN_ORDER);
+
+/// VHOST_GET_FEATURES of a fresh /dev/vhost-net.
+fn get_features(obs: &mut Obs) -> Option<u64> {
+    let dev = match sys::open("/dev/vhost-net", libc::O_RDWR) {
+        Ok(f) => f,
+        Err(e) => {
+            obs.fail(format!("open /dev/vhost-net: {e}"));
+            return None;
+        }
+    };
+    let mut f = 0u64;
+    let r = ioctl(
+        dev.raw(),
+        uapi::VHOST_GET_FEATURES as u64,
+        &mut f as *mut u64 as usize,
+    );
+    if r.is_err() {
+        obs.fail(format!("GET_FEATURES: {}", fmt_res(&r)));
+        return None;
+    }
+    Some(f)
+}
+
+/// Loads ours with `in_order=1` (the guard puts the defaults back when the
+/// test ends) and says whether the implementation offers IN_ORDER: when C
+/// does not, its run is marked `c_lacks` and the test stops there.
+fn setup<'a, 'b>(obs: &mut Obs, ctx: &'a Ctx<'b>) -> Option<Option<DefaultParams<'a, 'b>>> {
+    let guard = if ctx.imp() == Impl::Ours && !ctx.paths.self_diff {
+        if let Err(e) = ctx.reload("in_order=1") {
+            obs.fail(format!("reload in_order=1: {e}"));
+            return None;
+        }
+        Some(DefaultParams(ctx))
+    } else {
+        None
+    };
+    let f = get_features(obs)?;
+    if f & IN_ORDER != 0 {
+        obs.val("offers IN_ORDER", true);
+        return Some(guard);
+    }
+    if ctx.imp() == Impl::C {
+        obs.c_lacks("VIRTIO_F_IN_ORDER (VHOST_GET_FEATURES bit 35)");
+    } else {
+        obs.fail("ours with in_order=1 does not offer VIRTIO_F_IN_ORDER");
+    }
+    None
+}
+
+fn used_str(u: &[Used]) -> String {
+    u.iter()
+        .map(|e| format!("{}:{}", e.id, e.len))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Ours without the parameter neither offers nor accepts the bit (6.12's
+/// C behaviour); with it, both. Ours only: C's answer depends on its
+/// kernel.
+fn param_off(obs: &mut Obs, ctx: &Ctx) {
+    if ctx.imp() == Impl::C {
+        obs.c_lacks("the in_order parameter (ours only)");
+        return;
+    }
+    if ctx.paths.self_diff {
+        return;
+    }
+    obs.check(ctx.param("in_order") == "N", "in_order defaults to N");
+    let Some(f) = get_features(obs) else {
+        return;
+    };
+    obs.check(f & IN_ORDER == 0, "IN_ORDER offered without in_order=1");
+    let dev = sys::open("/dev/vhost-net", libc::O_RDWR).expect("open");
+    let set = |f: u64| {
+        let mut f = f;
+        ioctl(
+            dev.raw(),
+            uapi::VHOST_SET_FEATURES as u64,
+            &mut f as *mut u64 as usize,
+        )
+    };
+    obs.check(
+        set(IN_ORDER) == Err(sys::Errno(libc::EOPNOTSUPP)),
+        "SET_FEATURES IN_ORDER accepted without in_order=1",
+    );
+    drop(dev);
+    let Some(_g) = setup(obs, ctx) else {
+        return;
+    };
+    obs.check(ctx.param("in_order") == "Y", "in_order=1 reads back Y");
+    let dev = sys::open("/dev/vhost-net", libc::O_RDWR).expect("open");
+    let mut v = IN_ORDER | bit(uapi::VIRTIO_F_VERSION_1);
+    let r = ioctl(
+        dev.raw(),
+        uapi::VHOST_SET_FEATURES as u64,
+        &mut v as *mut u64 as usize,
+    );
+    obs.check(r.is_ok(), format!("SET_FEATURES IN_ORDER: {}", fmt_res(&r)));
+}
+
+/// TX frames laid out three ways, by `k`: one descriptor; header apart
+/// and the frame in two (a chain of three, which wraps the table's end
+/// now and then); indirect.
+fn tx_post(n: &mut Net, f: &[u8], k: usize) {
+    let h = n.zero_hdr();
+    let mut bufs = n.place(&h, 0);
+    match k % 3 {
+        0 => {
+            let mut all = h;
+            all.extend_from_slice(f);
+            bufs = n.place(&all, 0);
+            n.tx.add(&mut n.mem, &bufs, false, false);
+        }
+        1 => {
+            bufs.extend(n.place(f, f.len().div_ceil(2)));
+            n.tx.add(&mut n.mem, &bufs, false, false);
+        }
+        _ => {
+            bufs.extend(n.place(f, 0));
+            n.tx.add(&mut n.mem, &bufs, false, true);
+        }
+    }
+}
+
+/// Posts `frames`, one notification, waits for them to be used and
+/// checks they reached the tap intact, in order.
+fn tx_round(obs: &mut Obs, n: &mut Net, key: &str, frames: &[Vec<u8>], layout: usize) {
+    for (i, f) in frames.iter().enumerate() {
+        tx_post(n, f, layout + i);
+    }
+    let elems = n.tx.elems;
+    n.tx.notify(&n.mem);
+    let used = n.tx.wait_used(&n.mem, frames.len(), WAIT);
+    let elems = n.tx.elems - elems;
+    obs.val(format!("{key} used"), used_str(&used));
+    obs.val(format!("{key} elements"), elems);
+    obs.check(
+        used.len() == frames.len(),
+        format!("{key}: {} of {} TX chains used", used.len(), frames.len()),
+    );
+    // In order, a batch of chains comes back with fewer elements (C: one
+    // per batch).
+    obs.check(
+        frames.len() < 2 || (elems as usize) < frames.len(),
+        format!("{key}: {elems} used elements for {} chains", frames.len()),
+    );
+    for (i, f) in frames.iter().enumerate() {
+        match n.tap.capture(3000) {
+            Some(got) => {
+                obs.check(got == *f, format!("{key} frame{i}: not intact"));
+                obs.val(format!("{key} frame{i}"), hash(&got));
+            }
+            None => {
+                obs.fail(format!("{key} frame{i} did not reach the tap"));
+                return;
+            }
+        }
+    }
+}
+
+fn tx(obs: &mut Obs, ctx: &Ctx) {
+    let Some(_g) = setup(obs, ctx) else {
+        return;
+    };
+    let cfg = Cfg {
+        in_order: true,
+        num: 16,
+        base: 65530,
+        ..Cfg::default()
+    };
+    let Some(mut n) = Net::new(obs, "", cfg) else {
+        return;
+    };
+    let sizes = [60, 64, 1500, 14, 9000, 1514, 100, 60];
+    let f: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| frame(s, UNICAST, 1, i as u32 + 1, None))
+        .collect();
+    tx_round(obs, &mut n, "batch8", &f, 0);
+    // Many packets through the 16-entry ring, past the u16 wrap of the
+    // indices (base 65530) and around the descriptor table many times.
+    for r in 0..30 {
+        let f: Vec<Vec<u8>> = (0..3)
+            .map(|i| frame(60 + 37 * (r + i), UNICAST, 2, (r * 3 + i) as u32, None))
+            .collect();
+        tx_round(obs, &mut n, &format!("round{r}"), &f, r);
+    }
+    sleep_ms(20);
+    let idx = n.tx.used_idx(&n.mem);
+    obs.val("tx used_idx", idx);
+    obs.check(
+        idx == 65530u16.wrapping_add(8 + 90),
+        format!("tx used_idx {idx}"),
+    );
+    obs.check(n.tx.stray == 0, format!("{} stray used ids", n.tx.stray));
+    obs.val("tx elements", n.tx.elems);
+    obs.val("GET_VRING_BASE 1", n.vring_base(1));
+}
+
+/// Posts `count` RX buffers of 2048 bytes, every third one indirect and
+/// cut in a header piece and two more.
+fn rx_post(n: &mut Net, count: usize) {
+    for k in 0..count {
+        if k % 3 == 2 {
+            let bufs = vec![
+                n.rx_buf(n.hdr_len),
+                n.rx_buf(1000),
+                n.rx_buf(1048 - n.hdr_len),
+            ];
+            n.rx.add(&mut n.mem, &bufs, true, true);
+        } else {
+            let b = n.rx_buf(2048);
+            n.rx.add(&mut n.mem, &[b], true, false);
+        }
+    }
+    n.rx.notify(&n.mem);
+}
+
+/// The bytes of a used chain, its first `len` bytes.
+fn chain_bytes(n: &Net, u: &Used) -> Vec<u8> {
+    Vq::used_bytes(&n.mem, u)
+}
+
+/// Injects `frames`, reads what the device used, packet by packet
+/// (num_buffers chains each), and checks each frame arrived intact.
+fn rx_round(obs: &mut Obs, n: &mut Net, key: &str, frames: &[Vec<u8>]) {
+    let elems = n.rx.elems;
+    for (i, f) in frames.iter().enumerate() {
+        let r = n.tap.inject(f);
+        obs.check(r == Ok(f.len() as i64), format!("{key}: inject {i}"));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(WAIT);
+    let mut pending: Vec<Used> = Vec::new();
+    let mut pkts: Vec<Vec<Used>> = Vec::new();
+    while pkts.len() < frames.len() && std::time::Instant::now() < deadline {
+        pending.extend(n.rx.wait_used(&n.mem, 1, 50));
+        while let Some(first) = pending.first() {
+            let b = chain_bytes(n, first);
+            let nb = if b.len() >= 12 {
+                usize::from(u16::from_le_bytes([b[10], b[11]])).max(1)
+            } else {
+                1
+            };
+            if pending.len() < nb {
+                break;
+            }
+            pkts.push(pending.drain(..nb).collect());
+        }
+    }
+    let elems = n.rx.elems - elems;
+    obs.val(format!("{key} elements"), elems);
+    obs.check(
+        pkts.len() == frames.len() && pending.is_empty(),
+        format!(
+            "{key}: {} of {} packets, {} chains left over",
+            pkts.len(),
+            frames.len(),
+            pending.len()
+        ),
+    );
+    // C writes one element per packet (`count += in_order ? 1 : headcount`).
+    obs.check(
+        elems as usize == pkts.len(),
+        format!("{key}: {elems} used elements for {} packets", pkts.len()),
+    );
+    for (i, (p, f)) in pkts.iter().zip(frames).enumerate() {
+        let mut bytes = Vec::new();
+        for u in p {
+            bytes.extend(chain_bytes(n, u));
+        }
+        let data = bytes.get(n.hdr_len..).unwrap_or(&[]);
+        obs.val(
+            format!("{key} pkt{i}"),
+            format!("used {} data {} {}", used_str(p), data.len(), hash(data)),
+        );
+        obs.check(data == &f[..], format!("{key} pkt{i}: not intact"));
+    }
+}
+
+fn rx(obs: &mut Obs, ctx: &Ctx) {
+    let Some(_g) = setup(obs, ctx) else {
+        return;
+    };
+    let cfg = Cfg {
+        in_order: true,
+        num: 64,
+        base: 65500,
+        ..Cfg::default()
+    };
+    let Some(mut n) = Net::new(obs, "", cfg) else {
+        return;
+    };
+    // Mergeable packets of 1 to 15 buffers, direct and indirect ones.
+    rx_post(&mut n, 48);
+    let sizes = [60, 1500, 9000, 64, 30000];
+    let f: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| frame(s, UNICAST, 3, i as u32 + 1, None))
+        .collect();
+    rx_round(obs, &mut n, "mrg", &f);
+    // Around the ring and past the u16 wrap: 12 rounds of 4 packets.
+    for r in 0..12 {
+        rx_post(&mut n, 6);
+        let f: Vec<Vec<u8>> = (0..4)
+            .map(|i| frame(100 + 700 * i, UNICAST, 4, (r * 4 + i) as u32, None))
+            .collect();
+        rx_round(obs, &mut n, &format!("round{r}"), &f);
+    }
+    sleep_ms(20);
+    let idx = n.rx.used_idx(&n.mem);
+    obs.val("rx used_idx", idx);
+    obs.check(n.rx.stray == 0, format!("{} stray used ids", n.rx.stray));
+    obs.check(
+        idx.wrapping_sub(65500) > 36,
+        format!("rx used_idx {idx}: the u16 index did not wrap"),
+    );
+    obs.val("GET_VRING_BASE 0", n.vring_base(0));
+}
+
+/// With VHOST_F_LOG_ALL the used-ring page is logged for in-order
+/// elements too, TX and RX.
+fn dirty_log(obs: &mut Obs, ctx: &Ctx) {
+    let Some(_g) = setup(obs, ctx) else {
+        return;
+    };
+    let cfg = Cfg {
+        in_order: true,
+        num: 16,
+        base: 65534,
+        log_all: true,
+        ..Cfg::default()
+    };
+    let Some(mut n) = Net::new(obs, "", cfg) else {
+        return;
+    };
+    let used_page = |vq: &Vq| format!("{:#x}", (vq.used - crate::driver::GPA_BASE) / 4096);
+    let f: Vec<Vec<u8>> = (0..5).map(|i| frame(200, UNICAST, 5, i, None)).collect();
+    n.log.as_ref().unwrap().clear();
+    tx_round(obs, &mut n, "tx", &f, 0);
+    sleep_ms(20);
+    let pages = n.log.as_ref().unwrap().pages();
+    obs.check(
+        pages.contains(&used_page(&n.tx)),
+        format!("tx used ring page not logged: {pages:?}"),
+    );
+    rx_post(&mut n, 6);
+    n.log.as_ref().unwrap().clear();
+    rx_round(obs, &mut n, "rx", &f);
+    sleep_ms(20);
+    let pages = n.log.as_ref().unwrap().pages();
+    obs.check(
+        pages.contains(&used_page(&n.rx)),
+        format!("rx used ring page not logged: {pages:?}"),
+    );
+    // The pages of the buffers written are logged too.
+    obs.check(pages.len() >= 2, format!("rx pages logged: {pages:?}"));
+}
+
+/// The guest fills the avail ring with heads that are not its chains'
+/// (all 7, a descriptor inside a chain): in order, C does not
+/// read the entries (it takes `next_avail_head`), so the chains go in
+/// table order, and so do ours.
+fn avail_garbage(obs: &mut Obs, ctx: &Ctx) {
+    let Some(_g) = setup(obs, ctx) else {
+        return;
+    };
+    let cfg = Cfg {
+        in_order: true,
+        num: 16,
+        ..Cfg::default()
+    };
+    let Some(mut n) = Net::new(obs, "", cfg) else {
+        return;
+    };
+    let f: Vec<Vec<u8>> = (0..4)
+        .map(|i| frame(80 + i as usize, UNICAST, 6, i, None))
+        .collect();
+    for (i, fr) in f.iter().enumerate() {
+        // Three descriptors each: heads 0, 3, 6, 9.
+        tx_post(&mut n, fr, 1 + 3 * i);
+    }
+    for k in 0..4u64 {
+        n.mem.w16(n.tx.avail + 4 + 2 * k, 7);
+    }
+    n.tx.notify(&n.mem);
+    let used = n.tx.wait_used(&n.mem, 4, WAIT);
+    obs.val("used", used_str(&used));
+    obs.check(used.len() == 4, format!("{} of 4 chains used", used.len()));
+    for (i, fr) in f.iter().enumerate() {
+        let got = n.tap.capture(3000);
+        obs.val(
+            format!("frame{i}"),
+            got.as_deref().map(hash).unwrap_or_default(),
+        );
+        obs.check(
+            got.as_ref() == Some(fr),
+            format!("frame{i} not sent in table order"),
+        );
+    }
+    obs.val("tx used_idx", n.tx.used_idx(&n.mem));
+    obs.check(n.tx.stray == 0, format!("{} stray used ids", n.tx.stray));
+}
+
+/// The guest reuses a descriptor still in flight: RX buffer 0 is posted,
+/// then rewritten to point elsewhere and its head made available again,
+/// although descriptor 2, where an in-order device looks next, holds no
+/// buffer. Both take the rewritten descriptor 0 and descriptor 1 for the
+/// first two packets, then meet the empty descriptor 2: a ring error, the
+/// third packet stays queued, nothing else happens.
+fn reuse_in_flight(obs: &mut Obs, ctx: &Ctx) {
+    let Some(_g) = setup(obs, ctx) else {
+        return;
+    };
+    let cfg = Cfg {
+        in_order: true,
+        num: 8,
+        ..Cfg::default()
+    };
+    let Some(mut n) = Net::new(obs, "", cfg) else {
+        return;
+    };
+    let a = n.rx_buf(2048);
+    let b = n.rx_buf(2048);
+    let h0 = n.rx.add(&mut n.mem, &[a], true, false);
+    n.rx.add(&mut n.mem, &[b], true, false);
+    n.rx.publish(&n.mem);
+    // Descriptor 0 again, on a new buffer, before anything was used.
+    let c: Buf = n.rx_buf(2048);
+    n.rx.raw_desc(
+        &n.mem,
+        h0,
+        c.gpa,
+        c.len,
+        crate::driver::VRING_DESC_F_WRITE,
+        0,
+    );
+    n.rx.raw_push(&n.mem, h0);
+    n.rx.notify(&n.mem);
+    let f: Vec<Vec<u8>> = (0..3)
+        .map(|i| frame(300 + i as usize, UNICAST, 7, i, None))
+        .collect();
+    for fr in &f {
+        let r = n.tap.inject(fr);
+        obs.check(r == Ok(fr.len() as i64), "inject");
+    }
+    let used = n.rx.wait_used(&n.mem, 3, 1500);
+    obs.val("used", used_str(&used));
+    obs.val("rx used_idx", n.rx.used_idx(&n.mem));
+    obs.check(
+        used.len() == 2,
+        format!("{} chains used, want 2", used.len()),
+    );
+    // The first packet went to the rewritten descriptor's buffer.
+    let hdr = n.hdr_len;
+    let got = n.mem.read(c.gpa + hdr as u64, f[0].len());
+    obs.val("buffer c", hash(&got));
+    obs.check(got == f[0], "packet 0 not in the rewritten buffer");
+    obs.check(
+        n.mem.read(a.gpa, 16).iter().all(|&x| x == 0xa5),
+        "the old buffer of descriptor 0 was written",
+    );
+    obs.val("GET_VRING_BASE 0", n.vring_base(0));
+}
