@@ -18,7 +18,7 @@ import sys
 
 COLUMNS = ("round,impl,test,size,packets,seconds,pps,gbps,worker_ns_per_pkt,"
            "worker_stat_ns_per_pkt,lat_p50_us,lat_p99_us,delivered,offered,"
-           "worker_runs_per_kpkt").split(",")
+           "worker_runs_per_kpkt,in_order").split(",")
 IMPLS = ("c", "ours")
 TEST_ORDER = {"tx": 0, "rx": 1, "lat": 2, "qemu_g2h": 3, "qemu_h2g": 4}
 
@@ -35,14 +35,15 @@ def load(path):
         r = csv.reader(f)
         header = next(r, None)
         rows, errors = [], []
-        # Results from before worker_runs_per_kpkt read as if it were empty.
-        old = header == COLUMNS[:-1]
-        if header != COLUMNS and not old:
+        # Results from before worker_runs_per_kpkt, or before in_order
+        # (VIRTIO_F_IN_ORDER negotiated, 0 or 1), read as if those were empty.
+        missing = next((k for k in (0, 1, 2) if header == COLUMNS[:len(COLUMNS) - k]), None)
+        if missing is None:
             errors.append(f"header is {header}, expected {COLUMNS}")
             return rows, errors
         for n, rec in enumerate(r, 2):
-            if old and len(rec) == len(COLUMNS) - 1:
-                rec = rec + [""]
+            if len(rec) == len(COLUMNS) - missing:
+                rec = rec + [""] * missing
             if len(rec) != len(COLUMNS):
                 errors.append(f"line {n}: {len(rec)} fields, expected {len(COLUMNS)}: {rec}")
                 continue

@@ -20,7 +20,7 @@
 use crate::harness::Obs;
 use crate::sys::{self, fmt_res, ioctl, Errno, Fd, Res};
 use crate::uapi;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
@@ -282,6 +282,19 @@ pub struct Vq {
     pub kick: Fd,
     pub call: Fd,
     pub kicks: u32,
+    /// VIRTIO_F_IN_ORDER: descriptors are handed out in table order
+    /// (`next_desc`, wrapping) and a used element with id X means every
+    /// chain made available before X's is used too (`take_used`).
+    pub in_order: bool,
+    /// In order: the next descriptor to hand out.
+    next_desc: u16,
+    /// In order: the heads made available and not yet used, oldest first.
+    order: VecDeque<u16>,
+    /// Used elements read (in order, one may stand for several chains).
+    pub elems: u32,
+    /// In order: used elements whose id is no chain in flight (a device
+    /// bug); each counts as one chain with no buffers.
+    pub stray: u32,
 }
 
 fn eventfd() -> Fd {
@@ -337,7 +350,41 @@ impl Vq {
             kick: eventfd(),
             call: eventfd(),
             kicks: 0,
+            in_order: false,
+            next_desc: 0,
+            order: VecDeque::new(),
+            elems: 0,
+            stray: 0,
         }
+    }
+
+    /// Starts the ring at `base` (what SET_VRING_BASE is given): the avail
+    /// and used indices, `used->idx` in memory and, in order, the next
+    /// descriptor (C's `next_avail_head = base`).
+    pub fn set_base(&mut self, mem: &GuestMem, base: u16) {
+        self.avail_idx = base;
+        self.kicked_idx = base;
+        self.last_used = base;
+        self.next_desc = base % self.num;
+        mem.w16(self.used + 2, base);
+        mem.w16(self.avail + 2, base);
+    }
+
+    /// Takes a free descriptor: any (the last freed first), or in order
+    /// the next in the table.
+    fn alloc_desc(&mut self) -> u16 {
+        if !self.in_order {
+            return self.free.pop().expect("ring full");
+        }
+        let d = self.next_desc;
+        let at = self
+            .free
+            .iter()
+            .position(|&f| f == d)
+            .expect("ring full (in order)");
+        self.free.remove(at);
+        self.next_desc = (d + 1) % self.num;
+        d
     }
 
     pub fn vaddr(&self, mem: &GuestMem, log: bool) -> uapi::VhostVringAddr {
@@ -382,7 +429,7 @@ impl Vq {
                     if last { 0 } else { i as u16 + 1 },
                 );
             }
-            head = self.free.pop().expect("ring full");
+            head = self.alloc_desc();
             descs.push(head);
             let d = Buf {
                 gpa: table,
@@ -398,7 +445,7 @@ impl Vq {
         } else {
             assert!(self.free.len() >= bufs.len(), "ring full");
             for _ in bufs {
-                descs.push(self.free.pop().unwrap());
+                descs.push(self.alloc_desc());
             }
             head = descs[0];
             for (i, b) in bufs.iter().enumerate() {
@@ -411,6 +458,7 @@ impl Vq {
         let slot = self.avail + 4 + 2 * (self.avail_idx % self.num) as u64;
         mem.w16(slot, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
+        self.order.push_back(head);
         self.chains.insert(
             head,
             Chain {
@@ -475,6 +523,9 @@ impl Vq {
         let idx = self.used_idx(mem);
         fence(Ordering::SeqCst);
         let mut out = Vec::new();
+        if self.in_order {
+            self.take_used_in_order(mem, idx, &mut out);
+        }
         while self.last_used != idx {
             let e = self.used + 4 + 8 * (self.last_used % self.num) as u64;
             let id = mem.r32(e);
@@ -498,6 +549,52 @@ impl Vq {
             fence(Ordering::SeqCst);
         }
         out
+    }
+
+    /// In order (virtio 1.x 2.7.9): the element at `last_used` with id X
+    /// uses every chain in flight up to X's, in the order they were made
+    /// available; the ones before X count as wholly written (their
+    /// writable bytes, as Linux's driver takes them), X's has the
+    /// element's length. `last_used` moves by the chains used.
+    fn take_used_in_order(&mut self, mem: &GuestMem, idx: u16, out: &mut Vec<Used>) {
+        while self.last_used != idx {
+            let e = self.used + 4 + 8 * (self.last_used % self.num) as u64;
+            let id = mem.r32(e);
+            let len = mem.r32(e + 4);
+            self.elems += 1;
+            if !self.order.iter().any(|&h| u32::from(h) == id) {
+                self.stray += 1;
+                out.push(Used {
+                    id,
+                    len,
+                    chain: Chain {
+                        descs: vec![],
+                        bufs: vec![],
+                    },
+                });
+                self.last_used = self.last_used.wrapping_add(1);
+                continue;
+            }
+            while let Some(h) = self.order.pop_front() {
+                let c = self.chains.remove(&h).expect("chain in flight");
+                self.free.extend(c.descs.iter().rev());
+                self.last_used = self.last_used.wrapping_add(1);
+                let last = u32::from(h) == id;
+                let len = if last {
+                    len
+                } else {
+                    c.bufs.iter().map(|b| b.len).sum()
+                };
+                out.push(Used {
+                    id: u32::from(h),
+                    len,
+                    chain: c,
+                });
+                if last {
+                    break;
+                }
+            }
+        }
     }
 
     /// Collects used elements until `n` arrived or `ms` passed.
@@ -794,6 +891,12 @@ pub struct Cfg {
     /// guest-physical ones, which the test maps by writing IOTLB updates.
     /// No backend is attached: attaching needs the used ring translated.
     pub access_platform: bool,
+    /// VIRTIO_F_IN_ORDER (bit 35): negotiated, and the driver's rings
+    /// work in order.
+    pub in_order: bool,
+    /// SET_VRING_BASE of both rings (with `used->idx` set to it before
+    /// the backend is attached): near 65535 the u16 indices wrap soon.
+    pub base: u16,
 }
 
 impl Default for Cfg {
@@ -808,6 +911,8 @@ impl Default for Cfg {
             two_regions: false,
             num: 256,
             access_platform: false,
+            in_order: false,
+            base: 0,
         }
     }
 }
@@ -835,6 +940,9 @@ impl Cfg {
         }
         if self.access_platform {
             f |= bit(uapi::VIRTIO_F_ACCESS_PLATFORM);
+        }
+        if self.in_order {
+            f |= bit(uapi::VIRTIO_F_IN_ORDER);
         }
         f
     }
@@ -1000,8 +1108,12 @@ impl Net {
             );
         }
         let mut mem = GuestMem::new(cfg.two_regions);
-        let rx = Vq::new(&mem, 0, cfg.num, RX_RING, cfg.event_idx);
-        let tx = Vq::new(&mem, 1, cfg.num, TX_RING, cfg.event_idx);
+        let mut rx = Vq::new(&mem, 0, cfg.num, RX_RING, cfg.event_idx);
+        let mut tx = Vq::new(&mem, 1, cfg.num, TX_RING, cfg.event_idx);
+        for vq in [&mut rx, &mut tx] {
+            vq.in_order = cfg.in_order;
+            vq.set_base(&mem, cfg.base);
+        }
         mem.heap = HEAP_START;
         let log = cfg.log_all.then(Log::new);
         let io = |req: u32, arg: usize| ioctl(dev.raw(), req as u64, arg);
@@ -1059,7 +1171,10 @@ impl Net {
                 &format!("SET_VRING_NUM {i}"),
                 io(uapi::VHOST_SET_VRING_NUM, &mut s as *mut _ as usize),
             );
-            let mut s = uapi::VhostVringState { index: i, num: 0 };
+            let mut s = uapi::VhostVringState {
+                index: i,
+                num: u32::from(cfg.base),
+            };
             rec(
                 obs,
                 &format!("SET_VRING_BASE {i}"),
