@@ -1504,7 +1504,9 @@ fn phase(o: &Opts, round: u32, imp: Impl, rows: &[(&str, usize)], n: &mut Count)
             false
         }),
     };
-    if round == 1 {
+    // Once per module: whether it negotiated it (the rows say it too).
+    static SAID: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+    if !SAID[imp as usize].swap(true, Ordering::Relaxed) {
         println!(
             "vbench: {}: VIRTIO_F_IN_ORDER {}",
             imp.label(),
