@@ -87,10 +87,16 @@ make_kdir() {
     local k=$1
     local upstream
     upstream=$(echo "$k" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')    # 7.3.4+deb13-amd64 -> 7.3
-    local out=/usr/src/vhost-net-rs-kbuild-$k
+    # Keyed by the headers package's version too: a rebuild of the same
+    # kernel version (a new ~bpo13+N) gets its own metadata.
+    local ver
+    ver=$(in_root apt-cache show "linux-headers-$k" 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -n1)
+    [ -n "$ver" ] || ver=$(in_root dpkg-query -W -f='${Version}' "linux-headers-$k" 2>/dev/null || true)
+    [ -n "$ver" ] || { echo "debian13: no linux-headers-$k in the archive or the root" >&2; exit 1; }
+    local out=/usr/src/vhost-net-rs-kbuild-${k}_$ver
     if [ ! -f "$ROOT$out/.vhost-complete" ]; then
         echo "debian13: installing Debian's headers and source of $k" >&2
-        in_root apt-get install -y -qq -t trixie-backports "linux-headers-$k" "linux-source-$upstream" \
+        in_root apt-get install -y -qq -t trixie-backports "linux-headers-$k=$ver" "linux-source-$upstream" \
             >"$VHOST_CACHE/debian13-kdir-$k.log" 2>&1 || { tail -n 30 "$VHOST_CACHE/debian13-kdir-$k.log" >&2; exit 1; }
         echo "debian13: building the Rust metadata of $k from Debian's source and .config (once per kernel, about 2 min)" >&2
         in_root bash -euo pipefail -c '

@@ -17,9 +17,10 @@ target=${1:-$(kernel_dir release)}
 
 # Objects built against another kernel must go: kbuild's dependency files
 # name the old tree's headers, so it would not notice the change itself.
-# $1: the tree (as the stamp names it); the rest: how to run make in it.
+# $1: the module's source tree; $2: the kernel tree (as the stamp names
+# it); the rest: how to run make in it.
 clean_if_other() {
-    local stamp=$REPO/.vhost-kdir tree=$1; shift
+    local stamp=$1/.vhost-kdir tree=$2; shift 2
     if [ "$(cat "$stamp" 2>/dev/null)" != "$tree" ]; then
         # kbuild's clean pass needs no configuration: any tree cleans.
         "$@" clean >/dev/null
@@ -41,7 +42,7 @@ if [ "$target" = debian13 ]; then
     # be too (the Rust metadata is that compiler's).
     dmake=("$REPO/scripts/build/debian13.sh" run make -C "$kdir" M="$tree"
            CC=gcc-14 HOSTCC=gcc-14 RUSTC=rustc BINDGEN=bindgen CLIPPY_DRIVER=clippy-driver)
-    [ "$tree" != "$REPO" ] || clean_if_other "$host_kdir" "${dmake[@]}"
+    clean_if_other "$tree" "$host_kdir" "${dmake[@]}"
     "${dmake[@]}" CLIPPY=1 KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings -j"$NPROC" modules
     # Every Rust symbol the module imports must be one Debian's kernel
     # exports (modpost checks against the rebuilt tree's view; this checks
@@ -59,6 +60,6 @@ fi
 
 kdir=$target
 [ -f "$kdir/Makefile" ] || { echo "module: no kernel build at $kdir" >&2; exit 1; }
-clean_if_other "$kdir" make -C "$kdir" M="$REPO" "${KMAKE_ARGS[@]}"
+clean_if_other "$REPO" "$kdir" make -C "$kdir" M="$REPO" "${KMAKE_ARGS[@]}"
 make -C "$kdir" M="$REPO" "${KMAKE_ARGS[@]}" CLIPPY=1 \
     KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings -j"$NPROC" modules
