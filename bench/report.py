@@ -652,7 +652,7 @@ def write_doc(docdir):
         "",
     ]
     if os.path.exists(notes):
-        out += ["Notes", "=====", "", ".. include:: performance/notes.inc", ""]
+        out += [".. include:: performance/notes.inc", ""]
     with open(os.path.join(docdir, "performance.rst"), "w") as f:
         f.write("\n".join(out))
 
