@@ -17,7 +17,7 @@ endif
 KDIR_OF_test = scripts/build/kernel.sh release
 KDIR_OF_debian13 = scripts/build/debian13.sh kdir
 
-.PHONY: module kdir check check-debug soak demo bench profile profile-qemu fmt clean bootstrap kernel
+.PHONY: module module-debian13 kdir check check-debug soak demo bench profile profile-qemu fmt clean bootstrap kernel
 
 bootstrap:
 	@scripts/build/bootstrap.sh >&2
@@ -49,23 +49,41 @@ demo:
 # The benchmark toolbox is bench/ (bench/bench --help lists every option);
 # OPTS appends options, e.g. make profile OPTS="--tests tx --sizes 64".
 OPTS ?=
-BENCH_RUN = bench/bench --kdir $$(scripts/build/kernel.sh release) --module $(CURDIR)/vhost_net_rs.ko
+# KERNEL=debian13: Debian's own kernel image and modules (the C oracle is
+# Debian's vhost_net; scripts/build/debian13.sh kernel) and our module
+# built for it into build/debian13 (scripts/build/module.sh debian13 DIR),
+# with its own output directory and its own table in
+# Documentation/performance.rst (bench/bench names them by the kernel).
+BENCH_KO_test = $(CURDIR)/vhost_net_rs.ko
+BENCH_KO_debian13 = $(CURDIR)/build/debian13/vhost_net_rs.ko
+BENCH_KDIR_test = scripts/build/kernel.sh release
+BENCH_KDIR_debian13 = scripts/build/debian13.sh kernel
+BENCH_OUT_test = $(CURDIR)/build/profile
+BENCH_OUT_debian13 = $(CURDIR)/build/profile-debian13
+BENCH_RUN = bench/bench --kdir $$($(BENCH_KDIR_$(KERNEL))) --module $(BENCH_KO_$(KERNEL))
 
-bench: module
+# The module the bench loads: the test kernel's at the root (make
+# module, as before), or Debian 13's in build/debian13.
+module-debian13: bootstrap
+	@scripts/build/module.sh debian13 "$(CURDIR)/build/debian13"
+BENCH_MODULE_test = module
+BENCH_MODULE_debian13 = module-debian13
+
+bench: $(BENCH_MODULE_$(KERNEL))
 	@$(BENCH_RUN) $(OPTS)
 
 # Instruction profile of the bench rows, C beside ours: one round of 1 s
 # windows, in build/profile.
-profile: module
-	@$(BENCH_RUN) --profile --rounds 1 --secs 1 --out $(CURDIR)/build/profile $(OPTS)
+profile: $(BENCH_MODULE_$(KERNEL))
+	@$(BENCH_RUN) --profile --rounds 1 --secs 1 --out $(BENCH_OUT_$(KERNEL)) $(OPTS)
 
 # The same for the nested QEMU rows: the test VM's instructions per MiB
 # moved, kernel by function and user space (the inner QEMU) as one line,
 # C beside ours; 64 KB TSO packets so that the windows compare. Rows in
 # build/profile/qemu-raw.csv.
-profile-qemu: module
+profile-qemu: $(BENCH_MODULE_$(KERNEL))
 	@$(BENCH_RUN) --profile --qemu-only --qemu-rounds 1 --qemu-reps 2 --qemu-pin --qemu-tso 44 \
-		--out $(CURDIR)/build/profile $(OPTS)
+		--out $(BENCH_OUT_$(KERNEL)) $(OPTS)
 
 fmt:
 	@scripts/build/fmt.sh fix

@@ -6,8 +6,9 @@
 # what the module saves). Each round runs the three in turn (c, ours,
 # novhost: one guest boot each) and, in each boot, moves MB MiB of TCP each
 # way REPS times, content verified; a row per transfer:
-#   vbench-row,ROUND,IMPL,qemu_g2h|qemu_h2g,MB,,SECONDS,,GBPS,...
-# in the columns of vbench's rows (bench/report.py), and a line
+#   vbench-row,ROUND,IMPL,qemu_g2h|qemu_h2g,MB,,SECONDS,,GBPS,...,IN_ORDER
+# in the columns of vbench's rows (bench/report.py; IN_ORDER 1 when the
+# guest's driver negotiated VIRTIO_F_IN_ORDER, bit 35), and a line
 #   guest-bench: IMPL DIR round R rep K: SECONDS s, RETRANS retransmitted
 #   segments, WORKER s vhost worker CPU
 # (the sender's TCP retransmissions, from its /proc/net/snmp, and the vhost
@@ -37,6 +38,12 @@
 # `make profile-qemu` uses 44 (about 64 KB) so that its windows compare;
 # the timed rows keep the kernel's sizing (with 44 they were no steadier).
 #
+# Environment (bench/bench sets them on Debian's 7.3 kernel):
+# GUESTCHECK_DEV more virtio-net-pci properties (in_order=on: QEMU 10
+# offers VIRTIO_F_IN_ORDER to the guest when the vhost module does),
+# GUESTCHECK_CPU the guests' CPU model (lib.sh), GUEST_BENCH_OURS_PARAMS
+# our module's parameters (in_order=1).
+#
 # Usage: guest-bench.sh ROUNDS MB [REPS [PIN [PROF [TSO]]]]
 . /lib/guest/lib.sh
 ROUNDS=${1:-3}
@@ -48,11 +55,13 @@ TSO=${6:-0}
 dumps=0
 C=/lib/vhost/c
 fail=0
+DEV=${GUESTCHECK_DEV:+,$GUESTCHECK_DEV}
+in_order=0
 
 load() {
     case $1 in
         c) insmod $C/vhost_iotlb.ko && insmod $C/vhost.ko && insmod $C/vhost_net.ko ;;
-        ours) insmod /lib/vhost/vhost_net_rs.ko ;;
+        ours) insmod /lib/vhost/vhost_net_rs.ko ${GUEST_BENCH_OURS_PARAMS:-} ;;
     esac
 }
 unload() {
@@ -81,8 +90,8 @@ row() {
     bytes=$(field bytes "$4") secs=$(field secs "$4")
     [ "$(field verify "$4")" = ok ] && [ "$bytes" = $((MB << 20)) ] || {
         echo "guest-bench: $2 $3 round $1: transfer failed: $4"; fail=1; return 1; }
-    awk -v r="$1" -v i="$2" -v t="$3" -v mb="$MB" -v b="$bytes" -v s="$secs" 'BEGIN {
-        printf "vbench-row,%s,%s,%s,%s,0,%.4f,,%.6f,,,,,,,\n", r, i, t, mb, s, b * 8 / s / 1e9 }'
+    awk -v r="$1" -v i="$2" -v t="$3" -v mb="$MB" -v b="$bytes" -v s="$secs" -v io="$in_order" 'BEGIN {
+        printf "vbench-row,%s,%s,%s,%s,0,%.4f,,%.6f,,,,,,,,%s\n", r, i, t, mb, s, b * 8 / s / 1e9, io }'
 }
 # The kernel's count of retransmitted TCP segments (/proc/net/snmp), here
 # and, as a command, in a guest
@@ -117,7 +126,7 @@ while [ $round -le "$ROUNDS" ]; do
         [ "$PROF" = 1 ] && ksyms
         qemu_start $name \
             -netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=$vh \
-            -device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56 \
+            -device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56$DEV \
             -name $name,debug-threads=on
         i=0
         while [ ! -e /sys/class/net/tap0 ] && [ $i -lt 120 ]; do usleep 250000; i=$((i + 1)); done
@@ -126,6 +135,10 @@ while [ $round -le "$ROUNDS" ]; do
         if gwait $name 1200; then
             eth=$(guest_if $name 52:54:00:12:34:56)
             g $name "ip addr add 198.18.0.2/24 dev $eth && ip link set $eth up" >/dev/null
+            # VIRTIO_F_IN_ORDER (bit 35 of the features the driver took)
+            in_order=$(g $name "cat /sys/class/net/$eth/device/features" | tr -d '\r' | cut -c36)
+            [ "$in_order" = 1 ] || in_order=0
+            [ $round != 1 ] || echo "guest-bench: $impl: VIRTIO_F_IN_ORDER negotiated: $in_order"
             if [ "$TSO" != 0 ]; then
                 echo "$TSO" > /proc/sys/net/ipv4/tcp_min_tso_segs
                 g $name "echo $TSO > /proc/sys/net/ipv4/tcp_min_tso_segs" >/dev/null

@@ -18,7 +18,7 @@ import sys
 
 COLUMNS = ("round,impl,test,size,packets,seconds,pps,gbps,worker_ns_per_pkt,"
            "worker_stat_ns_per_pkt,lat_p50_us,lat_p99_us,delivered,offered,"
-           "worker_runs_per_kpkt").split(",")
+           "worker_runs_per_kpkt,in_order").split(",")
 IMPLS = ("c", "ours")
 TEST_ORDER = {"tx": 0, "rx": 1, "lat": 2, "qemu_g2h": 3, "qemu_h2g": 4}
 
@@ -35,14 +35,15 @@ def load(path):
         r = csv.reader(f)
         header = next(r, None)
         rows, errors = [], []
-        # Results from before worker_runs_per_kpkt read as if it were empty.
-        old = header == COLUMNS[:-1]
-        if header != COLUMNS and not old:
+        # Results from before worker_runs_per_kpkt, or before in_order
+        # (VIRTIO_F_IN_ORDER negotiated, 0 or 1), read as if those were empty.
+        missing = next((k for k in (0, 1, 2) if header == COLUMNS[:len(COLUMNS) - k]), None)
+        if missing is None:
             errors.append(f"header is {header}, expected {COLUMNS}")
             return rows, errors
         for n, rec in enumerate(r, 2):
-            if old and len(rec) == len(COLUMNS) - 1:
-                rec = rec + [""]
+            if len(rec) == len(COLUMNS) - missing:
+                rec = rec + [""] * missing
             if len(rec) != len(COLUMNS):
                 errors.append(f"line {n}: {len(rec)} fields, expected {len(COLUMNS)}: {rec}")
                 continue
@@ -387,11 +388,68 @@ def rx_load_text(load):
     ]
 
 
-def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
+# The kernels a run can measure (bench/bench --variant): the key is the
+# variant ("" for the test kernel, as before there were two), the value
+# (section file, heading, what the C rows are).
+VARIANTS = {
+    "": ("test-kernel.inc", "Linux 6.12 (the test kernel)",
+         "The C rows are the ``vhost_net`` of the test kernel's own build (6.12,"
+         " ``scripts/build/kernel.sh``), ours is built against that tree."),
+    "debian13": ("debian13.inc", "Debian 13's own kernel (7.3, trixie-backports)",
+                 "``make bench KERNEL=debian13``: the VM boots Debian's own kernel image"
+                 " with Debian's own modules (``scripts/build/debian13.sh kernel``); the"
+                 " C rows are Debian's ``vhost_net``, ours is built against Debian's"
+                 " headers with Debian 13's toolchain, the RX rows' ``pktgen.ko`` is"
+                 " Debian's, and the nested QEMU rows run Debian 13's QEMU 10 with"
+                 " Debian's kernel as the guest (``-cpu max``, ``in_order=on`` on its NIC)."),
+}
+
+
+def doc_files(variant):
+    """The results' files under Documentation/performance/ of a variant:
+    (raw CSV, summary CSV, chart, instruction rows, section)."""
+    pre = f"{variant}-" if variant else ""
+    return (f"{pre}raw.csv", f"{pre}summary.csv", f"{pre}bench.png", f"{pre}instr.csv",
+            VARIANTS[variant][0])
+
+
+def in_order_text(rows):
+    """Which modules negotiated VIRTIO_F_IN_ORDER, from the rows'
+    in_order column (vbench: when the module offers it; the QEMU rows:
+    what the guest's driver took)."""
+    def said(rs):
+        v = {d.get("in_order") for d in rs}
+        if not v:
+            return "-"
+        if v == {None}:
+            # Rows from before the in_order column: vbench never negotiated it.
+            return "no"
+        v.discard(None)
+        return "yes" if v == {1.0} else "no" if v == {0.0} else "in some rows"
+    timed = [d for d in rows if not d["test"].startswith("qemu")]
+    qemu = [d for d in rows if d["test"].startswith("qemu")]
+    parts = [f"{n} {said([d for d in timed if d['impl'] == i])}"
+             for i, n in (("c", "C"), ("ours", "ours"))]
+    out = ["VIRTIO_F_IN_ORDER negotiated (the ``in_order`` column of the raw CSV;",
+           "vbench negotiates it wherever the module offers it): " + ", ".join(parts) + "."]
+    if qemu:
+        q = [f"{n} {said([d for d in qemu if d['impl'] == i])}"
+             for i, n in (("c", "C"), ("ours", "ours"), ("novhost", "vhost=off"))]
+        out[-1] += " QEMU rows (the guest's driver): " + ", ".join(q) + "."
+    return out
+
+
+def write_section(docdir, args, head, body, raw, summary_csv, instr, have_chart):
+    """The variant's results: its CSV files, chart and its section of
+    Documentation/performance.rst (performance/<section>.inc); the
+    other variant's files stay as they are."""
     pdir = os.path.join(docdir, "performance")
     os.makedirs(pdir, exist_ok=True)
-    shutil.copyfile(raw, os.path.join(pdir, "raw.csv"))
-    shutil.copyfile(summary_csv, os.path.join(pdir, "summary.csv"))
+    f_raw, f_sum, f_png, f_instr, f_inc = doc_files(args.variant)
+    shutil.copyfile(raw, os.path.join(pdir, f_raw))
+    shutil.copyfile(summary_csv, os.path.join(pdir, f_sum))
+    if instr:
+        shutil.copyfile(instr, os.path.join(pdir, f_instr))
     cpu = "?"
     try:
         for line in open("/proc/cpuinfo"):
@@ -405,6 +463,38 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
     date = datetime.datetime.fromtimestamp(os.path.getmtime(raw), datetime.timezone.utc)
     date = date.strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{cpu}, {os.cpu_count()} host CPUs, host kernel {platform.release()}"
+    rows = load(raw)[0]
+    out = [
+        f".. Written by bench/report.py (make bench{' KERNEL=' + args.variant if args.variant else ''}).",
+        "",
+        VARIANTS[args.variant][2],
+        "",
+        f"Latest run: {date}. Guest kernel {args.kernel} ({args.accel or '?'});",
+        f"host: {machine}; vbench arguments ``{args.args.strip()}``.",
+        "",
+    ] + in_order_text(rows) + [""]
+    rx = [x[2:] for x in rx_load_text(rx_load(rows))]
+    if rx:
+        out += rx + [""]
+    out += [rst_table(head, body), ""]
+    if have_chart:
+        # Relative to the page that includes this file.
+        out += [f".. image:: performance/{f_png}", "   :alt: throughput and ours/C ratios", ""]
+    out += [
+        f"Raw results: ``Documentation/performance/{f_raw}`` (one line per row and",
+        f"round), medians: ``Documentation/performance/{f_sum}``"
+        + (f", instruction rows: ``Documentation/performance/{f_instr}``." if instr else "."),
+        "",
+    ]
+    with open(os.path.join(pdir, f_inc), "w") as f:
+        f.write("\n".join(out))
+
+
+def write_doc(docdir):
+    """Documentation/performance.rst: what the rows are and how to run
+    them, and a section per kernel measured (performance/*.inc, each
+    written by its own runs: write_section)."""
+    pdir = os.path.join(docdir, "performance")
     notes = os.path.join(pdir, "notes.inc")
     out = [
         "===========",
@@ -413,12 +503,15 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "",
         "``make bench`` (``bench/bench``) boots the test VM and measures",
         "the data path of ``vhost_net_rs`` and of the C ``vhost_net`` of the same",
-        "kernel build, with a userspace guest-side ring driver",
+        "kernel, with a userspace guest-side ring driver",
         "(``bench/vbench/src/main.rs``). Each round measures every row on",
         "both modules back to back (C then ours in odd rounds, ours then C in",
         "even ones, a module load and unload around each window): rows a few",
         "seconds apart see the same host load, rows further apart do not.",
-        "Medians over the rounds, with the minimum and maximum.",
+        "Medians over the rounds, with the minimum and maximum. Two kernels",
+        "have a table each, below: the 6.12 test kernel this project builds",
+        "(``make bench``) and Debian 13's own 7.3 kernel (``make bench",
+        "KERNEL=debian13``), each with its own C ``vhost_net`` in the same boot.",
         "",
         ".. important::",
         "",
@@ -427,9 +520,8 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "   only the ``ours/C`` column means something, and a real machine runs",
         "   both several times faster. Single rounds vary by up to 50% on a",
         "   shared host (see min-max); trust only ratios well away from 1.",
-        "",
-        f"Latest run: {date}. Guest kernel {args.kernel} ({args.accel or '?'});",
-        f"host: {machine}; vbench arguments ``{args.args.strip()}``.",
+        "   The two kernels' tables were measured at different times on a shared",
+        "   host: compare ratios within a table, not numbers across them.",
         "",
         "Rows:",
         "",
@@ -438,7 +530,8 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "  which drops them. 64 KiB frames are sent as GSO TCPv4 frames",
         "  (``VIRTIO_NET_HDR_GSO_TCPV4``, partial checksum) through the vnet header.",
         "- **RX**: the kernel's packet generator (``pktgen.ko``, built from",
-        "  the test kernel's own source) sends UDP frames into the tap as fast",
+        "  the test kernel's own source; Debian's own on Debian's kernel) sends",
+        "  UDP frames into the tap as fast",
         "  as it can from two threads, one alone on CPU 1 and one on CPU 0",
         "  beside the driver and the worker, and the tap drops what the worker",
         "  does not take in time: the worker never waits for a frame, so these",
@@ -451,13 +544,19 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "  through ``AF_PACKET`` instead, slower than the worker, as in the",
         "  tables before 2026-12-03 and in the instruction rows, where every",
         "  frame injected must be one received.)",
-    ] + rx_load_text(rx_load(load(raw)[0])) + [
         "- **latency**: ping-pong, guest TX -> reflector thread on the tap ->",
         "  guest RX, the driver sleeping on the call eventfd; round trip. With",
         "  two CPUs or more the driver runs on CPU 0 and the reflector and the",
         "  worker on CPU 1 (vbench ``--pin``, default for this row only): left",
         "  to the scheduler, a round settles into two or four cross-CPU wake-ups",
         "  per trip, whichever module it measures (see the notes below).",
+        "- **VIRTIO_F_IN_ORDER**: vbench negotiates it with every module that",
+        "  offers it (``--in-order auto``; 7.3's C does, 6.12's does not; ours",
+        "  where its ``in_order`` parameter is set, which the bench does on",
+        "  Debian's kernel): descriptors are then made available in table order",
+        "  and a used element completes every buffer up to its id (TX: one",
+        "  element per batch; RX: one per packet). Each table says where it was",
+        "  negotiated.",
         "- **worker ns/pkt**: CPU time of the ``vhost-<pid>`` worker thread",
         "  (``/proc/<pid>/task/<tid>/schedstat``, nanoseconds; ``stat``'s",
         "  utime+stime is in the CSV too) divided by the packets of the window.",
@@ -485,14 +584,16 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "least 95% with 6 rounds or more, 94% with 5, the whole range). A row",
         "whose interval holds 1 does not tell the two modules apart.",
         "",
-        rst_table(head, body),
-        "",
     ]
-    if have_chart:
-        out += [".. image:: performance/bench.png", "   :alt: throughput and ours/C ratios", ""]
+    for variant, (inc, title, _) in VARIANTS.items():
+        out += [title, "=" * len(title), ""]
+        if os.path.exists(os.path.join(pdir, inc)):
+            out += [f".. include:: performance/{inc}", ""]
+        else:
+            out += [f"Not measured yet: ``make bench{' KERNEL=' + variant if variant else ''}``.", ""]
     out += [
-        "Raw results: ``Documentation/performance/raw.csv`` (one line per row and",
-        "round), medians: ``Documentation/performance/summary.csv``.",
+        "The QEMU rows",
+        "=============",
         "",
         "The **QEMU** rows (``bench/bench``, ``bench/guest-bench.sh`` in the VM)",
         "boot a real QEMU guest (nested TCG, one boot per module and round) with",
@@ -503,9 +604,13 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "say more about agreement than speed. The console log's ``guest-bench:``",
         "lines give each transfer's retransmitted segments and vhost worker CPU.",
         "",
-        "Running it::",
+        "Running it",
+        "==========",
+        "",
+        "::",
         "",
         "    make bench                                  # 5 rounds, about 17 minutes",
+        "    make bench KERNEL=debian13                  # the same on Debian 13's own 7.3 kernel",
         "    make bench OPTS=--no-qemu                   # without the QEMU rows, about 4",
         "    make bench OPTS=--no-instr                  # without the instruction rows",
         "    make bench OPTS='--rounds 9 --secs 3'       # more rounds, longer windows",
@@ -513,6 +618,7 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "    make bench OPTS='--tests lat --pin off'     # latency left to the scheduler",
         "    make bench OPTS='--injector socket'         # RX from a socket thread, not pktgen",
         "    make bench OPTS='--tests rx --pktgen-threads 1 --busyloop 50'  # one pktgen, busy poll",
+        "    make bench OPTS=\"--vbench-args '--in-order off'\"  # never VIRTIO_F_IN_ORDER",
         "    bench/bench --quick                         # the make check smoke test",
         "    bench/bench --help                          # every option (bench/README.md)",
         "",
@@ -520,7 +626,11 @@ def write_doc(docdir, args, head, body, raw, summary_csv, have_chart):
         "plugin (``bench/tbprof.c``) that counts every guest kernel",
         "instruction executed in each measured window, and prints instructions",
         "per packet by function, C beside ours. Under TCG, where ``perf`` has no",
-        "counters, a function's instructions per call do not depend on host load::",
+        "counters, a function's instructions per call do not depend on host load.",
+        "On Debian's kernel (``make profile KERNEL=debian13``, in",
+        "``build/profile-debian13``) the kernel's symbols come from the VM's",
+        "``/proc/kallsyms`` (Debian ships its ``System.map`` only in the debug",
+        "package), saved as ``System.map`` beside the console log::",
         "",
         "    make profile                                # every row, one round",
         "    make profile OPTS='--tests tx --sizes 64'",
@@ -588,8 +698,8 @@ def main():
     if sys.argv[1:] == ["--self-test"]:
         return self_test()
     ap = argparse.ArgumentParser()
-    ap.add_argument("--raw", required=True)
-    ap.add_argument("--summary", required=True)
+    ap.add_argument("--raw")
+    ap.add_argument("--summary")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--doc")
@@ -597,7 +707,20 @@ def main():
     ap.add_argument("--accel", default="")
     ap.add_argument("--args", default="")
     ap.add_argument("--instr", help="instruction rows (bench/profile-report.py --csv)")
+    ap.add_argument("--variant", default="", choices=sorted(VARIANTS),
+                    help="the kernel measured: '' the test kernel (Documentation/performance/"
+                         "raw.csv, ...), debian13 Debian 13's (debian13-raw.csv, ...)")
+    ap.add_argument("--doc-only", action="store_true",
+                    help="with --doc: only write Documentation/performance.rst around"
+                         " the sections there are")
     a = ap.parse_args()
+    if a.doc_only:
+        if not a.doc:
+            ap.error("--doc-only needs --doc")
+        write_doc(a.doc)
+        return 0
+    if not a.raw or not a.summary:
+        ap.error("--raw and --summary are required")
     rows, errs = load(a.raw)
     tests, subset = asked(a.args)
     errs += check(rows, a.rounds, tests)
@@ -623,10 +746,11 @@ def main():
         print("bench-report: a subset of the rows (--tests, --sizes or --only):"
               " Documentation/performance.rst left as it is")
     elif a.doc and rows:
-        png = os.path.join(a.doc, "performance", "bench.png")
+        png = os.path.join(a.doc, "performance", doc_files(a.variant)[2])
         os.makedirs(os.path.dirname(png), exist_ok=True)
         have = chart(png, summary)
-        write_doc(a.doc, a, head, body, a.raw, a.summary, have)
+        write_section(a.doc, a, head, body, a.raw, a.summary, a.instr, have)
+        write_doc(a.doc)
         print(f"bench-report: wrote {os.path.join(a.doc, 'performance.rst')} and performance/")
     return 1 if errs else 0
 

@@ -128,6 +128,9 @@ else
 fi
 step "bench smoke test (bench/bench --quick: runs, well-formed output)" \
     bench/bench --quick --out "$REPO/build/bench-quick" "$kdir" "$ko"
+[ ! -f "$dko" ] ||
+    step "bench smoke test on Debian's 7.3 kernel (ours and Debian's C vhost_net; VIRTIO_F_IN_ORDER where offered)" \
+        bench/bench --quick --out "$REPO/build/bench-quick-debian13" "$dkdir" "$dko"
 step "profile smoke test (make profile --quick: every row counted, both modules)" \
     bench/bench --quick --profile --profile-top 5 --out "$REPO/build/profile-quick" "$kdir" "$ko"
 step "nested QEMU rows smoke test (make profile-qemu at 1 MiB: a row per transfer, both modules counted)" \

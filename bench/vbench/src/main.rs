@@ -39,6 +39,12 @@
 //! often it was put on a CPU per 1000 packets (schedstat's third field: its
 //! wake-ups, plus preemptions).
 //!
+//! VIRTIO_F_IN_ORDER (`--in-order auto|on|off`, default auto: negotiated
+//! when the loaded module offers it, as 7.3's C does and 6.12's does not):
+//! the rings then hand out descriptors in table order and read used
+//! elements the in-order way ([`Ring::next_used`]); the row's `in_order`
+//! column says whether it was negotiated.
+//!
 //! Output: lines `vbench-row,...` (CSV, header `vbench-header,...`), and a
 //! last line `vbench: <n> rows, <m> errors`. Exit status 0 if no error.
 
@@ -70,7 +76,7 @@ use sys::Fd;
 
 const HEADER: &str = "round,impl,test,size,packets,seconds,pps,gbps,\
 worker_ns_per_pkt,worker_stat_ns_per_pkt,lat_p50_us,lat_p99_us,delivered,offered,\
-worker_runs_per_kpkt";
+worker_runs_per_kpkt,in_order";
 
 /// RX buffer size (mergeable RX buffers).
 const RX_BUF: usize = 4096;
@@ -116,6 +122,20 @@ struct Opts {
     /// `--pktgen-threads N`: pktgen threads sending into the tap, on the
     /// other side's CPU and the CPUs after it; see [`Opts::pktgen_threads`].
     pktgen_threads: Option<usize>,
+    /// `--in-order`: whether to negotiate VIRTIO_F_IN_ORDER.
+    in_order: InOrder,
+    /// `--ours-params`: module parameters for ours (`name=value` words).
+    ours_params: String,
+}
+
+/// `--in-order`: negotiate VIRTIO_F_IN_ORDER when the module offers it
+/// (`Auto`, the default), always (`On`: a module that does not offer it
+/// fails the rows), or never (`Off`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum InOrder {
+    Auto,
+    On,
+    Off,
 }
 
 impl Opts {
@@ -215,6 +235,9 @@ fn usage() -> ! {
          \x20                                default 0, as QEMU's)\n\
          \x20             [--pktgen-threads N]  (pktgen threads, on the other side's CPU\n\
          \x20                                and those after it; default 2, 1 on one CPU)\n\
+         \x20             [--in-order auto|on|off]  (negotiate VIRTIO_F_IN_ORDER: when the\n\
+         \x20                                module offers it, the default; always; never)\n\
+         \x20             [--ours-params 'P=V ...']  (module parameters for ours)\n\
          \x20      vbench --quick   (1 round, 300 packets a row: a smoke test)"
     );
     std::process::exit(2)
@@ -241,6 +264,8 @@ fn parse() -> Opts {
         inject: None,
         busyloop: 0,
         pktgen_threads: None,
+        in_order: InOrder::Auto,
+        ours_params: String::new(),
     };
     let mut it = std::env::args().skip(1);
     let num =
@@ -309,6 +334,15 @@ fn parse() -> Opts {
                 }
             }
             "--busyloop" => o.busyloop = num(it.next()) as u32,
+            "--in-order" => {
+                o.in_order = match it.next().as_deref() {
+                    Some("auto") => InOrder::Auto,
+                    Some("on") => InOrder::On,
+                    Some("off") => InOrder::Off,
+                    _ => usage(),
+                }
+            }
+            "--ours-params" => o.ours_params = it.next().unwrap_or_else(|| usage()),
             "--pktgen-threads" => o.pktgen_threads = Some((num(it.next()) as usize).max(1)),
             "--c-dir" => o.paths.c_dir = it.next().unwrap_or_else(|| usage()).into(),
             "--ours" => o.paths.ours = Some(it.next().unwrap_or_else(|| usage()).into()),
@@ -408,11 +442,17 @@ struct Ring {
     kick: i32,
     call: i32,
     kicks: u64,
+    /// VIRTIO_F_IN_ORDER negotiated: descriptors must be made available in
+    /// table order (each chain here is one descriptor, whose id is its
+    /// avail position modulo `num`), and a used element stands for every
+    /// chain from its position up to its id ([`Ring::next_used`]).
+    in_order: bool,
 }
 
 impl Ring {
-    fn of(vq: &driver::Vq) -> Ring {
+    fn of(vq: &driver::Vq, in_order: bool) -> Ring {
         Ring {
+            in_order,
             num: vq.num,
             desc: vq.desc,
             avail: vq.avail,
@@ -424,6 +464,40 @@ impl Ring {
             call: vq.call.raw(),
             kicks: 0,
         }
+    }
+    /// Takes the used element at `last_used` (the caller saw `used_idx`
+    /// = `ui` beyond it): `(first, n, len)`, the descriptors `first`,
+    /// `first + 1`, ... (`n` of them, modulo `num`) are used, the last one
+    /// with `len` bytes written. Out of order an element is one chain.
+    /// In order (virtio 1.x 2.7.9; 7.3's `vhost_add_used_n_in_order`) the
+    /// device writes one element per batch of chains at the position of
+    /// the batch's first chain, with the id of its last, and moves
+    /// `used->idx` by the number of chains: TX one element per batch with
+    /// `len` 0, RX one per packet (its last buffer's id, the bytes in that
+    /// buffer; `num_buffers` in the header counts the buffers). An element
+    /// that would reach beyond `ui` is a device bug: an error.
+    fn next_used(&mut self, mem: &GuestMem, ui: u16) -> Result<(u16, u16, u32), String> {
+        let (id, len) = self.used_elem(mem);
+        if !self.in_order {
+            self.last_used = self.last_used.wrapping_add(1);
+            return Ok((id, 1, len));
+        }
+        let first = self.last_used % self.num;
+        if id >= self.num {
+            return Err(format!(
+                "in-order used element at {}: id {id} >= {}",
+                self.last_used, self.num
+            ));
+        }
+        let n = (id + self.num - first) % self.num + 1;
+        if n > ui.wrapping_sub(self.last_used) {
+            return Err(format!(
+                "in-order used element at {} (id {id}) covers {n} chains, used idx {ui}",
+                self.last_used
+            ));
+        }
+        self.last_used = self.last_used.wrapping_add(n);
+        Ok((first, n, len))
     }
     fn set_desc(&self, mem: &GuestMem, i: u16, gpa: u64, len: u32, flags: u16) {
         let at = self.desc + 16 * i as u64;
@@ -572,6 +646,8 @@ struct Row {
     lat: Vec<f64>,
     delivered: Option<u64>,
     offered: Option<u64>,
+    /// VIRTIO_F_IN_ORDER negotiated.
+    in_order: bool,
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -603,7 +679,7 @@ fn print_row(round: u32, imp: Impl, test: &str, size: usize, r: &mut Row) {
         }
     };
     println!(
-        "vbench-row,{round},{},{test},{size},{},{:.4},{:.1},{:.4},{},{},{},{},{},{},{}",
+        "vbench-row,{round},{},{test},{size},{},{:.4},{:.1},{:.4},{},{},{},{},{},{},{},{}",
         imp.label(),
         r.packets,
         r.secs,
@@ -616,6 +692,7 @@ fn print_row(round: u32, imp: Impl, test: &str, size: usize, r: &mut Row) {
         opt(r.delivered),
         opt(r.offered),
         nan(per(r.worker_runs as f64 * 1000.0), 1),
+        u8::from(r.in_order),
     );
     let _ = std::io::stdout().flush();
 }
@@ -625,10 +702,11 @@ fn print_row(round: u32, imp: Impl, test: &str, size: usize, r: &mut Row) {
 /// Opens the device for a row whose threads run on `cpus` ([`placement`]):
 /// the calling thread (the driver) and the worker are bound here, the
 /// other side's thread binds itself.
-fn setup(o: &Opts, cpus: Option<[usize; 3]>) -> Result<(Net, i32), String> {
+fn setup(o: &Opts, cpus: Option<[usize; 3]>, in_order: bool) -> Result<(Net, i32), String> {
     let mut obs = Obs::default();
     let cfg = Cfg {
         num: o.num,
+        in_order,
         ..Cfg::default()
     };
     let mut net =
@@ -776,11 +854,11 @@ fn tx_hdr(size: usize, hdr_len: usize) -> Vec<u8> {
 
 // ------------------------------------------------------------------- TX
 
-fn bench_tx(o: &Opts, size: usize) -> Result<Row, String> {
-    let (mut net, tid) = setup(o, placement(o, "tx"))?;
+fn bench_tx(o: &Opts, size: usize, in_order: bool) -> Result<Row, String> {
+    let (mut net, tid) = setup(o, placement(o, "tx"), in_order)?;
     let hdr = net.hdr_len;
     let len = hdr + size;
-    let mut r = Ring::of(&net.tx);
+    let mut r = Ring::of(&net.tx, in_order);
     let num = r.num;
     let nbufs = (num as usize).min(TX_MEM / len).max(1);
     let mut pkt = tx_hdr(size, hdr);
@@ -804,10 +882,11 @@ fn bench_tx(o: &Opts, size: usize) -> Result<Row, String> {
     loop {
         let ui = r.used_idx(mem);
         while r.last_used != ui {
-            let (id, _) = r.used_elem(mem);
-            free.push(id);
-            r.last_used = r.last_used.wrapping_add(1);
-            done += 1;
+            let (first, n, _) = r.next_used(mem, ui)?;
+            for k in 0..n {
+                free.push((first + k) % num);
+            }
+            done += u64::from(n);
         }
         let was = w.measuring();
         if w.tick(done, tid, &mut row)? {
@@ -817,8 +896,16 @@ fn bench_tx(o: &Opts, size: usize) -> Result<Row, String> {
             d0 = tap_stat(&net, "rx_packets");
         }
         if !free.is_empty() {
-            while let Some(id) = free.pop() {
-                r.push(mem, id);
+            if r.in_order {
+                // In table order: the next descriptor is the next avail slot's.
+                for _ in 0..free.len() {
+                    r.push(mem, r.avail_idx % num);
+                }
+                free.clear();
+            } else {
+                while let Some(id) = free.pop() {
+                    r.push(mem, id);
+                }
             }
             r.notify(mem);
             continue;
@@ -935,10 +1022,10 @@ fn injector(
     Ok(())
 }
 
-fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
+fn bench_rx(o: &Opts, size: usize, in_order: bool) -> Result<Row, String> {
     let cpus = placement(o, "rx");
-    let (mut net, tid) = setup(o, cpus)?;
-    let mut r = Ring::of(&net.rx);
+    let (mut net, tid) = setup(o, cpus, in_order)?;
+    let mut r = Ring::of(&net.rx, in_order);
     let num = r.num;
     let bufs: Vec<u64> = (0..num).map(|_| net.mem.alloc(RX_BUF)).collect();
     let mem = &net.mem;
@@ -962,17 +1049,37 @@ fn bench_rx(o: &Opts, size: usize) -> Result<Row, String> {
     let res = loop {
         let ui = r.used_idx(mem);
         let got = r.last_used != ui;
+        let mut bad = None;
         while r.last_used != ui {
-            let (id, _) = r.used_elem(mem);
-            if rest == 0 {
-                let nb = mem.r16(bufs[id as usize % bufs.len()] + 10);
+            let (first, n, _) = match r.next_used(mem, ui) {
+                Ok(u) => u,
+                Err(e) => {
+                    bad = Some(e);
+                    break;
+                }
+            };
+            let nb = mem.r16(bufs[first as usize % bufs.len()] + 10);
+            if r.in_order {
+                // One element per packet: its buffers are first..=id.
+                if nb != n {
+                    bad = Some(format!(
+                        "in-order RX: an element covers {n} buffers, num_buffers {nb}"
+                    ));
+                    break;
+                }
+                pkts += 1;
+            } else if rest == 0 {
                 rest = nb.max(1) - 1;
                 pkts += 1;
             } else {
                 rest -= 1;
             }
-            r.push(mem, id);
-            r.last_used = r.last_used.wrapping_add(1);
+            for k in 0..n {
+                r.push(mem, (first + k) % num);
+            }
+        }
+        if let Some(e) = bad {
+            break Err(e);
         }
         if got {
             r.notify(mem);
@@ -1253,12 +1360,14 @@ fn reflector(ifindex: i32, stop: Arc<AtomicBool>) -> Result<(), String> {
     Ok(())
 }
 
-fn bench_lat(o: &Opts, size: usize) -> Result<Row, String> {
+fn bench_lat(o: &Opts, size: usize, in_order: bool) -> Result<Row, String> {
     let cpus = placement(o, "lat");
-    let (mut net, tid) = setup(o, cpus)?;
+    let (mut net, tid) = setup(o, cpus, in_order)?;
     let hdr = net.hdr_len;
-    let mut rx = Ring::of(&net.rx);
-    let mut tx = Ring::of(&net.tx);
+    let mut rx = Ring::of(&net.rx, in_order);
+    // TX hands out its descriptors in table order already (`next_tx`)
+    // and reclaims by used->idx alone: in order or not, nothing differs.
+    let mut tx = Ring::of(&net.tx, in_order);
     let num = rx.num;
     let rbufs: Vec<u64> = (0..num).map(|_| net.mem.alloc(RX_BUF)).collect();
     let mut pkt = vec![0u8; hdr];
@@ -1316,10 +1425,22 @@ fn bench_lat(o: &Opts, size: usize) -> Result<Row, String> {
         let dt = t0.elapsed();
         if !lost {
             let ui = rx.used_idx(mem);
+            let mut bad = None;
             while rx.last_used != ui {
-                let (id, _) = rx.used_elem(mem);
-                rx.push(mem, id);
-                rx.last_used = rx.last_used.wrapping_add(1);
+                match rx.next_used(mem, ui) {
+                    Ok((first, n, _)) => {
+                        for k in 0..n {
+                            rx.push(mem, (first + k) % num);
+                        }
+                    }
+                    Err(e) => {
+                        bad = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = bad {
+                break Err(e);
             }
             rx.notify(mem);
             trips += 1;
@@ -1342,6 +1463,17 @@ fn bench_lat(o: &Opts, size: usize) -> Result<Row, String> {
     Ok(row)
 }
 
+/// Whether the loaded module offers VIRTIO_F_IN_ORDER (VHOST_GET_FEATURES
+/// on a device of its own).
+fn offers_in_order() -> Result<bool, String> {
+    let dev = sys::open("/dev/vhost-net", libc::O_RDWR)
+        .map_err(|e| format!("open /dev/vhost-net: {e}"))?;
+    let mut f = 0u64;
+    sys::ioctl_ptr(dev.raw(), uapi::VHOST_GET_FEATURES as u64, &mut f)
+        .map_err(|e| format!("GET_FEATURES: {e:?}"))?;
+    Ok(f & (1u64 << uapi::VIRTIO_F_IN_ORDER) != 0)
+}
+
 /// Rows measured and errors so far.
 #[derive(Default)]
 struct Count {
@@ -1351,7 +1483,11 @@ struct Count {
 
 /// One phase: loads `imp`, measures `rows` (test, size) on it, unloads it.
 fn phase(o: &Opts, round: u32, imp: Impl, rows: &[(&str, usize)], n: &mut Count) {
-    if let Err(e) = o.paths.load(imp) {
+    let params = match imp {
+        Impl::C => "",
+        Impl::Ours => o.ours_params.as_str(),
+    };
+    if let Err(e) = o.paths.load_with(imp, params) {
         println!("vbench: ERROR round {round} {}: load: {e}", imp.label());
         n.errors += 1;
         return;
@@ -1359,15 +1495,38 @@ fn phase(o: &Opts, round: u32, imp: Impl, rows: &[(&str, usize)], n: &mut Count)
     if o.profile {
         print_module_symbols();
     }
+    let in_order = match o.in_order {
+        InOrder::Off => false,
+        InOrder::On => true,
+        InOrder::Auto => offers_in_order().unwrap_or_else(|e| {
+            println!("vbench: ERROR round {round} {}: {e}", imp.label());
+            n.errors += 1;
+            false
+        }),
+    };
+    // Once per module: whether it negotiated it (the rows say it too).
+    static SAID: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+    if !SAID[imp as usize].swap(true, Ordering::Relaxed) {
+        println!(
+            "vbench: {}: VIRTIO_F_IN_ORDER {}",
+            imp.label(),
+            if in_order {
+                "negotiated"
+            } else {
+                "not negotiated"
+            }
+        );
+    }
     for &(test, size) in rows {
         let r = match test {
-            "tx" => bench_tx(o, size),
-            "rx" => bench_rx(o, size),
-            "lat" => bench_lat(o, size),
+            "tx" => bench_tx(o, size, in_order),
+            "rx" => bench_rx(o, size, in_order),
+            "lat" => bench_lat(o, size, in_order),
             _ => Err(format!("unknown test {test}")),
         };
         match r {
             Ok(mut row) => {
+                row.in_order = in_order;
                 print_row(round, imp, test, size, &mut row);
                 if o.profile {
                     println!(
