@@ -176,18 +176,27 @@ ip addr add 198.18.1.1/24 dev br0 && ip link set br0 up
 want() { case ${GUESTCHECK_SECTIONS:-abcdef} in *$1*) return 0 ;; esac; return 1; }
 
 # --- boot A and B together -------------------------------------------------
+# B only when a section uses it (b, d, e with B migrated, m): a focused run
+# on a slow guest kernel (Debian's, scripts/vm/guestcheck.sh) saves its boot.
+HAVE_B=0
+{ want b || want d || want m || { want e && [ "${GUESTCHECK_MIGRATE:-B}" = B ]; }; } && HAVE_B=1
 t0=$(now)
 qemu_start A $(args_A tap0 tap1)
-qemu_start B $(args_B tapb0)
-wait_if tap0 && wait_if tap1 && wait_if tapb0
+taps="tap1"
+if [ $HAVE_B = 1 ]; then qemu_start B $(args_B tapb0); taps="tap1 tapb0"; fi
+for t in tap0 $taps; do wait_if $t; done
 ip addr add 198.18.0.1/24 dev tap0 && ip link set tap0 up
-for t in tap1 tapb0; do brctl addif br0 $t; ip link set $t up; done
+for t in $taps; do brctl addif br0 $t; ip link set $t up; done
 rc=0
 gwait A 1200 || rc=1
 metric boot_A_s "$(elapsed "$t0")"
-gwait B 1200 || rc=1
-metric boot_B_s "$(elapsed "$t0")"
-result $rc "guests A (2 NICs, one multiqueue) and B (offloads off) boot with vhost=on,vhostforce=on"
+if [ $HAVE_B = 1 ]; then
+    gwait B 1200 || rc=1
+    metric boot_B_s "$(elapsed "$t0")"
+    result $rc "guests A (2 NICs, one multiqueue) and B (offloads off) boot with vhost=on,vhostforce=on"
+else
+    result $rc "guest A (2 NICs, one multiqueue) boots with vhost=on,vhostforce=on (no section here uses B)"
+fi
 if [ $rc != 0 ]; then
     for x in A B; do echo "# $x QEMU log:"; sed 's/^/#   /' /tmp/$x.qemu.log; done
     finish
@@ -202,22 +211,33 @@ tr -d '\r' < /tmp/A.console | awk -F'[][]' '/^\[ *[0-9]+\.[0-9]+\]/ {
         if (seen) printf "%.2f %s | %s\n", t - p, substr(l, 1, 70), substr($0, 1, 70)
         p = t; l = $0; seen = 1 }' |
     sort -rn | head -n 5 | sed 's/^/#     /'
-A0=$(guest_if A $MAC_A0) A1=$(guest_if A $MAC_A1) B0=$(guest_if B $MAC_B)
+A0=$(guest_if A $MAC_A0) A1=$(guest_if A $MAC_A1)
 g A "ip addr add 198.18.0.2/24 dev $A0 && ip link set $A0 up && ip addr add 198.18.1.2/24 dev $A1 && ip link set $A1 up" >/dev/null
-g B "ip addr add 198.18.1.3/24 dev $B0 && ip link set $B0 up" >/dev/null
+if [ $HAVE_B = 1 ]; then
+    B0=$(guest_if B $MAC_B)
+    g B "ip addr add 198.18.1.3/24 dev $B0 && ip link set $B0 up" >/dev/null
+fi
 
-ta=$(vhost_threads A | wc -l) tb=$(vhost_threads B | wc -l) rf=$(refcnt)
+ta=$(vhost_threads A | wc -l) tb=0 rf=$(refcnt)
+[ $HAVE_B = 0 ] || tb=$(vhost_threads B | wc -l)
 metric vhost_threads_A "$ta"; metric vhost_threads_B "$tb"; metric refcnt_AB "$rf"
-echo "#   A: $(vhost_threads A | awk '{ printf "%s ", $2 }')B: $(vhost_threads B | awk '{ printf "%s ", $2 }')refcnt $rf"
-[ "$ta" = 3 ] && [ "$tb" = 1 ] && [ "$rf" = 4 ]
-result $? "vhost workers: 3 in A (1 + 2 queue pairs), 1 in B; $MOD refcnt 4"
-fa0=$(features A $A0) fa1=$(features A $A1) fb=$(features B $B0)
-metric features_A_eth0 "$fa0"; metric features_A_eth1 "$fa1"; metric features_B "$fb"
+echo "#   A: $(vhost_threads A | awk '{ printf "%s ", $2 }')B: $([ $HAVE_B = 0 ] || vhost_threads B | awk '{ printf "%s ", $2 }')refcnt $rf"
+[ "$ta" = 3 ] && [ "$tb" = $HAVE_B ] && [ "$rf" = $((3 + HAVE_B)) ]
+result $? "vhost workers: 3 in A (1 + 2 queue pairs), $HAVE_B in B; $MOD refcnt $((3 + HAVE_B))"
+fa0=$(features A $A0) fa1=$(features A $A1)
+metric features_A_eth0 "$fa0"; metric features_A_eth1 "$fa1"
 # bits 0 CSUM, 1 GUEST_CSUM, 15 MRG_RXBUF, 28 INDIRECT_DESC, 29 EVENT_IDX
 bit() { echo "$1" | cut -c$(($2 + 1)); }
-[ "$(bit "$fb" 0)$(bit "$fb" 1)$(bit "$fb" 15)$(bit "$fb" 28)$(bit "$fb" 29)" = 00000 ] &&
+if [ $HAVE_B = 1 ]; then
+    fb=$(features B $B0)
+    metric features_B "$fb"
+    [ "$(bit "$fb" 0)$(bit "$fb" 1)$(bit "$fb" 15)$(bit "$fb" 28)$(bit "$fb" 29)" = 00000 ] &&
+        [ "$(bit "$fa0" 0)$(bit "$fa0" 1)$(bit "$fa0" 15)$(bit "$fa0" 28)$(bit "$fa0" 29)" = 11111 ]
+    result $? "negotiated features: B has csum/guest_csum/mrg_rxbuf/indirect/event_idx off, A on"
+else
     [ "$(bit "$fa0" 0)$(bit "$fa0" 1)$(bit "$fa0" 15)$(bit "$fa0" 28)$(bit "$fa0" 29)" = 11111 ]
-result $? "negotiated features: B has csum/guest_csum/mrg_rxbuf/indirect/event_idx off, A on"
+    result $? "negotiated features: A has csum/guest_csum/mrg_rxbuf/indirect/event_idx on"
+fi
 case $DEV in
 *in_order=on*)
     # Bit 35 VIRTIO_F_IN_ORDER: QEMU passes it only if the module offers it
