@@ -405,6 +405,8 @@ impl<S: Storage> IntervalMap<S> {
     /// covering the current address, missing permission. A `len` of 0 gives
     /// no piece and no error. Arithmetic wraps like C's u64 arithmetic, so a
     /// range running past `u64::MAX` behaves as it does in C.
+    // Inline: the ring's translations inline it (`GuestXlate::translate`).
+    #[inline]
     pub(crate) fn translate(
         &self,
         addr: u64,
