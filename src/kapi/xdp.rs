@@ -115,22 +115,23 @@ impl XdpBatch {
         // sock_hlen` data bytes plus its tail, and the header slot lies
         // within the pad (`pad >= hdr_off + sock_hlen`); nobody else uses
         // the buffer yet.
-        let (hdr, data) = unsafe {
-            (
-                core::slice::from_raw_parts_mut(buf.cast::<u8>().add(hdr_off), sock_hlen),
-                core::slice::from_raw_parts_mut(buf.cast::<u8>().add(pad), len - sock_hlen),
-            )
-        };
-        // A `skip` so large that the sum saturates finds no data: EFAULT.
-        let ok = copy_pieces(pieces, skip, hdr).is_ok()
-            && fix_csum_hdr_len(hdr, len)
-            && copy_pieces(pieces, skip.saturating_add(sock_hlen), data).is_ok();
+        let frame =
+            unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), pad + (len - sock_hlen)) };
+        // The whole packet in one copy, its header just before the data,
+        // then the header, fixed, to its slot (C's `vhost_net_build_xdp`):
+        // a copy from the guest costs more than this `memmove`, on a
+        // hardened kernel (`check_object_size`) several times more.
+        // `hdr_off + sock_hlen <= pad` (above), so the ranges are in `frame`.
+        let at = pad - sock_hlen;
+        let ok = copy_pieces(pieces, skip, &mut frame[at..]).is_ok()
+            && fix_csum_hdr_len(&mut frame[at..pad], len);
         if !ok {
             // SAFETY: `buf` came from the batch's allocator and was not
             // committed.
             unsafe { vhost_net_rs_xdp_discard(buf) };
             return Err(BuildError::Failed);
         }
+        frame.copy_within(at..pad, hdr_off);
         // SAFETY: `buf` is filled; index `n < XDP_BATCH`.
         unsafe {
             vhost_net_rs_xdp_commit(
