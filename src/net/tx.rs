@@ -4,6 +4,7 @@
 //! `handle_tx_copy`, `handle_tx_zerocopy`).
 
 use crate::kapi::socket::Socket;
+use crate::kapi::version::CONTRACT;
 use crate::kapi::xdp::BuildError;
 use crate::kapi::zcopy::{self, DONE, FAILED, SLOTS};
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH, BYTE_WEIGHT};
@@ -199,8 +200,12 @@ impl TxCtx<'_> {
                         continue;
                     }
                     Err(BuildError::TooBig) => {
-                        // Sent on its own, after what is batched.
-                        r.tx_batch(sock);
+                        // Sent on its own, after what is batched; 7.3's C
+                        // leaves an empty batch, and the chains used so
+                        // far, for later (`vcore::contract`).
+                        if !CONTRACT.tx_flush_only_batched || r.q.bufs.ext.len() != 0 {
+                            r.tx_batch(sock);
+                        }
                     }
                     Err(BuildError::Failed) => {
                         r.tx_batch(sock);

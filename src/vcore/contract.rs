@@ -54,6 +54,12 @@ pub(crate) struct Contract {
     /// a ring that misses again meanwhile queues nothing. Before, every
     /// miss was queued.
     pub(crate) iotlb_one_miss_per_ring: bool,
+    /// TX copy: a packet too big for the XDP batch flushes the batch
+    /// before it is sent on its own only when the batch holds buffers
+    /// (7.x, `handle_tx_copy`'s `if (nvq->batched_xdp)`); before, it
+    /// always did, which also gave back the chains used so far and
+    /// signalled the guest, once per packet for a run of large ones.
+    pub(crate) tx_flush_only_batched: bool,
 }
 
 /// Debian 12's 6.12 (6.12.118-1~deb12u1, the test kernel).
@@ -64,6 +70,7 @@ pub(crate) const LINUX_6_12: Contract = Contract {
     rx_num_buffers_v1: false,
     iotlb_invalidate_empty_einval: false,
     iotlb_one_miss_per_ring: false,
+    tx_flush_only_batched: false,
 };
 
 /// Debian 13's trixie-backports 7.3 (7.3.4+deb13).
@@ -80,6 +87,7 @@ pub(crate) const LINUX_7_3: Contract = Contract {
     rx_num_buffers_v1: true,
     iotlb_invalidate_empty_einval: true,
     iotlb_one_miss_per_ring: true,
+    tx_flush_only_batched: true,
 };
 
 /// Every kernel served, oldest first.

@@ -14,6 +14,8 @@ fn linux_6_12() {
     assert!(!LINUX_6_12.rx_num_buffers_v1);
     assert!(!LINUX_6_12.iotlb_invalidate_empty_einval);
     assert!(!LINUX_6_12.iotlb_one_miss_per_ring);
+    // net.c handle_tx_copy: vhost_tx_batch on every ENOSPC.
+    assert!(!LINUX_6_12.tx_flush_only_batched);
 }
 
 #[test]
@@ -27,6 +29,8 @@ fn linux_7_3() {
     assert!(LINUX_7_3.rx_num_buffers_v1);
     assert!(LINUX_7_3.iotlb_invalidate_empty_einval);
     assert!(LINUX_7_3.iotlb_one_miss_per_ring);
+    // net.c:834-840: `if (nvq->batched_xdp) vhost_tx_batch(...)`.
+    assert!(LINUX_7_3.tx_flush_only_batched);
 }
 
 #[test]
