@@ -8,6 +8,7 @@
 //! The ioctl arguments and the rings live in the address space of the
 //! calling task (the owner, or its worker, which shares it).
 
+use super::shim::vhost_net_rs_copy_desc_from_user;
 use super::shim::{vhost_net_rs_access_ok, vhost_net_rs_copy_from_user, vhost_net_rs_copy_to_user};
 use crate::kapi::version::{AsBytes, FromBytes};
 use core::ffi::c_void;
@@ -58,6 +59,22 @@ pub(crate) fn copy_from_user(addr: u64, buf: &mut [u8]) -> Result {
             addr as usize as *const c_void,
             buf.len(),
         )
+    };
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(EFAULT)
+    }
+}
+
+/// [`copy_from_user`] of one 16-byte descriptor, with the size a constant
+/// in C (as C's `vhost_get_desc`): a hardened kernel checks the kernel
+/// side of a copy of run-time size with a call (`check_object_size`).
+pub(crate) fn copy_desc_from_user(addr: u64, buf: &mut [u8; 16]) -> Result {
+    // SAFETY: `buf` is valid for writes of 16 bytes; the shim checks the
+    // user range (`access_ok`) and the copy faults safely.
+    let left = unsafe {
+        vhost_net_rs_copy_desc_from_user(buf.as_mut_ptr().cast(), addr as usize as *const c_void)
     };
     if left == 0 {
         Ok(())

@@ -51,6 +51,7 @@ unsigned long vhost_net_rs_copy_from_user(void *to, const void __user *from,
 					  unsigned long n);
 unsigned long vhost_net_rs_copy_to_user(void __user *to, const void *from,
 					unsigned long n);
+unsigned long vhost_net_rs_copy_desc_from_user(void *to, const void __user *from);
 u64 vhost_net_rs_busy_clock(void);
 bool vhost_net_rs_need_resched(void);
 void vhost_net_rs_set_current_running(void);

@@ -96,6 +96,13 @@ impl RingMemory for OwnerMem<'_> {
         })
     }
 
+    fn read_desc(&self, uaddr: u64, buf: &mut [u8; 16]) -> Result<(), Errno> {
+        if self.iotlb.is_some() {
+            return self.read(uaddr, buf);
+        }
+        uaccess::copy_desc_from_user(uaddr, buf).map_err(|_| Errno::EFAULT)
+    }
+
     fn write(&self, uaddr: u64, data: &[u8]) -> Result<(), Errno> {
         let Some(iotlb) = self.iotlb else {
             return uaccess::copy_to_user(uaddr, data).map_err(|_| Errno::EFAULT);

@@ -18,6 +18,11 @@ use super::desc::{UsedElem, USED_ELEM_SIZE};
 pub(crate) trait RingMemory: DirtyBitmap {
     /// Copies `buf.len()` bytes from user address `uaddr` (`copy_from_user`).
     fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno>;
+    /// Reads one 16-byte descriptor ([`RingMemory::read`] of a constant
+    /// size, which the kernel copies without a run-time object check).
+    fn read_desc(&self, uaddr: u64, buf: &mut [u8; 16]) -> Result<(), Errno> {
+        self.read(uaddr, buf)
+    }
     /// Copies `buf` to user address `uaddr` (`copy_to_user`).
     fn write(&self, uaddr: u64, buf: &[u8]) -> Result<(), Errno>;
     /// Reads a little-endian `u16` (`get_user`).

@@ -561,7 +561,7 @@ impl SplitRing {
     fn read_desc<M: RingMemory + ?Sized>(&self, mem: &M, i: u32) -> Result<Desc, RingError> {
         let mut b = [0u8; 16];
         let at = self.desc.wrapping_add(DESC_SIZE * u64::from(i));
-        mem.read(at, &mut b)
+        mem.read_desc(at, &mut b)
             .map_err(|_| RingError::Broken(Errno::EFAULT))?;
         Ok(Desc::from_bytes(&b))
     }
