@@ -46,8 +46,10 @@ pub(crate) struct Contract {
     /// wrote it only with `MRG_RXBUF` and left the guest's two bytes as
     /// they were.
     pub(crate) rx_num_buffers_v1: bool,
-    /// A `VHOST_IOTLB_INVALIDATE` of size 0 is `EINVAL` (7.x); before, C
-    /// deleted the range `[iova, iova - 1]`, everything when `iova` is 0.
+    /// A `VHOST_IOTLB_INVALIDATE` of size 0 is refused (7.x: `EINVAL` in
+    /// `vhost_process_iotlb_msg`, which the write reports as `EFAULT`);
+    /// before, C deleted the range `[iova, iova - 1]`, everything when
+    /// `iova` is 0.
     pub(crate) iotlb_invalidate_empty_einval: bool,
     /// At most one `VHOST_IOTLB_MISS` per ring is outstanding (queued or
     /// read and not yet resolved by an update) (7.x, `vq->iotlb_miss`);
