@@ -24,7 +24,9 @@ const GOODCOPY_LEN: usize = 256;
 impl Round<'_> {
     /// Hands the TX batch to the socket, then publishes the used entries
     /// (C's `vhost_tx_batch`). If the socket refuses the batch, C reports
-    /// it and forgets those used entries too; so does this.
+    /// it and forgets those used entries too; so does this. Inlined: as a
+    /// call it cost the latency row about 30 instructions a round trip.
+    #[inline(always)]
     fn tx_batch(&mut self, sock: &Socket) {
         let xdp = &mut self.q.bufs.ext;
         if xdp.len() != 0 && xdp.send(sock).is_err() {

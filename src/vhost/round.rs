@@ -212,16 +212,7 @@ impl<E> VqRound<'_, E> {
         {
             self.vq_err();
         }
-        // C only asks the ring when there is someone to signal.
-        if let Some(call) = self.call {
-            let r = self.ring.need_notify(&self.mem);
-            if r.error.is_some() {
-                self.vq_err();
-            }
-            if r.value {
-                call.signal();
-            }
-        }
+        self.signal();
     }
 
     /// Publishes the first `n` in-order elements collected in
@@ -241,7 +232,11 @@ impl<E> VqRound<'_, E> {
         self.signal();
     }
 
-    /// Interrupts the guest if it wants (C's `vhost_signal`).
+    /// Interrupts the guest if it wants (C's `vhost_signal`). C only asks
+    /// the ring when there is someone to signal. Inlined into both
+    /// publishers: a call here cost the latency row's round trip about 30
+    /// instructions (`make profile`).
+    #[inline(always)]
     fn signal(&mut self) {
         if let Some(call) = self.call {
             let r = self.ring.need_notify(&self.mem);

@@ -881,6 +881,7 @@ impl SplitRing {
     ///   case.
     ///
     /// A failed read is reported as `EFAULT` in [`Reported::error`].
+    #[inline(always)]
     pub(crate) fn need_notify<M: RingMemory + ?Sized>(&mut self, mem: &M) -> Reported<bool> {
         // Barrier 4: the used index written by add_used is ordered before
         // the reads of the driver's suppression state below.
