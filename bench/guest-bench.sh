@@ -42,7 +42,8 @@
 # GUESTCHECK_DEV more virtio-net-pci properties (in_order=on: QEMU 10
 # offers VIRTIO_F_IN_ORDER to the guest when the vhost module does),
 # GUESTCHECK_CPU the guests' CPU model (lib.sh), GUEST_BENCH_OURS_PARAMS
-# our module's parameters (in_order=1).
+# our module's parameters (in_order=1), GUEST_BENCH_IMPLS the guests of a
+# round, comma-separated (default c,ours,novhost; bench/bench --qemu-impls).
 #
 # Usage: guest-bench.sh ROUNDS MB [REPS [PIN [PROF [TSO]]]]
 . /lib/guest/lib.sh
@@ -119,7 +120,7 @@ note() {
 
 round=1
 while [ $round -le "$ROUNDS" ]; do
-    for impl in c ours novhost; do
+    for impl in $(echo "${GUEST_BENCH_IMPLS:-c,ours,novhost}" | tr ',' ' '); do
         name=b$impl
         [ $impl = novhost ] && vh=off || vh=on,vhostforce=on
         load $impl || { echo "guest-bench: loading $impl failed"; fail=1; continue; }
