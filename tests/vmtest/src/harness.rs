@@ -427,7 +427,18 @@ pub struct Tap {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// When the last result was printed: each result's time is from there
+    /// (both modules' runs, module loads and the comparison).
+    last: Instant,
+    /// Every result's time in seconds, for the slowest list at the end.
+    times: Vec<(f64, String)>,
+    /// The next result's time, when it was measured apart (a differential
+    /// test runs in both phases before its result is printed).
+    next: Option<(f64, String)>,
 }
+
+/// A result that took longer than this says how long, before its line.
+const SLOW_SECS: f64 = 2.0;
 
 impl Tap {
     pub fn start(total: usize) -> Tap {
@@ -439,7 +450,29 @@ impl Tap {
             passed: 0,
             failed: 0,
             skipped: 0,
+            last: Instant::now(),
+            times: Vec::new(),
+            next: None,
         }
+    }
+
+    /// Records the time of the result about to be printed, and prints it
+    /// when it is long: make check's budget is spent by the slow ones.
+    fn time(&mut self, name: &str) {
+        let now = Instant::now();
+        let since = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        let (secs, how) = self.next.take().unwrap_or((since, String::new()));
+        if secs > SLOW_SECS {
+            println!("# {name} took {secs:.1} s{how}");
+        }
+        self.times.push((secs, name.to_string()));
+    }
+
+    /// The next result's time: a differential test's two runs, C's and
+    /// ours, each with its wait for the module to be idle.
+    pub fn time_runs(&mut self, c: f64, ours: f64) {
+        self.next = Some((c + ours, format!(" (C {c:.1} s, ours {ours:.1} s)")));
     }
 
     pub fn diag(&self, msg: &str) {
@@ -450,6 +483,7 @@ impl Tap {
     }
 
     pub fn ok(&mut self, name: &str) {
+        self.time(name);
         self.n += 1;
         self.passed += 1;
         println!("ok {} {name}", self.n);
@@ -460,6 +494,7 @@ impl Tap {
         for w in why {
             self.diag(w);
         }
+        self.time(name);
         self.n += 1;
         self.failed += 1;
         println!("not ok {} {name}", self.n);
@@ -467,13 +502,20 @@ impl Tap {
     }
 
     pub fn skip(&mut self, name: &str, reason: &str) {
+        self.time(name);
         self.n += 1;
         self.skipped += 1;
         println!("ok {} {name} # SKIP {reason}", self.n);
         flush();
     }
 
-    pub fn finish(self) -> bool {
+    pub fn finish(mut self) -> bool {
+        self.times.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let total: f64 = self.times.iter().map(|t| t.0).sum();
+        println!("# tests took {total:.0} s; the slowest:");
+        for (secs, name) in self.times.iter().take(10) {
+            println!("#   {secs:7.1} s  {name}");
+        }
         println!("# {} skipped", self.skipped);
         println!("{} passed, {} failed", self.passed, self.failed);
         flush();

@@ -229,6 +229,7 @@ fn main() {
 
     // Differential phases: C first, then ours.
     let mut results: Vec<[Option<RunResult>; 2]> = diff.iter().map(|_| [None, None]).collect();
+    let mut secs: Vec<[f64; 2]> = vec![[0.0; 2]; diff.len()];
     let mut phase_results = Vec::new();
     for (pi, imp) in [Impl::C, Impl::Ours].into_iter().enumerate() {
         let name = format!("phase_{}_load_run_unload", imp.label());
@@ -260,6 +261,7 @@ fn main() {
                 paths: &args.paths,
             };
             trace(&args, imp.label(), t.name);
+            let start = std::time::Instant::now();
             let mut r = run_forked(t, &ctx);
             // The test's files are closed and its processes gone: the
             // module must be idle again, or this test leaked a reference.
@@ -271,6 +273,7 @@ fn main() {
                 }
             }
             results[i][pi] = Some(r);
+            secs[i][pi] = start.elapsed().as_secs_f64();
         }
         // Every file is closed and every test process gone: the module
         // must unload now, or a reference leaked.
@@ -295,6 +298,7 @@ fn main() {
     let mut thin_tests: Vec<String> = Vec::new();
     for (i, t) in diff.iter().enumerate() {
         let [c, ours] = &results[i];
+        tap.time_runs(secs[i][0], secs[i][1]);
         let c = c.as_ref().expect("C phase always runs");
         let c_obs = match c {
             RunResult::Crashed(e) => {
