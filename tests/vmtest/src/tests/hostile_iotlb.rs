@@ -77,7 +77,7 @@ impl Rig {
             hi,
             invalidate: msg_v2(0, uapi::VHOST_IOTLB_INVALIDATE, lo, hi - lo, 0, 0),
             settle: if debug { 40 } else { 20 },
-            budget: Duration::from_secs(if debug { 40 } else { 20 }),
+            budget: Duration::from_secs(if debug { 15 } else { 10 }),
         };
         // The rings (and everything below the pool) stay mapped.
         obs.ret_ok("UPDATE rings", r.map(GPA_BASE, lo));
