@@ -170,4 +170,4 @@ clean:
 # clean, and everything else the project's commands leave: build/ (VM
 # images, results of check, bench and profile) and the cargo targets.
 distclean: clean
-	@rm -rf build tests/*/target bench/*/target
+	@rm -rf build tests/*/target bench/*/target tools/testing/selftests/drivers/net/vhost_net_rs/vmtest

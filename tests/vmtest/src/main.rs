@@ -26,6 +26,7 @@ mod contract;
 use harness::{compare, run_forked, Ctx, Kind, Obs, RunResult, Tap, Test};
 use modules::{Impl, Paths};
 use std::path::PathBuf;
+use std::time::Instant;
 
 struct Args {
     paths: Paths,
@@ -198,7 +199,9 @@ fn main() {
             paths: &args.paths,
         };
         trace(&args, "", t.name);
+        let t0 = Instant::now();
         let r = run_forked(t, &ctx);
+        tap.time(t.name, "", t0.elapsed());
         let (unloaded, errors) = modules::unload_all();
         let mut why = Vec::new();
         if !unloaded.is_empty() {
@@ -224,7 +227,7 @@ fn main() {
         }
     }
     if diff.is_empty() {
-        std::process::exit(if tap.finish() { 0 } else { 1 });
+        std::process::exit(tap.finish());
     }
 
     // Differential phases: C first, then ours.
@@ -260,7 +263,9 @@ fn main() {
                 paths: &args.paths,
             };
             trace(&args, imp.label(), t.name);
+            let t0 = Instant::now();
             let mut r = run_forked(t, &ctx);
+            tap.time(t.name, imp.label(), t0.elapsed());
             // The test's files are closed and its processes gone: the
             // module must be idle again, or this test leaked a reference.
             if let RunResult::Done(o) = &mut r {
@@ -395,5 +400,5 @@ fn main() {
             Err(Some(why)) => tap.not_ok(&name, &why),
         }
     }
-    std::process::exit(if tap.finish() { 0 } else { 1 });
+    std::process::exit(tap.finish());
 }
