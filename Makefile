@@ -111,7 +111,7 @@ help:
 	@echo '  LLVM=1|-19, CC, RUSTC, BINDGEN, V=1'
 	@echo '                          toolchain and verbosity, passed to kbuild as given'
 	@echo '  INSTALL_MOD_PATH=DIR    root to install under (modules_install)'
-	@echo '  VHOST_NET_RS_VERSION=V  version modinfo shows (default: git describe, or the VERSION file)'
+	@echo '  VHOST_NET_RS_VERSION=V  version modinfo shows (default: the VERSION file, or git describe)'
 	@echo '  OPTS="..."              extra bench/bench options (bench, profile, profile-qemu)'
 
 check:

@@ -13,9 +13,9 @@
 # Lints: CLIPPY=1 with the kernel's lint set, Rust and C warnings are errors
 # (make check); VHOST_STRICT=0 (make KERNEL=test|debian13) builds without
 # Clippy and with warnings as warnings.
-# The version modinfo shows: VHOST_NET_RS_VERSION if set, else git describe
-# of this checkout (Kbuild; passed explicitly here because the Debian 13
-# build runs where there is no git and its copy of the sources has no .git).
+# The version modinfo shows: VHOST_NET_RS_VERSION if set, else as Kbuild
+# finds it (a VERSION file, else git describe of this checkout); passed
+# explicitly here because the Debian 13 build runs where there is no git.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 target=${1:-$(kernel_dir release)}
@@ -24,7 +24,7 @@ if [ "${VHOST_STRICT:-1}" = 1 ]; then
 else
     lint=()
 fi
-: "${VHOST_NET_RS_VERSION:=$(git -C "$REPO" describe --always --dirty 2>/dev/null || cat "$REPO/VERSION" 2>/dev/null || echo unknown)}"
+: "${VHOST_NET_RS_VERSION:=$(cat "$REPO/VERSION" 2>/dev/null || git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)}"
 lint+=(VHOST_NET_RS_VERSION="$VHOST_NET_RS_VERSION")
 
 # Objects built against another kernel must go: kbuild's dependency files

@@ -27,9 +27,10 @@
 #include "shim.h"
 
 /*
- * The module's version (modinfo -F version), set by Kbuild: git describe
- * of the checkout, or VHOST_NET_RS_VERSION / the VERSION file of a
- * package's sources. The 6.12 Rust module! macro has no version field.
+ * The module's version (modinfo -F version), set by Kbuild:
+ * VHOST_NET_RS_VERSION, the VERSION file of a package's sources, or git
+ * describe of the checkout. The 6.12 Rust module! macro has no version
+ * field.
  */
 #ifndef VHOST_NET_RS_VERSION
 #define VHOST_NET_RS_VERSION "unknown"
