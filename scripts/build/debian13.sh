@@ -46,7 +46,8 @@ make_root() {
         echo "debian13: installing mmdebstrap" >&2
         sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
     }
-    echo "debian13: making the Debian 13 root in $ROOT (once per machine, about 3 min)" >&2
+    need_disk "$VHOST_CACHE" 4 "debian13: the Debian 13 root (3 GiB)"
+    echo "debian13: making the Debian 13 root in $ROOT (once per machine, 1-3 minutes; log: $VHOST_CACHE/debian13-root.log)" >&2
     local tmp=$ROOT.tmp
     sudo_ rm -rf "$tmp"
     local sources
@@ -95,10 +96,11 @@ make_kdir() {
     [ -n "$ver" ] || { echo "debian13: no linux-headers-$k in the archive or the root" >&2; exit 1; }
     local out=/usr/src/vhost-net-rs-kbuild-${k}_$ver
     if [ ! -f "$ROOT$out/.vhost-complete" ]; then
-        echo "debian13: installing Debian's headers and source of $k" >&2
+        need_disk "$VHOST_CACHE" 2 "debian13: Debian's headers, source and Rust metadata of $k"
+        echo "debian13: installing Debian's headers and source of $k (log: $VHOST_CACHE/debian13-kdir-$k.log)" >&2
         in_root apt-get install -y -qq -t trixie-backports "linux-headers-$k=$ver" "linux-source-$upstream" \
             >"$VHOST_CACHE/debian13-kdir-$k.log" 2>&1 || { tail -n 30 "$VHOST_CACHE/debian13-kdir-$k.log" >&2; exit 1; }
-        echo "debian13: building the Rust metadata of $k from Debian's source and .config (once per kernel, about 2 min)" >&2
+        echo "debian13: building the Rust metadata of $k from Debian's source and .config (once per kernel, 2-5 minutes; log: $VHOST_CACHE/debian13-kdir-$k.log)" >&2
         in_root bash -euo pipefail -c '
             k=$1; up=$2; out=$3
             # Resumable: an interrupted build goes on where it stopped.
@@ -183,7 +185,8 @@ make_kernel() {
     local out=$VHOST_CACHE/debian13-kernel-${k}_$ver
     if [ ! -f "$out/.vhost-complete" ]; then
         local log=$VHOST_CACHE/debian13-kernel-$k.log
-        echo "debian13: fetching Debian's kernel $k ($ver), its modules and source (once per version, about 2 min)" >&2
+        need_disk "$VHOST_CACHE" 3 "debian13: Debian's kernel $k, its modules and source (2 GiB)"
+        echo "debian13: fetching Debian's kernel $k ($ver), its modules and source (once per version, 1-2 minutes; log: $log)" >&2
         rm -rf "$out.tmp"; mkdir -p "$out.tmp/debs"
         # apt's sandbox user cannot write into the cache: download as root.
         in_root bash -c 'cd "$1" && apt-get download -o APT::Sandbox::User=root \

@@ -30,3 +30,15 @@ kernel_key() {
 kernel_dir() {
     echo "$VHOST_CACHE/kbuild-$1-$(kernel_key "$1")"
 }
+
+# Fails with one line unless the file system of DIR (or of its nearest
+# existing parent) has GIB GiB free. $1: DIR; $2: GIB; $3: who needs it.
+need_disk() {
+    local dir=$1 gib=$2 free
+    while [ ! -d "$dir" ]; do dir=$(dirname "$dir"); done
+    free=$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1048576) }')
+    [ "$free" -ge "$gib" ] || {
+        echo "$3: needs about $gib GiB free in $dir, which has $free GiB" >&2
+        return 1
+    }
+}

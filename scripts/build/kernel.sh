@@ -13,7 +13,8 @@ fi
 pkgver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
 src=$VHOST_CACHE/linux-source-$pkgver
 if [ ! -f "$src/.vhost-extracted" ]; then
-    echo "kernel: extracting linux-source $pkgver" >&2
+    need_disk "$VHOST_CACHE" 3 "kernel: the source (1.7 GiB) and the build (0.4-0.6 GiB)"
+    echo "kernel: extracting linux-source $pkgver into $src (once per machine, about 1 minute)" >&2
     rm -rf "$src" "$src.tmp"
     mkdir -p "$src.tmp"
     tar -C "$src.tmp" -xf /usr/src/linux-source-6.12.tar.xz --strip-components=1
@@ -21,7 +22,8 @@ if [ ! -f "$src/.vhost-extracted" ]; then
     mv "$src.tmp" "$src"
 fi
 
-echo "kernel: building $variant kernel into $out (once per machine)" >&2
+need_disk "$VHOST_CACHE" 1 "kernel: the $variant build (0.4-0.6 GiB)"
+echo "kernel: building the $variant kernel into $out (once per machine; usually 6-13 minutes on 2 cores; log: $out/build.log)" >&2
 mkdir -p "$out"
 frags=("$REPO/kconfig/base.config")
 [ "$variant" = debug ] && frags+=("$REPO/kconfig/debug.config")

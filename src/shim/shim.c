@@ -27,6 +27,18 @@
 #include "shim.h"
 
 /*
+ * The module's version (modinfo -F version), set by Kbuild:
+ * VHOST_NET_RS_VERSION, the VERSION file of a package's sources, or git
+ * describe of the checkout. The 6.12 Rust module! macro has no version
+ * field.
+ */
+#ifndef VHOST_NET_RS_VERSION
+#define VHOST_NET_RS_VERSION "unknown"
+#endif
+MODULE_VERSION(VHOST_NET_RS_VERSION);
+const char vhost_net_rs_version[] = VHOST_NET_RS_VERSION;
+
+/*
  * Module parameters: the same names, types, defaults and meaning as the C
  * modules' (vhost.ko: max_mem_regions, max_iotlb_entries,
  * fork_from_owner_default; vhost_net.ko: experimental_zcopytx). The 6.12

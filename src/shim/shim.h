@@ -28,6 +28,9 @@ struct socket;
 struct ubuf_info;
 struct ubuf_info_ops;
 
+/* The module's version string, as modinfo shows it (shim.c). */
+extern const char vhost_net_rs_version[];
+
 /* Module parameters (shim.c). */
 extern ushort vhost_net_rs_max_mem_regions;
 extern int vhost_net_rs_max_iotlb_entries;

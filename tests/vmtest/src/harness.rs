@@ -421,24 +421,22 @@ pub fn compare(test: &str, c: &Obs, ours: &Obs, allowed: &[Allowed]) -> (Vec<Str
     (diffs, notes)
 }
 
-/// TAP output with kselftest's closing line.
+/// TAP output with kselftest's closing lines: `# Totals: ...` as
+/// `ksft_print_cnts` prints it, then this project's "<n> passed, <m> failed"
+/// (scripts/vm/vmcheck.sh and scripts/check/check.sh read it).
 pub struct Tap {
     n: usize,
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
-    /// When the last result was printed: each result's time is from there
-    /// (both modules' runs, module loads and the comparison).
-    last: Instant,
-    /// Every result's time in seconds, for the slowest list at the end.
-    times: Vec<(f64, String)>,
-    /// The next result's time, when it was measured apart (a differential
-    /// test runs in both phases before its result is printed).
-    next: Option<(f64, String)>,
+    /// How long each run of a test took: (test, which run, time).
+    times: Vec<(String, String, Duration)>,
 }
 
-/// A result that took longer than this says how long, before its line.
-const SLOW_SECS: f64 = 2.0;
+/// A run longer than this is reported as it ends (`# NAME took N.N s`).
+pub const SLOW: Duration = Duration::from_secs(2);
+/// kselftest's exit status when every test was skipped (KSFT_SKIP).
+pub const KSFT_SKIP: i32 = 4;
 
 impl Tap {
     pub fn start(total: usize) -> Tap {
@@ -450,29 +448,8 @@ impl Tap {
             passed: 0,
             failed: 0,
             skipped: 0,
-            last: Instant::now(),
             times: Vec::new(),
-            next: None,
         }
-    }
-
-    /// Records the time of the result about to be printed, and prints it
-    /// when it is long: make check's budget is spent by the slow ones.
-    fn time(&mut self, name: &str) {
-        let now = Instant::now();
-        let since = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        let (secs, how) = self.next.take().unwrap_or((since, String::new()));
-        if secs > SLOW_SECS {
-            println!("# {name} took {secs:.1} s{how}");
-        }
-        self.times.push((secs, name.to_string()));
-    }
-
-    /// The next result's time: a differential test's two runs, C's and
-    /// ours, each with its wait for the module to be idle.
-    pub fn time_runs(&mut self, c: f64, ours: f64) {
-        self.next = Some((c + ours, format!(" (C {c:.1} s, ours {ours:.1} s)")));
     }
 
     pub fn diag(&self, msg: &str) {
@@ -482,8 +459,49 @@ impl Tap {
         flush();
     }
 
+    /// Records how long one run of test `name` took (`run`: "c", "ours",
+    /// or "" for a test run once) and reports it if it took more than
+    /// [`SLOW`].
+    pub fn time(&mut self, name: &str, run: &str, took: Duration) {
+        if took > SLOW {
+            let who = if run.is_empty() {
+                name.to_string()
+            } else {
+                format!("{run}: {name}")
+            };
+            self.diag(&format!("{who} took {:.1} s", took.as_secs_f64()));
+        }
+        self.times.push((name.into(), run.into(), took));
+    }
+
+    /// The `count` slowest tests, their runs added up, slowest first:
+    /// (test, total, "c 1.0 s, ours 2.0 s" or "").
+    pub fn slowest(&self, count: usize) -> Vec<(String, Duration, String)> {
+        let mut by_test: Vec<(String, Duration, Vec<String>)> = Vec::new();
+        for (name, run, took) in &self.times {
+            let i = match by_test.iter().position(|(n, _, _)| n == name) {
+                Some(i) => i,
+                None => {
+                    by_test.push((name.clone(), Duration::ZERO, Vec::new()));
+                    by_test.len() - 1
+                }
+            };
+            by_test[i].1 += *took;
+            if !run.is_empty() {
+                by_test[i]
+                    .2
+                    .push(format!("{run} {:.1} s", took.as_secs_f64()));
+            }
+        }
+        by_test.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        by_test.truncate(count);
+        by_test
+            .into_iter()
+            .map(|(n, t, runs)| (n, t, runs.join(", ")))
+            .collect()
+    }
+
     pub fn ok(&mut self, name: &str) {
-        self.time(name);
         self.n += 1;
         self.passed += 1;
         println!("ok {} {name}", self.n);
@@ -494,7 +512,6 @@ impl Tap {
         for w in why {
             self.diag(w);
         }
-        self.time(name);
         self.n += 1;
         self.failed += 1;
         println!("not ok {} {name}", self.n);
@@ -502,27 +519,50 @@ impl Tap {
     }
 
     pub fn skip(&mut self, name: &str, reason: &str) {
-        self.time(name);
         self.n += 1;
         self.skipped += 1;
         println!("ok {} {name} # SKIP {reason}", self.n);
         flush();
     }
 
-    pub fn finish(mut self) -> bool {
-        self.times.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let total: f64 = self.times.iter().map(|t| t.0).sum();
-        println!("# tests took {total:.0} s; the slowest:");
-        for (secs, name) in self.times.iter().take(10) {
-            println!("#   {secs:7.1} s  {name}");
+    /// The exit status, as kselftest's: 1 if a test failed, KSFT_SKIP if
+    /// every test was skipped, else 0.
+    pub fn status(&self) -> i32 {
+        if self.failed > 0 {
+            1
+        } else if self.passed == 0 && self.skipped > 0 {
+            KSFT_SKIP
+        } else {
+            0
+        }
+    }
+
+    /// Prints the ten slowest tests and the closing lines; returns the
+    /// exit status ([`Tap::status`]).
+    pub fn finish(self) -> i32 {
+        let slowest = self.slowest(10);
+        if !slowest.is_empty() {
+            self.diag(&format!("the {} slowest tests:", slowest.len()));
+            for (name, took, runs) in &slowest {
+                let runs = if runs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({runs})")
+                };
+                self.diag(&format!("  {:6.1} s  {name}{runs}", took.as_secs_f64()));
+            }
         }
         println!("# {} skipped", self.skipped);
+        println!(
+            "# Totals: pass:{} fail:{} xfail:0 xpass:0 skip:{} error:0",
+            self.passed, self.failed, self.skipped
+        );
         println!("{} passed, {} failed", self.passed, self.failed);
         flush();
         // Let the UART drain before init powers the machine off.
         // SAFETY: plain call with an integer fd; a failure only returns -1, which is ignored.
         unsafe { libc::tcdrain(1) };
-        self.failed == 0
+        self.status()
     }
 }
 
@@ -535,6 +575,37 @@ mod tests {
     //! Host-side checks of the harness itself (`cargo test`, one thread:
     //! see .cargo/config.toml; the runner forks).
     use super::*;
+
+    #[test]
+    fn tap_status_is_kselftests() {
+        let mut t = Tap::start(2);
+        t.skip("a", "why");
+        t.skip("b", "why");
+        assert_eq!(t.status(), KSFT_SKIP);
+        t.ok("c");
+        assert_eq!(t.status(), 0);
+        t.not_ok("d", &[]);
+        assert_eq!(t.status(), 1);
+        assert_eq!(Tap::start(0).status(), 0);
+    }
+
+    #[test]
+    fn tap_slowest_adds_runs_up() {
+        let mut t = Tap::start(0);
+        let ms = Duration::from_millis;
+        t.time("quick", "c", ms(10));
+        t.time("slow", "c", ms(1500));
+        t.time("quick", "ours", ms(20));
+        t.time("slow", "ours", ms(1000));
+        t.time("alone", "", ms(2100));
+        let s = t.slowest(2);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].0, "slow");
+        assert_eq!(s[0].1, ms(2500));
+        assert_eq!(s[0].2, "c 1.5 s, ours 1.0 s");
+        assert_eq!((s[1].0.as_str(), s[1].2.as_str()), ("alone", ""));
+        assert_eq!(t.slowest(10).len(), 3);
+    }
 
     #[test]
     fn kernel_versions() {

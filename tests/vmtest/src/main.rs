@@ -26,6 +26,7 @@ mod contract;
 use harness::{compare, run_forked, Ctx, Kind, Obs, RunResult, Tap, Test};
 use modules::{Impl, Paths};
 use std::path::PathBuf;
+use std::time::Instant;
 
 struct Args {
     paths: Paths,
@@ -198,7 +199,9 @@ fn main() {
             paths: &args.paths,
         };
         trace(&args, "", t.name);
+        let t0 = Instant::now();
         let r = run_forked(t, &ctx);
+        tap.time(t.name, "", t0.elapsed());
         let (unloaded, errors) = modules::unload_all();
         let mut why = Vec::new();
         if !unloaded.is_empty() {
@@ -224,12 +227,11 @@ fn main() {
         }
     }
     if diff.is_empty() {
-        std::process::exit(if tap.finish() { 0 } else { 1 });
+        std::process::exit(tap.finish());
     }
 
     // Differential phases: C first, then ours.
     let mut results: Vec<[Option<RunResult>; 2]> = diff.iter().map(|_| [None, None]).collect();
-    let mut secs: Vec<[f64; 2]> = vec![[0.0; 2]; diff.len()];
     let mut phase_results = Vec::new();
     for (pi, imp) in [Impl::C, Impl::Ours].into_iter().enumerate() {
         let name = format!("phase_{}_load_run_unload", imp.label());
@@ -261,8 +263,9 @@ fn main() {
                 paths: &args.paths,
             };
             trace(&args, imp.label(), t.name);
-            let start = std::time::Instant::now();
+            let t0 = Instant::now();
             let mut r = run_forked(t, &ctx);
+            tap.time(t.name, imp.label(), t0.elapsed());
             // The test's files are closed and its processes gone: the
             // module must be idle again, or this test leaked a reference.
             if let RunResult::Done(o) = &mut r {
@@ -273,7 +276,6 @@ fn main() {
                 }
             }
             results[i][pi] = Some(r);
-            secs[i][pi] = start.elapsed().as_secs_f64();
         }
         // Every file is closed and every test process gone: the module
         // must unload now, or a reference leaked.
@@ -298,7 +300,6 @@ fn main() {
     let mut thin_tests: Vec<String> = Vec::new();
     for (i, t) in diff.iter().enumerate() {
         let [c, ours] = &results[i];
-        tap.time_runs(secs[i][0], secs[i][1]);
         let c = c.as_ref().expect("C phase always runs");
         let c_obs = match c {
             RunResult::Crashed(e) => {
@@ -399,5 +400,5 @@ fn main() {
             Err(Some(why)) => tap.not_ok(&name, &why),
         }
     }
-    std::process::exit(if tap.finish() { 0 } else { 1 });
+    std::process::exit(tap.finish());
 }

@@ -138,6 +138,11 @@ fn modinfo_check(obs: &mut Obs, path: &std::path::Path, ours: bool) {
             get("name").as_deref() == Some(OURS_NAME),
             format!("name is {:?}", get("name")),
         );
+        // Kbuild: git describe, or VHOST_NET_RS_VERSION / VERSION.
+        obs.check(
+            get("version").is_some_and(|v| !v.is_empty() && v != "unknown"),
+            format!("version is {:?}", get("version")),
+        );
     }
 }
 
