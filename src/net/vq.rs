@@ -10,6 +10,8 @@ use crate::kapi::task;
 use crate::kapi::xdp::XdpBatch;
 use crate::net::zerocopy::ZcRing;
 use crate::vcore::busypoll::{self, BusyPoll, PollHost};
+use crate::vcore::diag::Reason;
+use crate::vcore::errno::Errno;
 use crate::vcore::ring::chain::UIO_MAXIOV;
 use crate::vhost::round::{self as vround, DevCtx, VqRound};
 use crate::vhost::vq::{DeviceVq, Vq};
@@ -151,7 +153,7 @@ impl<'a> Round<'a> {
         let NetVq {
             vq, zc, sock_owner, ..
         } = nvq;
-        let (sock, q) = vround::begin(vq, &ctx.dev.msgs, index)?;
+        let (sock, q) = vround::begin(vq, ctx.dev, index)?;
         Some((
             sock,
             Round {
@@ -191,9 +193,9 @@ impl<'a> Round<'a> {
         bufs.ndone = k + 1;
     }
 
-    /// Reports a ring error to userspace (C's `vq_err`).
-    pub(crate) fn vq_err(&self) {
-        self.q.vq_err();
+    /// Reports a ring error (C's `vq_err`): see [`VqRound::vq_err`].
+    pub(crate) fn vq_err(&self, reason: Reason, errno: Option<Errno>) {
+        self.q.vq_err(reason, errno);
     }
 
     /// Publishes the collected used entries and interrupts the guest if it
