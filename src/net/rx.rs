@@ -52,8 +52,9 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     poll.stop(r.sock_owner);
     let mut bytes = 0usize;
     let mut pkts = 0usize;
-    // Packets received into the guest (`pkts` counts every pass).
-    let mut got_pkts = 0usize;
+    // Passes that received no packet (`pkts` counts every pass; the
+    // statistics count the others), counted off the usual path.
+    let mut skipped = 0usize;
     let mut sock_len;
     let mut hdr = RecvHdr::new();
     let in_order = r.q.in_order();
@@ -100,6 +101,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
             };
             let Some(got) = got else {
                 if r.enable_notify_raced() {
+                    skipped += 1;
                     break 'pass;
                 }
                 break 'round;
@@ -112,6 +114,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 // pieces are never empty: it holds a byte.
                 let _ = sock.recvmsg(&mut hdr, &one, 0, 1);
                 r.q.stats.drop_packet(Reason::RxTooBig);
+                skipped += 1;
                 break 'pass;
             }
             let pieces = &r.q.bufs.iov[..got.in_num];
@@ -124,6 +127,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 // The packet went away or changed size meanwhile: give the
                 // buffers back and go on.
                 discard_packet(&mut r, got.heads);
+                skipped += 1;
                 break 'pass;
             }
             if vhost_hlen != 0 && write_at(pieces, 0, &[0u8; VNET_HDR_LEN]).is_err() {
@@ -149,7 +153,6 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 r.q.log_write(log_base, got.log_num, vhost_len as u64, got.in_num);
             }
             bytes += vhost_len;
-            got_pkts += 1;
         }
         pkts += 1;
         if ctx.exceeds_weight(WORK_RX, pkts, bytes) {
@@ -161,6 +164,8 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     }
     r.signal_used();
     // Frame bytes, without the two headers (`vhost_len` includes them).
+    // Every pass that did not `break 'pass` received a packet.
+    let got_pkts = pkts.wrapping_sub(skipped);
     r.q.stats.packets.add(got_pkts as u64);
     r.q.stats
         .bytes
@@ -246,7 +251,7 @@ fn get_rx_bufs(
             }
             Err(e) => {
                 fail(r, heads, Some(e));
-                return Err(e == RingError::Yield);
+                return Err(matches!(e, RingError::Yield));
             }
         };
         if chain.out_num != 0 || chain.in_num == 0 {

@@ -311,9 +311,14 @@ impl<E> VqRound<'_, E> {
         }
     }
 
-    /// Whether the guest has posted nothing new.
+    /// Whether the guest has posted nothing new (C's
+    /// `vhost_vq_avail_empty`, which reports a bad `avail->idx`).
     #[inline]
     pub(crate) fn avail_empty(&mut self) -> bool {
-        self.ring.avail_empty(&self.mem).value
+        let r = self.ring.avail_empty(&self.mem);
+        if let Some(e) = r.error {
+            self.ring_err(e);
+        }
+        r.value
     }
 }
