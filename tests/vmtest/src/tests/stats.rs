@@ -302,7 +302,18 @@ fn expect_tx_error(obs: &mut Obs, n: &mut Net, head: u16, want: &str) {
     );
 }
 
-/// A TX chain whose two descriptors point at each other: `desc_loop`.
+/// Dynamic debug's control file, where the kernel has it (Debian's
+/// does; the 6.12 test kernel is built without `CONFIG_DYNAMIC_DEBUG`).
+const DYNDBG: &str = "/proc/dynamic_debug/control";
+
+/// Turns the module's `pr_debug` lines on or off; whether it could.
+fn dyndbg(on: bool) -> bool {
+    let cmd = format!("module vhost_net_rs {}p", if on { '+' } else { '-' });
+    std::fs::write(DYNDBG, cmd).is_ok()
+}
+
+/// A TX chain whose two descriptors point at each other: `desc_loop`;
+/// with dynamic debug on, the log says so in C's words.
 fn desc_loop(obs: &mut Obs, ctx: &Ctx) {
     if !ours_only(obs, ctx) {
         return;
@@ -310,6 +321,8 @@ fn desc_loop(obs: &mut Obs, ctx: &Ctx) {
     let Some(mut n) = Net::new(obs, "", Cfg::default()) else {
         return;
     };
+    let logged = crate::sys::path_exists(DYNDBG) && dyndbg(true);
+    let kmsg = crate::sys::kmsg_open_at_end().ok();
     let mut all = n.zero_hdr();
     all.extend(frame(100, UNICAST, 0x53, 1, None));
     let p = n.place(&all, 0)[0];
@@ -318,6 +331,19 @@ fn desc_loop(obs: &mut Obs, ctx: &Ctx) {
     n.tx.raw_desc(&n.mem, RAW, p.gpa, p.len, NEXT, RAW + 1);
     n.tx.raw_desc(&n.mem, RAW + 1, p.gpa, p.len, NEXT, RAW);
     expect_tx_error(obs, &mut n, RAW, "desc_loop");
+    if !logged {
+        obs.note("no dynamic debug in this kernel: the log is not checked");
+        return;
+    }
+    dyndbg(false);
+    let lines = kmsg.map(|k| crate::sys::kmsg_drain(&k)).unwrap_or_default();
+    let hit = lines
+        .iter()
+        .find(|l| l.contains("vhost_net_rs: vq1: Loop detected"));
+    obs.check(
+        hit.is_some_and(|l| l.contains("[desc_loop]")),
+        format!("no dynamic-debug line for the loop; kmsg: {lines:?}"),
+    );
 }
 
 /// A TX descriptor whose buffer lies beyond guest memory: `desc_xlate`
