@@ -52,9 +52,6 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     poll.stop(r.sock_owner);
     let mut bytes = 0usize;
     let mut pkts = 0usize;
-    // Passes that received no packet (`pkts` counts every pass; the
-    // statistics count the others), counted off the usual path.
-    let mut skipped = 0usize;
     let mut sock_len;
     let mut hdr = RecvHdr::new();
     let in_order = r.q.in_order();
@@ -101,7 +98,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
             };
             let Some(got) = got else {
                 if r.enable_notify_raced() {
-                    skipped += 1;
+                    r.rx_skipped += 1;
                     break 'pass;
                 }
                 break 'round;
@@ -114,7 +111,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 // pieces are never empty: it holds a byte.
                 let _ = sock.recvmsg(&mut hdr, &one, 0, 1);
                 r.q.stats.drop_packet(Reason::RxTooBig);
-                skipped += 1;
+                r.rx_skipped += 1;
                 break 'pass;
             }
             let pieces = &r.q.bufs.iov[..got.in_num];
@@ -127,7 +124,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 // The packet went away or changed size meanwhile: give the
                 // buffers back and go on.
                 discard_packet(&mut r, got.heads);
-                skipped += 1;
+                r.rx_skipped += 1;
                 break 'pass;
             }
             if vhost_hlen != 0 && write_at(pieces, 0, &[0u8; VNET_HDR_LEN]).is_err() {
@@ -163,13 +160,13 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
         let _ = poll.start(r.sock_owner, sock);
     }
     r.signal_used();
-    // Frame bytes, without the two headers (`vhost_len` includes them).
-    // Every pass that did not `break 'pass` received a packet.
-    let got_pkts = pkts.wrapping_sub(skipped);
-    r.q.stats.packets.add(got_pkts as u64);
+    // Every pass that did not `break 'pass` received a packet; frame
+    // bytes, without the two headers (`vhost_len` includes them).
+    let got = pkts.wrapping_sub(r.rx_skipped);
+    r.q.stats.packets.add(got as u64);
     r.q.stats
         .bytes
-        .add(bytes.wrapping_sub(got_pkts.wrapping_mul(vhost_hlen + sock_hlen)) as u64);
+        .add(bytes.wrapping_sub(got.wrapping_mul(r.rx_hdrs)) as u64);
 }
 
 /// Gives back the `heads` chains just collected for a packet, whose used

@@ -307,10 +307,20 @@ pub(crate) struct VqStats {
     last_error: AtomicU8,
     /// When it happened: nanoseconds since boot (`CLOCK_BOOTTIME`).
     last_error_ns: AtomicU64,
+    /// The ring's index, for the log (kept here so that a round carries
+    /// one pointer for both).
+    index: u8,
 }
 
 impl Default for VqStats {
     fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+impl VqStats {
+    /// The counters of ring `index`, all 0.
+    pub(crate) fn new(index: u8) -> Self {
         VqStats {
             packets: Counter::default(),
             bytes: Counter::default(),
@@ -320,11 +330,14 @@ impl Default for VqStats {
             drops: core::array::from_fn(|_| Counter::default()),
             last_error: AtomicU8::new(0),
             last_error_ns: AtomicU64::new(0),
+            index,
         }
     }
-}
 
-impl VqStats {
+    /// The ring's index.
+    pub(crate) fn index(&self) -> usize {
+        usize::from(self.index)
+    }
     /// Counts a drop or ring error for `reason`, and makes it the last
     /// error, at `now_ns` since boot.
     #[inline(never)]

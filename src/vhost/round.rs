@@ -50,7 +50,7 @@ impl DevCtx {
             msgs <- Msgs::new(),
             worker,
             stopping: AtomicBool::new(false),
-            stats: [VqStats::default(), VqStats::default()],
+            stats: [VqStats::new(0), VqStats::new(1)],
         })
     }
 
@@ -97,11 +97,9 @@ pub(crate) struct VqRound<'a, E> {
     pub(crate) xlate: GuestXlate<'a>,
     call: Option<&'a EventFdCtx>,
     err: Option<&'a EventFdCtx>,
-    /// The ring's counters; the round is their writer (it holds the
-    /// ring's mutex).
+    /// The ring's counters (and its index, for the log); the round is
+    /// their writer (it holds the ring's mutex).
     pub(crate) stats: &'a VqStats,
-    /// The ring's index, for the log.
-    index: usize,
 }
 
 /// Splits a locked ring into its backend and a round, if the ring is set
@@ -143,7 +141,6 @@ pub(crate) fn begin<'a, B, E>(
         err: err.as_ref(),
         // Ring indices are 0 and 1 (the mask spares a bounds check).
         stats: &dev.stats[index & 1],
-        index,
     };
     Some((backend.as_mut(), round))
 }
@@ -219,7 +216,7 @@ impl<E> VqRound<'_, E> {
     pub(crate) fn vq_err(&self, reason: Reason, errno: Option<Errno>) {
         let now = diag::boottime_ns();
         self.stats.error(reason, now);
-        diag::vq_err(self.index, reason, errno, now);
+        diag::vq_err(self.stats.index(), reason, errno, now);
         if let Some(err) = self.err {
             err.signal();
         }
