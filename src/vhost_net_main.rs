@@ -44,12 +44,44 @@ struct VhostNetModule {
 impl kernel::Module for VhostNetModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         match kapi::miscdev::Registration::register(module) {
-            Ok(misc) => Ok(Self { _misc: misc }),
-            Err(e) => {
-                pr_err!(
-                    "cannot register /dev/vhost-net (misc minor 238): error {}; is the C vhost_net loaded?\n",
-                    e.to_errno()
+            Ok(misc) => {
+                pr_info!(
+                    "version {} loaded: max_mem_regions={} max_iotlb_entries={} fork_from_owner_default={} experimental_zcopytx={} in_order={}\n",
+                    kapi::diag::version(),
+                    params::max_mem_regions(),
+                    params::max_iotlb_entries_raw(),
+                    params::fork_from_owner_default(),
+                    u8::from(params::experimental_zcopytx()),
+                    match params::in_order() {
+                        Some(true) => 1,
+                        Some(false) => 0,
+                        None => -1,
+                    },
                 );
+                Ok(Self { _misc: misc })
+            }
+            Err(e) => {
+                let holder = match kapi::diag::c_vhost_net() {
+                    kapi::diag::CModule::Loaded => {
+                        "the C vhost_net module is loaded (rmmod vhost_net first)"
+                    }
+                    kapi::diag::CModule::BuiltIn => {
+                        "the C vhost_net is built into this kernel (CONFIG_VHOST_NET=y), which ours cannot replace"
+                    }
+                    kapi::diag::CModule::Absent => "no C vhost_net is loaded; another driver holds it",
+                };
+                if e == EBUSY {
+                    pr_err!(
+                        "cannot register /dev/vhost-net (misc minor 238): error {}: {}\n",
+                        e.to_errno(),
+                        holder
+                    );
+                } else {
+                    pr_err!(
+                        "cannot register /dev/vhost-net (misc minor 238): error {}\n",
+                        e.to_errno()
+                    );
+                }
                 Err(e)
             }
         }

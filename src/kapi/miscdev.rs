@@ -11,6 +11,7 @@
 //! only `owner` (`THIS_MODULE`, a static the module's constant cannot
 //! name) is filled in at registration.
 
+use super::diag::SeqFile;
 use super::iov::IovIter;
 use super::poll::PollTable;
 use super::shim::VHOST_NET_MINOR;
@@ -57,6 +58,10 @@ pub(crate) trait MiscDevice: Sized {
     /// `poll`: registers on the device's wait queues through `table` and
     /// returns the current event mask.
     fn poll(device: <Self::Ptr as ForeignOwnable>::Borrowed<'_>, table: &PollTable<'_>) -> u32;
+
+    /// `show_fdinfo`: what `/proc/<pid>/fdinfo/<fd>` shows after the
+    /// VFS's own lines.
+    fn show_fdinfo(device: <Self::Ptr as ForeignOwnable>::Borrowed<'_>, m: &mut SeqFile<'_>);
 }
 
 /// The file operations of `T`, a constant (as upstream's `MiscdeviceVTable`).
@@ -75,6 +80,7 @@ impl<T: MiscDevice> FileOps<T> {
         read_iter: Some(read_iter_callback::<T>),
         write_iter: Some(write_iter_callback::<T>),
         poll: Some(poll_callback::<T>),
+        show_fdinfo: Some(show_fdinfo_callback::<T>),
         // SAFETY: All zeroes is a valid `file_operations` (no operation).
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };
@@ -247,4 +253,21 @@ unsafe extern "C" fn poll_callback<T: MiscDevice>(
     // the table (a local of this call).
     let table = unsafe { PollTable::from_raw(file, table) };
     T::poll(device, &table)
+}
+
+/// # Safety
+///
+/// Called by the VFS only (`seq_show` of fdinfo), with an open file of
+/// ours, whose reference the reader holds, and its `seq_file`.
+unsafe extern "C" fn show_fdinfo_callback<T: MiscDevice>(
+    m: *mut bindings::seq_file,
+    file: *mut bindings::file,
+) {
+    // SAFETY: `private_data` was set by `open_callback`; the fdinfo reader
+    // holds a reference on the file, so `release` has not run.
+    let device = unsafe { T::Ptr::borrow((*file).private_data) };
+    // SAFETY: The VFS's argument to the running `show_fdinfo`, which
+    // outlasts `m` (a local of this call).
+    let mut m = unsafe { SeqFile::from_raw(m) };
+    T::show_fdinfo(device, &mut m);
 }

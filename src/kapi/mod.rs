@@ -9,6 +9,7 @@
 //! mostly a deletion.
 
 pub(crate) mod barrier;
+pub(crate) mod diag;
 pub(crate) mod eventfd;
 pub(crate) mod iov;
 pub(crate) mod kvec;

@@ -23,6 +23,12 @@ pub(crate) fn max_iotlb_entries() -> u32 {
     u32::try_from(unsafe { vhost_net_rs_max_iotlb_entries }).unwrap_or(0)
 }
 
+/// `max_iotlb_entries` as given (for the load message).
+pub(crate) fn max_iotlb_entries_raw() -> i32 {
+    // SAFETY: As above.
+    unsafe { vhost_net_rs_max_iotlb_entries }
+}
+
 /// Whether `max_iotlb_entries` is positive; C's maps need it to be.
 pub(crate) fn valid_max_iotlb_entries() -> bool {
     max_iotlb_entries() > 0

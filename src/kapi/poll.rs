@@ -7,6 +7,7 @@
 use super::shim::{vhost_net_rs_get_file, vhost_net_rs_init_poll_entry};
 use super::shim::{vhost_net_rs_poll_wait, vhost_net_rs_vfs_poll};
 use super::waitqueue::WaitQueue;
+use crate::vcore::diag::Counter;
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_uint, c_void};
 use core::marker::{PhantomData, PhantomPinned};
@@ -165,6 +166,12 @@ pub(crate) struct PollEntry<T: Wake> {
     mask: u32,
     token: u32,
     target: Arc<T>,
+    /// Wake-ups with one of `mask`'s events (for a kick eventfd: the
+    /// guest's kicks). Written only by `wake_function`, which runs under
+    /// the polled wait queue's lock (entries move to another queue only
+    /// after leaving this one under its lock), so a load and a store
+    /// suffice (src/vcore/diag.rs).
+    wakes: Counter,
     #[pin]
     _pin: PhantomPinned,
 }
@@ -191,6 +198,7 @@ impl<T: Wake> PollEntry<T> {
             mask,
             token,
             target,
+            wakes: Counter::default(),
             _pin: PhantomPinned,
         });
         init.pin_chain(|this| {
@@ -246,6 +254,12 @@ impl<T: Wake> PollEntry<T> {
             unsafe { self.stop_locked() };
         }
         Ok(())
+    }
+
+    /// How many times the polled file woke the entry with one of its
+    /// events (read racily: a snapshot).
+    pub(crate) fn wakes(&self) -> u64 {
+        self.wakes.get()
     }
 
     /// Stops polling (C's `vhost_poll_stop`). After it returns the wake
@@ -350,6 +364,7 @@ unsafe extern "C" fn wake_function<T: Wake>(
     let entry = unsafe { &*wait.cast::<u8>().sub(offset).cast::<PollEntry<T>>() };
     let events = key as usize as u32;
     if events & entry.mask != 0 {
+        entry.wakes.add(1);
         entry.target.wake(entry.token);
     }
     0

@@ -5,6 +5,7 @@
 //! or handles itself (`VHOST_NET_SET_BACKEND`, features, owner, release).
 //! The lock order is the generic device's (`vhost::dev`).
 
+use crate::kapi::diag::SeqFile;
 use crate::kapi::errno;
 use crate::kapi::iov::IovIter;
 use crate::kapi::miscdev::MiscDevice;
@@ -20,6 +21,7 @@ use crate::net::zerocopy::ZcRing;
 use crate::net::{rx, tx};
 use crate::params;
 use crate::vcore::contract::{self, FEATURE_WORDS};
+use crate::vcore::diag;
 use crate::vcore::errno::Errno;
 use crate::vcore::features;
 use crate::vcore::teardown::{teardown, TeardownHost};
@@ -427,6 +429,17 @@ impl MiscDevice for VhostNet {
 
     fn poll(this: ArcBorrow<'_, VhostNet>, table: &PollTable<'_>) -> u32 {
         this.dev.msgs().poll(table)
+    }
+
+    /// One line of counters per ring (C shows nothing): see
+    /// src/vcore/diag.rs and Documentation/usage.rst. The counters are
+    /// read without a lock, each once: a snapshot, not a consistent cut.
+    fn show_fdinfo(this: ArcBorrow<'_, VhostNet>, m: &mut SeqFile<'_>) {
+        for index in 0..2 {
+            let mut s = this.dev.ctx().stats[index].snapshot();
+            s.kicks = this.dev.kicks(index);
+            let _ = diag::write_vq_line(m, index, &s);
+        }
     }
 
     fn release(device: Arc<VhostNet>) {

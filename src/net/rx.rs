@@ -8,6 +8,7 @@ use crate::kapi::uaccess;
 use crate::kapi::version::CONTRACT;
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH};
 use crate::vcore::busypoll::BusyPoll;
+use crate::vcore::diag::Reason;
 use crate::vcore::errno::Errno;
 use crate::vcore::memory::intervalmap::Piece;
 use crate::vcore::ring::chain::{RingError, MAX_PACKET_READS, UIO_MAXIOV};
@@ -68,7 +69,10 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 r.signal_used();
                 let ready = || sock.peek_len() != 0 && !r.q.avail_empty();
                 match ctx.busy_poll(busyloop_us, ready) {
-                    BusyPoll::Ready => sock_len = sock.peek_len(),
+                    BusyPoll::Ready => {
+                        r.q.stats.busypoll_hits.add(1);
+                        sock_len = sock.peek_len();
+                    }
                     BusyPoll::Interrupted => {
                         ctx.dev.worker.queue(WORK_RX);
                         break 'round;
@@ -94,6 +98,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
             };
             let Some(got) = got else {
                 if r.enable_notify_raced() {
+                    r.rx_skipped += 1;
                     break 'pass;
                 }
                 break 'round;
@@ -105,6 +110,8 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 // `iov[0]` is a piece of the first chain, and translated
                 // pieces are never empty: it holds a byte.
                 let _ = sock.recvmsg(&mut hdr, &one, 0, 1);
+                r.q.stats.drop_packet(Reason::RxTooBig);
+                r.rx_skipped += 1;
                 break 'pass;
             }
             let pieces = &r.q.bufs.iov[..got.in_num];
@@ -117,16 +124,17 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 // The packet went away or changed size meanwhile: give the
                 // buffers back and go on.
                 discard_packet(&mut r, got.heads);
+                r.rx_skipped += 1;
                 break 'pass;
             }
             if vhost_hlen != 0 && write_at(pieces, 0, &[0u8; VNET_HDR_LEN]).is_err() {
-                r.vq_err();
+                r.vq_err(Reason::RxHdrWrite, None);
                 break 'round;
             }
             if set_num_buffers
                 && write_at(pieces, VNET_HDR_LEN, &(got.heads as u16).to_le_bytes()).is_err()
             {
-                r.vq_err();
+                r.vq_err(Reason::RxNumBuffers, None);
                 discard_packet(&mut r, got.heads);
                 break 'round;
             }
@@ -152,6 +160,13 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
         let _ = poll.start(r.sock_owner, sock);
     }
     r.signal_used();
+    // Every pass that did not `break 'pass` received a packet; frame
+    // bytes, without the two headers (`vhost_len` includes them).
+    let got = pkts.wrapping_sub(r.rx_skipped);
+    r.q.stats.packets.add(got as u64);
+    r.q.stats
+        .bytes
+        .add(bytes.wrapping_sub(got.wrapping_mul(r.rx_hdrs)) as u64);
 }
 
 /// Gives back the `heads` chains just collected for a packet, whose used
@@ -211,13 +226,17 @@ fn get_rx_bufs(
     let fail = |r: &mut Round<'_>, heads: usize, e: Option<RingError>| {
         let first = first_head(r, done, heads);
         r.q.discard(heads as u16, first);
-        if let Some(RingError::Broken(_)) = e {
-            r.vq_err();
+        if let Some(RingError::Broken(errno, reason)) = e {
+            r.vq_err(reason, Some(errno));
         }
     };
     while left > 0 && heads < quota {
         if seg >= UIO_MAXIOV {
-            fail(r, heads, Some(RingError::Broken(Errno::ENOBUFS)));
+            fail(
+                r,
+                heads,
+                Some(RingError::Broken(Errno::ENOBUFS, Reason::RxNoRoom)),
+            );
             return Err(false);
         }
         let log_from = if log_all { Some(nlogs) } else { None };
@@ -229,7 +248,7 @@ fn get_rx_bufs(
             }
             Err(e) => {
                 fail(r, heads, Some(e));
-                return Err(e == RingError::Yield);
+                return Err(matches!(e, RingError::Yield));
             }
         };
         if chain.out_num != 0 || chain.in_num == 0 {
@@ -237,7 +256,11 @@ fn get_rx_bufs(
             // the chains taken before this one: the bad chain stays
             // consumed (without a used entry), so the next kick does not
             // meet it again.
-            fail(r, heads, Some(RingError::Broken(Errno::EINVAL)));
+            fail(
+                r,
+                heads,
+                Some(RingError::Broken(Errno::EINVAL, Reason::RxFormat)),
+            );
             return Err(false);
         }
         // `chain.reads` is at most the `reads_left` given.
@@ -253,7 +276,7 @@ fn get_rx_bufs(
                 first_head(r, done, heads)
             };
             r.q.discard(heads as u16 + 1, first);
-            r.vq_err();
+            r.vq_err(Reason::RxNoRoom, Some(Errno::ENOBUFS));
             return Err(false);
         };
         *slot = UsedElem {

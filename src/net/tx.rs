@@ -9,6 +9,7 @@ use crate::kapi::xdp::BuildError;
 use crate::kapi::zcopy::{self, DONE, FAILED, SLOTS};
 use crate::net::vq::{round, NetCtx, NetVq, Round, BATCH, BYTE_WEIGHT};
 use crate::vcore::busypoll::BusyPoll;
+use crate::vcore::diag::Reason;
 use crate::vcore::errno::Errno;
 use crate::vcore::ring::chain::{RingError, MAX_PACKET_READS};
 use crate::vcore::ring::desc::UsedElem;
@@ -30,7 +31,7 @@ impl Round<'_> {
     fn tx_batch(&mut self, sock: &Socket) {
         let xdp = &mut self.q.bufs.ext;
         if xdp.len() != 0 && xdp.send(sock).is_err() {
-            self.vq_err();
+            self.vq_err(Reason::TxBatch, None);
             self.q.bufs.done = 0;
             return;
         }
@@ -83,7 +84,10 @@ fn tx_chain(
                     busy_polled = true;
                     r.tx_batch(sock);
                     match ctx.busy_poll(busyloop_us, || !r.q.avail_empty()) {
-                        BusyPoll::Ready => continue,
+                        BusyPoll::Ready => {
+                            r.q.stats.busypoll_hits.add(1);
+                            continue;
+                        }
                         BusyPoll::Interrupted => {
                             ctx.dev.worker.queue(WORK_TX);
                             return None;
@@ -101,20 +105,20 @@ fn tx_chain(
                 ctx.dev.worker.queue(WORK_TX);
                 return None;
             }
-            Err(RingError::Broken(_)) => {
-                r.vq_err();
+            Err(RingError::Broken(e, reason)) => {
+                r.vq_err(reason, Some(e));
                 return None;
             }
         };
         if chain.in_num != 0 {
             // C: "Unexpected descriptor format for TX".
-            r.vq_err();
+            r.vq_err(Reason::TxFormat, Some(Errno::EFAULT));
             return None;
         }
         let len = (chain.len as usize).saturating_sub(hlen);
         if len == 0 {
             // C: "Unexpected header len for TX".
-            r.vq_err();
+            r.vq_err(Reason::TxHeaderLen, Some(Errno::EFAULT));
             return None;
         }
         return Some((chain.head, chain.out_num, len));
@@ -150,6 +154,7 @@ pub(crate) fn handle_tx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let t = TxCtx {
         ctx,
         hlen,
+        sock_hlen,
         busyloop_us,
     };
     if r.zc.is_some() && sock.zerocopy() {
@@ -165,6 +170,7 @@ pub(crate) fn handle_tx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
 struct TxCtx<'a> {
     ctx: NetCtx<'a>,
     hlen: usize,
+    sock_hlen: usize,
     busyloop_us: u32,
 }
 
@@ -189,11 +195,15 @@ impl TxCtx<'_> {
             let Some((head, out_num, len)) = tx_chain(ctx, r, sock, hlen, self.busyloop_us) else {
                 break;
             };
-            bytes += len;
+            // `bytes` counts the packets handed to the socket (C adds
+            // `len` before it tries, but only reads the sum once the
+            // packet went: the same weights, and the statistics need no
+            // correction for a packet given back).
             let mut more = 0;
             if can_batch {
                 match r.xdp_build(sock, sock_hlen, out_num, hlen, len) {
                     Ok(()) => {
+                        bytes += len;
                         r.push_used(head);
                         pkts += 1;
                         if ctx.exceeds_weight(WORK_TX, pkts, bytes) {
@@ -215,7 +225,7 @@ impl TxCtx<'_> {
                         break;
                     }
                 }
-            } else if bytes < BYTE_WEIGHT && !r.q.avail_empty() {
+            } else if bytes + len < BYTE_WEIGHT && !r.q.avail_empty() {
                 more = bindings::MSG_MORE;
             }
             let pieces = &r.q.bufs.iov[..out_num];
@@ -227,8 +237,10 @@ impl TxCtx<'_> {
                     break;
                 }
                 // Other errors and short sends drop the packet, as in C.
-                _ => {}
+                Err(_) => r.q.stats.drop_packet(Reason::TxSend),
+                Ok(_) => {}
             }
+            bytes += len;
             r.push_used(head);
             pkts += 1;
             if ctx.exceeds_weight(WORK_TX, pkts, bytes) {
@@ -236,6 +248,7 @@ impl TxCtx<'_> {
             }
         }
         r.tx_batch(sock);
+        count_sent(r, pkts, bytes, sock_hlen);
     }
 
     /// C's `handle_tx_zerocopy`: packets of at least `GOODCOPY_LEN` bytes
@@ -264,8 +277,9 @@ impl TxCtx<'_> {
                 z.ids[slot] = head;
                 z.upend = (slot + 1) % SLOTS;
             }
-            bytes += len;
-            let more = if bytes < BYTE_WEIGHT && !r.q.avail_empty() && !z.exceeds_maxpend(num) {
+            // `bytes` counts the packets handed to the socket, as in `copy`.
+            let more = if bytes + len < BYTE_WEIGHT && !r.q.avail_empty() && !z.exceeds_maxpend(num)
+            {
                 bindings::MSG_MORE
             } else {
                 0
@@ -295,7 +309,9 @@ impl TxCtx<'_> {
                     break;
                 }
                 // Other errors drop the packet, as in C.
+                r.q.stats.drop_packet(Reason::TxSend);
             }
+            bytes += len;
             z.tx_packet();
             if use_zc {
                 r.zc_signal_used();
@@ -308,7 +324,21 @@ impl TxCtx<'_> {
                 break;
             }
         }
+        count_sent(r, pkts, bytes, self.sock_hlen);
     }
+}
+
+/// Counts a TX round's `pkts` packets of `bytes` bytes after the vhost
+/// header, each with a socket header of `sock_hlen` bytes (the counters
+/// show frame bytes, as the tap device counts them). Once per round.
+#[inline]
+fn count_sent(r: &Round<'_>, pkts: usize, bytes: usize, sock_hlen: usize) {
+    r.q.stats.packets.add(pkts as u64);
+    // Each packet's `len` includes its socket header, unless the guest
+    // sent one shorter than that (the socket refuses it): saturate.
+    r.q.stats
+        .bytes
+        .add(bytes.saturating_sub(pkts.saturating_mul(sock_hlen)) as u64);
 }
 
 /// Gives the chains the socket released back to the guest, on the TX

@@ -15,6 +15,8 @@
 #include <linux/poll.h>
 #include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
+#include <linux/seq_file.h>
+#include <linux/timekeeping.h>
 #include <linux/uaccess.h>
 #include <linux/if_tun.h>
 #include <linux/ptr_ring.h>
@@ -340,4 +342,33 @@ void vhost_net_rs_rcu_read_unlock_bh(void)
 bool vhost_net_rs_sock_can_batch(const struct socket *sock)
 {
 	return sock->sk->sk_sndbuf == INT_MAX;
+}
+
+/*
+ * Diagnostics. pr_debug() is a macro that makes a dynamic-debug call site
+ * (enabled with `module vhost_net_rs +p` in
+ * /sys/kernel/debug/dynamic_debug/control); Rust formats and rate-limits
+ * the message (src/kapi/diag.rs), this only prints it.
+ */
+void vhost_net_rs_pr_debug(const char *msg)
+{
+	pr_debug(KBUILD_MODNAME ": %s\n", msg);
+}
+
+/* ktime_get_boottime_ns() is static inline. */
+u64 vhost_net_rs_boottime_ns(void)
+{
+	return ktime_get_boottime_ns();
+}
+
+/* seq_write() is exported, but not bound by every kernel crate. */
+int vhost_net_rs_seq_write(struct seq_file *m, const void *data, size_t len)
+{
+	return seq_write(m, data, len);
+}
+
+/* THIS_MODULE is a macro; its version is modinfo's `version`, if any. */
+const char *vhost_net_rs_version(void)
+{
+	return THIS_MODULE->version ? THIS_MODULE->version : "unknown";
 }

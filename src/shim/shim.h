@@ -81,6 +81,13 @@ void vhost_net_rs_rcu_read_lock_bh(void);
 void vhost_net_rs_rcu_read_unlock_bh(void);
 int vhost_net_rs_cgroup_attach_current(struct task_struct *tsk);
 
+/* Diagnostics (shim.c): dynamic debug, the boot clock, fdinfo, version. */
+struct seq_file;
+void vhost_net_rs_pr_debug(const char *msg);
+u64 vhost_net_rs_boottime_ns(void);
+int vhost_net_rs_seq_write(struct seq_file *m, const void *data, size_t len);
+const char *vhost_net_rs_version(void);
+
 /* Packet logic made of skb and XDP macros (net.c). */
 struct vhost_net_rs_xdp_batch;
 int vhost_net_rs_sk_peek_len(const struct socket *sock);

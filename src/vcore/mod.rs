@@ -17,6 +17,8 @@
 //! - [`contract`]: what each served kernel's C module answers, where they
 //!   differ;
 //! - [`workq`], [`teardown`], [`busypoll`]: the worker's protocols;
+//! - [`diag`]: the reasons logged where C calls `vq_err`, the per-ring
+//!   counters of fdinfo and their format;
 //! - [`uapi`], [`errno`], [`sync`]: the kernel's ABI, error numbers and
 //!   atomics.
 
@@ -26,6 +28,7 @@ pub(crate) mod busypoll;
     reason = "every kernel's contract is compiled (the host tests check them all); the module reads the one it is built for"
 )]
 pub(crate) mod contract;
+pub(crate) mod diag;
 pub(crate) mod errno;
 pub(crate) mod features;
 pub(crate) mod iotlb_msg;

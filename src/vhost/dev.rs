@@ -35,6 +35,7 @@ use crate::kapi::task::{current_pid, Kthread, TaskBody, VhostTask, WorkerThread}
 use crate::kapi::uaccess;
 use crate::kapi::version::CONTRACT;
 use crate::params;
+use crate::vcore::diag::Reason;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{IotlbAction, SET_FEATURES_FAILED};
 use crate::vcore::iotlb_msg::{self, IotlbOutcome};
@@ -152,6 +153,11 @@ impl<V: DeviceVq> Dev<V> {
         } else {
             &self.vq1
         }
+    }
+
+    /// The guest's kicks of ring `index` so far (its kick poll's wake-ups).
+    pub(crate) fn kicks(&self, index: usize) -> u64 {
+        self.kick_poll(index).wakes()
     }
 
     /// The kick poll entry of a ring.
@@ -668,7 +674,7 @@ impl<V: DeviceVq> Dev<V> {
                 vq.ring.set_indices(last_avail, u16::from_le(idx));
             }
             Err(_) => {
-                vq.signal_err();
+                self.ring_err(vq, index, Reason::UsedIdxRead);
                 return Err(EFAULT);
             }
         }
@@ -693,10 +699,26 @@ impl<V: DeviceVq> Dev<V> {
                     // C's translate_desc queues the miss for userspace.
                     queue_miss(&self.ctx.msgs, vq, index, addr, PERM_RO);
                 }
-                vq.signal_err();
+                let reason = if r.is_ok() {
+                    Reason::NonAtomicAccess
+                } else {
+                    Reason::IotlbTranslation
+                };
+                self.ring_err(vq, index, reason);
                 Err(EFAULT)
             }
         }
+    }
+
+    /// C's `vq_err` outside a round, from the caller holding ring
+    /// `index`'s mutex (the counters' writer then): logs, counts and
+    /// signals the ring's error eventfd.
+    #[cold]
+    fn ring_err<B, E>(&self, vq: &Vq<B, E>, index: usize, reason: Reason) {
+        let now = crate::kapi::diag::boottime_ns();
+        self.ctx.stats[index & 1].error(reason, now);
+        crate::kapi::diag::vq_err(index, reason, Some(Errno::EFAULT), now);
+        vq.signal_err();
     }
 
     /// `write` on the fd: one IOTLB message (C's `vhost_chr_write_iter`).

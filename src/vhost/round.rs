@@ -5,7 +5,10 @@
 //! round uses (C's `vhost_add_used_and_signal_n`, `vhost_enable_notify`,
 //! `vhost_disable_notify`, `vq_err`, `vhost_exceeds_weight`).
 
+use crate::kapi::diag;
 use crate::kapi::eventfd::EventFdCtx;
+use crate::vcore::diag::{Reason, VqStats};
+use crate::vcore::errno::Errno;
 use crate::vcore::ring::access::RingMemory;
 use crate::vcore::ring::chain::{log_write_bufs, Chain, ChainBufs, RingError};
 use crate::vcore::ring::split::SplitRing;
@@ -35,6 +38,9 @@ pub(crate) struct DevCtx {
     /// stops spinning, so release waits for no busy-loop timeout (C's
     /// does).
     pub(crate) stopping: AtomicBool,
+    /// Each ring's counters (fdinfo; src/vcore/diag.rs): outside the
+    /// rings' mutexes, so that fdinfo reads them without taking one.
+    pub(crate) stats: [VqStats; 2],
 }
 
 impl DevCtx {
@@ -44,6 +50,7 @@ impl DevCtx {
             msgs <- Msgs::new(),
             worker,
             stopping: AtomicBool::new(false),
+            stats: [VqStats::new(0), VqStats::new(1)],
         })
     }
 
@@ -90,15 +97,19 @@ pub(crate) struct VqRound<'a, E> {
     pub(crate) xlate: GuestXlate<'a>,
     call: Option<&'a EventFdCtx>,
     err: Option<&'a EventFdCtx>,
+    /// The ring's counters (and its index, for the log); the round is
+    /// their writer (it holds the ring's mutex).
+    pub(crate) stats: &'a VqStats,
 }
 
 /// Splits a locked ring into its backend and a round, if the ring is set
 /// up (a worker's buffers exist: the device has an owner).
 pub(crate) fn begin<'a, B, E>(
     vq: &'a mut Vq<B, E>,
-    msgs: &'a Msgs,
+    dev: &'a DevCtx,
     index: usize,
 ) -> Option<(Option<&'a mut B>, VqRound<'a, E>)> {
+    let msgs = &dev.msgs;
     let Vq {
         acked_backend_features,
         backend,
@@ -128,6 +139,8 @@ pub(crate) fn begin<'a, B, E>(
         ),
         call: call.as_ref(),
         err: err.as_ref(),
+        // Ring indices are 0 and 1 (the mask spares a bounds check).
+        stats: &dev.stats[index & 1],
     };
     Some((backend.as_mut(), round))
 }
@@ -137,6 +150,7 @@ impl<E> VqRound<'_, E> {
     /// (`MAX_ROUND_READS`).
     #[inline]
     pub(crate) fn start_round(&mut self) {
+        self.stats.rounds.add(1);
         self.ring.start_round();
     }
 
@@ -194,23 +208,44 @@ impl<E> VqRound<'_, E> {
         self.ring.in_order()
     }
 
-    /// Reports a ring error to userspace (C's `vq_err`).
-    pub(crate) fn vq_err(&self) {
+    /// Reports a ring error (C's `vq_err`): logs `reason` (dynamic debug,
+    /// rate-limited), with C's `errno` when there is one, counts it and
+    /// signals the error eventfd.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn vq_err(&self, reason: Reason, errno: Option<Errno>) {
+        let now = diag::boottime_ns();
+        self.stats.error(reason, now);
+        diag::vq_err(self.stats.index(), reason, errno, now);
         if let Some(err) = self.err {
             err.signal();
         }
+    }
+
+    /// Reports the error of a ring operation that returned only C's errno
+    /// (`SplitRing::fault` says which message it is).
+    #[cold]
+    #[inline(never)]
+    fn ring_err(&self, errno: Errno) {
+        self.vq_err(self.ring.fault(), Some(errno));
+    }
+
+    /// Signals the call eventfd, counting the notification.
+    #[inline]
+    fn call(&self, call: &EventFdCtx) {
+        self.stats.calls.add(1);
+        call.signal();
     }
 
     /// Publishes the first `n` collected used entries and interrupts the
     /// guest if it wants (C's `vhost_add_used_and_signal_n`). `n` is at
     /// most the room in `bufs.heads`.
     pub(crate) fn add_used_and_signal(&mut self, n: usize) {
-        if self
+        if let Err(e) = self
             .ring
             .add_used(&self.mem, &self.xlate, &self.bufs.heads[..n])
-            .is_err()
         {
-            self.vq_err();
+            self.ring_err(e);
         }
         self.signal();
     }
@@ -222,12 +257,11 @@ impl<E> VqRound<'_, E> {
     /// in both.
     pub(crate) fn add_used_in_order_and_signal(&mut self, n: usize) {
         let bufs = &*self.bufs;
-        if self
-            .ring
-            .add_used_in_order(&self.mem, &self.xlate, &bufs.heads[..n], &bufs.nheads[..n])
-            .is_err()
+        if let Err(e) =
+            self.ring
+                .add_used_in_order(&self.mem, &self.xlate, &bufs.heads[..n], &bufs.nheads[..n])
         {
-            self.vq_err();
+            self.ring_err(e);
         }
         self.signal();
     }
@@ -240,11 +274,11 @@ impl<E> VqRound<'_, E> {
     fn signal(&mut self) {
         if let Some(call) = self.call {
             let r = self.ring.need_notify(&self.mem);
-            if r.error.is_some() {
-                self.vq_err();
+            if let Some(e) = r.error {
+                self.ring_err(e);
             }
             if r.value {
-                call.signal();
+                self.call(call);
             }
         }
     }
@@ -253,8 +287,8 @@ impl<E> VqRound<'_, E> {
     /// (then kicks are disabled again and the caller retries).
     pub(crate) fn enable_notify_raced(&mut self) -> bool {
         let r = self.ring.enable_notify(&self.mem, &self.xlate);
-        if r.error.is_some() {
-            self.vq_err();
+        if let Some(e) = r.error {
+            self.ring_err(e);
         }
         if r.value {
             self.disable_notify();
@@ -264,19 +298,19 @@ impl<E> VqRound<'_, E> {
 
     /// Disables guest kicks while the ring is being drained.
     pub(crate) fn disable_notify(&mut self) {
-        if self
-            .ring
-            .disable_notify(&self.mem, &self.xlate)
-            .error
-            .is_some()
-        {
-            self.vq_err();
+        if let Some(e) = self.ring.disable_notify(&self.mem, &self.xlate).error {
+            self.ring_err(e);
         }
     }
 
-    /// Whether the guest has posted nothing new.
+    /// Whether the guest has posted nothing new (C's
+    /// `vhost_vq_avail_empty`, which reports a bad `avail->idx`).
     #[inline]
     pub(crate) fn avail_empty(&mut self) -> bool {
-        self.ring.avail_empty(&self.mem).value
+        let r = self.ring.avail_empty(&self.mem);
+        if let Some(e) = r.error {
+            self.ring_err(e);
+        }
+        r.value
     }
 }

@@ -6,6 +6,7 @@
 //! a round, and the dirty logging of a used chain (C's `vhost_log_write`).
 //! The ring layout decides where a chain starts ([`super::split`]).
 
+use super::super::diag::Reason;
 use super::super::errno::Errno;
 use super::super::memory::dirtylog::{log_write, log_write_hva, LogEntry};
 use super::super::memory::intervalmap::{Piece, TranslateError, PERM_RO, PERM_WO};
@@ -50,12 +51,17 @@ pub(crate) const MAX_PACKET_READS: u32 = 4096;
 pub(crate) const MAX_ROUND_READS: u32 = 4 * MAX_PACKET_READS;
 
 /// Why a ring operation failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Two failures are equal when C would answer them alike: a broken ring's
+/// [`Reason`] says which of C's `vq_err` messages it is, for the log and
+/// the statistics only, and is left out of the comparison (the host tests
+/// compare failures with C's errno).
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum RingError {
     /// The ring is broken or unreadable: C reports this with `vq_err`
-    /// (signalling the error eventfd) and the handler stops until the next
-    /// kick.
-    Broken(Errno),
+    /// (signalling the error eventfd, logging the reason) and the handler
+    /// stops until the next kick.
+    Broken(Errno, Reason),
     /// A guest address missed in the device IOTLB; C returns `EAGAIN`
     /// without `vq_err` and the handler retries once userspace has answered
     /// the miss (which [`Translate::translate`] queued).
@@ -79,17 +85,54 @@ impl RingError {
     )]
     pub(crate) const fn errno(self) -> Errno {
         match self {
-            RingError::Broken(e) => e,
+            RingError::Broken(e, _) => e,
             RingError::IotlbMiss { .. } | RingError::Yield => Errno::EAGAIN,
+        }
+    }
+
+    /// A broken ring without a reason (the host tests' expected values).
+    #[allow(
+        dead_code,
+        reason = "the host tests build expected failures with it; the module always names a reason"
+    )]
+    pub(crate) const fn broken(e: Errno) -> Self {
+        RingError::Broken(e, Reason::Unspecified)
+    }
+
+    /// The same failure, met inside an indirect table: C's messages for
+    /// a buffer there differ from those for the descriptor table's.
+    #[cold]
+    fn in_indirect(self) -> Self {
+        match self {
+            RingError::Broken(e, Reason::DescXlate) => {
+                RingError::Broken(e, Reason::IndirectDescXlate)
+            }
+            RingError::Broken(e, Reason::OutAfterIn) => {
+                RingError::Broken(e, Reason::IndirectOutAfterIn)
+            }
+            other => other,
         }
     }
 }
 
-impl From<Errno> for RingError {
-    fn from(e: Errno) -> Self {
-        RingError::Broken(e)
+impl PartialEq for RingError {
+    fn eq(&self, other: &Self) -> bool {
+        match (*self, *other) {
+            (RingError::Broken(a, _), RingError::Broken(b, _)) => a == b,
+            (
+                RingError::IotlbMiss { iova, access },
+                RingError::IotlbMiss {
+                    iova: iova2,
+                    access: access2,
+                },
+            ) => iova == iova2 && access == access2,
+            (RingError::Yield, RingError::Yield) => true,
+            _ => false,
+        }
     }
 }
+
+impl Eq for RingError {}
 
 /// A descriptor chain taken from the available ring.
 ///
@@ -137,13 +180,19 @@ pub(crate) struct ChainBufs<'a> {
     pub(crate) reads: u32,
 }
 
-/// Maps a translation failure to C's error, noting IOTLB misses.
-fn xlate_err<T: Translate + ?Sized>(xlate: &T, e: TranslateError, access: u32) -> RingError {
+/// Maps a translation failure to C's error, noting IOTLB misses;
+/// `reason` is what C logs for it.
+fn xlate_err<T: Translate + ?Sized>(
+    xlate: &T,
+    e: TranslateError,
+    access: u32,
+    reason: Reason,
+) -> RingError {
     match e {
         TranslateError::Miss { addr } if xlate.device_iotlb() => {
             RingError::IotlbMiss { iova: addr, access }
         }
-        e => RingError::Broken(e.errno(xlate.device_iotlb())),
+        e => RingError::Broken(e.errno(xlate.device_iotlb()), reason),
     }
 }
 
@@ -206,7 +255,7 @@ impl<'a> Collector<'a> {
         self.reads_left = self
             .reads_left
             .checked_sub(1)
-            .ok_or(RingError::Broken(Errno::EINVAL))?;
+            .ok_or(RingError::Broken(Errno::EINVAL, Reason::ReadBudget))?;
         Ok(())
     }
 
@@ -234,7 +283,7 @@ impl<'a> Collector<'a> {
         let room = self.iov.get_mut(at..).unwrap_or_default();
         let n = xlate
             .translate(d.addr, d.len, access, room)
-            .map_err(|e| xlate_err(xlate, e, access))?;
+            .map_err(|e| xlate_err(xlate, e, access, Reason::DescXlate))?;
         // The `n` pieces hold the `d.len` bytes. Every descriptor of
         // nonzero length adds a piece, at most `iov.len()` (at most
         // `UIO_MAXIOV` in the driver) of them, so the sum stays below 2^42.
@@ -245,7 +294,7 @@ impl<'a> Collector<'a> {
                 if let Some(log) = self.log.as_deref_mut() {
                     let slot = log
                         .get_mut(self.log_num)
-                        .ok_or(RingError::Broken(Errno::ENOBUFS))?;
+                        .ok_or(RingError::Broken(Errno::ENOBUFS, Reason::LogFull))?;
                     *slot = LogEntry {
                         addr: d.addr,
                         len: u64::from(d.len),
@@ -255,7 +304,7 @@ impl<'a> Collector<'a> {
             }
         } else {
             if self.in_num != 0 {
-                return Err(RingError::Broken(Errno::EINVAL));
+                return Err(RingError::Broken(Errno::EINVAL, Reason::OutAfterIn));
             }
             self.out_num += n;
         }
@@ -334,14 +383,14 @@ where
 {
     let len = outer.len;
     if u64::from(len) % DESC_SIZE != 0 {
-        return Err(RingError::Broken(Errno::EINVAL));
+        return Err(RingError::Broken(Errno::EINVAL, Reason::IndirectLen));
     }
     let n = xlate
         .translate(outer.addr, len, PERM_RO, table)
-        .map_err(|e| xlate_err(xlate, e, PERM_RO))?;
+        .map_err(|e| xlate_err(xlate, e, PERM_RO, Reason::IndirectXlate))?;
     let count = len / DESC_SIZE as u32;
     if count > MAX_INDIRECT {
-        return Err(RingError::Broken(Errno::E2BIG));
+        return Err(RingError::Broken(Errno::E2BIG, Reason::IndirectTooBig));
     }
     let mut reader = PieceReader {
         pieces: table.get(..n).unwrap_or_default(),
@@ -352,16 +401,16 @@ where
     loop {
         found += 1;
         if found > count {
-            return Err(RingError::Broken(Errno::EINVAL));
+            return Err(RingError::Broken(Errno::EINVAL, Reason::IndirectLoop));
         }
         acc.count_read()?;
         let d = reader
             .read_desc(mem)
-            .ok_or(RingError::Broken(Errno::EINVAL))?;
+            .ok_or(RingError::Broken(Errno::EINVAL, Reason::IndirectRead))?;
         if d.flags & VRING_DESC_F_INDIRECT != 0 {
-            return Err(RingError::Broken(Errno::EINVAL));
+            return Err(RingError::Broken(Errno::EINVAL, Reason::IndirectNested));
         }
-        acc.add(xlate, &d)?;
+        acc.add(xlate, &d).map_err(RingError::in_indirect)?;
         if d.flags & VRING_DESC_F_NEXT == 0 {
             return Ok(());
         }

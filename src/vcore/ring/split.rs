@@ -58,6 +58,7 @@
 //!    bits that log it, so that migration, which clears a bit and then
 //!    copies the page, never copies the page before the data is in it.
 
+use super::super::diag::Reason;
 use super::super::errno::Errno;
 use super::super::memory::dirtylog::{log_write, log_write_hva};
 use super::super::memory::intervalmap::{Piece, TranslateError, PERM_WO};
@@ -203,6 +204,10 @@ pub(crate) struct SplitRing {
     /// Descriptors read besides heads since [`SplitRing::start_round`],
     /// by the chains taken (at most `MAX_ROUND_READS + MAX_PACKET_READS`).
     walked: u32,
+    /// Which of C's `vq_err` messages the last error returned by an
+    /// operation without a [`RingError`] stands for ([`SplitRing::fault`]);
+    /// written on error paths only.
+    fault: Reason,
 }
 
 /// Writes used-ring elements at user address `at` (C's
@@ -248,6 +253,7 @@ impl SplitRing {
             heads_start: 0,
             heads_len: 0,
             walked: 0,
+            fault: Reason::Unspecified,
         })
     }
 
@@ -283,6 +289,21 @@ impl SplitRing {
     )]
     pub(crate) fn avail_idx(&self) -> u16 {
         self.avail_idx
+    }
+
+    /// Which of C's `vq_err` messages the last error of `add_used`,
+    /// `add_used_in_order`, `need_notify`, `enable_notify`,
+    /// `disable_notify` or `avail_empty` stands for (they return C's errno
+    /// only); meaningful right after such an error.
+    pub(crate) fn fault(&self) -> Reason {
+        self.fault
+    }
+
+    /// Records which message an error stands for, and passes it on.
+    #[cold]
+    fn note<E>(&mut self, reason: Reason, e: E) -> E {
+        self.fault = reason;
+        e
     }
 
     /// Next used entry to fill (C's `vq->last_used_idx`).
@@ -402,9 +423,12 @@ impl SplitRing {
     /// `last_avail_idx` (checked even when the index did not change); the
     /// read error otherwise. Both are reported by C with `vq_err`.
     fn refresh_avail_idx<M: RingMemory + ?Sized>(&mut self, mem: &M) -> Result<bool, Errno> {
-        let idx = mem.read_u16(self.avail.wrapping_add(IDX_OFFSET))?;
+        let idx = match mem.read_u16(self.avail.wrapping_add(IDX_OFFSET)) {
+            Ok(idx) => idx,
+            Err(e) => return Err(self.note(Reason::AvailIdxRead, e)),
+        };
         if u32::from(idx.wrapping_sub(self.last_avail_idx)) > self.num {
-            return Err(Errno::EINVAL);
+            return Err(self.note(Reason::AvailIdxInvalid, Errno::EINVAL));
         }
         if idx == self.avail_idx {
             return Ok(false);
@@ -459,7 +483,11 @@ impl SplitRing {
         T: Translate + ?Sized,
     {
         let last_avail_idx = self.last_avail_idx;
-        if self.avail_idx == last_avail_idx && !self.refresh_avail_idx(mem)? {
+        if self.avail_idx == last_avail_idx
+            && !self
+                .refresh_avail_idx(mem)
+                .map_err(|e| RingError::Broken(e, self.fault))?
+        {
             return Ok(None);
         }
         // In order, the chain starts after the previous one in the table
@@ -467,7 +495,7 @@ impl SplitRing {
         // `vhost_get_vq_desc_n`); the head is below `num` by the mask.
         let head = self.avail_head(mem, xlate, last_avail_idx)?;
         if u32::from(head) >= self.num {
-            return Err(RingError::Broken(Errno::EINVAL));
+            return Err(RingError::Broken(Errno::EINVAL, Reason::HeadRange));
         }
 
         let ChainBufs {
@@ -553,7 +581,7 @@ impl SplitRing {
             return Ok(u16::from_le_bytes([self.heads[0], self.heads[1]]));
         }
         mem.read_u16(head_addr)
-            .map_err(|_| RingError::Broken(Errno::EFAULT))
+            .map_err(|_| RingError::Broken(Errno::EFAULT, Reason::HeadRead))
     }
 
     /// Reads descriptor `i` of the table, which must be below `num`.
@@ -562,7 +590,7 @@ impl SplitRing {
         let mut b = [0u8; 16];
         let at = self.desc.wrapping_add(DESC_SIZE * u64::from(i));
         mem.read_desc(at, &mut b)
-            .map_err(|_| RingError::Broken(Errno::EFAULT))?;
+            .map_err(|_| RingError::Broken(Errno::EFAULT, Reason::DescRead))?;
         Ok(Desc::from_bytes(&b))
     }
 
@@ -600,11 +628,11 @@ impl SplitRing {
             }
             let i = u32::from(d.next);
             if i >= self.num {
-                return Err(RingError::Broken(Errno::EINVAL));
+                return Err(RingError::Broken(Errno::EINVAL, Reason::DescRange));
             }
             found += 1;
             if found > self.num {
-                return Err(RingError::Broken(Errno::EINVAL));
+                return Err(RingError::Broken(Errno::EINVAL, Reason::DescLoop));
             }
             acc.count_read()?;
             d = self.read_desc(mem, i)?;
@@ -806,12 +834,18 @@ impl SplitRing {
                 break;
             }
             let (now, later) = rest.split_at(room);
-            self.add_used_part(mem, xlate, now)?;
+            if let Err(e) = self.add_used_part(mem, xlate, now) {
+                return Err(self.note(Reason::UsedWrite, e));
+            }
             rest = later;
         }
-        self.add_used_part(mem, xlate, rest)?;
-
-        self.publish_used_idx(mem, xlate)
+        if let Err(e) = self.add_used_part(mem, xlate, rest) {
+            return Err(self.note(Reason::UsedWrite, e));
+        }
+        match self.publish_used_idx(mem, xlate) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.note(Reason::UsedIdxWrite, e)),
+        }
     }
 
     /// Gives chains back in order (C's `vhost_add_used_n` with
@@ -850,8 +884,12 @@ impl SplitRing {
         for (h, &n) in heads.iter().zip(nheads) {
             let slot = u64::from(u32::from(new) & self.mask());
             let offset = RING_OFFSET + USED_ELEM_SIZE * slot;
-            mem.write_used_elem(self.used.wrapping_add(offset), *h)
-                .map_err(|_| Errno::EFAULT)?;
+            if mem
+                .write_used_elem(self.used.wrapping_add(offset), *h)
+                .is_err()
+            {
+                return Err(self.note(Reason::UsedWrite, Errno::EFAULT));
+            }
             if self.log.is_some() {
                 // Barrier 5: the element is in memory before it is logged.
                 mem.wmb();
@@ -863,7 +901,10 @@ impl SplitRing {
         if new.wrapping_sub(self.signalled_used) < new.wrapping_sub(old) {
             self.signalled_used_valid = false;
         }
-        self.publish_used_idx(mem, xlate)
+        match self.publish_used_idx(mem, xlate) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.note(Reason::UsedIdxWrite, e)),
+        }
     }
 
     /// Whether the driver should be interrupted now that used entries were
@@ -892,7 +933,7 @@ impl SplitRing {
         if !self.event_idx {
             return match mem.read_u16(self.avail) {
                 Ok(flags) => Reported::ok(flags & VRING_AVAIL_F_NO_INTERRUPT == 0),
-                Err(_) => Reported::err(true, Errno::EFAULT),
+                Err(_) => self.note(Reason::FlagsRead, Reported::err(true, Errno::EFAULT)),
             };
         }
         let old = self.signalled_used;
@@ -905,7 +946,7 @@ impl SplitRing {
         }
         match mem.read_u16(self.used_event_addr()) {
             Ok(event) => Reported::ok(vring_need_event(event, new, old)),
-            Err(_) => Reported::err(true, Errno::EFAULT),
+            Err(_) => self.note(Reason::UsedEventRead, Reported::err(true, Errno::EFAULT)),
         }
     }
 
@@ -938,7 +979,12 @@ impl SplitRing {
             self.update_used_flags(mem, xlate)
         };
         if let Err(e) = written {
-            return Reported::err(false, e);
+            let reason = if self.event_idx {
+                Reason::AvailEventWrite
+            } else {
+                Reason::EnableNotify
+            };
+            return self.note(reason, Reported::err(false, e));
         }
         // Barrier 3: the store that asks for kicks is ordered before the
         // load of avail->idx that checks for buffers added meanwhile.
@@ -966,7 +1012,7 @@ impl SplitRing {
         self.used_flags |= VRING_USED_F_NO_NOTIFY;
         if !self.event_idx {
             if let Err(e) = self.update_used_flags(mem, xlate) {
-                return Reported::err((), e);
+                return self.note(Reason::DisableNotify, Reported::err((), e));
             }
         }
         Reported::ok(())

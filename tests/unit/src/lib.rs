@@ -29,6 +29,8 @@ mod busypoll_tests;
 #[cfg(test)]
 mod contract_tests;
 #[cfg(test)]
+mod diag_tests;
+#[cfg(test)]
 mod dirtylog_tests;
 #[cfg(test)]
 mod errno_tests;

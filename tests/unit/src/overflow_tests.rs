@@ -180,7 +180,7 @@ fn ring_in_the_last_page() {
     let c = get(&mut ring, &mut iov).unwrap().unwrap();
     assert_eq!((c.head, c.in_num, c.len), (3, 3, u64::from(u32::MAX) + 2));
     pieces(&iov, &c);
-    let e = |errno| Err(RingError::Broken(errno));
+    let e = |errno| Err(RingError::broken(errno));
     assert_eq!(get(&mut ring, &mut iov), e(Errno::E2BIG));
     // An error consumes nothing: skip the entry as a driver reset would.
     ring.set_base(0xfffeu16.wrapping_add(4));
@@ -266,7 +266,7 @@ fn ring_parts_wrapping_past_the_top() {
         };
         ring.get_desc_chain(&mem, &xl, bufs)
     };
-    let efault = Err(RingError::Broken(Errno::EFAULT));
+    let efault = Err(RingError::broken(Errno::EFAULT));
     assert_eq!(get(&mut ring), efault);
     assert_eq!(ring.avail_idx(), 1);
     assert_eq!(

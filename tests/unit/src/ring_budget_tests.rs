@@ -108,7 +108,7 @@ fn the_two_to_the_31_chain_stops_at_the_budget() {
     let t = std::time::Instant::now();
     assert_eq!(
         g.get(MAX_PACKET_READS),
-        Err(RingError::Broken(Errno::EINVAL))
+        Err(RingError::broken(Errno::EINVAL))
     );
     assert_eq!(g.ring.last_avail_idx(), 0, "a failed chain is not consumed");
     // A budget of 4096 reads on a host: far below a second (2^31 reads
@@ -139,16 +139,16 @@ fn budget_is_exact() {
     g.ring.discard(1, 0);
     assert_eq!(
         g.get(MAX_PACKET_READS - 1),
-        Err(RingError::Broken(Errno::EINVAL))
+        Err(RingError::broken(Errno::EINVAL))
     );
-    assert_eq!(g.get(0), Err(RingError::Broken(Errno::EINVAL)));
+    assert_eq!(g.get(0), Err(RingError::broken(Errno::EINVAL)));
     // One more entry: 4097 reads.
     g.desc(0, 0, 16 * 4097, I, 0);
     g.entry(4095, 0x10_0000, 0, N);
     g.entry(4096, 0x10_0000, 1, 0);
     assert_eq!(
         g.get(MAX_PACKET_READS),
-        Err(RingError::Broken(Errno::EINVAL))
+        Err(RingError::broken(Errno::EINVAL))
     );
     assert_eq!(g.ring.last_avail_idx(), 0);
     // One descriptor: no allowance needed.
@@ -170,7 +170,7 @@ fn direct_chains_count_one_read_per_descriptor() {
     g.push_head(0);
     assert_eq!(
         g.get(MAX_PACKET_READS),
-        Err(RingError::Broken(Errno::EINVAL))
+        Err(RingError::broken(Errno::EINVAL))
     );
     g.push_head((NUM - 3) as u16);
     let c = g.get(MAX_PACKET_READS).unwrap().unwrap();

@@ -17,8 +17,8 @@ const N: u16 = VRING_DESC_F_NEXT;
 const W: u16 = VRING_DESC_F_WRITE;
 const I: u16 = VRING_DESC_F_INDIRECT;
 
-const EINVAL: RingError = RingError::Broken(Errno::EINVAL);
-const EFAULT: RingError = RingError::Broken(Errno::EFAULT);
+const EINVAL: RingError = RingError::broken(Errno::EINVAL);
+const EFAULT: RingError = RingError::broken(Errno::EFAULT);
 
 struct G {
     mem: Mem,
@@ -329,16 +329,16 @@ fn translation_errors() {
     assert_eq!(g.get(), Err(EFAULT));
     // Writable buffer in read-only memory and the reverse.
     g.desc(0, 0x4000, 1, W, 0);
-    assert_eq!(g.get(), Err(RingError::Broken(Errno::EPERM)));
+    assert_eq!(g.get(), Err(RingError::broken(Errno::EPERM)));
     g.desc(0, 0x5000, 1, 0, 0);
-    assert_eq!(g.get(), Err(RingError::Broken(Errno::EPERM)));
+    assert_eq!(g.get(), Err(RingError::broken(Errno::EPERM)));
     // Two pieces (across the 0x4000 boundary), then one more.
     g.desc(0, 0x3ff0, 0x1010, N, 1);
     g.desc(1, 0x0, 0x10, W, 0);
     g.iov.truncate(2);
-    assert_eq!(g.get(), Err(RingError::Broken(Errno::ENOBUFS)));
+    assert_eq!(g.get(), Err(RingError::broken(Errno::ENOBUFS)));
     g.iov.truncate(1);
-    assert_eq!(g.get(), Err(RingError::Broken(Errno::ENOBUFS)));
+    assert_eq!(g.get(), Err(RingError::broken(Errno::ENOBUFS)));
     assert_eq!(g.ring.last_avail_idx(), 0);
     g.iov = vec![Piece::default(); 3];
     let c = g.chain();
@@ -372,7 +372,7 @@ fn log_slice_too_short_is_enobufs() {
     g.desc(1, 0x200, 4, W, 0);
     g.push(0);
     g.log = Some(vec![LogEntry::default(); 1]);
-    assert_eq!(g.get(), Err(RingError::Broken(Errno::ENOBUFS)));
+    assert_eq!(g.get(), Err(RingError::broken(Errno::ENOBUFS)));
     g.log = None;
     let c = g.chain();
     assert_eq!((c.in_num, c.log_num), (2, 0));
@@ -449,11 +449,11 @@ fn indirect_errors() {
     g.desc(0, 0x6000, 16, I, 0);
     assert_eq!(g.get(), Err(EFAULT));
     g.desc(0, 0x5000, 16, I, 0);
-    assert_eq!(g.get(), Err(RingError::Broken(Errno::EPERM)));
+    assert_eq!(g.get(), Err(RingError::broken(Errno::EPERM)));
     // Too many pieces for the table scratch.
     g.desc(0, 0x3ff0, 32, I, 0);
     g.ind.truncate(1);
-    assert_eq!(g.get(), Err(RingError::Broken(Errno::ENOBUFS)));
+    assert_eq!(g.get(), Err(RingError::broken(Errno::ENOBUFS)));
     g.ind = vec![Piece::default(); UIO_MAXIOV];
     // Reading an entry faults: EINVAL, not EFAULT.
     g.table(0x1000, &[(0x100, 8, 0, 0)]);
@@ -476,7 +476,7 @@ fn indirect_table_too_big_is_e2big_before_reading() {
     let mut g = guest_with(4, Xlate::new(&rs, false));
     g.desc(0, 0x100_0000, 16 * 65537, I, 0);
     g.push(0);
-    assert_eq!(g.get(), Err(RingError::Broken(Errno::E2BIG)));
+    assert_eq!(g.get(), Err(RingError::broken(Errno::E2BIG)));
     // 65536 entries pass that check; reading the unbacked table fails.
     g.desc(0, 0x100_0000, 16 * 65536, I, 0);
     assert_eq!(g.get(), Err(EINVAL));
@@ -1453,4 +1453,49 @@ fn in_order_switched_on_forgets_the_entries_read_ahead() {
     // one chain taken, not the cached entry 2.
     g.ring.set_features(false, false, true);
     assert_eq!(g.chain().head, 1);
+}
+
+/// The reason a broken ring's error carries (what the module logs, and
+/// shows in fdinfo): C's `vq_err` message for the check that failed.
+fn reason(r: Result<Option<Chain>, RingError>) -> crate::vcore::diag::Reason {
+    match r {
+        Err(RingError::Broken(_, reason)) => reason,
+        other => panic!("not a broken ring: {other:?}"),
+    }
+}
+
+#[test]
+fn broken_chains_name_c_reason() {
+    use crate::vcore::diag::Reason;
+    // Head out of range: "Guest says index %u > %u is available".
+    let mut g = guest(4);
+    g.push(4);
+    assert_eq!(reason(g.get()), Reason::HeadRange);
+    // `next` out of range: "Desc index is %u > %u, head = %u".
+    let mut g = guest(4);
+    g.desc(0, 0x100, 1, N, 4);
+    g.push(0);
+    assert_eq!(reason(g.get()), Reason::DescRange);
+    // A loop: "Loop detected: last one at %u vq size %u head %u".
+    let mut g = guest(4);
+    g.desc(1, 0x100, 1, N, 1);
+    g.push(1);
+    assert_eq!(reason(g.get()), Reason::DescLoop);
+    // An unmapped buffer: "Translation failure %d descriptor idx %d".
+    let mut g = guest(4);
+    g.desc(0, 0x10_0000, 1, 0, 0);
+    g.push(0);
+    assert_eq!(reason(g.get()), Reason::DescXlate);
+    // Indirect: bad length, nested table.
+    let mut g = guest(4);
+    g.push(0);
+    g.desc(0, 0x1000, 24, I, 0);
+    assert_eq!(reason(g.get()), Reason::IndirectLen);
+    g.table(0x1000, &[(0x100, 8, N, 0), (0x2000, 16, I, 0)]);
+    g.desc(0, 0x1000, 32, I, 0);
+    assert_eq!(reason(g.get()), Reason::IndirectNested);
+    // The available index running more than `num` ahead.
+    let mut g = guest(4);
+    g.mem.poke_u16(AVAIL + 2, 5);
+    assert_eq!(reason(g.get()), Reason::AvailIdxInvalid);
 }

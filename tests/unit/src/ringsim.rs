@@ -288,9 +288,9 @@ fn mtrans(
 fn mtrans_err(e: TranslateError, iotlb: bool, access: u32) -> RingError {
     match e {
         TranslateError::Miss { addr } if iotlb => RingError::IotlbMiss { iova: addr, access },
-        TranslateError::Miss { .. } => RingError::Broken(Errno::EFAULT),
-        TranslateError::Perm => RingError::Broken(Errno::EPERM),
-        TranslateError::NoBufs => RingError::Broken(Errno::ENOBUFS),
+        TranslateError::Miss { .. } => RingError::broken(Errno::EFAULT),
+        TranslateError::Perm => RingError::broken(Errno::EPERM),
+        TranslateError::NoBufs => RingError::broken(Errno::ENOBUFS),
     }
 }
 
@@ -301,7 +301,7 @@ enum Step {
 }
 
 fn broken(e: Errno) -> Step {
-    Step::Fail(RingError::Broken(e))
+    Step::Fail(RingError::broken(e))
 }
 
 /// The bytes `[off, off + 16)` of the range made of `pieces`.
@@ -435,10 +435,10 @@ pub(crate) fn model_get(
     if ring.avail_idx == ring.last_avail {
         let idx = mem
             .peek_u16(ring.avail + 2)
-            .ok_or(RingError::Broken(Errno::EFAULT))?;
+            .ok_or(RingError::broken(Errno::EFAULT))?;
         let pending = idx.wrapping_sub(ring.last_avail) as u32;
         if pending > ring.num {
-            return Err(RingError::Broken(Errno::EINVAL));
+            return Err(RingError::broken(Errno::EINVAL));
         }
         if pending == 0 {
             return Ok(None);
@@ -448,9 +448,9 @@ pub(crate) fn model_get(
     let slot = (ring.last_avail as u32 % ring.num) as u64;
     let head = mem
         .peek_u16(ring.avail + 4 + 2 * slot)
-        .ok_or(RingError::Broken(Errno::EFAULT))?;
+        .ok_or(RingError::broken(Errno::EFAULT))?;
     if head as u32 >= ring.num {
-        return Err(RingError::Broken(Errno::EINVAL));
+        return Err(RingError::broken(Errno::EINVAL));
     }
     // A chain that goes beyond its head yields once the round has read
     // `MAX_ROUND_READS` descriptors besides heads, before anything else.
@@ -485,7 +485,7 @@ pub(crate) fn model_get(
             if !p.is_empty() {
                 if let Some(cap) = caps.log {
                     if c.log.len() >= cap {
-                        return Err(RingError::Broken(Errno::ENOBUFS));
+                        return Err(RingError::broken(Errno::ENOBUFS));
                     }
                     c.log.push(LogEntry {
                         addr: d.addr,
@@ -496,7 +496,7 @@ pub(crate) fn model_get(
             c.inn.extend(p);
         } else {
             if !c.inn.is_empty() {
-                return Err(RingError::Broken(Errno::EINVAL));
+                return Err(RingError::broken(Errno::EINVAL));
             }
             c.out.extend(p);
         }

@@ -56,10 +56,10 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-const RX: usize = 0;
-const TX: usize = 1;
+pub(super) const RX: usize = 0;
+pub(super) const TX: usize = 1;
 /// Descriptors the raw attacks use (above what the tests' own chains take).
-const RAW: u16 = 200;
+pub(super) const RAW: u16 = 200;
 /// Kernel log lines a test may cause (a rate-limited message or two).
 const MAX_LOG_LINES: usize = 10;
 

@@ -19,6 +19,7 @@ mod ioctl_util;
 mod ioctl_vring;
 mod modules;
 mod process;
+mod stats;
 mod teardown;
 mod upstream;
 
@@ -39,6 +40,8 @@ pub fn all() -> Vec<Test> {
     v.extend(upstream::tests());
     // VIRTIO_F_IN_ORDER (ours with in_order=1; differential where C offers it).
     v.extend(inorder::tests());
+    // Per-queue statistics in fdinfo (ours only; hostile rings' reasons).
+    v.extend(stats::tests());
     // Hostile guests and hostile processes (Documentation/security.rst).
     v.extend(hostile::tests());
     v.extend(budget::tests());

@@ -183,7 +183,14 @@ fn ours_refused_beside_c(obs: &mut Obs, ctx: &Ctx) {
                 .iter()
                 .find(|l| l.contains("vhost_net_rs") && l.contains("minor 238"));
             match hit {
-                Some(l) => obs.note(format!("kmsg: {l}")),
+                Some(l) => {
+                    obs.note(format!("kmsg: {l}"));
+                    // The line names who holds the minor (issue 25).
+                    obs.check(
+                        l.contains("the C vhost_net module is loaded"),
+                        format!("the EBUSY line does not name the loaded C vhost_net: {l}"),
+                    );
+                }
                 None => {
                     obs.fail("no /dev/kmsg line with \"vhost_net_rs\" and \"minor 238\"");
                     for l in lines.iter().take(10) {
