@@ -12,7 +12,7 @@
 //! turns the messages on, as for C's `vhost` module. Formatting and the
 //! rate limit are here, in Rust.
 
-use super::shim::vhost_net_rs_version;
+use super::shim::vhost_net_rs_version_str;
 use super::shim::{vhost_net_rs_boottime_ns, vhost_net_rs_pr_debug, vhost_net_rs_seq_write};
 use crate::vcore::diag::{RateLimit, Reason};
 use crate::vcore::errno::Errno;
@@ -110,11 +110,12 @@ impl Write for SeqFile<'_> {
     }
 }
 
-/// The module's version (modinfo's `version`), or `unknown`.
+/// The module's version (modinfo's `version`: Kbuild's
+/// `VHOST_NET_RS_VERSION`, the `VERSION` file or `git describe`).
 pub(crate) fn version() -> &'static str {
-    // SAFETY: The shim returns a NUL-terminated string that lives as long
-    // as the module (the module's own modinfo, or a literal).
-    let v = unsafe { CStr::from_ptr(vhost_net_rs_version().cast()) };
+    // SAFETY: The shim returns its constant, NUL-terminated version
+    // array, which lives as long as the module.
+    let v = unsafe { CStr::from_ptr(vhost_net_rs_version_str().cast()) };
     v.to_str().unwrap_or("(not UTF-8)")
 }
 

@@ -367,8 +367,11 @@ int vhost_net_rs_seq_write(struct seq_file *m, const void *data, size_t len)
 	return seq_write(m, data, len);
 }
 
-/* THIS_MODULE is a macro; its version is modinfo's `version`, if any. */
-const char *vhost_net_rs_version(void)
+/*
+ * vhost_net_rs_version as a pointer to the whole string: Rust sees the
+ * array as one of length 0 (its length is the build's).
+ */
+const char *vhost_net_rs_version_str(void)
 {
-	return THIS_MODULE->version ? THIS_MODULE->version : "unknown";
+	return vhost_net_rs_version;
 }

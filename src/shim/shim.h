@@ -86,7 +86,7 @@ struct seq_file;
 void vhost_net_rs_pr_debug(const char *msg);
 u64 vhost_net_rs_boottime_ns(void);
 int vhost_net_rs_seq_write(struct seq_file *m, const void *data, size_t len);
-const char *vhost_net_rs_version(void);
+const char *vhost_net_rs_version_str(void);
 
 /* Packet logic made of skb and XDP macros (net.c). */
 struct vhost_net_rs_xdp_batch;

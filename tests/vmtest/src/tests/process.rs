@@ -1117,7 +1117,11 @@ fn open_close_cycles(obs: &mut Obs, _: &Ctx) {
 /// reports a single leaked object: there 100 cycles took 50 s per module
 /// and found nothing 30 would not.
 fn setup_teardown_cycles(obs: &mut Obs, _: &Ctx) {
-    let cycles = if crate::harness::debug_kernel() { 30 } else { 100 };
+    let cycles = if crate::harness::debug_kernel() {
+        30
+    } else {
+        100
+    };
     // One cycle first, so that caches that grow once are warm.
     let cycle = |obs: &mut Obs| -> bool {
         let mut o = Obs::default();
