@@ -91,3 +91,9 @@ fmt:
 clean:
 	@rm -f vhost_net_rs.ko *.o *.mod *.mod.c .*.cmd Module.symvers modules.order
 	@find src -name '*.o' -o -name '.*.cmd' -o -name '*.rmeta' -o -name '*.d' | xargs -r rm -f
+
+# The DKMS Debian package, build/deb/vhost-net-rs-dkms_<version>_all.deb
+# (scripts/build/deb.sh, packaging/; Documentation/deploying.rst).
+.PHONY: deb
+deb:
+	@scripts/build/deb.sh
