@@ -39,6 +39,9 @@ for l in $(chroot "$ROOT" ldd /usr/bin/kmod | awk '/=>/ {print $3} /ld-linux/ {p
         *) cp -L "$ROOT$l" "$st/usr/lib/x86_64-linux-gnu/" ;;
     esac
 done
+# kmod 34 opens its decompression libraries at run time (dlopen): ldd
+# does not list them.
+for l in liblzma.so.5 libzstd.so.1; do cp -L "$ROOT/usr/lib/x86_64-linux-gnu/$l" "$st/usr/lib/x86_64-linux-gnu/"; done
 # The package's modprobe.d file, from the .deb itself.
 dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/lib/modprobe.d/vhost-net-rs.conf >"$st/usr/lib/modprobe.d/vhost-net-rs.conf"
 
@@ -74,10 +77,12 @@ ok() { echo "ok - $1"; passed=$((passed + 1)); }
 nok() { echo "not ok - $1"; failed=$((failed + 1)); }
 for l in bin sbin lib lib64; do ln -s usr/$l $R/$l; done
 for d in proc sys dev; do mount --bind /$d $R/$d; done
-ch() { chroot $R "$@"; }
+# Debian's tools by their path: busybox's chroot would run its own
+# applet of the same name instead.
+ch() { c=$1; shift; chroot $R /usr/sbin/$c "$@"; }
 ch modprobe --version
 # The kernel's own requests (request_module) go to Debian's modprobe too.
-printf '#!/bin/sh\nexec chroot /kmodroot /sbin/modprobe "$@"\n' >/bin/modprobe-debian
+printf '#!/bin/sh\necho "modprobe-debian: $*" >/dev/kmsg\nexec chroot /kmodroot /usr/sbin/modprobe "$@" 2>/dev/kmsg\n' >/bin/modprobe-debian
 chmod 755 /bin/modprobe-debian
 echo /bin/modprobe-debian >/proc/sys/kernel/modprobe
 ch depmod -a && [ -s $R/lib/modules/$k/modules.dep ] && ok "Debian's depmod made modules.dep for $k" ||
