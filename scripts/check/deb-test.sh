@@ -55,7 +55,7 @@ fi
 # by the pristine root, the Depends and Recommends, and the kernel.
 deps=$(dpkg-deb -f "$deb" Depends)
 recs=$(dpkg-deb -f "$deb" Recommends)
-lower=$VHOST_CACHE/debian13-dkms-deps-$(printf '%s\n' "$key" "$deps" "$recs" "$k" v1 | sha256sum | cut -c1-16)
+lower=$VHOST_CACHE/debian13-dkms-deps-$(printf '%s\n' "$key" "$deps" "$recs" "$k" v2 | sha256sum | cut -c1-16)
 archives=$VHOST_CACHE/debian13-apt-archives
 mkdir -p "$archives/partial"
 ch_in() { # ch_in ROOT CMD...: CMD in ROOT, apt's downloads in the cache
@@ -80,9 +80,13 @@ if [ ! -f "$lower/.vhost-complete" ]; then
         [ -d "$lower.tmp/usr/src/linux-headers-$k" ] ||
             { echo "deb-test: linux-headers-amd64 of trixie-backports is not $k"; exit 1; }
         ch_in "$lower.tmp" "$archives" "${apt_[@]}" satisfy "$deps${recs:+, $recs}"
-        # What the kernel image's postinst does on a real host (this root
-        # has the headers only): depmod's index exists before the package.
-        ch_in "$lower.tmp" "$archives" depmod -a "$k"
+        # The kernel's own modules, as on a host running it (not the image:
+        # no boot loader or initramfs here): depmod's index of them exists
+        # before the package, as there. Without them DKMS's remove, seeing
+        # modules.dep empty again, deletes the whole index (dkms's "removed
+        # the last kernel module" clean-up), which no host would see.
+        ch_in "$lower.tmp" "$archives" "${apt_[@]}" install "linux-modules-$k"
+        [ -s "$lower.tmp/usr/lib/modules/$k/modules.dep" ] || { echo "deb-test: no modules.dep for $k"; exit 1; }
     } >"$out/apt.log" 2>&1 || { tail -n 30 "$out/apt.log" >&2; exit 1; }
     rm -f "$lower.tmp/.vhost-extracted"
     touch "$lower.tmp/.vhost-complete"
@@ -118,13 +122,15 @@ unshare --mount --propagation private bash -euo pipefail -c '
     grep -E "^[0-9]+ upgraded, [0-9]+ newly installed" "$out/install.log"
     grep -q "^0 upgraded, 1 newly installed" "$out/install.log" ||
         { echo "deb-test: installing the .deb pulled more than itself" >&2; exit 1; }
-    ko=$root/lib/modules/$k/updates/dkms/vhost_net_rs.ko
-    ls -l "$ko" | sed "s|$root||" || { ls -lR "$root/lib/modules/$k" >&2; exit 1; }
+    # Compressed as the kernel'"'"'s own modules are (Debian'"'"'s: .ko.xz), by DKMS.
+    ko=$(ls "$root/lib/modules/$k/updates/dkms/vhost_net_rs.ko"{,.xz,.zst} 2>/dev/null | head -n1)
+    [ -n "$ko" ] || { echo "deb-test: no vhost_net_rs.ko* in /lib/modules/$k/updates/dkms" >&2; exit 1; }
+    ls -l "$ko" | sed "s|$root||"
     ch dkms status
     for f in version vermagic signer; do
-        echo "modinfo $f: $(ch modinfo -F $f "/lib/modules/$k/updates/dkms/vhost_net_rs.ko")"
+        echo "modinfo $f: $(ch modinfo -F $f "${ko#"$root"}")"
     done
-    [ -n "$(ch modinfo -F signer "/lib/modules/$k/updates/dkms/vhost_net_rs.ko")" ] ||
+    [ -n "$(ch modinfo -F signer "${ko#"$root"}")" ] ||
         { echo "deb-test: the module is not signed" >&2; exit 1; }
     # depmod ran: modprobe finds it for $k by name; the rules are in force.
     ch modprobe -S "$k" --show-depends vhost_net_rs
@@ -132,9 +138,29 @@ unshare --mount --propagation private bash -euo pipefail -c '
     [ "$(ch modprobe -S "$k" -c | grep -cE "^(install vhost_net /sbin/modprobe vhost_net_rs|alias (char_major_10_238|devname:vhost_net) vhost_net$)")" = 3 ] ||
         { echo "deb-test: the modprobe.d rules are not in force" >&2; ch modprobe -c | grep vhost >&2; exit 1; }
     ls -d "$root/var/lib/vhost-net-rs/$k/headers/rust" >/dev/null
+
+    # A kernel upgrade: a new kernel'"'"'s headers run DKMS'"'"'s hook
+    # (/etc/kernel/header_postinst.d/dkms, for dkms.conf'"'"'s AUTOINSTALL).
+    # With the module taken off $k first, the hook must build and install it
+    # again, reusing the Rust metadata made above (no second metadata build).
+    ver=$(dpkg-deb -f "$deb" Version)
+    ch dkms remove -m vhost-net-rs -v "$ver" -k "$k" >"$out/upgrade.log" 2>&1
+    [ ! -e "$ko" ] || { echo "deb-test: dkms remove -k $k left $ko" >&2; exit 1; }
+    ch /etc/kernel/header_postinst.d/dkms "$k" >>"$out/upgrade.log" 2>&1 ||
+        { tail -n 30 "$out/upgrade.log" >&2; exit 1; }
+    [ -e "$ko" ] || { echo "deb-test: the kernel hook did not rebuild $ko" >&2; tail -n 30 "$out/upgrade.log" >&2; exit 1; }
+    log=$(ls "$root/var/lib/dkms/vhost-net-rs/$ver/$k"/*/log/make.log "$root/var/lib/dkms/vhost-net-rs/$ver/build/make.log" 2>/dev/null | head -n1)
+    [ -n "$log" ] && ! grep -q "rust-kbuild: building" "$log" ||
+        { echo "deb-test: the Rust metadata was built a second time for $k (or no make.log: ${log:-none})" >&2; exit 1; }
+    t "kernel upgrade: DKMS'"'"'s header_postinst.d hook rebuilt the module (Rust metadata reused)"
     du -sh "$root/var/lib/vhost-net-rs" | sed "s|$root||;s/^/the Rust metadata cache: /"
     mkdir -p "$(dirname "$ko_out")"
-    cp "$ko" "$ko_out"
+    # The VM'"'"'s loader takes a plain .ko: the installed file, decompressed.
+    case $ko in
+        *.xz) xz -dc "$ko" >"$ko_out" ;;
+        *.zst) zstd -q -dc "$ko" >"$ko_out" ;;
+        *) cp "$ko" "$ko_out" ;;
+    esac
     sha256sum "$ko" "$ko_out" | sed "s|$root||"
 
     # Remove (the module goes, the cache stays), then purge (all goes).
