@@ -104,6 +104,7 @@ help:
 	@echo '  make profile-qemu       the same for the nested QEMU rows'
 	@echo '  make fmt                rustfmt every crate'
 	@echo '  make bootstrap          install the packages and tools the project uses'
+	@echo '  make deb                the DKMS Debian package, build/deb/ (Documentation/deploying.rst)'
 	@echo
 	@echo 'Variables:'
 	@echo '  KDIR=DIR                kernel build tree (default /lib/modules/$$(uname -r)/build)'
@@ -179,3 +180,9 @@ clean:
 # images, results of check, bench and profile) and the cargo targets.
 distclean: clean
 	@rm -rf build tests/*/target bench/*/target tools/testing/selftests/drivers/net/vhost_net_rs/vmtest
+
+# The DKMS Debian package, build/deb/vhost-net-rs-dkms_<version>_all.deb
+# (scripts/build/deb.sh, packaging/; Documentation/deploying.rst).
+.PHONY: deb
+deb:
+	@scripts/build/deb.sh

@@ -101,54 +101,9 @@ make_kdir() {
         in_root apt-get install -y -qq -t trixie-backports "linux-headers-$k=$ver" "linux-source-$upstream" \
             >"$VHOST_CACHE/debian13-kdir-$k.log" 2>&1 || { tail -n 30 "$VHOST_CACHE/debian13-kdir-$k.log" >&2; exit 1; }
         echo "debian13: building the Rust metadata of $k from Debian's source and .config (once per kernel, 2-5 minutes; log: $VHOST_CACHE/debian13-kdir-$k.log)" >&2
-        in_root bash -euo pipefail -c '
-            k=$1; up=$2; out=$3
-            # Resumable: an interrupted build goes on where it stopped.
-            mkdir -p "$out.tmp/kb"
-            [ -f "$out.tmp/src/.vhost-extracted" ] || {
-                rm -rf "$out.tmp/src"; mkdir -p "$out.tmp/src"
-                tar -C "$out.tmp/src" -xf /usr/src/linux-source-$up.tar.xz --strip-components=1
-                touch "$out.tmp/src/.vhost-extracted"
-            }
-            cp /usr/src/linux-headers-$k/.config "$out.tmp/kb/.config"
-            cd "$out.tmp/src"
-            scripts/config --file "$out.tmp/kb/.config" --set-str SYSTEM_TRUSTED_KEYS "" \
-                --set-str SYSTEM_REVOCATION_KEYS "" --set-str MODULE_SIG_KEY certs/signing_key.pem
-            M="O=$out.tmp/kb CC=gcc-14 HOSTCC=gcc-14 RUSTC=rustc BINDGEN=bindgen"
-            rustver=$(rustc --version | sed -E "s/rustc ([0-9.]+).*/\1/")
-            export RUST_LIB_SRC=/usr/src/rustc-$rustver/library
-            make $M olddefconfig rustavailable
-            make $M -j3 prepare
-            make $M -j3 rust/
-            # The headers tree as Debian ships it, copied (the package stays
-            # untouched; its relative links made absolute, its kbuild
-            # scripts copied), plus what it lacks for an out-of-tree Rust
-            # module: the metadata and the target specification.
-            h=$out.tmp/headers
-            rm -rf "$h"; cp -a /usr/src/linux-headers-$k "$h"
-            for l in "$h"/*; do
-                [ -L "$l" ] || continue
-                t=$(readlink -f "/usr/src/linux-headers-$k/$(basename "$l")"); rm "$l"
-                if [ "$(basename "$l")" = scripts ]; then cp -a "$t" "$l"; else ln -s "$t" "$l"; fi
-            done
-            sed -i "s|^KBUILD_OUTPUT=.*|KBUILD_OUTPUT=$out/headers|" "$h/Makefile"
-            mkdir -p "$h/rust"
-            cp "$out.tmp"/kb/rust/*.rmeta "$out.tmp"/kb/rust/*.so "$h/rust/"
-            cp "$out.tmp/kb/scripts/target.json" "$h/scripts/"
-            # The exported Rust symbols of the rebuilt kernel crate must be
-            # Debian'"'"'s, name for name, or the metadata is not its kernel'"'"'s.
-            grep -ho "^EXPORT_SYMBOL_RUST_GPL([^)]*)" "$out.tmp"/kb/rust/exports_*_generated.h |
-                sed "s/.*(\(.*\))/\1/" | grep "^_R" | sort -u >"$out.tmp/rust-exports"
-            awk "\$3 ~ /^vmlinux\$/ && \$2 ~ /^_R/ {print \$2}" "$h/Module.symvers" | sort -u >"$out.tmp/debian-rust-exports"
-            if ! cmp -s "$out.tmp/rust-exports" "$out.tmp/debian-rust-exports"; then
-                echo "debian13: the rebuilt Rust exports differ from Debian'"'"'s Module.symvers:" >&2
-                diff "$out.tmp/rust-exports" "$out.tmp/debian-rust-exports" | head >&2
-                exit 1
-            fi
-            rm -rf "$out.tmp/src"
-            touch "$out.tmp/.vhost-complete"
-            rm -rf "$out"; mv "$out.tmp" "$out"
-        ' _ "$k" "$upstream" "$out" >>"$VHOST_CACHE/debian13-kdir-$k.log" 2>&1 ||
+        # scripts/build/rust-kbuild.sh: the same script the
+        # vhost-net-rs-dkms package installs and runs (packaging/).
+        in_root "$REPO/scripts/build/rust-kbuild.sh" "$k" "$out" >/dev/null 2>>"$VHOST_CACHE/debian13-kdir-$k.log" ||
             { tail -n 40 "$VHOST_CACHE/debian13-kdir-$k.log" >&2; exit 1; }
     fi
     echo "$ROOT$out/headers"

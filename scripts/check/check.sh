@@ -54,6 +54,12 @@ rm -f "$dko"
 [ -z "$dkdir" ] ||
     step "module for Debian 13's kernel (rustc 1.85.1, gcc-14, its Clippy set, warnings are errors; imports in Debian's Module.symvers)" \
         scripts/build/module.sh debian13 "$REPO/build/debian13"
+# The DKMS package (make deb) installed on a fresh Debian 13 root; the .ko
+# DKMS built there is the one the guests on Debian's kernel run on below.
+dkms_ko=$REPO/build/deb-test/vhost_net_rs.ko
+rm -f "$dkms_ko"
+[ -z "$dkdir" ] || step "DKMS package: installed on a fresh Debian 13 root, builds for $(scripts/build/debian13.sh kver); remove and purge leave no file" \
+    env DEB_TEST_KO="$dkms_ko" scripts/check/deb-test.sh
 step "rustfmt --check" scripts/build/fmt.sh check
 
 # Host tests: every cargo test counts.
@@ -126,6 +132,9 @@ if [ -f "$dko" ]; then
 else
     echo "not ok - no module for Debian's kernel: its VM stages cannot run"; failed=$((failed + 1))
 fi
+[ ! -f "$dkms_ko" ] ||
+    suite "which module answers /dev/vhost-net on Debian's 7.3 kernel (the package's modprobe.d, Debian's kmod; ours built, then not)" \
+        scripts/vm/modprobe-test.sh "$dkdir" "$dkms_ko" "$(ls "$REPO"/build/deb/vhost-net-rs-dkms_*_all.deb)"
 step "bench smoke test (bench/bench --quick: runs, well-formed output)" \
     bench/bench --quick --out "$REPO/build/bench-quick" "$kdir" "$ko"
 [ ! -f "$dko" ] ||
@@ -151,5 +160,5 @@ suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/vm/guestc
 [ ! -f "$dko" ] ||
     suite "guests on Debian's 7.3 kernel (QEMU 10, in_order=on, C and ours; sections ${VHOST_D13_GUEST_SECTIONS:-a})" \
         env GUESTCHECK_OUT="$REPO/build/guestcheck-debian13" GUESTCHECK_SECTIONS="${VHOST_D13_GUEST_SECTIONS:-a}" \
-        scripts/vm/guestcheck.sh "$dkdir" "$dko"
+        scripts/vm/guestcheck.sh "$dkdir" "$([ -f "$dkms_ko" ] && echo "$dkms_ko" || echo "$dko")"
 finish
