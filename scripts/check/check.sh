@@ -134,7 +134,7 @@ else
 fi
 [ ! -f "$dkms_ko" ] ||
     suite "which module answers /dev/vhost-net on Debian's 7.3 kernel (the package's modprobe.d, Debian's kmod; ours built, then not)" \
-        scripts/vm/modprobe-test.sh "$dkdir" "$dkms_ko" "$(ls "$REPO"/build/deb/vhost-net-rs-dkms_*_all.deb)"
+        scripts/vm/modprobe-test.sh "$dkdir" "$dkms_ko" "$(ls -t "$REPO"/build/deb/vhost-net-rs-dkms_*_all.deb | head -n 1)"
 step "bench smoke test (bench/bench --quick: runs, well-formed output)" \
     bench/bench --quick --out "$REPO/build/bench-quick" "$kdir" "$ko"
 [ ! -f "$dko" ] ||
