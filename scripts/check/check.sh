@@ -29,6 +29,16 @@ finish() {
 }
 
 step bootstrap scripts/build/bootstrap.sh || true
+# Debian 13's root, kernel image and Rust metadata, and the DKMS test's
+# dependency root, are made (once per machine, cached) in the background
+# while the test kernel compiles: on a fresh machine most of their time is
+# downloads and unpacking, which leave the CPUs to the compiler. The
+# foreground steps below run the same commands (then cache hits) and are
+# what counts: a failure here shows there again, with its log.
+mkdir -p build
+( scripts/build/debian13.sh kernel && scripts/build/debian13.sh kdir &&
+    scripts/check/deb-test.sh --prepare ) >build/debian13-prep.log 2>&1 &
+prep=$!
 t0=$SECONDS
 if ! kdir=$(scripts/build/kernel.sh release); then
     failed=$((failed + 1)); echo "not ok - test kernel"; finish
@@ -43,6 +53,8 @@ step "module (CLIPPY=1, warnings are errors)" scripts/build/module.sh "$kdir"
 # kernel (scripts/build/debian13.sh); the module is built with Debian 13's
 # rustc 1.85.1 (the minimum supported) in a copy of the sources.
 t0=$SECONDS
+wait "$prep" || echo "# the background Debian 13 preparation failed (build/debian13-prep.log); the steps below say why"
+echo "# waited $((SECONDS - t0)) s for the background Debian 13 preparation"
 if dkdir=$(scripts/build/debian13.sh kernel) && scripts/build/debian13.sh kdir >/dev/null; then
     passed=$((passed + 1)); echo "ok - Debian 13 kernel $(scripts/build/debian13.sh kver) ($dkdir)"
 else

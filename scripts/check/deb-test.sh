@@ -20,10 +20,14 @@
 #     exactly the overlay's upper layer: every file there must be one
 #     Debian itself keeps changing (listed below with the reason) or equal
 #     to the pristine one.
-# Usage: deb-test.sh [KVER]   (default: debian13.sh kver)
+# Usage: deb-test.sh [--prepare] [KVER]   (default: debian13.sh kver)
+# --prepare: steps 1 and 2 only (make check runs that in the background
+# while the test kernel compiles: it is mostly downloads and unpacking).
 # Prints each phase's time ("# time ...").
 set -euo pipefail
 . "$(dirname "$0")/../build/env.sh"
+prepare=0
+[ "${1:-}" != --prepare ] || { prepare=1; shift; }
 k=${1:-$("$REPO/scripts/build/debian13.sh" kver)}
 MIRROR=${DEBIAN13_MIRROR:-http://deb.debian.org/debian}
 out=$REPO/build/deb-test
@@ -93,6 +97,7 @@ if [ ! -f "$lower/.vhost-complete" ]; then
     mv "$lower.tmp" "$lower"
     t "the root with the package's Depends, Recommends and linux-headers-$k (once per machine and kernel)"
 fi
+[ "$prepare" = 0 ] || exit 0
 
 run=$out/run
 rm -rf "$run"; mkdir -p "$run"/{upper,work,root}
