@@ -163,10 +163,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     // Every pass that did not `break 'pass` received a packet; frame
     // bytes, without the two headers (`vhost_len` includes them).
     let got = pkts.wrapping_sub(r.rx_skipped);
-    r.q.stats.packets.add(got as u64);
-    r.q.stats
-        .bytes
-        .add(bytes.wrapping_sub(got.wrapping_mul(r.rx_hdrs)) as u64);
+    r.q.stats.count_moved(got, bytes, r.rx_hdrs);
 }
 
 /// Gives back the `heads` chains just collected for a packet, whose used

@@ -248,7 +248,7 @@ impl TxCtx<'_> {
             }
         }
         r.tx_batch(sock);
-        count_sent(r, pkts, bytes, sock_hlen);
+        r.q.stats.count_moved(pkts, bytes, sock_hlen);
     }
 
     /// C's `handle_tx_zerocopy`: packets of at least `GOODCOPY_LEN` bytes
@@ -324,21 +324,8 @@ impl TxCtx<'_> {
                 break;
             }
         }
-        count_sent(r, pkts, bytes, self.sock_hlen);
+        r.q.stats.count_moved(pkts, bytes, self.sock_hlen);
     }
-}
-
-/// Counts a TX round's `pkts` packets of `bytes` bytes after the vhost
-/// header, each with a socket header of `sock_hlen` bytes (the counters
-/// show frame bytes, as the tap device counts them). Once per round.
-#[inline]
-fn count_sent(r: &Round<'_>, pkts: usize, bytes: usize, sock_hlen: usize) {
-    r.q.stats.packets.add(pkts as u64);
-    // Each packet's `len` includes its socket header, unless the guest
-    // sent one shorter than that (the socket refuses it): saturate.
-    r.q.stats
-        .bytes
-        .add(bytes.saturating_sub(pkts.saturating_mul(sock_hlen)) as u64);
 }
 
 /// Gives the chains the socket released back to the guest, on the TX
