@@ -73,14 +73,21 @@ module-debian13: bootstrap
 	@VHOST_STRICT=0 scripts/build/module.sh debian13 "$(CURDIR)/build/debian13"
 
 # kbuild's: into $(INSTALL_MOD_PATH)/lib/modules/<release>/updates/, then
-# depmod; signed with the kernel's key where the kernel is configured so
-# (CONFIG_MODULE_SIG_ALL and its key in KDIR). Builds nothing: run `make`
-# first, as yourself.
+# depmod (run here where kbuild skips it for want of a System.map); signed
+# with the kernel's key where the kernel is configured so
+# (CONFIG_MODULE_SIG_ALL and its key in KDIR; scripts/check/sign-test.sh).
+# Builds nothing: run `make` first, as yourself.
 modules_install:
 	@test -z "$(KERNEL)" || { echo "make: modules_install installs for KDIR (the running kernel by default), not for KERNEL=$(KERNEL)" >&2; exit 2; }
 	$(if $(wildcard $(KDIR)/Makefile),,$(error no kernel build tree at $(KDIR): install the headers of kernel $(shell uname -r), or set KDIR=...))
 	@test -f vhost_net_rs.ko || { echo "make: vhost_net_rs.ko is not built: run make first" >&2; exit 2; }
 	@$(MAKE) -C "$(KDIR)" M="$(CURDIR)" modules_install
+	@# kbuild skips depmod when the tree has no System.map, which
+	@# distributions' headers packages (Debian's among them) do not ship.
+	@if [ ! -r "$(KDIR)/System.map" ]; then \
+	    rel=$$(cat "$(KDIR)/include/config/kernel.release") && \
+	    echo "make: depmod -a $$rel (kbuild skipped it: $(KDIR) has no System.map)" && \
+	    PATH="$$PATH:/sbin" depmod -a $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") "$$rel"; fi
 
 help:
 	@echo 'vhost-net-rs: make [TARGET] [VARIABLE=value ...]'

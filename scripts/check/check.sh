@@ -66,6 +66,9 @@ rm -f "$dko"
 [ -z "$dkdir" ] ||
     step "module for Debian 13's kernel (rustc 1.85.1, gcc-14, its Clippy set, warnings are errors; imports in Debian's Module.symvers)" \
         scripts/build/module.sh debian13 "$REPO/build/debian13"
+[ ! -f "$dko" ] ||
+    step "make modules_install for Debian's kernel: signed with the kernel's configured key (a throw-away one), depmod, unsigned without a key" \
+        scripts/check/sign-test.sh "$REPO/build/debian13"
 # The DKMS package (make deb) installed on a fresh Debian 13 root; the .ko
 # DKMS built there is the one the guests on Debian's kernel run on below.
 dkms_ko=$REPO/build/deb-test/vhost_net_rs.ko
