@@ -99,12 +99,16 @@ if [ ! -f "$lower/.vhost-complete" ]; then
 fi
 [ "$prepare" = 0 ] || exit 0
 
+# Debian's headers package of $k, as apt downloaded it for the root.
+hdeb=$(ls "$archives/linux-headers-${k}_"*_amd64.deb 2>/dev/null | sort -V | tail -n1 || true)
+[ -n "$hdeb" ] || { echo "deb-test: no linux-headers-${k}_*.deb in $archives" >&2; exit 1; }
+
 run=$out/run
 rm -rf "$run"; mkdir -p "$run"/{upper,work,root}
 # All of the run in one private mount namespace: the overlay and the bind
 # mounts go with it.
 unshare --mount --propagation private bash -euo pipefail -c '
-    lower=$1 run=$2 deb=$3 k=$4 out=$5 ko_out=$6
+    lower=$1 run=$2 deb=$3 k=$4 out=$5 ko_out=$6 hdeb=$7
     root=$run/root
     mount -t overlay overlay -o "lowerdir=$lower,upperdir=$run/upper,workdir=$run/work" "$root"
     for d in proc sys dev; do mount --rbind /$d "$root/$d"; done
@@ -144,20 +148,28 @@ unshare --mount --propagation private bash -euo pipefail -c '
         { echo "deb-test: the modprobe.d rules are not in force" >&2; ch modprobe -c | grep vhost >&2; exit 1; }
     ls -d "$root/var/lib/vhost-net-rs/$k/headers/rust" >/dev/null
 
-    # A kernel upgrade: a new kernel'"'"'s headers run DKMS'"'"'s hook
+    # A kernel upgrade: apt installs a kernel'"'"'s headers package, whose
+    # postinst runs the kernel hooks (linux-run-hooks), among them DKMS'"'"'s
     # (/etc/kernel/header_postinst.d/dkms, for dkms.conf'"'"'s AUTOINSTALL).
-    # With the module unbuilt for $k first (still added), the hook must build and install it
-    # again, reusing the Rust metadata made above (no second metadata build).
+    # trixie-backports publishes no newer 7.3 than $k, so the package is
+    # $k'"'"'s own, reinstalled by apt from Debian'"'"'s .deb, with the module
+    # unbuilt for $k first (still added): the hooks must build and install
+    # it again, reusing the Rust metadata made above (no second build of it).
     ver=$(dpkg-deb -f "$deb" Version)
     ch dkms unbuild -m vhost-net-rs -v "$ver" -k "$k" >"$out/upgrade.log" 2>&1
     [ ! -e "$ko" ] || { echo "deb-test: dkms unbuild -k $k left $ko" >&2; exit 1; }
-    ch /etc/kernel/header_postinst.d/dkms "$k" >>"$out/upgrade.log" 2>&1 ||
-        { tail -n 30 "$out/upgrade.log" >&2; exit 1; }
-    [ -e "$ko" ] || { echo "deb-test: the kernel hook did not rebuild $ko" >&2; tail -n 30 "$out/upgrade.log" >&2; exit 1; }
+    cp "$hdeb" "$root/tmp/deb/"
+    ch apt-get -o APT::Sandbox::User=root install -y --reinstall "/tmp/deb/$(basename "$hdeb")" \
+            >>"$out/upgrade.log" 2>&1 || { tail -n 30 "$out/upgrade.log" >&2; exit 1; }
+    grep -q "^0 upgraded, 0 newly installed, 1 reinstalled" "$out/upgrade.log" ||
+        { echo "deb-test: reinstalling linux-headers-$k did more than that" >&2; tail -n 30 "$out/upgrade.log" >&2; exit 1; }
+    # apt keeps a copy of a .deb given by path; that copy is the test'"'"'s.
+    rm -f "$root/var/cache/apt/archives/$(basename "$hdeb")"
+    [ -e "$ko" ] || { echo "deb-test: the headers package'"'"'s hooks did not rebuild $ko" >&2; tail -n 30 "$out/upgrade.log" >&2; exit 1; }
     log=$(ls "$root/var/lib/dkms/vhost-net-rs/$ver/$k"/*/log/make.log "$root/var/lib/dkms/vhost-net-rs/$ver/build/make.log" 2>/dev/null | head -n1 || true)
     [ -n "$log" ] && ! grep -q "rust-kbuild: building" "$log" ||
         { echo "deb-test: the Rust metadata was built a second time for $k (or no make.log: ${log:-none})" >&2; exit 1; }
-    t "kernel upgrade: DKMS'"'"'s header_postinst.d hook rebuilt the module (Rust metadata reused)"
+    t "kernel upgrade: apt reinstalled linux-headers-$k, its postinst'"'"'s DKMS hook rebuilt the module (Rust metadata reused)"
     du -sh "$root/var/lib/vhost-net-rs" | sed "s|$root||;s/^/the Rust metadata cache: /"
     mkdir -p "$(dirname "$ko_out")"
     # The VM'"'"'s loader takes a plain .ko: the installed file, decompressed.
@@ -175,7 +187,7 @@ unshare --mount --propagation private bash -euo pipefail -c '
     ch apt-get -o APT::Sandbox::User=root purge -y vhost-net-rs-dkms >"$out/purge.log" 2>&1 ||
         { tail -n 30 "$out/purge.log" >&2; exit 1; }
     t "remove and purge"
-' _ "$lower" "$run" "$deb" "$k" "$out" "$ko_out"
+' _ "$lower" "$run" "$deb" "$k" "$out" "$ko_out" "$hdeb"
 
 # What the run changed: the upper layer. A whiteout (a character device
 # 0:0) is a deleted file; a directory that the pristine root has is only
