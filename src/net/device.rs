@@ -110,6 +110,30 @@ impl VhostNet {
         }
     }
 
+    /// Takes the worker's work and runs its rings, then completes the
+    /// flushes it carried; whether there was any.
+    #[inline(never)]
+    fn round(&self) -> bool {
+        let worker = self.dev.worker();
+        let work = worker.take();
+        if work.is_empty() {
+            return false;
+        }
+        // As C's worker, yield between work items: a ring that requeues
+        // itself (weights, a socket that is always writable) must not keep
+        // a non-preemptible kernel's CPU.
+        if work.has(WORK_RX) {
+            rx::handle_rx(self.ctx(0), self.dev.vq(0));
+            cond_resched();
+        }
+        if work.has(WORK_TX) {
+            tx::handle_tx(self.ctx(1), self.dev.vq(1));
+            cond_resched();
+        }
+        worker.done(&work);
+        true
+    }
+
     /// What the packet handlers of ring `index` need.
     fn ctx(&self, index: usize) -> NetCtx<'_> {
         NetCtx {
@@ -482,25 +506,16 @@ impl MiscDevice for VhostNet {
 }
 
 impl TaskBody for VhostNet {
+    // Inlined into the thread's loop: a look that finds no work (about
+    // half the calls when the worker sleeps between packets) costs a load
+    // and a compare, without the round's frame (make profile: the
+    // latency round trip called this 3.7 times, 1.7 of them for nothing).
+    #[inline(always)]
     fn run(&self) -> bool {
-        let worker = self.dev.worker();
-        let work = worker.take();
-        if work.is_empty() {
+        if self.dev.worker().idle() {
             return false;
         }
-        // As C's worker, yield between work items: a ring that requeues
-        // itself (weights, a socket that is always writable) must not keep
-        // a non-preemptible kernel's CPU.
-        if work.has(WORK_RX) {
-            rx::handle_rx(self.ctx(0), self.dev.vq(0));
-            cond_resched();
-        }
-        if work.has(WORK_TX) {
-            tx::handle_tx(self.ctx(1), self.dev.vq(1));
-            cond_resched();
-        }
-        worker.done(&work);
-        true
+        self.round()
     }
 
     fn killed(&self) {

@@ -154,6 +154,13 @@ impl WorkQueue {
         self.pending.load(Ordering::Acquire) != 0
     }
 
+    /// Whether [`WorkQueue::take`] would find nothing, by the same plain
+    /// read it starts with (the task's quick look before a round).
+    #[inline]
+    pub(crate) fn idle(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) == 0
+    }
+
     /// Takes the queued work, for the task's round: empty if none, and
     /// then the task may sleep; otherwise it calls [`WorkQueue::done`]
     /// after the round and takes again before sleeping.
@@ -188,7 +195,7 @@ impl WorkQueue {
     /// `REQUEUE`, and read `flush_req` after the swap if `LATE`.
     #[inline]
     fn take_with<const REQUEUE: bool, const LATE: bool>(&self) -> Work {
-        if self.pending.load(Ordering::Relaxed) == 0 {
+        if self.idle() {
             return Work {
                 bits: 0,
                 flush_req: 0,

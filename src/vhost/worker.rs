@@ -77,6 +77,13 @@ impl Worker {
         self.q.has_pending()
     }
 
+    /// Whether [`Worker::take`] would find nothing (the same plain read,
+    /// for the task's quick look; same calling context).
+    #[inline]
+    pub(crate) fn idle(&self) -> bool {
+        self.q.idle()
+    }
+
     /// Takes the queued work, for the task's round (empty: none, sleep);
     /// a round with work runs with the task state `TASK_RUNNING`.
     #[inline]
