@@ -125,19 +125,22 @@ impl PollOwner {
 struct Registration {
     /// The wait queue `wait` is on; null when it is on none.
     wqh: *mut bindings::wait_queue_head,
-    /// The polled file, on which the entry owns a reference while `wqh`
-    /// is non-null (it keeps the wait queue alive).
+    /// The last file polled, on which the entry owns a reference while
+    /// it is non-null (it keeps the wait queue alive). A pause keeps it,
+    /// so that the next start on the same file takes no new one; a stop
+    /// drops it.
     file: *mut bindings::file,
 }
 
 /// A wait-queue entry that registers on a file's wait queue and calls
 /// `target.wake(token)` when the file reports one of `mask`'s events.
 ///
-/// [`PollEntry::start`] and [`PollEntry::stop`] are safe for any caller:
-/// they take the `&mut` [`PollOwner`] the entry is bound to (any other
-/// owner is refused), so two of them never run at once; the entry takes a
-/// reference on the polled file while it is registered, so the wait queue
-/// cannot go away under it, and owns a counted reference on its target.
+/// [`PollEntry::start`], [`PollEntry::pause`] and [`PollEntry::stop`] are
+/// safe for any caller: they take the `&mut` [`PollOwner`] the entry is
+/// bound to (any other owner is refused), so two of them never run at
+/// once; the entry holds a reference on the polled file from `start` to
+/// `stop`, so the wait queue cannot go away under it, and owns a counted
+/// reference on its target.
 ///
 /// # Invariants
 ///
@@ -147,13 +150,13 @@ struct Registration {
 /// - `owner` is null or the address of the [`PollOwner`] the entry is
 ///   bound to, and never changes once set.
 /// - `reg` is only accessed by a holder of a `&mut` to that owner (in
-///   `start` and `stop`; `queue_proc` runs inside `vfs_poll`, called by
-///   `start`) or with exclusive access to the entry (drop). Two `&mut` to
-///   one address cannot be live at once, and handing one to another task
-///   synchronises, so these accesses are ordered.
+///   `start`, `pause` and `stop`; `queue_proc` runs inside `vfs_poll`,
+///   called by `start`) or with exclusive access to the entry (drop). Two
+///   `&mut` to one address cannot be live at once, and handing one to
+///   another task synchronises, so these accesses are ordered.
+/// - `reg.file` is null or a file on which we own a reference.
 /// - `reg.wqh` is non-null exactly while `wait` is on that wait queue, and
-///   then `reg.file` is the file it belongs to, on which we own a
-///   reference.
+///   then `reg.file` is the (non-null) file it belongs to.
 #[pin_data(PinnedDrop)]
 #[repr(C)]
 pub(crate) struct PollEntry<T: Wake> {
@@ -226,15 +229,26 @@ impl<T: Wake> PollEntry<T> {
             return Err(EINVAL);
         }
         // SAFETY: We hold the owner (type invariant).
-        if !unsafe { (*self.reg.get()).wqh }.is_null() {
+        let reg = unsafe { &mut *self.reg.get() };
+        if !reg.wqh.is_null() {
             return Ok(());
         }
         let file = file.file_ptr();
-        // SAFETY: `file` is valid while borrowed (`PollFile`); the entry
-        // keeps its own reference from here until `stop_locked`.
-        unsafe {
-            vhost_net_rs_get_file(file);
-            (*self.reg.get()).file = file;
+        // A paused entry still holds its file: polling that file again
+        // takes no reference. Equal addresses are the same file: ours is
+        // alive (we hold it) and so is the caller's (`PollFile`).
+        if reg.file != file {
+            if !reg.file.is_null() {
+                // SAFETY: A reference we own (type invariant), no longer
+                // needed: `wqh` is null. Never the file's last while its
+                // user holds it; if it is, `fput` defers the release.
+                unsafe { bindings::fput(reg.file) };
+            }
+            // SAFETY: `file` is valid while borrowed (`PollFile`); the
+            // entry keeps its own reference from here until `stop_locked`
+            // or a start on another file.
+            unsafe { vhost_net_rs_get_file(file) };
+            reg.file = file;
         }
         // SAFETY: `file` is valid; `table` is initialised; `queue_proc`
         // records the queue in `reg.wqh` (we hold the owner it needs).
@@ -262,13 +276,45 @@ impl<T: Wake> PollEntry<T> {
         self.wakes.get()
     }
 
-    /// Stops polling (C's `vhost_poll_stop`). After it returns the wake
-    /// function is not running and will not run for this entry. Does
-    /// nothing for an owner the entry is not bound to.
+    /// Stops polling (C's `vhost_poll_stop`) and lets go of the file.
+    /// After it returns the wake function is not running and will not run
+    /// for this entry. Does nothing for an owner the entry is not bound to.
     pub(crate) fn stop(&self, owner: &mut PollOwner) {
         if core::ptr::eq(self.owner.load(Ordering::Relaxed), owner) {
             // SAFETY: We hold the owner (type invariant).
             unsafe { self.stop_locked() };
+        }
+    }
+
+    /// Stops polling as [`PollEntry::stop`] does, but keeps the reference
+    /// on the file, for a round that starts polling the same file again
+    /// when it ends (C's `vhost_net_disable_vq` in `handle_rx`, whose
+    /// `vhost_poll_start` takes no reference at all): the pair then costs
+    /// no atomic operation on the file. [`PollEntry::stop`] or a start on
+    /// another file drops the reference.
+    #[inline]
+    pub(crate) fn pause(&self, owner: &mut PollOwner) {
+        if core::ptr::eq(self.owner.load(Ordering::Relaxed), owner) {
+            // SAFETY: We hold the owner (type invariant).
+            unsafe { self.unregister() };
+        }
+    }
+
+    /// Takes `wait` off the wait queue it is on, if any.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the owner (or has exclusive access to the entry).
+    #[inline]
+    unsafe fn unregister(&self) {
+        // SAFETY: Guaranteed by the caller.
+        let reg = unsafe { &mut *self.reg.get() };
+        if !reg.wqh.is_null() {
+            // SAFETY: `wait` is on `*wqh` (type invariant), which our file
+            // reference keeps alive; removal takes the queue's lock, so a
+            // running wake function finishes first.
+            unsafe { bindings::remove_wait_queue(reg.wqh, self.wait.get()) };
+            reg.wqh = core::ptr::null_mut();
         }
     }
 
@@ -294,14 +340,9 @@ impl<T: Wake> PollEntry<T> {
     /// The caller holds the owner (or has exclusive access to the entry).
     unsafe fn stop_locked(&self) {
         // SAFETY: Guaranteed by the caller.
+        unsafe { self.unregister() };
+        // SAFETY: Guaranteed by the caller.
         let reg = unsafe { &mut *self.reg.get() };
-        if !reg.wqh.is_null() {
-            // SAFETY: `wait` is on `*wqh` (type invariant), which our file
-            // reference keeps alive; removal takes the queue's lock, so a
-            // running wake function finishes first.
-            unsafe { bindings::remove_wait_queue(reg.wqh, self.wait.get()) };
-            reg.wqh = core::ptr::null_mut();
-        }
         if !reg.file.is_null() {
             // SAFETY: We own this reference (taken in `start`). It is
             // never the file's last while a caller still holds the file it

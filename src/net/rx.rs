@@ -49,7 +49,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let (sock, mut r) = round!(nvq, &ctx, 0);
     r.q.start_round();
     r.disable_notify();
-    poll.stop(r.sock_owner);
+    poll.pause(r.sock_owner);
     let mut bytes = 0usize;
     let mut pkts = 0usize;
     let mut sock_len;

@@ -150,7 +150,7 @@ pub(crate) fn handle_tx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let (sock, mut r) = round!(nvq, &ctx, 1);
     r.q.start_round();
     r.disable_notify();
-    poll.stop(r.sock_owner);
+    poll.pause(r.sock_owner);
     let t = TxCtx {
         ctx,
         hlen,
