@@ -26,6 +26,7 @@ use crate::vcore::validate;
 use crate::vhost::iotlb::{Iotlb, MsgNode, Msgs};
 use crate::vhost::memmap::GuestMap;
 use crate::vhost::vq::Vq;
+use kernel::sync::Arc;
 
 /// Pieces a ring-metadata access may span through the IOTLB (C's
 /// `vq->iotlb_iov`).
@@ -45,8 +46,10 @@ fn used_elems_as_le_bytes(heads: &[UsedElem]) -> Option<&[u8]> {
 pub(crate) struct OwnerMem<'a> {
     /// The device IOTLB, when ring addresses are IOVAs.
     pub(crate) iotlb: Option<&'a Iotlb>,
-    /// The dirty-log eventfd.
-    pub(crate) log_ctx: Option<&'a EventFdCtx>,
+    /// The dirty-log eventfd: the ring's field itself, read only when a
+    /// bit was set (a reference to the `Option` costs a round's set-up one
+    /// address, where `as_deref` cost a test and a select).
+    pub(crate) log_ctx: &'a Option<Arc<EventFdCtx>>,
 }
 
 impl OwnerMem<'_> {
@@ -171,7 +174,7 @@ impl RingMemory for OwnerMem<'_> {
     }
 
     fn log_signal(&self) {
-        if let Some(ctx) = self.log_ctx {
+        if let Some(ctx) = self.log_ctx.as_deref() {
             ctx.signal();
         }
     }
@@ -185,7 +188,9 @@ pub(crate) struct GuestXlate<'a> {
     iotlb: Option<&'a Iotlb>,
     msgs: &'a Msgs,
     vq: usize,
-    v2: bool,
+    /// The ring's negotiated backend features (a miss's message format),
+    /// looked at only on a miss.
+    backend_features: u64,
 }
 
 impl Translate for GuestXlate<'_> {
@@ -253,7 +258,7 @@ fn enqueue_miss(msgs: &Msgs, index: usize, v2: bool, iova: u64, access: u32) {
 pub(crate) fn log_used_flags<B, E>(msgs: &Msgs, vq: &Vq<B, E>, index: usize) {
     let mem = OwnerMem {
         iotlb: vq.iotlb.as_deref(),
-        log_ctx: vq.log_ctx.as_deref(),
+        log_ctx: &vq.log_ctx,
     };
     let xlate = GuestXlate::new(
         msgs,
@@ -293,7 +298,7 @@ impl<'a> GuestXlate<'a> {
             iotlb,
             msgs,
             vq: index,
-            v2: has_feature(acked_backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2),
+            backend_features: acked_backend_features,
         }
     }
 
@@ -317,7 +322,8 @@ impl<'a> GuestXlate<'a> {
 
     /// Queues a miss for userspace (C's `vhost_iotlb_miss`).
     fn miss(&self, iova: u64, access: u32) {
-        enqueue_miss(self.msgs, self.vq, self.v2, iova, access);
+        let v2 = has_feature(self.backend_features, VHOST_BACKEND_F_IOTLB_MSG_V2);
+        enqueue_miss(self.msgs, self.vq, v2, iova, access);
     }
 
     /// C's `vq_meta_prefetch`: with a device IOTLB, the three rings must be

@@ -95,8 +95,10 @@ pub(crate) struct VqRound<'a, E> {
     pub(crate) mem: OwnerMem<'a>,
     /// Guest-address translation.
     pub(crate) xlate: GuestXlate<'a>,
-    call: Option<&'a EventFdCtx>,
-    err: Option<&'a EventFdCtx>,
+    /// The ring's call and error eventfds: the fields themselves (see
+    /// `OwnerMem::log_ctx`).
+    call: &'a Option<EventFdCtx>,
+    err: &'a Option<EventFdCtx>,
     /// The ring's counters (and its index, for the log); the round is
     /// their writer (it holds the ring's mutex).
     pub(crate) stats: &'a VqStats,
@@ -128,7 +130,7 @@ pub(crate) fn begin<'a, B, E>(
         bufs,
         mem: OwnerMem {
             iotlb: iotlb.as_deref(),
-            log_ctx: log_ctx.as_deref(),
+            log_ctx,
         },
         xlate: GuestXlate::new(
             msgs,
@@ -137,8 +139,8 @@ pub(crate) fn begin<'a, B, E>(
             iotlb.as_deref(),
             *acked_backend_features,
         ),
-        call: call.as_ref(),
-        err: err.as_ref(),
+        call,
+        err,
         // Ring indices are 0 and 1 (the mask spares a bounds check).
         stats: &dev.stats[index & 1],
     };
