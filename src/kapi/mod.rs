@@ -17,6 +17,7 @@ pub(crate) mod miscdev;
 pub(crate) mod mm;
 pub(crate) mod params;
 pub(crate) mod poll;
+pub(crate) mod rcu;
 pub(crate) mod shim;
 pub(crate) mod socket;
 pub(crate) mod task;

@@ -4,6 +4,7 @@
 //! wake the worker through wait-queue callbacks (C's `struct vhost_poll`),
 //! and the `poll` file operation's table ([`PollTable`]).
 
+use super::rcu;
 use super::shim::{vhost_net_rs_get_file, vhost_net_rs_init_poll_entry};
 use super::shim::{vhost_net_rs_poll_wait, vhost_net_rs_vfs_poll};
 use super::waitqueue::WaitQueue;
@@ -99,6 +100,13 @@ pub(crate) unsafe trait PollFile {
 pub(crate) trait Wake: Sync + Send {
     /// The polled file has one of the entry's events.
     fn wake(&self, token: u32);
+
+    /// [`Wake::wake`] from inside an RCU read-side critical section (the
+    /// wait-queue callback's), for a target that would open one.
+    #[inline]
+    fn wake_in_rcu(&self, token: u32, _rcu: &rcu::Reader) {
+        self.wake(token);
+    }
 }
 
 /// The right to start and stop one [`PollEntry`]: a field of the data
@@ -406,7 +414,11 @@ unsafe extern "C" fn wake_function<T: Wake>(
     let events = key as usize as u32;
     if events & entry.mask != 0 {
         entry.wakes.add(1);
-        entry.target.wake(entry.token);
+        // SAFETY: The wait-queue code calls us with the queue's lock held
+        // by `spin_lock_irqsave` (`__wake_up_common`), until we return: a
+        // read-side critical section (`kapi/rcu.rs`).
+        let rcu = unsafe { rcu::Reader::assume() };
+        entry.target.wake_in_rcu(entry.token, &rcu);
     }
     0
 }

@@ -13,10 +13,10 @@
 //! order: unpublish, an RCU grace period, and only then stop.
 
 use super::mm::MmRef;
+use super::rcu;
 use super::shim::{vhost_net_rs_busy_clock, vhost_net_rs_need_resched};
 use super::shim::{vhost_net_rs_cgroup_attach_current, vhost_net_rs_cond_resched};
-use super::shim::{vhost_net_rs_current_pid, vhost_net_rs_rcu_read_lock};
-use super::shim::{vhost_net_rs_rcu_read_unlock, vhost_net_rs_set_current_interruptible};
+use super::shim::{vhost_net_rs_current_pid, vhost_net_rs_set_current_interruptible};
 use super::shim::{vhost_net_rs_set_current_running, vhost_task};
 use super::shim::{vhost_task_create, vhost_task_start, vhost_task_stop, vhost_task_wake};
 use core::ffi::c_void;
@@ -351,15 +351,18 @@ impl TaskSlot {
         self.raw.store(raw, Ordering::Release);
     }
 
-    /// Wakes the published thread, if any.
-    pub(crate) fn wake(&self) {
-        // SAFETY: Plain read-side critical section, closed below.
-        unsafe { vhost_net_rs_rcu_read_lock() };
+    /// Wakes the published thread, if any, from inside an RCU read-side
+    /// critical section (C's `rcu_dereference(dev->worker)` under
+    /// `rcu_read_lock`): a wait-queue callback already runs in one
+    /// (`kapi/rcu.rs`) and needs no section of its own.
+    #[inline]
+    pub(crate) fn wake(&self, _rcu: &rcu::Reader) {
         let raw = self.raw.load(Ordering::Acquire);
         if !raw.is_null() {
-            // SAFETY: A handle loaded inside this read-side section is
-            // freed only after it ends (type invariant), and `kthread` says
-            // its kind (stored before it was published).
+            // SAFETY: A handle loaded inside a read-side section (`_rcu`
+            // lasts until we return) is freed only after it ends (type
+            // invariant), and `kthread` says its kind (stored before it
+            // was published).
             unsafe {
                 if self.kthread.load(Ordering::Relaxed) {
                     bindings::wake_up_process(raw.cast());
@@ -368,8 +371,6 @@ impl TaskSlot {
                 }
             }
         }
-        // SAFETY: Closes the section opened above.
-        unsafe { vhost_net_rs_rcu_read_unlock() };
     }
 
     /// Stops publishing the thread; wakers that run from now on find none.

@@ -110,15 +110,12 @@ impl VhostNet {
         }
     }
 
-    /// Takes the worker's work and runs its rings, then completes the
-    /// flushes it carried; whether there was any.
+    /// Takes the work the thread's look found and runs its rings, then
+    /// completes the flushes it carried.
     #[inline(never)]
-    fn round(&self) -> bool {
+    fn round(&self) {
         let worker = self.dev.worker();
-        let work = worker.take();
-        if work.is_empty() {
-            return false;
-        }
+        let work = worker.take_found();
         // As C's worker, yield between work items: a ring that requeues
         // itself (weights, a socket that is always writable) must not keep
         // a non-preemptible kernel's CPU.
@@ -131,7 +128,6 @@ impl VhostNet {
             cond_resched();
         }
         worker.done(&work);
-        true
     }
 
     /// What the packet handlers of ring `index` need.
@@ -515,7 +511,8 @@ impl TaskBody for VhostNet {
         if self.dev.worker().idle() {
             return false;
         }
-        self.round()
+        self.round();
+        true
     }
 
     fn killed(&self) {

@@ -24,9 +24,10 @@
 //! latest value and continues the release sequence of the ones before.
 //!
 //! Waking: `pending |= bits`, then wake the task. The task (its state
-//! already `TASK_INTERRUPTIBLE`, a full barrier, when it calls
-//! [`WorkQueue::take`]) reads `pending`, and if it is not 0 swaps it to 0
-//! and runs a round, else sleeps: the read sees every bit set before a
+//! already `TASK_INTERRUPTIBLE`, a full barrier, when it looks with
+//! [`WorkQueue::idle`]) reads `pending`, and if it is not 0 swaps it to 0
+//! ([`WorkQueue::take_found`]; the two are `take` in the model check) and
+//! runs a round, else sleeps: the read sees every bit set before a
 //! waker's wake-up found the task still running, and a wake after the read
 //! sets the task running, so no work is lost.
 //!
@@ -53,11 +54,11 @@
 //!
 //! Publishing the task ([`WorkQueue::set_task`]) against [`WorkQueue::queue`]:
 //! queueing without a task wakes nobody, so publishing reads `pending`
-//! with a read-modify-write after setting `has_task`: either it sees the
+//! with a read-modify-write after setting [`TASK`]: either it sees the
 //! queued bit and wakes the task, or the queuer's `fetch_or` comes later,
 //! reads from it, and sees the task.
 
-use super::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use super::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Run the RX ring.
 pub(crate) const WORK_RX: u32 = 1 << 0;
@@ -65,6 +66,11 @@ pub(crate) const WORK_RX: u32 = 1 << 0;
 pub(crate) const WORK_TX: u32 = 1 << 1;
 /// Complete the flushes requested so far.
 pub(crate) const WORK_FLUSH: u32 = 1 << 31;
+
+/// [`WorkQueue`] state: a task runs the rounds.
+const TASK: u8 = 1 << 0;
+/// [`WorkQueue`] state: the owner was killed.
+const KILLED: u8 = 1 << 1;
 
 /// What the protocol needs from its surroundings.
 pub(crate) trait Host {
@@ -86,10 +92,10 @@ pub(crate) trait Host {
 pub(crate) struct WorkQueue {
     /// `WORK_*` bits queued and not yet taken by the task.
     pending: AtomicU32,
-    /// A task runs the rounds.
-    has_task: AtomicBool,
-    /// The owner was killed: the task is gone, queueing does nothing.
-    killed: AtomicBool,
+    /// [`TASK`]: a task runs the rounds; [`KILLED`]: the owner was
+    /// killed, the task is gone and queueing does nothing. One byte, so
+    /// that a queueing reads both with one load.
+    state: AtomicU8,
     /// Flushes requested so far (the last ticket given).
     flush_req: AtomicU64,
     /// Flushes completed so far (every ticket up to it).
@@ -101,8 +107,7 @@ impl WorkQueue {
     pub(crate) fn new() -> Self {
         Self {
             pending: AtomicU32::new(0),
-            has_task: AtomicBool::new(false),
-            killed: AtomicBool::new(false),
+            state: AtomicU8::new(0),
             flush_req: AtomicU64::new(0),
             flush_done: AtomicU64::new(0),
         }
@@ -113,11 +118,10 @@ impl WorkQueue {
     /// waker but the task itself.
     pub(crate) fn set_task(&self, present: bool, host: &impl Host) {
         if !present {
-            self.has_task.store(false, Ordering::Release);
+            self.state.fetch_and(!TASK, Ordering::Release);
             return;
         }
-        self.killed.store(false, Ordering::Relaxed);
-        self.has_task.store(true, Ordering::Release);
+        self.state.store(TASK, Ordering::Release);
         // Work queued while there was no task woke nobody (see `queue`).
         // A read-modify-write reads the latest value (module docs). (A
         // `SeqCst` store and load would do too, but `loom` cannot check
@@ -138,15 +142,29 @@ impl WorkQueue {
     /// (`take`). A worker that is already awake costs `try_to_wake_up` and
     /// a run-queue lock otherwise, for every packet of a busy socket.
     pub(crate) fn queue(&self, bits: u32, host: &impl Host) -> bool {
+        match self.enqueue(bits) {
+            Queued::NoTask => false,
+            Queued::Pending => true,
+            Queued::Wake => {
+                host.wake_task();
+                true
+            }
+        }
+    }
+
+    /// [`WorkQueue::queue`] without the wake-up: sets `bits` and says
+    /// whether the caller must wake the task ([`Queued::Wake`]), for a
+    /// caller that wakes it its own way.
+    #[inline]
+    pub(crate) fn enqueue(&self, bits: u32) -> Queued {
         let prev = self.pending.fetch_or(bits, Ordering::SeqCst);
-        if !self.has_task.load(Ordering::Acquire) || self.killed.load(Ordering::Acquire) {
-            return false;
+        if self.state.load(Ordering::Acquire) != TASK {
+            return Queued::NoTask;
         }
         if prev & bits == bits {
-            return true;
+            return Queued::Pending;
         }
-        host.wake_task();
-        true
+        Queued::Wake
     }
 
     /// Whether work is queued and not yet taken (C's `vhost_vq_has_work`).
@@ -154,13 +172,18 @@ impl WorkQueue {
         self.pending.load(Ordering::Acquire) != 0
     }
 
-    /// Whether [`WorkQueue::take`] would find nothing, by the same plain
-    /// read it starts with (the task's quick look before a round).
+    /// Whether there is no work, by a plain read (the task's look before
+    /// a round, with which [`WorkQueue::take`] starts).
     #[inline]
     pub(crate) fn idle(&self) -> bool {
         self.pending.load(Ordering::Relaxed) == 0
     }
 
+    /// The task's look ([`WorkQueue::idle`]) and take
+    /// ([`WorkQueue::take_found`]) in one call, as the model check runs
+    /// them; the module's task makes the two calls itself, the look in its
+    /// thread's loop and the take in its round.
+    ///
     /// Takes the queued work, for the task's round: empty if none, and
     /// then the task may sleep; otherwise it calls [`WorkQueue::done`]
     /// after the round and takes again before sleeping.
@@ -170,7 +193,7 @@ impl WorkQueue {
     /// plain read, without the atomic swap. A wake-up with no work (one
     /// per round, when the task looks once more before sleeping) costs no
     /// locked instruction.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn take(&self) -> Work {
         self.take_with::<true, false>()
     }
@@ -193,7 +216,7 @@ impl WorkQueue {
     /// [`WorkQueue::take`]; the variants for the model check put a
     /// [`WORK_FLUSH`] that may belong to a later ticket back only if
     /// `REQUEUE`, and read `flush_req` after the swap if `LATE`.
-    #[inline]
+    #[cfg(test)]
     fn take_with<const REQUEUE: bool, const LATE: bool>(&self) -> Work {
         if self.idle() {
             return Work {
@@ -201,6 +224,21 @@ impl WorkQueue {
                 flush_req: 0,
             };
         }
+        self.take_swap::<REQUEUE, LATE>()
+    }
+
+    /// [`WorkQueue::take`] by the task once [`WorkQueue::idle`] said no:
+    /// the task is the only one that takes work (everyone else only adds
+    /// bits), so the work it saw is still there, and this takes it without
+    /// looking first. Same calling context as `take`.
+    #[inline]
+    pub(crate) fn take_found(&self) -> Work {
+        self.take_swap::<true, false>()
+    }
+
+    /// The swap of [`WorkQueue::take_with`], after its look.
+    #[inline]
+    fn take_swap<const REQUEUE: bool, const LATE: bool>(&self) -> Work {
         if LATE {
             let bits = self.pending.swap(0, Ordering::AcqRel);
             let flush_req = self.flush_req.load(Ordering::Acquire);
@@ -230,7 +268,7 @@ impl WorkQueue {
     /// The owner was killed: no more rounds will run (called by the task,
     /// instead of a round). Releases flushers.
     pub(crate) fn kill(&self, host: &impl Host) {
-        self.killed.store(true, Ordering::Release);
+        self.state.fetch_or(KILLED, Ordering::Release);
         self.flush_done
             .fetch_max(self.flush_req.load(Ordering::Acquire), Ordering::AcqRel);
         host.wake_flushed();
@@ -251,9 +289,21 @@ impl WorkQueue {
             return;
         }
         host.wait_flushed(|| {
-            self.flush_done.load(Ordering::Acquire) >= ticket || self.killed.load(Ordering::Acquire)
+            self.flush_done.load(Ordering::Acquire) >= ticket
+                || self.state.load(Ordering::Acquire) & KILLED != 0
         });
     }
+}
+
+/// What [`WorkQueue::enqueue`] found.
+pub(crate) enum Queued {
+    /// No task runs the work (none published, or the owner was killed).
+    NoTask,
+    /// The bits were already pending: whoever set them woke the task, or
+    /// the task will take them before it sleeps.
+    Pending,
+    /// This caller set a bit: it must wake the task.
+    Wake,
 }
 
 /// The work of one round.
@@ -266,6 +316,7 @@ pub(crate) struct Work {
 
 impl Work {
     /// Whether there is anything to do.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.bits == 0
     }

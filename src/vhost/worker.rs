@@ -14,14 +14,22 @@
 //! it is unpublished: every poll is stopped, every ring's backend detached
 //! and every zerocopy packet drained first (`VhostNet::cleanup`).
 //!
-//! The task calls [`Worker::take`] with its state `TASK_INTERRUPTIBLE`
-//! (`vhost_task_fn`, `kthread_trampoline`: `set_current_state`, a full
-//! barrier), runs the round, calls [`Worker::done`], and sleeps only when
-//! `take` found nothing.
+//! The task looks for work ([`Worker::idle`]) with its state
+//! `TASK_INTERRUPTIBLE` (`vhost_task_fn`, `kthread_trampoline`:
+//! `set_current_state`, a full barrier), and sleeps only when it found
+//! none; otherwise it takes the work ([`Worker::take_found`]), runs the
+//! round and calls [`Worker::done`]. The look and the take together are
+//! `vcore::workq`'s `take`, which the model check runs.
+//!
+//! The poll entries wake the task from their wait-queue callbacks, which
+//! are RCU readers already (`kapi/rcu.rs`); every other waker opens a
+//! read-side section for the wake-up.
 
 use crate::kapi::poll::Wake;
+use crate::kapi::rcu;
 use crate::kapi::task::{set_running, TaskSlot, Unpublished, WorkerThread};
 use crate::kapi::waitqueue::WaitQueue;
+use crate::vcore::workq::Queued;
 use crate::vcore::workq::{Host, WorkQueue};
 pub(crate) use crate::vcore::workq::{Work, WORK_RX, WORK_TX};
 use kernel::prelude::*;
@@ -77,21 +85,21 @@ impl Worker {
         self.q.has_pending()
     }
 
-    /// Whether [`Worker::take`] would find nothing (the same plain read,
-    /// for the task's quick look; same calling context).
+    /// Whether the task's look finds no work (a plain read, without the
+    /// atomic swap: a wake-up with no work costs no locked instruction).
+    /// Called by the task with its state `TASK_INTERRUPTIBLE` set (a full
+    /// barrier): see `vcore::workq`.
     #[inline]
     pub(crate) fn idle(&self) -> bool {
         self.q.idle()
     }
 
-    /// Takes the queued work, for the task's round (empty: none, sleep);
-    /// a round with work runs with the task state `TASK_RUNNING`.
+    /// Takes the work the task's look ([`Worker::idle`]) found, for its
+    /// round, which runs with the task state `TASK_RUNNING`.
     #[inline]
-    pub(crate) fn take(&self) -> Work {
-        let work = self.q.take();
-        if !work.is_empty() {
-            set_running();
-        }
+    pub(crate) fn take_found(&self) -> Work {
+        let work = self.q.take_found();
+        set_running();
         work
     }
 
@@ -114,7 +122,7 @@ impl Worker {
 
 impl Host for Worker {
     fn wake_task(&self) {
-        self.task.wake();
+        rcu::read(|rcu| self.task.wake(rcu));
     }
 
     fn wait_flushed(&self, ready: impl FnMut() -> bool) {
@@ -132,5 +140,14 @@ impl Wake for Worker {
     #[inline]
     fn wake(&self, token: u32) {
         self.queue(token);
+    }
+
+    /// As C's `vhost_poll_wakeup`, whose `rcu_read_lock` is inline (here
+    /// it would be a call): the wait-queue callback is a reader already.
+    #[inline]
+    fn wake_in_rcu(&self, token: u32, rcu: &rcu::Reader) {
+        if let Queued::Wake = self.q.enqueue(token) {
+            self.task.wake(rcu);
+        }
     }
 }
