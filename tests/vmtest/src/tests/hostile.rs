@@ -123,7 +123,7 @@ fn tx_one(net: &mut Net, seed: u32) -> String {
 }
 
 /// A frame received by the guest into one fresh 2 KiB buffer.
-fn rx_one(net: &mut Net, seed: u32) -> String {
+pub(super) fn rx_one(net: &mut Net, seed: u32) -> String {
     let b = net.rx_buf(2048);
     net.rx.add(&mut net.mem, &[b], true, false);
     net.rx.notify(&net.mem);

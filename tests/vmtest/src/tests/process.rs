@@ -1293,7 +1293,10 @@ fn backend_replaced(obs: &mut Obs, _: &Ctx) {
 }
 
 /// Userspace closes its tap fd while the device holds the backend: the
-/// device's reference keeps the tap alive and frames still go out.
+/// device's reference keeps the tap alive and frames still go out and
+/// come in. The RX round pauses its socket poll and starts it again,
+/// keeping one reference on the file across the pair: after the detach
+/// no reference of ours is left, so the interface vanishes.
 fn backend_fd_closed(obs: &mut Obs, _: &Ctx) {
     let Some(mut net) = Net::new(obs, "", Cfg::default()) else {
         return;
@@ -1306,6 +1309,11 @@ fn backend_fd_closed(obs: &mut Obs, _: &Ctx) {
     let o = one_tx(&mut net, 80);
     obs.val("tx after close", &o);
     obs.check(o == "ok", format!("TX after the tap fd was closed: {o}"));
+    for seed in [81, 82] {
+        let o = super::hostile::rx_one(&mut net, seed);
+        obs.val("rx after close", &o);
+        obs.check(o == "ok", format!("RX after the tap fd was closed: {o}"));
+    }
     // Detach: the last reference of the tap goes; the interface vanishes.
     for q in [0u32, 1] {
         let mut f = uapi::VhostVringFile { index: q, fd: -1 };
