@@ -288,7 +288,7 @@ impl<T: Wake> PollEntry<T> {
     /// After it returns the wake function is not running and will not run
     /// for this entry. Does nothing for an owner the entry is not bound to.
     pub(crate) fn stop(&self, owner: &mut PollOwner) {
-        if core::ptr::eq(self.owner.load(Ordering::Relaxed), owner) {
+        if self.bound_to(owner) {
             // SAFETY: We hold the owner (type invariant).
             unsafe { self.stop_locked() };
         }
@@ -302,7 +302,7 @@ impl<T: Wake> PollEntry<T> {
     /// another file drops the reference.
     #[inline]
     pub(crate) fn pause(&self, owner: &mut PollOwner) {
-        if core::ptr::eq(self.owner.load(Ordering::Relaxed), owner) {
+        if self.bound_to(owner) {
             // SAFETY: We hold the owner (type invariant).
             unsafe { self.unregister() };
         }
@@ -324,6 +324,12 @@ impl<T: Wake> PollEntry<T> {
             unsafe { bindings::remove_wait_queue(reg.wqh, self.wait.get()) };
             reg.wqh = core::ptr::null_mut();
         }
+    }
+
+    /// Whether the entry is bound to `owner`.
+    #[inline]
+    fn bound_to(&self, owner: &PollOwner) -> bool {
+        core::ptr::eq(self.owner.load(Ordering::Relaxed), owner)
     }
 
     /// Binds the entry to `owner` if it has none; whether `owner` is its

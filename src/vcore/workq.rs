@@ -25,7 +25,7 @@
 //!
 //! Waking: `pending |= bits`, then wake the task. The task (its state
 //! already `TASK_INTERRUPTIBLE`, a full barrier, when it looks with
-//! [`WorkQueue::idle`]) reads `pending`, and if it is not 0 swaps it to 0
+//! [`WorkQueue::has_pending`]) reads `pending`, and if it is not 0 swaps it to 0
 //! ([`WorkQueue::take_found`]; the two are `take` in the model check) and
 //! runs a round, else sleeps: the read sees every bit set before a
 //! waker's wake-up found the task still running, and a wake after the read
@@ -167,19 +167,16 @@ impl WorkQueue {
         Queued::Wake
     }
 
-    /// Whether work is queued and not yet taken (C's `vhost_vq_has_work`).
+    /// Whether work is queued and not yet taken (C's `vhost_vq_has_work`):
+    /// a plain load, no atomic swap. Also the task's look before a round,
+    /// with which [`WorkQueue::take`] starts: a wake-up with no work costs
+    /// no locked instruction.
+    #[inline]
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.load(Ordering::Acquire) != 0
     }
 
-    /// Whether there is no work, by a plain read (the task's look before
-    /// a round, with which [`WorkQueue::take`] starts).
-    #[inline]
-    pub(crate) fn idle(&self) -> bool {
-        self.pending.load(Ordering::Relaxed) == 0
-    }
-
-    /// The task's look ([`WorkQueue::idle`]) and take
+    /// The task's look ([`WorkQueue::has_pending`]) and take
     /// ([`WorkQueue::take_found`]) in one call, as the model check runs
     /// them; the module's task makes the two calls itself, the look in its
     /// thread's loop and the take in its round.
@@ -218,7 +215,7 @@ impl WorkQueue {
     /// `REQUEUE`, and read `flush_req` after the swap if `LATE`.
     #[cfg(test)]
     fn take_with<const REQUEUE: bool, const LATE: bool>(&self) -> Work {
-        if self.idle() {
+        if !self.has_pending() {
             return Work {
                 bits: 0,
                 flush_req: 0,
@@ -227,7 +224,7 @@ impl WorkQueue {
         self.take_swap::<REQUEUE, LATE>()
     }
 
-    /// [`WorkQueue::take`] by the task once [`WorkQueue::idle`] said no:
+    /// [`WorkQueue::take`] by the task once its look found work:
     /// the task is the only one that takes work (everyone else only adds
     /// bits), so the work it saw is still there, and this takes it without
     /// looking first. Same calling context as `take`.
@@ -316,7 +313,6 @@ pub(crate) struct Work {
 
 impl Work {
     /// Whether there is anything to do.
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.bits == 0
     }

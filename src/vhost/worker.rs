@@ -14,7 +14,7 @@
 //! it is unpublished: every poll is stopped, every ring's backend detached
 //! and every zerocopy packet drained first (`VhostNet::cleanup`).
 //!
-//! The task looks for work ([`Worker::idle`]) with its state
+//! The task looks for work ([`Worker::has_pending`]) with its state
 //! `TASK_INTERRUPTIBLE` (`vhost_task_fn`, `kthread_trampoline`:
 //! `set_current_state`, a full barrier), and sleeps only when it found
 //! none; otherwise it takes the work ([`Worker::take_found`]), runs the
@@ -80,21 +80,15 @@ impl Worker {
         self.q.queue(bits, self)
     }
 
-    /// Whether work is queued and not yet taken (C's `vhost_vq_has_work`).
+    /// Whether work is queued and not yet taken (C's `vhost_vq_has_work`):
+    /// a plain load. Also the task's look for work, with its state
+    /// `TASK_INTERRUPTIBLE` set (a full barrier): see `vcore::workq`.
+    #[inline]
     pub(crate) fn has_pending(&self) -> bool {
         self.q.has_pending()
     }
 
-    /// Whether the task's look finds no work (a plain read, without the
-    /// atomic swap: a wake-up with no work costs no locked instruction).
-    /// Called by the task with its state `TASK_INTERRUPTIBLE` set (a full
-    /// barrier): see `vcore::workq`.
-    #[inline]
-    pub(crate) fn idle(&self) -> bool {
-        self.q.idle()
-    }
-
-    /// Takes the work the task's look ([`Worker::idle`]) found, for its
+    /// Takes the work the task's look ([`Worker::has_pending`]) found, for its
     /// round, which runs with the task state `TASK_RUNNING`.
     #[inline]
     pub(crate) fn take_found(&self) -> Work {
