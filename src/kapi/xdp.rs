@@ -26,6 +26,9 @@ pub(crate) enum BuildError {
     TooBig,
     /// Anything else: C flushes, gives the chain back and stops.
     Failed,
+    /// The allocator's page has no room left while packets are batched:
+    /// send them, then build again (the shim's `-EAGAIN`).
+    PageFull,
 }
 
 /// Up to [`XDP_BATCH`] packets waiting to be handed to tun/tap.
@@ -96,16 +99,17 @@ impl XdpBatch {
                 sock.as_raw(),
                 sock_hlen,
                 len,
+                self.n != 0,
                 &mut pad,
                 &mut buflen,
                 &mut err,
             )
         };
         if buf.is_null() {
-            return Err(if err == -(crate::vcore::errno::Errno::ENOSPC.0) {
-                BuildError::TooBig
-            } else {
-                BuildError::Failed
+            return Err(match crate::vcore::errno::Errno(err.wrapping_neg()) {
+                crate::vcore::errno::Errno::ENOSPC => BuildError::TooBig,
+                crate::vcore::errno::Errno::EAGAIN => BuildError::PageFull,
+                _ => BuildError::Failed,
             });
         }
         let hdr_off = self.hdr_off;

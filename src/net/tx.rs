@@ -29,13 +29,23 @@ impl Round<'_> {
     /// call it cost the latency row about 30 instructions a round trip.
     #[inline(always)]
     fn tx_batch(&mut self, sock: &Socket) {
+        if self.tx_send(sock) {
+            self.signal_used();
+        }
+    }
+
+    /// Hands the TX batch to the socket, and leaves the used entries for
+    /// later; false if the socket refused it (reported, the entries not
+    /// yet published forgotten, as `tx_batch` says).
+    #[inline(always)]
+    fn tx_send(&mut self, sock: &Socket) -> bool {
         let xdp = &mut self.q.bufs.ext;
         if xdp.len() != 0 && xdp.send(sock).is_err() {
             self.vq_err(Reason::TxBatch, None);
             self.q.bufs.done = 0;
-            return;
+            return false;
         }
-        self.signal_used();
+        true
     }
 
     /// Copies one packet, the chain in the first `out_num` pieces, into
@@ -201,7 +211,24 @@ impl TxCtx<'_> {
             // correction for a packet given back).
             let mut more = 0;
             if can_batch {
-                match r.xdp_build(sock, sock_hlen, out_num, hlen, len) {
+                let built = loop {
+                    match r.xdp_build(sock, sock_hlen, out_num, hlen, len) {
+                        // The packets batched go first, and this one is
+                        // built again into an empty batch, which is never
+                        // `PageFull`. Where the socket frees what it takes
+                        // at once (tun dropping or delivering it on the
+                        // spot), the allocator carves its block again
+                        // instead of taking a new one, which a kernel with
+                        // init_on_alloc (Debian's) zeroes: 32 KiB every 64
+                        // packets of 64 bytes. Their used entries wait for
+                        // the batch's end, as in C: the guest sees C's.
+                        Err(BuildError::PageFull) => {
+                            r.tx_send(sock);
+                        }
+                        b => break b,
+                    }
+                };
+                match built {
                     Ok(()) => {
                         bytes += len;
                         r.push_used(head);
@@ -219,7 +246,9 @@ impl TxCtx<'_> {
                             r.tx_batch(sock);
                         }
                     }
-                    Err(BuildError::Failed) => {
+                    // `PageFull` only while packets are batched, and the
+                    // batch was just sent.
+                    Err(BuildError::Failed | BuildError::PageFull) => {
                         r.tx_batch(sock);
                         self.socket_full(r, sock, head);
                         break;

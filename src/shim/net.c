@@ -78,13 +78,38 @@ void vhost_net_rs_xdp_batch_free(struct vhost_net_rs_xdp_batch *b)
 }
 
 /*
+ * Whether the page the cache is carving has room for @n more bytes aligned
+ * to SMP_CACHE_BYTES (as __page_frag_alloc_align would carve them), or there
+ * is no page yet. The cache's fields changed in 6.13: its offset counted
+ * down before, aligned down after the subtraction.
+ */
+static bool vhost_net_rs_frag_room(const struct page_frag_cache *pf,
+				   unsigned int n)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+	unsigned long size = PAGE_SIZE << (pf->encoded_page &
+					   PAGE_FRAG_CACHE_ORDER_MASK);
+
+	return !pf->encoded_page ||
+	       ALIGN(pf->offset, SMP_CACHE_BYTES) + n <= size;
+#else
+	return !pf->va || pf->offset >= n;
+#endif
+}
+
+/*
  * A buffer for a packet of @len bytes (header included) whose socket
  * header is @sock_hlen bytes: NULL with *@err = -ENOSPC if it does not fit
- * a page, -ENOMEM if allocation fails. *@pad is where the data goes.
+ * a page, -ENOMEM if allocation fails, and -EAGAIN if it does not fit the
+ * rest of the cache's page while buffers are @batched: the page can be
+ * carved again from its start once they are sent and freed, where a new one
+ * would be allocated (and zeroed, with init_on_alloc) while they are held.
+ * *@pad is where the data goes.
  */
 void *vhost_net_rs_xdp_buf(struct vhost_net_rs_xdp_batch *b,
 			   struct socket *sock, size_t sock_hlen, size_t len,
-			   unsigned int *pad, unsigned int *buflen, int *err)
+			   bool batched, unsigned int *pad,
+			   unsigned int *buflen, int *err)
 {
 	int headroom = sock_flag(sock->sk, SOCK_XDP) ? XDP_PACKET_HEADROOM : 0;
 	unsigned int p = SKB_DATA_ALIGN(NET_IP_ALIGN + NET_SKB_PAD + headroom +
@@ -97,6 +122,10 @@ void *vhost_net_rs_xdp_buf(struct vhost_net_rs_xdp_batch *b,
 		return NULL;
 	}
 	n += SKB_DATA_ALIGN(len + p);
+	if (batched && !vhost_net_rs_frag_room(&b->pf, n)) {
+		*err = -EAGAIN;
+		return NULL;
+	}
 	buf = page_frag_alloc_align(&b->pf, n, GFP_KERNEL, SMP_CACHE_BYTES);
 	if (!buf) {
 		*err = -ENOMEM;

@@ -95,7 +95,8 @@ struct vhost_net_rs_xdp_batch *vhost_net_rs_xdp_batch_new(void);
 void vhost_net_rs_xdp_batch_free(struct vhost_net_rs_xdp_batch *batch);
 void *vhost_net_rs_xdp_buf(struct vhost_net_rs_xdp_batch *batch,
 			   struct socket *sock, size_t sock_hlen, size_t len,
-			   unsigned int *pad, unsigned int *buflen, int *err);
+			   bool batched, unsigned int *pad,
+			   unsigned int *buflen, int *err);
 size_t vhost_net_rs_xdp_hdr_offset(void);
 void vhost_net_rs_xdp_commit(struct vhost_net_rs_xdp_batch *batch,
 			     unsigned int idx, void *buf, unsigned int pad,
