@@ -5,10 +5,10 @@
 //! `vhost_net_build_xdp` and `vhost_tx_batch`). The buffer layout is the
 //! shim's (skb and XDP macros); the copy and the decisions are here.
 
+use super::shim::vhost_net_rs_xdp_send;
 use super::shim::{vhost_net_rs_xdp_batch, vhost_net_rs_xdp_batch_free};
 use super::shim::{vhost_net_rs_xdp_batch_new, vhost_net_rs_xdp_buf};
-use super::shim::{vhost_net_rs_xdp_commit, vhost_net_rs_xdp_discard};
-use super::shim::{vhost_net_rs_xdp_hdr_offset, vhost_net_rs_xdp_send};
+use super::shim::{vhost_net_rs_xdp_discard, vhost_net_rs_xdp_hdr_offset};
 use super::socket::Socket;
 use super::uaccess;
 use crate::vcore::memory::intervalmap::Piece;
@@ -36,8 +36,8 @@ pub(crate) enum BuildError {
 /// # Invariants
 ///
 /// `ptr` is a live batch from `vhost_net_rs_xdp_batch_new`; its first
-/// `n` buffers are committed and owned by it until sent. `hdr_off` is
-/// `vhost_net_rs_xdp_hdr_offset()`.
+/// `n <= XDP_BATCH` buffers are made (`vhost_net_rs_xdp_buf`), filled and
+/// owned by it until sent. `hdr_off` is `vhost_net_rs_xdp_hdr_offset()`.
 pub(crate) struct XdpBatch {
     ptr: *mut vhost_net_rs_xdp_batch,
     n: usize,
@@ -90,23 +90,25 @@ impl XdpBatch {
         if len > kernel::bindings::PAGE_SIZE {
             return Err(BuildError::TooBig);
         }
-        let (mut pad, mut buflen, mut err) = (0u32, 0u32, 0i32);
-        // SAFETY: `ptr` is live (invariant); the socket is referenced by
-        // the ring; the out-pointers are valid locals.
+        let mut pad = 0u32;
+        // SAFETY: `ptr` is live (invariant) and `n < XDP_BATCH` (above) is
+        // a slot no buffer of the batch uses; `sock_hlen <= len` (above); the
+        // socket is referenced by the ring; `pad` is a valid local.
         let buf = unsafe {
             vhost_net_rs_xdp_buf(
                 self.ptr,
                 sock.as_raw(),
                 sock_hlen,
                 len,
-                self.n != 0,
+                self.n as u32,
                 &mut pad,
-                &mut buflen,
-                &mut err,
             )
         };
-        if buf.is_null() {
-            return Err(match crate::vcore::errno::Errno(err.wrapping_neg()) {
+        // The shim's `ERR_PTR`s are the last page of the address space,
+        // which holds no buffer (nor does 0, which it never returns).
+        let err = (buf as isize).wrapping_neg();
+        if buf.is_null() || (1..=4095).contains(&err) {
+            return Err(match crate::vcore::errno::Errno(err as i32) {
                 crate::vcore::errno::Errno::ENOSPC => BuildError::TooBig,
                 crate::vcore::errno::Errno::EAGAIN => BuildError::PageFull,
                 _ => BuildError::Failed,
@@ -130,24 +132,13 @@ impl XdpBatch {
         let ok = copy_pieces(pieces, skip, &mut frame[at..]).is_ok()
             && fix_csum_hdr_len(&mut frame[at..pad], len);
         if !ok {
-            // SAFETY: `buf` came from the batch's allocator and was not
-            // committed.
+            // SAFETY: `buf` came from the batch's allocator and is not
+            // counted (`n` unchanged).
             unsafe { vhost_net_rs_xdp_discard(buf) };
             return Err(BuildError::Failed);
         }
         frame.copy_within(at..pad, hdr_off);
-        // SAFETY: `buf` is filled; index `n < XDP_BATCH`.
-        unsafe {
-            vhost_net_rs_xdp_commit(
-                self.ptr,
-                self.n as u32,
-                buf,
-                pad as u32,
-                len - sock_hlen,
-                buflen,
-            )
-        };
-        // INVARIANT: One more committed buffer.
+        // INVARIANT: Buffer `n` is made and filled: the batch owns it.
         self.n += 1;
         Ok(())
     }
@@ -161,7 +152,7 @@ impl XdpBatch {
         let n = self.n as u32;
         // INVARIANT: Sent or freed, the buffers are no longer ours.
         self.n = 0;
-        // SAFETY: `ptr` is live with `n` committed buffers; the socket is
+        // SAFETY: `ptr` is live with `n` buffers made and filled; the socket is
         // a tun/tap socket referenced by the ring.
         let r = unsafe { vhost_net_rs_xdp_send(self.ptr, sock.as_raw(), n) };
         kernel::error::to_result(r)
@@ -171,7 +162,7 @@ impl XdpBatch {
 impl Drop for XdpBatch {
     fn drop(&mut self) {
         // Batches are always sent before the ring lets go of them, so no
-        // committed buffer is left to free here.
+        // buffer of theirs is left to free here.
         // SAFETY: By the type invariant `ptr` is live; nothing uses it after.
         unsafe { vhost_net_rs_xdp_batch_free(self.ptr) };
     }

@@ -98,47 +98,6 @@ static bool vhost_net_rs_frag_room(const struct page_frag_cache *pf,
 }
 
 /*
- * A buffer for a packet of @len bytes (header included) whose socket
- * header is @sock_hlen bytes: NULL with *@err = -ENOSPC if it does not fit
- * a page, -ENOMEM if allocation fails, and -EAGAIN if it does not fit the
- * rest of the cache's page while buffers are @batched: the page can be
- * carved again from its start once they are sent and freed, where a new one
- * would be allocated (and zeroed, with init_on_alloc) while they are held.
- * *@pad is where the data goes.
- */
-void *vhost_net_rs_xdp_buf(struct vhost_net_rs_xdp_batch *b,
-			   struct socket *sock, size_t sock_hlen, size_t len,
-			   bool batched, unsigned int *pad,
-			   unsigned int *buflen, int *err)
-{
-	int headroom = sock_flag(sock->sk, SOCK_XDP) ? XDP_PACKET_HEADROOM : 0;
-	unsigned int p = SKB_DATA_ALIGN(NET_IP_ALIGN + NET_SKB_PAD + headroom +
-					sock_hlen);
-	unsigned int n = SKB_DATA_ALIGN(sizeof(struct skb_shared_info));
-	void *buf;
-
-	if (SKB_DATA_ALIGN(len + p) + n > PAGE_SIZE) {
-		*err = -ENOSPC;
-		return NULL;
-	}
-	n += SKB_DATA_ALIGN(len + p);
-	if (batched && !vhost_net_rs_frag_room(&b->pf, n)) {
-		*err = -EAGAIN;
-		return NULL;
-	}
-	buf = page_frag_alloc_align(&b->pf, n, GFP_KERNEL, SMP_CACHE_BYTES);
-	if (!buf) {
-		*err = -ENOMEM;
-		return NULL;
-	}
-	if (!sock_hlen)
-		memset(buf, 0, p);
-	*pad = p;
-	*buflen = n;
-	return buf;
-}
-
-/*
  * Where tun reads the vnet header of a buffer. Until 6.17 the buffer began
  * with struct tun_xdp_hdr (the buffer length, then the header); since
  * (commit "tun: remove unnecessary tun_xdp_hdr structure") the header is at
@@ -156,19 +115,48 @@ size_t vhost_net_rs_xdp_hdr_offset(void)
 	return VHOST_NET_RS_XDP_HDR_OFFSET;
 }
 
-/* Makes @buf the @idx-th buffer of the batch: @len data bytes at @pad. */
-void vhost_net_rs_xdp_commit(struct vhost_net_rs_xdp_batch *b,
-			     unsigned int idx, void *buf, unsigned int pad,
-			     size_t len, unsigned int buflen)
+/*
+ * The @idx-th buffer of the batch (@idx < VHOST_NET_RS_XDP_BATCH), for a
+ * packet of @len bytes (header included, @len >= @sock_hlen) whose socket
+ * header is @sock_hlen bytes: its data go at *@pad, its header at
+ * vhost_net_rs_xdp_hdr_offset(), and the batch's xdp_buff @idx describes
+ * it from now on. It joins the batch when the caller counts it, or goes
+ * back with vhost_net_rs_xdp_discard. ERR_PTR(-ENOSPC) if it does not fit
+ * a page, -ENOMEM if allocation fails, and -EAGAIN if @idx > 0 (buffers
+ * are batched) and it does not fit the rest of the cache's block: the block
+ * can be carved again from its start once they are sent and freed, where a
+ * new one would be taken (and zeroed, with init_on_alloc) while they wait.
+ */
+void *vhost_net_rs_xdp_buf(struct vhost_net_rs_xdp_batch *b,
+			   struct socket *sock, size_t sock_hlen, size_t len,
+			   unsigned int idx, unsigned int *pad)
 {
-	xdp_init_buff(&b->xdp[idx], buflen, NULL);
-	xdp_prepare_buff(&b->xdp[idx], buf, pad, len, true);
+	int headroom = sock_flag(sock->sk, SOCK_XDP) ? XDP_PACKET_HEADROOM : 0;
+	unsigned int p = SKB_DATA_ALIGN(NET_IP_ALIGN + NET_SKB_PAD + headroom +
+					sock_hlen);
+	unsigned int n = SKB_DATA_ALIGN(sizeof(struct skb_shared_info));
+	void *buf;
+
+	if (SKB_DATA_ALIGN(len + p) + n > PAGE_SIZE)
+		return ERR_PTR(-ENOSPC);
+	n += SKB_DATA_ALIGN(len + p);
+	if (idx && !vhost_net_rs_frag_room(&b->pf, n))
+		return ERR_PTR(-EAGAIN);
+	buf = page_frag_alloc_align(&b->pf, n, GFP_KERNEL, SMP_CACHE_BYTES);
+	if (!buf)
+		return ERR_PTR(-ENOMEM);
+	if (!sock_hlen)
+		memset(buf, 0, p);
+	xdp_init_buff(&b->xdp[idx], n, NULL);
+	xdp_prepare_buff(&b->xdp[idx], buf, p, len - sock_hlen, true);
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
-	((struct tun_xdp_hdr *)buf)->buflen = buflen;
+	((struct tun_xdp_hdr *)buf)->buflen = n;
 #endif
+	*pad = p;
+	return buf;
 }
 
-/* Gives back a buffer that was not committed. */
+/* Gives back a buffer that was not counted into the batch. */
 void vhost_net_rs_xdp_discard(void *buf)
 {
 	page_frag_free(buf);

@@ -95,12 +95,8 @@ struct vhost_net_rs_xdp_batch *vhost_net_rs_xdp_batch_new(void);
 void vhost_net_rs_xdp_batch_free(struct vhost_net_rs_xdp_batch *batch);
 void *vhost_net_rs_xdp_buf(struct vhost_net_rs_xdp_batch *batch,
 			   struct socket *sock, size_t sock_hlen, size_t len,
-			   bool batched, unsigned int *pad,
-			   unsigned int *buflen, int *err);
+			   unsigned int idx, unsigned int *pad);
 size_t vhost_net_rs_xdp_hdr_offset(void);
-void vhost_net_rs_xdp_commit(struct vhost_net_rs_xdp_batch *batch,
-			     unsigned int idx, void *buf, unsigned int pad,
-			     size_t len, unsigned int buflen);
 void vhost_net_rs_xdp_discard(void *buf);
 int vhost_net_rs_xdp_send(struct vhost_net_rs_xdp_batch *batch,
 			  struct socket *sock, unsigned int n);
