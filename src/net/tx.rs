@@ -241,7 +241,12 @@ impl TxCtx<'_> {
                     Err(BuildError::TooBig) => {
                         // Sent on its own, after what is batched; 7.3's C
                         // leaves an empty batch, and the chains used so
-                        // far, for later (`vcore::contract`).
+                        // far, for later (`vcore::contract`). An early
+                        // send (`PageFull`) never empties the batch C
+                        // would still hold: the packet that caused it
+                        // joins the emptied batch at once (the shim answers
+                        // `TooBig` before `PageFull`), so `len() != 0` is
+                        // C's `batched_xdp != 0` here (`in_order_tx_blocks`).
                         if !CONTRACT.tx_flush_only_batched || r.q.bufs.ext.len() != 0 {
                             r.tx_batch(sock);
                         }
