@@ -12,9 +12,15 @@
  *   vhost_tx_batch): the buffer layout is made of SKB_DATA_ALIGN,
  *   XDP_PACKET_HEADROOM, NET_SKB_PAD, struct skb_shared_info and
  *   xdp_init_buff/xdp_prepare_buff (macros and inlines), so the allocation,
- *   the layout and the xdp_buff array are here. What goes in a buffer, and
- *   when a batch is sent, is decided in Rust (src/kapi/xdp.rs), which also
- *   bounds the lengths it passes (a page) so the sums here cannot wrap.
+ *   the layout and the xdp_buff array are here. So is the one fact about
+ *   the allocator Rust needs, whether a buffer still fits the block being
+ *   carved (-EAGAIN): page_frag_cache's fields and their encoding (the
+ *   order in the low bits of encoded_page since 6.13, an offset counting
+ *   down before) are kernel internals reached by macros and inlines, and
+ *   the buffer's size is the layout's. What goes in a buffer, and when a
+ *   batch is sent (early on -EAGAIN included), is decided in Rust
+ *   (src/kapi/xdp.rs, src/net/tx.rs), which also bounds the lengths it
+ *   passes (a page) so the sums here cannot wrap.
  *
  * Everything else in C is a one-line wrapper (shim.c).
  */
