@@ -4,6 +4,7 @@
 
 use super::errno;
 use super::poll::PollFile;
+use super::shim::vhost_net_rs_iov_iter_ubuf;
 use super::shim::{ptr_ring, tap_get_ptr_ring, tap_get_socket, tun_get_socket, tun_get_tx_ring};
 use super::shim::{tun_msg_ctl, vhost_net_rs_sock_type, vhost_net_rs_sock_zerocopy};
 use super::shim::{vhost_net_rs_rx_ptr_len, vhost_net_rs_rx_ring_consume};
@@ -423,18 +424,36 @@ fn set_iter(
 ) -> Result {
     let count = skip.checked_add(len).ok_or(EINVAL)?;
     let want = count as u64;
-    // Most packets fit their first piece: one compare.
-    if !matches!(iov.first(), Some(p) if p.len >= want) {
-        let mut held = 0u64;
-        for p in iov {
-            if held >= want {
-                break;
-            }
-            held = held.saturating_add(p.len);
+    // Most packets fit their first piece: one compare, and a one-segment
+    // iterator (`ITER_UBUF`, as a `read` or `write` of one buffer makes),
+    // which every copy steps through without walking segments: for the
+    // socket the same bytes as a one-entry `ITER_IOVEC`.
+    if let Some(p) = iov.first() {
+        if p.len >= want {
+            // SAFETY: `msg_iter` is ours to set; `p.addr + skip` starts
+            // `len` bytes within the piece (`skip + len <= p.len`), a user
+            // address that the iterator's copies check (`access_ok`) and
+            // fault on safely; the iterator refers to no memory of `iov`.
+            unsafe {
+                vhost_net_rs_iov_iter_ubuf(
+                    &mut msg.msg_iter,
+                    dir,
+                    p.addr.wrapping_add(skip as u64) as usize as *mut core::ffi::c_void,
+                    len,
+                )
+            };
+            return Ok(());
         }
-        if held < want {
-            return Err(EINVAL);
+    }
+    let mut held = 0u64;
+    for p in iov {
+        if held >= want {
+            break;
         }
+        held = held.saturating_add(p.len);
+    }
+    if held < want {
+        return Err(EINVAL);
     }
     // SAFETY: `iov` is `iov.len()` entries laid out as `struct iovec` (the
     // assertions at the top of this file), valid for as long as the

@@ -244,6 +244,13 @@ size_t vhost_net_rs_iov_iter_count(const struct iov_iter *iter)
 	return iov_iter_count(iter);
 }
 
+/* iov_iter_ubuf() is static inline. */
+void vhost_net_rs_iov_iter_ubuf(struct iov_iter *iter, unsigned int dir,
+				void __user *buf, size_t count)
+{
+	iov_iter_ubuf(iter, dir, buf, count);
+}
+
 /* The file's open flags (O_NONBLOCK), for read_iter. */
 unsigned int vhost_net_rs_kiocb_flags(const struct kiocb *iocb)
 {

@@ -66,6 +66,8 @@ bool vhost_net_rs_wake_up_pollfree(struct wait_queue_head *wq);
 void vhost_net_rs_poll_wait(struct file *file, wait_queue_head_t *wq,
 			    struct poll_table_struct *table);
 size_t vhost_net_rs_iov_iter_count(const struct iov_iter *iter);
+void vhost_net_rs_iov_iter_ubuf(struct iov_iter *iter, unsigned int dir,
+				void __user *buf, size_t count);
 unsigned int vhost_net_rs_kiocb_flags(const struct kiocb *iocb);
 bool vhost_net_rs_sock_can_batch(const struct socket *sock);
 int vhost_net_rs_rx_ring_consume(struct file *file, struct ptr_ring *ring,
