@@ -1489,8 +1489,8 @@ struct Count {
 }
 
 /// One phase: loads `imp`, measures `rows` (test, size) on it, unloads it.
-/// Loads `imp`, runs `rows` on it and unloads it; `count`: print the rows
-/// (false: a settling window, only its errors are reported).
+/// `count` false: a settling window, whose rows are not printed (only its
+/// errors are reported).
 fn phase(o: &Opts, round: u32, imp: Impl, rows: &[(&str, usize)], n: &mut Count, count: bool) {
     let params = match imp {
         Impl::C => "",
