@@ -97,6 +97,7 @@ impl TeardownHost for Teardown<'_> {
 
     fn stop_task(&mut self) {
         drop(self.unpublished.take());
+        self.net.dev.worker().task_stopped();
     }
 }
 

@@ -16,7 +16,8 @@
 //! 4. [`TeardownHost::unpublish_task`], then
 //!    [`TeardownHost::grace_period`]: whoever loaded the task before it
 //!    was cleared has returned;
-//! 5. [`TeardownHost::stop_task`]: only then is the task stopped and freed.
+//! 5. [`TeardownHost::stop_task`]: only then is the task stopped and freed;
+//!    the work queue forgets that it was killed (`WorkQueue::task_stopped`).
 //!
 //! Before the fix of issue 22 the backends stayed attached through the
 //! flush (whose round could arm a packet that completes later) and the

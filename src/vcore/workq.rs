@@ -116,12 +116,33 @@ impl WorkQueue {
     /// A task now runs the rounds (`true`), or none does (`false`). Callers
     /// serialise these (the device mutex) and, before clearing, stop every
     /// waker but the task itself.
+    ///
+    /// The task runs before it is published (it is started first), and the
+    /// owner can be killed in between: the task then calls
+    /// [`WorkQueue::kill`] and exits, and publishing keeps [`KILLED`], so
+    /// that queueing and flushing see no task (C sets its worker's `killed`
+    /// and never clears it). Storing [`TASK`] here instead left flushers
+    /// waiting forever for a task that had exited.
     pub(crate) fn set_task(&self, present: bool, host: &impl Host) {
         if !present {
             self.state.fetch_and(!TASK, Ordering::Release);
             return;
         }
-        self.state.store(TASK, Ordering::Release);
+        self.publish_task::<true>(host);
+    }
+
+    /// [`WorkQueue::set_task`]`(true, ..)`; overwriting [`KILLED`] unless
+    /// `KEEP_KILLED`, the publication before the fix, for the model check
+    /// that shows the flush it loses.
+    fn publish_task<const KEEP_KILLED: bool>(&self, host: &impl Host) {
+        if KEEP_KILLED {
+            if self.state.fetch_or(TASK, Ordering::AcqRel) & KILLED != 0 {
+                // The task has exited: nobody to wake.
+                return;
+            }
+        } else {
+            self.state.store(TASK, Ordering::Release);
+        }
         // Work queued while there was no task woke nobody (see `queue`).
         // A read-modify-write reads the latest value (module docs). (A
         // `SeqCst` store and load would do too, but `loom` cannot check
@@ -129,6 +150,22 @@ impl WorkQueue {
         if self.pending.fetch_or(0, Ordering::AcqRel) != 0 {
             host.wake_task();
         }
+    }
+
+    /// The publication before the fix of the kill before it (see
+    /// [`WorkQueue::set_task`]), for the model check.
+    #[cfg(test)]
+    pub(crate) fn set_task_unfixed(&self, host: &impl Host) {
+        self.publish_task::<false>(host);
+    }
+
+    /// The task unpublished last has stopped (it will not call
+    /// [`WorkQueue::kill`] any more): forgets that it was killed, so that the
+    /// next owner's task runs the work (C frees the killed worker with the
+    /// owner, and the next owner gets a new one). Callers hold the device
+    /// mutex, as for [`WorkQueue::set_task`].
+    pub(crate) fn task_stopped(&self) {
+        self.state.fetch_and(!KILLED, Ordering::Release);
     }
 
     /// Queues `bits` and wakes the task (C's `vhost_vq_work_queue`).

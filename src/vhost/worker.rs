@@ -74,6 +74,13 @@ impl Worker {
         self.task.unpublish()
     }
 
+    /// The task unpublished last has stopped (dropped its `Unpublished`):
+    /// the next task starts as if its owner was never killed. Callers hold
+    /// the device mutex.
+    pub(crate) fn task_stopped(&self) {
+        self.q.task_stopped();
+    }
+
     /// Queues `bits` and wakes the task if it set one (C's
     /// `vhost_vq_work_queue`). Returns whether a task will run it.
     pub(crate) fn queue(&self, bits: u32) -> bool {

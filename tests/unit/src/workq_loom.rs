@@ -302,3 +302,43 @@ fn kill_releases_flushers() {
         m.stop(worker);
     });
 }
+
+/// SIGKILL of the owner before `VHOST_SET_OWNER` publishes the task it
+/// started (`vhost_task_start` runs the task, which finds the signal and
+/// calls `kill`, racing the publication), then a flush; then the device's
+/// teardown and a second owner (a process the fd was passed to), whose
+/// task must run the work. `publish` is the module's publication or the
+/// one before the fix.
+fn kill_before_publish(publish: fn(&Model)) {
+    let m = Model::new(Take::Fixed);
+    m.sig.store(true, Release);
+    let worker = thread::spawn(move || m.worker());
+    publish(m);
+    m.kick(0, 1);
+    m.flush_checked();
+    // Teardown: unpublish, stop (the task has exited), forget the kill.
+    m.q.set_task(false, m);
+    m.stop(worker);
+    m.q.task_stopped();
+    // The next owner.
+    m.sig.store(false, Release);
+    m.stop.store(false, Release);
+    let worker = thread::spawn(move || m.worker());
+    m.q.set_task(true, m);
+    m.kick(0, 2);
+    m.flush_checked();
+    m.stop(worker);
+}
+
+#[test]
+fn kill_before_publish_releases_flushers() {
+    check(2, || kill_before_publish(|m| m.q.set_task(true, m)));
+}
+
+/// Publishing by a store of `TASK` forgot the kill: the flush after it
+/// waited for a task that had exited (found by review, 2026-12-07).
+#[test]
+#[should_panic(expected = "deadlock")]
+fn kill_overwritten_by_publish_hangs_a_flush() {
+    check(2, || kill_before_publish(|m| m.q.set_task_unfixed(m)));
+}

@@ -34,6 +34,11 @@ pub fn tests() -> Vec<Test> {
         t("process_concurrent_ioctls_traffic", 120, concurrent_ioctls),
         t("process_close_during_traffic", 60, close_during_traffic),
         t("process_sigkill_owner_traffic", 60, sigkill_owner),
+        t(
+            "process_sigkill_during_set_owner",
+            120,
+            sigkill_during_set_owner,
+        ),
         t("process_open_close_cycles", 600, open_close_cycles),
         t("process_setup_teardown_cycles", 300, setup_teardown_cycles),
         t("process_rmmod_busy_then_idle", 60, rmmod_busy),
@@ -946,6 +951,79 @@ fn sigkill_owner(obs: &mut Obs, _: &Ctx) {
         t0.elapsed() < Duration::from_secs(10),
         format!("the killed owner took {:?} to go", t0.elapsed()),
     );
+}
+
+/// Kills of an owner looping on `VHOST_SET_OWNER`/`VHOST_RESET_OWNER`.
+const SET_OWNER_KILLS: u32 = 300;
+
+/// SIGKILL at random moments of a process that sets and resets the owner
+/// in a loop: some land after `VHOST_SET_OWNER` started the worker's task
+/// and before it published it, so the task handles the kill first. Every
+/// child must die and its release return: the module once forgot such a
+/// kill on publishing, and the release's flush then waited forever for
+/// the exited task (the child stuck in D state, found by review on
+/// 2026-12-07; `tests/unit/src/workq_loom.rs` checks the protocol).
+fn sigkill_during_set_owner(obs: &mut Obs, _: &Ctx) {
+    let kills = if crate::harness::debug_kernel() {
+        SET_OWNER_KILLS / 3
+    } else {
+        SET_OWNER_KILLS
+    };
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut killed = 0;
+    let t0 = Instant::now();
+    for i in 0..kills {
+        // SAFETY: libc::fork: the child only makes raw syscalls below and
+        // leaves with _exit or by the SIGKILL; it never returns into the
+        // harness.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: open(2) of a NUL-terminated path.
+            let fd = unsafe { libc::open(c"/dev/vhost-net".as_ptr(), libc::O_RDWR) };
+            if fd < 0 {
+                // SAFETY: _exit ends the child without the parent's destructors.
+                unsafe { libc::_exit(2) };
+            }
+            loop {
+                // SAFETY: ioctls without arguments on the device opened above.
+                unsafe {
+                    libc::ioctl(fd, uapi::VHOST_SET_OWNER as _, 0);
+                    libc::ioctl(fd, uapi::VHOST_RESET_OWNER as _, 0);
+                }
+            }
+        }
+        if pid < 0 {
+            return obs.fail(format!("fork: {}", Errno::last()));
+        }
+        // xorshift64: a delay of 0-4 ms, the same sequence in every run.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_micros(seed % 4000));
+        // SAFETY: plain syscall with integer arguments; `pid` is the child forked above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let t = Instant::now();
+        let mut status = 0;
+        loop {
+            // SAFETY: `pid` is the child forked above; `status` is a writable int.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
+                    killed += 1;
+                }
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                obs.val("children killed", killed);
+                return obs.fail(format!(
+                    "child {i} (pid {pid}) still there 10 s after SIGKILL (stuck in its release?)"
+                ));
+            }
+            sys::sleep_ms(1);
+        }
+    }
+    obs.val("children killed", killed);
+    obs.note(format!("{kills} kills in {:?}", t0.elapsed()));
 }
 
 /// What the leak checks compare ([`slab_back`]).
