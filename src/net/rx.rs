@@ -43,7 +43,9 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let log_base = nvq.vq.log_base();
     let busyloop_us = nvq.vq.busyloop_timeout;
     let poll = ctx.sock_poll;
-    if !prefetch(&ctx.dev.msgs, &nvq.vq, 0) {
+    // The backend first, as C: a ring without one asks the IOTLB for
+    // nothing (a kick after `SET_BACKEND -1` queued misses otherwise).
+    if nvq.vq.backend.is_none() || !prefetch(&ctx.dev.msgs, &nvq.vq, 0) {
         return;
     }
     let (sock, mut r) = round!(nvq, &ctx, 0);
@@ -229,11 +231,9 @@ fn get_rx_bufs(
     };
     while left > 0 && heads < quota {
         if seg >= UIO_MAXIOV {
-            fail(
-                r,
-                heads,
-                Some(RingError::Broken(Errno::ENOBUFS, Reason::RxNoRoom)),
-            );
+            // C: -ENOBUFS, the chains given back, no `vq_err`.
+            fail(r, heads, None);
+            r.q.note_err(Reason::RxNoRoom, Some(Errno::ENOBUFS));
             return Err(false);
         }
         let log_from = if log_all { Some(nlogs) } else { None };
@@ -252,12 +252,11 @@ fn get_rx_bufs(
             // C: "unexpected descriptor format for RX". C gives back only
             // the chains taken before this one: the bad chain stays
             // consumed (without a used entry), so the next kick does not
-            // meet it again.
-            fail(
-                r,
-                heads,
-                Some(RingError::Broken(Errno::EINVAL, Reason::RxFormat)),
-            );
+            // meet it again; in order, the next chain starts after its
+            // descriptors (`discard_before_last`).
+            let first = first_head(r, done, heads);
+            r.q.discard_before_last(heads as u16, first, chain.descs);
+            r.vq_err(Reason::RxFormat, Some(Errno::EINVAL));
             return Err(false);
         }
         // `chain.reads` is at most the `reads_left` given.
@@ -273,7 +272,7 @@ fn get_rx_bufs(
                 first_head(r, done, heads)
             };
             r.q.discard(heads as u16 + 1, first);
-            r.vq_err(Reason::RxNoRoom, Some(Errno::ENOBUFS));
+            r.q.note_err(Reason::RxNoRoom, Some(Errno::ENOBUFS));
             return Err(false);
         };
         *slot = UsedElem {

@@ -154,7 +154,9 @@ pub(crate) fn handle_tx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     let busyloop_us = nvq.vq.busyloop_timeout;
     let num = nvq.vq.num() as usize;
     let poll = ctx.sock_poll;
-    if !prefetch(&ctx.dev.msgs, &nvq.vq, 1) {
+    // The backend first, as C: a ring without one asks the IOTLB for
+    // nothing (a kick after `SET_BACKEND -1` queued misses otherwise).
+    if nvq.vq.backend.is_none() || !prefetch(&ctx.dev.msgs, &nvq.vq, 1) {
         return;
     }
     let (sock, mut r) = round!(nvq, &ctx, 1);

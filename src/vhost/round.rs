@@ -203,6 +203,13 @@ impl<E> VqRound<'_, E> {
         self.ring.discard(n, first_head);
     }
 
+    /// Gives back the `n` chains taken before the last one, which stays
+    /// consumed and used `descs` descriptors (`SplitRing::discard_before_last`).
+    #[inline]
+    pub(crate) fn discard_before_last(&mut self, n: u16, first_head: u16, descs: u32) {
+        self.ring.discard_before_last(n, first_head, descs);
+    }
+
     /// Whether `VIRTIO_F_IN_ORDER` was negotiated (constant in a round:
     /// features change under the ring's lock).
     #[inline]
@@ -216,12 +223,21 @@ impl<E> VqRound<'_, E> {
     #[cold]
     #[inline(never)]
     pub(crate) fn vq_err(&self, reason: Reason, errno: Option<Errno>) {
-        let now = diag::boottime_ns();
-        self.stats.error(reason, now);
-        diag::vq_err(self.stats.index(), reason, errno, now);
+        self.note_err(reason, errno);
         if let Some(err) = self.err {
             err.signal();
         }
+    }
+
+    /// A condition C stops the round on without a `vq_err`: logged and
+    /// counted as [`VqRound::vq_err`] does, but the error eventfd is not
+    /// signalled, as C's is not.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn note_err(&self, reason: Reason, errno: Option<Errno>) {
+        let now = diag::boottime_ns();
+        self.stats.error(reason, now);
+        diag::vq_err(self.stats.index(), reason, errno, now);
     }
 
     /// Reports the error of a ring operation that returned only C's errno

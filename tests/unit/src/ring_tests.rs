@@ -1277,6 +1277,53 @@ fn in_order_discard_restarts_at_the_first_chain_given_back() {
 }
 
 #[test]
+fn in_order_discard_before_a_bad_chain_skips_its_descriptors() {
+    // C's `get_rx_bufs` after a chain of the wrong format: the good chains
+    // before it (heads 0 and 2, 3 descriptors) are given back, the bad one
+    // (head 3, 2 descriptors) stays consumed. `last_avail_idx` moves back
+    // by 2 (one entry stays consumed) and `next_avail_head` by the good
+    // chains' 3 descriptors, from 5 to 2 (the first head plus the bad
+    // chain's length): the next chain starts at 2, not 0.
+    let mut g = in_order(8);
+    g.desc(0, 0x100, 8, N | W, 1);
+    g.desc(1, 0x200, 8, W, 0);
+    g.desc(2, 0x300, 8, W, 0);
+    g.desc(3, 0x400, 8, N, 4);
+    g.desc(4, 0x500, 8, W, 0);
+    g.desc(5, 0x600, 8, W, 0);
+    post(&mut g, 4, 0);
+    assert_eq!(g.chain().head, 0);
+    assert_eq!(g.chain().head, 2);
+    let bad = g.chain();
+    assert_eq!((bad.head, bad.descs), (3, 2));
+    g.ring.discard_before_last(2, 0, bad.descs);
+    assert_eq!(g.ring.last_avail_idx(), 1);
+    assert_eq!(g.chain().head, 2);
+    assert_eq!(g.chain().head, 3);
+    // Nothing taken before the bad chain: nothing moves.
+    let mut g = in_order(8);
+    g.desc(0, 0x100, 8, N, 1);
+    g.desc(1, 0x200, 8, W, 0);
+    g.desc(2, 0x300, 8, W, 0);
+    post(&mut g, 2, 0);
+    let bad = g.chain();
+    g.ring.discard_before_last(0, 0, bad.descs);
+    assert_eq!(g.ring.last_avail_idx(), 1);
+    assert_eq!(g.chain().head, 2);
+    // Out of order only the index moves, as `discard`.
+    let mut g = guest(8);
+    g.desc(1, 0x100, 8, W, 0);
+    g.desc(6, 0x200, 8, 0, 0);
+    g.push(1);
+    g.push(6);
+    assert_eq!(g.chain().head, 1);
+    let bad = g.chain();
+    g.ring.discard_before_last(1, 1, bad.descs);
+    assert_eq!(g.ring.last_avail_idx(), 1);
+    assert_eq!(g.chain().head, 6);
+}
+
+#[test]
 fn in_order_discard_of_a_whole_ring() {
     // Chains covering every descriptor (ndesc == num): C moves back by
     // num, which is the same position.

@@ -41,6 +41,7 @@ pub fn tests() -> Vec<Test> {
         t("hostile_avail_idx_jump", avail_idx_jump),
         t("hostile_rx_desc_loop", rx_desc_loop),
         t("hostile_rx_readonly_desc", rx_readonly_desc),
+        t("hostile_rx_more_pieces_than_uio_maxiov", rx_too_many_pieces),
         t("hostile_used_ring_readonly", used_ring_readonly),
         t("hostile_used_ring_unmapped", used_ring_unmapped),
         t("hostile_avail_ring_unmapped", avail_ring_unmapped),
@@ -526,6 +527,42 @@ fn rx_readonly_desc(obs: &mut Obs, _: &Ctx) {
     r.a.rx.raw_desc(&r.a.mem, RAW, b.gpa, 2048, 0, 0);
     push_kick(&mut r, RX, RAW);
     finish(obs, &mut r, RX, Some(true));
+}
+
+/// A mergeable RX packet whose chains hold more pieces than UIO_MAXIOV
+/// before they hold the packet: 20 chains, each an indirect table of 64
+/// one-byte writable descriptors (1024 pieces, 1024 bytes, in 16 chains),
+/// for a 1500-byte frame. C gives the chains back and stops the round
+/// with -ENOBUFS, without a `vq_err`: the error eventfd stays quiet, as
+/// ours (which once signalled it).
+fn rx_too_many_pieces(obs: &mut Obs, _: &Ctx) {
+    let Some(mut r) = rig(obs, Cfg::default()) else {
+        return;
+    };
+    const CHAINS: u16 = 20;
+    const PIECES: u16 = 64;
+    let data = r.a.mem.alloc(usize::from(PIECES));
+    for c in 0..CHAINS {
+        let entries: Vec<(u64, u32, u16, u16)> = (0..PIECES)
+            .map(|i| {
+                let last = i + 1 == PIECES;
+                (
+                    data + u64::from(i),
+                    1,
+                    if last { WRITE } else { WRITE | NEXT },
+                    if last { 0 } else { i + 1 },
+                )
+            })
+            .collect();
+        let t = table(&mut r, &entries);
+        r.a.rx.raw_reserve(RAW + c);
+        r.a.rx
+            .raw_desc(&r.a.mem, RAW + c, t, 16 * u32::from(PIECES), INDIRECT, 0);
+        r.a.rx.raw_push(&r.a.mem, RAW + c);
+    }
+    kick(&mut r, RX);
+    let _ = r.a.tap.inject(&frame(1500, UNICAST, 0x47, 1, None));
+    finish(obs, &mut r, RX, Some(false));
 }
 
 // ---------------------------------------------------- ring memory attacks

@@ -30,6 +30,10 @@ pub fn tests() -> Vec<Test> {
         t("in_order_dirty_log", dirty_log),
         t("hostile_in_order_avail_garbage", avail_garbage),
         t("hostile_in_order_reuse_in_flight", reuse_in_flight),
+        t(
+            "hostile_in_order_rx_bad_chain_mid_packet",
+            bad_chain_mid_packet,
+        ),
     ]
 }
 
@@ -82,6 +86,22 @@ fn setup<'a, 'b>(obs: &mut Obs, ctx: &'a Ctx<'b>) -> Option<Option<DefaultParams
         obs.fail("ours with in_order=1 does not offer VIRTIO_F_IN_ORDER");
     }
     None
+}
+
+/// [`setup`], then a device with IN_ORDER and rings of `num` entries
+/// (the rest of [`Cfg::default`]).
+fn in_order_net<'a, 'b>(
+    obs: &mut Obs,
+    ctx: &'a Ctx<'b>,
+    num: u16,
+) -> Option<(Option<DefaultParams<'a, 'b>>, Net)> {
+    let guard = setup(obs, ctx)?;
+    let cfg = Cfg {
+        in_order: true,
+        num,
+        ..Cfg::default()
+    };
+    Some((guard, Net::new(obs, "", cfg)?))
 }
 
 fn used_str(u: &[Used]) -> String {
@@ -446,15 +466,7 @@ fn dirty_log(obs: &mut Obs, ctx: &Ctx) {
 /// read the entries (it takes `next_avail_head`), so the chains go in
 /// table order, and so do ours.
 fn avail_garbage(obs: &mut Obs, ctx: &Ctx) {
-    let Some(_g) = setup(obs, ctx) else {
-        return;
-    };
-    let cfg = Cfg {
-        in_order: true,
-        num: 16,
-        ..Cfg::default()
-    };
-    let Some(mut n) = Net::new(obs, "", cfg) else {
+    let Some((_g, mut n)) = in_order_net(obs, ctx, 16) else {
         return;
     };
     let f: Vec<Vec<u8>> = (0..4)
@@ -493,15 +505,7 @@ fn avail_garbage(obs: &mut Obs, ctx: &Ctx) {
 /// first two packets, then meet the empty descriptor 2: a ring error, the
 /// third packet stays queued, nothing else happens.
 fn reuse_in_flight(obs: &mut Obs, ctx: &Ctx) {
-    let Some(_g) = setup(obs, ctx) else {
-        return;
-    };
-    let cfg = Cfg {
-        in_order: true,
-        num: 8,
-        ..Cfg::default()
-    };
-    let Some(mut n) = Net::new(obs, "", cfg) else {
+    let Some((_g, mut n)) = in_order_net(obs, ctx, 8) else {
         return;
     };
     let a = n.rx_buf(2048);
@@ -545,4 +549,66 @@ fn reuse_in_flight(obs: &mut Obs, ctx: &Ctx) {
         "the old buffer of descriptor 0 was written",
     );
     obs.val("GET_VRING_BASE 0", n.vring_base(0));
+}
+
+/// The used ring's first `n` elements, raw (`id:len`), and its index.
+fn used_raw(n: &Net, count: u16) -> String {
+    let mut v: Vec<String> = (0..u64::from(count))
+        .map(|i| {
+            let at = n.rx.used + 4 + 8 * i;
+            format!("{}:{}", n.mem.r32(at), n.mem.r32(at + 4))
+        })
+        .collect();
+    v.push(format!("idx {}", n.rx.used_idx(&n.mem)));
+    v.join(",")
+}
+
+/// A mergeable packet's second chain is readable (RX format error) after
+/// a good first chain. C gives the first chain back but leaves its
+/// in-order position past the bad chain's descriptors (its
+/// `vhost_discard_vq_desc` moves `next_avail_head` back by the good
+/// chains' descriptors only): the retry starts at descriptor 2, the bad
+/// chain's writable tail, and takes the packet there. Ours once restarted
+/// at descriptor 0 and met the bad chain on every try.
+fn bad_chain_mid_packet(obs: &mut Obs, ctx: &Ctx) {
+    let Some((_g, mut n)) = in_order_net(obs, ctx, 16) else {
+        return;
+    };
+    use crate::driver::{VRING_DESC_F_NEXT as NEXT, VRING_DESC_F_WRITE as WRITE};
+    let bufs: Vec<Buf> = [1024, 100, 1024, 2048, 2048]
+        .iter()
+        .map(|&l| n.rx_buf(l))
+        .collect();
+    // 0: writable; 1 -> 2: readable then writable (the bad chain); 3, 4:
+    // writable. Available: heads 0, 1, 3, 4.
+    let descs = [(WRITE, 0), (NEXT, 2), (WRITE, 0), (WRITE, 0), (WRITE, 0)];
+    for (i, (b, &(flags, next))) in bufs.iter().zip(&descs).enumerate() {
+        n.rx.raw_reserve(i as u16);
+        n.rx.raw_desc(&n.mem, i as u16, b.gpa, b.len, flags, next);
+    }
+    for h in [0, 1, 3, 4] {
+        n.rx.raw_push(&n.mem, h);
+    }
+    n.rx.notify(&n.mem);
+    let f = [
+        frame(1500, UNICAST, 8, 1, None),
+        frame(60, UNICAST, 8, 2, None),
+    ];
+    let r = n.tap.inject(&f[0]);
+    obs.check(r == Ok(f[0].len() as i64), "inject 0");
+    sleep_ms(300);
+    obs.val("after the error", used_raw(&n, 2));
+    obs.val("GET_VRING_BASE 0 after the error", n.vring_base(0));
+    // The retry: a kick, then one more frame.
+    n.rx.kick_now();
+    sleep_ms(300);
+    let r = n.tap.inject(&f[1]);
+    obs.check(r == Ok(f[1].len() as i64), "inject 1");
+    sleep_ms(300);
+    obs.val("after the retry", used_raw(&n, 2));
+    obs.val("GET_VRING_BASE 0 after the retry", n.vring_base(0));
+    for (i, b) in bufs.iter().enumerate() {
+        let got = n.mem.read(b.gpa + n.hdr_len as u64, 60);
+        obs.val(format!("buffer {i}"), hash(&got));
+    }
 }
