@@ -71,10 +71,12 @@ impl PollTable<'_> {
 
     /// `poll_wait(file, wq, table)`: the poller is woken through `wq`.
     ///
-    /// Any `wq` may be passed: a [`WaitQueue`] detaches its pollers before
-    /// it is freed (`wake_up_pollfree`, then an RCU grace period), as the
-    /// kernel requires of a wait queue that may die before the file.
+    /// Any `wq` may be passed: a [`WaitQueue`] that was registered detaches
+    /// its pollers before it is freed (`wake_up_pollfree`, then an RCU
+    /// grace period), as the kernel requires of a wait queue that may die
+    /// before the file.
     pub(crate) fn register(&self, wq: &WaitQueue) {
+        wq.mark_polled();
         // SAFETY: `file` and `table` are the running poll's (type
         // invariant); the head is initialised and outlives its pollers
         // (see above).

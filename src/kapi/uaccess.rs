@@ -9,6 +9,7 @@
 //! calling task (the owner, or its worker, which shares it).
 
 use super::shim::vhost_net_rs_copy_desc_from_user;
+use super::shim::vhost_net_rs_current_mm_is;
 use super::shim::{vhost_net_rs_access_ok, vhost_net_rs_copy_from_user, vhost_net_rs_copy_to_user};
 use crate::kapi::version::{AsBytes, FromBytes};
 use core::ffi::c_void;
@@ -190,9 +191,16 @@ fn to_result(r: i32) -> Result {
 /// C module's `set_bit_to_user` does: the page is pinned and the byte is
 /// updated through the kernel mapping with an atomic OR, so a concurrent
 /// reader-and-clearer in userspace (QEMU's migration code) loses no bit.
+/// `EFAULT` from a task without an address space (where the copies fail
+/// too, and `pin_user_pages_fast` would dereference the missing mm).
 pub(crate) fn set_bits_to_user(addr: u64, mask: u8) -> Result {
+    // SAFETY: Compares `current->mm` with NULL; nothing is dereferenced.
+    if unsafe { vhost_net_rs_current_mm_is(core::ptr::null()) } {
+        return Err(EFAULT);
+    }
     let mut page: *mut bindings::page = core::ptr::null_mut();
-    // SAFETY: One page is pinned into `page`; `addr` is any user address.
+    // SAFETY: One page is pinned into `page`; `addr` is any user address
+    // of the current task, which has an address space (checked above).
     let r =
         unsafe { bindings::pin_user_pages_fast(addr as usize, 1, bindings::FOLL_WRITE, &mut page) };
     if r < 0 {

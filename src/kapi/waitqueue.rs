@@ -10,6 +10,7 @@ use super::shim::{vhost_net_rs_init_waitqueue_head, vhost_net_rs_wake_up_pollfre
 use super::task::synchronize_rcu;
 use core::ffi::c_void;
 use core::marker::PhantomPinned;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::types::Opaque;
@@ -20,13 +21,19 @@ use kernel::types::Opaque;
 /// stay on it after their `poll` returned (epoll), until their file is
 /// released. Dropping it detaches any that are left (`wake_up_pollfree`)
 /// and waits for them to let go (an RCU grace period), as upstream's
-/// `PollCondVar` does, so a poller never outlives the queue. A queue no
-/// poller is on (the common case: epoll detaches before the file's
-/// `release`) is dropped without either.
+/// `PollCondVar` does, so a poller never outlives the queue. The grace
+/// period is waited for whenever the queue was ever polled, even if no
+/// poller is left on it: one removing itself (epoll's
+/// `ep_remove_wait_queue`, an RCU reader) may have left the list and still
+/// hold the queue's lock, which is why the kernel asks for an RCU-delayed
+/// free after `wake_up_pollfree` in every case. A queue never polled (the
+/// flushers') is dropped without either.
 #[pin_data(PinnedDrop)]
 pub(crate) struct WaitQueue {
     #[pin]
     wq: Opaque<bindings::wait_queue_head>,
+    /// Whether [`super::poll::PollTable::register`] was ever given it.
+    polled: AtomicBool,
     /// The head is a self-referential list: it must not move.
     #[pin]
     _pin: PhantomPinned,
@@ -44,9 +51,15 @@ impl WaitQueue {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             _pin: PhantomPinned,
+            polled: AtomicBool::new(false),
             // SAFETY: `slot` is valid memory for a head while the closure runs.
             wq <- Opaque::ffi_init(|slot| unsafe { vhost_net_rs_init_waitqueue_head(slot) }),
         })
+    }
+
+    /// Records that a poller may be on the queue (see the type's docs).
+    pub(super) fn mark_polled(&self) {
+        self.polled.store(true, Ordering::Relaxed);
     }
 
     /// `wake_up_interruptible_poll(wq, mask)`.
@@ -145,8 +158,11 @@ impl PinnedDrop for WaitQueue {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: The head is initialised; nobody else uses it any more
         // (exclusive access) but pollers, which this detaches.
-        if unsafe { vhost_net_rs_wake_up_pollfree(self.wq.get()) } {
-            // Pollers free their entries after a grace period.
+        let active = unsafe { vhost_net_rs_wake_up_pollfree(self.wq.get()) };
+        // Exclusive access: every `register` happened before this load.
+        if active || self.polled.load(Ordering::Relaxed) {
+            // Pollers free their entries, and leave the queue's lock, in
+            // RCU read-side sections.
             synchronize_rcu();
         }
     }

@@ -36,7 +36,7 @@ use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, Mutex};
 use kernel::types::Opaque;
 
 /// Slots, so packets in flight at most (C's `UIO_MAXIOV` ubufs).
@@ -78,9 +78,9 @@ impl<W: Wake> Ops<W> {
 /// # Invariants
 ///
 /// `refs` is 1 (the ring's own reference, absent only inside
-/// [`Zcopy::drain`]) plus the number of armed slots whose callback has not
-/// run yet. `slots` and `status` have [`SLOTS`] entries and never
-/// reallocate. An armed slot (status [`IN_PROGRESS`], armed by
+/// [`Zcopy::drain`], which one caller at a time runs: `drain_lock`) plus
+/// the number of armed slots whose callback has not run yet. `slots` and
+/// `status` have [`SLOTS`] entries and never reallocate. An armed slot (status [`IN_PROGRESS`], armed by
 /// [`Zcopy::arm`]) belongs to the socket until its callback runs; the other
 /// slots belong to the TX ring's round, which holds the ring mutex.
 #[pin_data(PinnedDrop)]
@@ -89,6 +89,9 @@ pub(crate) struct Zcopy<W: Wake> {
     /// [`Zcopy::drain`] sleeps here until `refs` is 0.
     #[pin]
     drained: WaitQueue,
+    /// Held through [`Zcopy::drain`]: one drain at a time.
+    #[pin]
+    drain_lock: Mutex<()>,
     status: KVec<AtomicU8>,
     slots: KVec<Opaque<Slot<W>>>,
     /// Woken with `token` when completions may let the TX ring progress.
@@ -119,6 +122,7 @@ impl<W: Wake> Zcopy<W> {
             pin_init!(Self {
                 refs: AtomicU32::new(1),
                 drained <- WaitQueue::new(),
+                drain_lock <- kernel::new_mutex!((), "Zcopy::drain_lock"),
                 status,
                 slots,
                 waker,
@@ -207,7 +211,7 @@ impl<W: Wake> Zcopy<W> {
 
     /// Drops one reference (C's `vhost_net_ubuf_put`); wakes [`Self::drain`]
     /// at zero. Returns what is left.
-    pub(crate) fn put(&self) -> u32 {
+    fn put(&self) -> u32 {
         // Callers drop a reference they hold (the ring's, in `drain`; an
         // armed slot's, in `complete` or after a refused send): `refs` is
         // at least 1.
@@ -221,16 +225,20 @@ impl<W: Wake> Zcopy<W> {
     /// Waits until no packet is in flight, then for every callback to have
     /// finished with us, and takes the ring's reference back (C's
     /// `vhost_net_ubuf_put_and_wait` and the `synchronize_rcu` of its
-    /// callers). Process context; callers serialise drains (the device
-    /// mutex) and keep new packets from being armed meanwhile (the ring's
-    /// `flushing` flag). Callbacks take no lock of ours, so any may be held.
+    /// callers). Process context. Drains run one at a time
+    /// (`drain_lock`); a packet armed meanwhile keeps its reference (it is
+    /// added to, not overwritten) and is waited for by the next drain, the
+    /// drop's at the latest. The device keeps new packets from being armed
+    /// during its drains (the ring's `flushing` flag), so that they end.
+    /// Callbacks take no lock of ours, so any may be held.
     pub(crate) fn drain(&self) {
+        let _one_at_a_time = self.drain_lock.lock();
         self.put();
         self.drained
             .wait_uninterruptible(|| self.refs.load(Ordering::Acquire) == 0);
         // SAFETY: Called from process context without spinlocks.
         unsafe { bindings::synchronize_rcu() };
-        self.refs.store(1, Ordering::Release);
+        self.refs.fetch_add(1, Ordering::Release);
     }
 }
 

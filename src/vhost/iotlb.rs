@@ -70,6 +70,9 @@ pub(crate) struct MsgLists {
     read: KVec<MsgNode>,
     /// Misses read by userspace, waiting for an update.
     pending: KVec<MsgNode>,
+    /// Bumped by every [`Msgs::clear`]: a miss dequeued before a clear
+    /// and copied out after it does not join the new `pending` list.
+    gen: u64,
 }
 
 /// The message queues, their wait queue, and what a sleeping reader may
@@ -93,7 +96,7 @@ impl Msgs {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             lists <- kernel::new_mutex!(
-                MsgLists { read: KVec::new(), pending: KVec::new() },
+                MsgLists { read: KVec::new(), pending: KVec::new(), gen: 0 },
                 "Msgs::lists"
             ),
             wait <- WaitQueue::new(),
@@ -132,6 +135,7 @@ impl Msgs {
         let (read, pending) = {
             let mut l = self.lists.lock();
             self.readable.store(0, Ordering::Release);
+            l.gen = l.gen.wrapping_add(1);
             (
                 core::mem::replace(&mut l.read, KVec::new()),
                 core::mem::replace(&mut l.pending, KVec::new()),
@@ -145,15 +149,15 @@ impl Msgs {
         self.wait.wake_up_poll(POLL_READABLE);
     }
 
-    /// Takes the oldest readable message.
-    fn dequeue(&self) -> Option<MsgNode> {
+    /// Takes the oldest readable message, with the lists' generation.
+    fn dequeue(&self) -> Option<(MsgNode, u64)> {
         let mut l = self.lists.lock();
         if l.read.is_empty() {
             return None;
         }
         let node = kvec::remove(&mut l.read, 0);
         self.readable.store(l.read.len(), Ordering::Release);
-        Some(node)
+        Some((node, l.gen))
     }
 
     /// Removes the pending misses that an update of `[iova, iova + size)`
@@ -179,9 +183,9 @@ impl Msgs {
         if iter.count() < MSG_LEN {
             return Ok(0);
         }
-        let node = loop {
-            if let Some(node) = self.dequeue() {
-                break node;
+        let (node, gen) = loop {
+            if let Some(taken) = self.dequeue() {
+                break taken;
             }
             if nonblock {
                 return Err(EAGAIN);
@@ -200,9 +204,15 @@ impl Msgs {
         let copied = iter.copy_to(&bytes);
         if copied == MSG_LEN && node.iotlb.type_ == VHOST_IOTLB_MISS {
             let mut l = self.lists.lock();
+            // A clear since the dequeue (a reset, the backend or the IOTLB
+            // gone, on another thread) dropped the lists: the miss belongs
+            // to them, and waiting in the new list it would stop the ring
+            // from queueing a miss again (`enqueue_miss`, one per ring).
             // If this allocation fails the miss is forgotten, as if it
             // had been resolved: the ring retries and misses again.
-            let _ = l.pending.push(node, GFP_KERNEL);
+            if l.gen == gen {
+                let _ = l.pending.push(node, GFP_KERNEL);
+            }
         }
         Ok(copied as isize)
     }
