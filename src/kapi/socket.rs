@@ -428,22 +428,20 @@ fn set_iter(
     // iterator (`ITER_UBUF`, as a `read` or `write` of one buffer makes),
     // which every copy steps through without walking segments: for the
     // socket the same bytes as a one-entry `ITER_IOVEC`.
-    if let Some(p) = iov.first() {
-        if p.len >= want {
-            // SAFETY: `msg_iter` is ours to set; `p.addr + skip` starts
-            // `len` bytes within the piece (`skip + len <= p.len`), a user
-            // address that the iterator's copies check (`access_ok`) and
-            // fault on safely; the iterator refers to no memory of `iov`.
-            unsafe {
-                vhost_net_rs_iov_iter_ubuf(
-                    &mut msg.msg_iter,
-                    dir,
-                    p.addr.wrapping_add(skip as u64) as usize as *mut core::ffi::c_void,
-                    len,
-                )
-            };
-            return Ok(());
-        }
+    if let Some(p) = iov.first().filter(|p| p.len >= want) {
+        // SAFETY: `msg_iter` is ours to set; `p.addr + skip` starts `len`
+        // bytes within the piece (`skip + len <= p.len`), a user address
+        // that the iterator's copies check (`access_ok`) and fault on
+        // safely; the iterator refers to no memory of `iov`.
+        unsafe {
+            vhost_net_rs_iov_iter_ubuf(
+                &mut msg.msg_iter,
+                dir,
+                p.addr.wrapping_add(skip as u64) as usize as *mut core::ffi::c_void,
+                len,
+            )
+        };
+        return Ok(());
     }
     let mut held = 0u64;
     for p in iov {
