@@ -286,7 +286,12 @@ impl VhostNet {
             };
             if same {
                 // The new reference goes; the ring keeps the one it has.
+                // Over a backend C still flushes (`if (oldsock)`): work
+                // queued before the call has run when it returns.
                 drop(nvq);
+                if sock.is_some() {
+                    self.dev.worker().flush();
+                }
                 drop(dev);
                 drop(sock);
                 return Ok(0);

@@ -241,10 +241,13 @@ impl<V: DeviceVq> Dev<V> {
         let [(e0, x0), (e1, x1)] = prepare()?;
         let bufs = [VqBufs::new(heads, e0)?, VqBufs::new(heads, e1)?];
         let parts = [x0, x1];
+        // C's `vhost_worker_create` says only that it failed: `ENOMEM`,
+        // whatever stopped the thread (`copy_process`'s `EAGAIN` under
+        // RLIMIT_NPROC or a pids cgroup, a cgroup attach).
         let task = if dev.fork_owner {
-            WorkerThread::Task(VhostTask::start(body, &name)?)
+            WorkerThread::Task(VhostTask::start(body, &name).map_err(|_| ENOMEM)?)
         } else {
-            WorkerThread::Kthread(Kthread::start(body, mm.clone(), &name)?)
+            WorkerThread::Kthread(Kthread::start(body, mm.clone(), &name).map_err(|_| ENOMEM)?)
         };
         for ((m, b), x) in [&self.vq0, &self.vq1].into_iter().zip(bufs).zip(parts) {
             let mut vq = m.lock();
@@ -277,7 +280,7 @@ impl<V: DeviceVq> Dev<V> {
         dev.owner = None;
         dev.fork_owner = params::fork_from_owner_default();
         self.ctx.msgs.set_iotlb_on(false);
-        self.ctx.msgs.clear();
+        self.ctx.msgs.reset();
         self.ctx.msgs.wake();
         old
     }
@@ -667,7 +670,15 @@ impl<V: DeviceVq> Dev<V> {
         if vq.iotlb.is_none() && !uaccess::access_ok(vq.used() + 2, 2) {
             return Err(EFAULT);
         }
-        let idx = self.ring_uaddr(vq, index, vq.used() + 2, 2)?;
+        // A failed translation is reported twice, as in C: by the
+        // translation (`__vhost_get_user_slow`) and by the index read.
+        let idx = match self.ring_uaddr(vq, index, vq.used() + 2, 2) {
+            Ok(a) => a,
+            Err(e) => {
+                self.ring_err(vq, index, Reason::UsedIdxRead);
+                return Err(e);
+            }
+        };
         match uaccess::read::<u16>(idx as usize) {
             Ok(idx) => {
                 let last_avail = vq.ring.last_avail_idx();
@@ -681,16 +692,19 @@ impl<V: DeviceVq> Dev<V> {
         Ok(())
     }
 
-    /// The user address of `size` bytes of ring metadata at `addr`: the
-    /// address itself, or its translation through the device IOTLB, which
-    /// must be one piece (C's `__vhost_get_user_slow`, which asks for read
-    /// permission even for writes). A failed translation is reported on
-    /// the ring's err eventfd.
+    /// The user address of `size` (2) bytes of ring metadata at `addr`:
+    /// the address itself, or its translation through the device IOTLB,
+    /// which must be one piece (C's `__vhost_get_user_slow`, which asks for
+    /// read permission even for writes). A failed translation is reported
+    /// on the ring's err eventfd.
     fn ring_uaddr<B, E>(&self, vq: &Vq<B, E>, index: usize, addr: u64, size: u32) -> Result<u64> {
         let Some(iotlb) = &vq.iotlb else {
             return Ok(addr);
         };
-        let mut pieces = [Piece::default(); 1];
+        // Room for every piece two bytes can span, as C's 64: a field
+        // whose second byte has no translation is a miss (queued), not
+        // a lack of room.
+        let mut pieces = [Piece::default(); 2];
         let r = iotlb.lock().translate(addr, size, PERM_RO, &mut pieces);
         match r {
             Ok(1) if pieces[0].len == u64::from(size) => Ok(pieces[0].addr),

@@ -70,7 +70,7 @@ pub(crate) struct MsgLists {
     read: KVec<MsgNode>,
     /// Misses read by userspace, waiting for an update.
     pending: KVec<MsgNode>,
-    /// Bumped by every [`Msgs::clear`]: a miss dequeued before a clear
+    /// Bumped by every [`Msgs::reset`]: a miss dequeued before a reset
     /// and copied out after it does not join the new `pending` list.
     gen: u64,
 }
@@ -130,12 +130,32 @@ impl Msgs {
         Ok(())
     }
 
-    /// Drops every queued message (C's `vhost_clear_msg`).
+    /// Drops every queued message (C's `vhost_clear_msg`). A miss a
+    /// reader has dequeued and not yet copied out joins the new `pending`
+    /// list, as in C, where it still counts as its ring's outstanding miss
+    /// (7.x's `vq->iotlb_miss` is cleared only when its node is freed)
+    /// until an update resolves it.
     pub(crate) fn clear(&self) {
+        self.clear_lists(false);
+    }
+
+    /// [`Msgs::clear`] when the rings are reset too (`VHOST_RESET_OWNER`,
+    /// release: C's `vhost_dev_cleanup`, whose `vhost_vq_reset` clears
+    /// `vq->iotlb_miss`): a miss being read meanwhile belongs to the old
+    /// session and is dropped. Waiting in the new `pending` list it would
+    /// keep its ring from queueing a miss again (`enqueue_miss`, one per
+    /// ring), for a translation the new session never asked for.
+    pub(crate) fn reset(&self) {
+        self.clear_lists(true);
+    }
+
+    fn clear_lists(&self, reset: bool) {
         let (read, pending) = {
             let mut l = self.lists.lock();
             self.readable.store(0, Ordering::Release);
-            l.gen = l.gen.wrapping_add(1);
+            if reset {
+                l.gen = l.gen.wrapping_add(1);
+            }
             (
                 core::mem::replace(&mut l.read, KVec::new()),
                 core::mem::replace(&mut l.pending, KVec::new()),
@@ -204,12 +224,9 @@ impl Msgs {
         let copied = iter.copy_to(&bytes);
         if copied == MSG_LEN && node.iotlb.type_ == VHOST_IOTLB_MISS {
             let mut l = self.lists.lock();
-            // A clear since the dequeue (a reset, the backend or the IOTLB
-            // gone, on another thread) dropped the lists: the miss belongs
-            // to them, and waiting in the new list it would stop the ring
-            // from queueing a miss again (`enqueue_miss`, one per ring).
-            // If this allocation fails the miss is forgotten, as if it
-            // had been resolved: the ring retries and misses again.
+            // Not after a reset since the dequeue (see `reset`). If this
+            // allocation fails the miss is forgotten, as if it had been
+            // resolved: the ring retries and misses again.
             if l.gen == gen {
                 let _ = l.pending.push(node, GFP_KERNEL);
             }

@@ -18,7 +18,46 @@ pub fn tests() -> Vec<Test> {
         t("set_backend_fd_kinds", fd_kinds),
         t("set_backend_needs_valid_rings", needs_valid_rings),
         t("set_backend_writes_used_flags_and_logs", init_access),
+        t("set_backend_same_socket_flushes", same_socket_flushes),
     ]
+}
+
+/// `VHOST_NET_SET_BACKEND` with the socket the ring already has changes
+/// nothing but, as any attach over a backend, flushes the worker (C's
+/// `if (oldsock) vhost_dev_flush()`): a kick made before the call has been
+/// handled when it returns. 20 times: a frame posted and kicked, the
+/// ioctl, then the used index read at once.
+fn same_socket_flushes(obs: &mut Obs, _ctx: &Ctx) {
+    use crate::driver::{frame, Cfg, Net, UNICAST};
+    let Some(mut n) = Net::new(obs, "", Cfg::default()) else {
+        return;
+    };
+    let tap = n.tap.fd.raw();
+    let mut handled = 0;
+    for i in 0..20u16 {
+        let mut all = n.zero_hdr();
+        all.extend_from_slice(&frame(100, UNICAST, 0x50, u32::from(i), None));
+        let bufs = n.place(&all, 0);
+        let before = n.tx.used_idx(&n.mem);
+        n.tx.add(&mut n.mem, &bufs, false, false);
+        n.tx.publish(&n.mem);
+        n.tx.kick_now();
+        let mut f = uapi::VhostVringFile { index: 1, fd: tap };
+        let r = crate::sys::ioctl(
+            n.dev.raw(),
+            uapi::VHOST_NET_SET_BACKEND as u64,
+            &mut f as *mut _ as usize,
+        );
+        if r.is_err() {
+            return obs.fail(format!("SET_BACKEND 1 same tap: {}", fmt_res(&r)));
+        }
+        if n.tx.used_idx(&n.mem) == before.wrapping_add(1) {
+            handled += 1;
+        }
+        n.tx.wait_used(&n.mem, 1, 5000);
+        let _ = n.tap.capture(3000);
+    }
+    obs.val("kicks handled when SET_BACKEND (same) returned", handled);
 }
 
 fn fd_kinds(obs: &mut Obs, _ctx: &Ctx) {

@@ -22,6 +22,7 @@ pub fn tests() -> Vec<Test> {
         t("iotlb_read_and_poll_empty", read_empty),
         t("iotlb_miss_message_on_attach", miss_on_attach),
         t("iotlb_kick_without_backend_no_miss", kick_without_backend),
+        t("iotlb_attach_used_ring_partly_mapped", attach_partly_mapped),
         t("iotlb_miss_wakes_blocked_readers", miss_wakes_blocked),
         t("iotlb_loss_wakes_blocked_reader", loss_wakes_blocked),
         t("access_platform_toggle_invalidates_rings", ap_toggle),
@@ -500,6 +501,51 @@ fn kick_without_backend(obs: &mut Obs, _ctx: &Ctx) {
     kick_all(obs, "detached");
     obs.val("poll after kicks, detached", d.poll(0));
     obs.ret("read after kicks, detached", d.read(72).0);
+}
+
+/// Attach with the used ring's first field only partly translated. The
+/// flags' first byte mapped and not the second: a miss for the second
+/// byte (C's `translate_desc` has room for the next piece and misses
+/// there). The flags mapped and not the index: the attach fails, the miss
+/// is for the index, and the error eventfd counts two errors, as C's
+/// translation and its index read each report one.
+fn attach_partly_mapped(obs: &mut Obs, _ctx: &Ctx) {
+    let (d, rings, sock) = iova_ring(obs);
+    d.set_nonblock(true);
+    // SAFETY: plain syscall with integer arguments; checked below.
+    let err = crate::sys::Fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) });
+    assert!(err.raw() >= 0, "eventfd");
+    obs.ret(
+        "SET_VRING_ERR 0",
+        d.file(uapi::VHOST_SET_VRING_ERR, 0, err.raw()),
+    );
+    let count = |obs: &mut Obs, key: &str| {
+        let mut v = 0u64;
+        // SAFETY: read(2) of 8 bytes into a live u64 from an eventfd this
+        // test holds (non-blocking: EAGAIN when the count is 0).
+        let r = unsafe { libc::read(err.raw(), (&mut v as *mut u64).cast(), 8) };
+        obs.val(key, if r == 8 { v } else { 0 });
+    };
+    for (tag, size) in [("1 byte of the flags", 1u64), ("the flags only", 2)] {
+        obs.ret(
+            format!("UPDATE used ring, {tag}"),
+            d.write(&msg_v1(U, iova(USED_OFF), size, rings.used(), 3)),
+        );
+        obs.ret(
+            format!("SET_BACKEND 0 packet ({tag})"),
+            d.backend(0, sock.raw()),
+        );
+        let (r, b) = d.read(72);
+        obs.ret(format!("read ({tag})"), r);
+        obs.val(format!("message ({tag})"), msg_str(&b));
+        obs.ret(format!("read again ({tag})"), d.read(72).0);
+        count(obs, &format!("errors ({tag})"));
+        obs.ret(
+            format!("INVALIDATE all ({tag})"),
+            d.write(&msg_v1(I, 0, u64::MAX, 0, 0)),
+        );
+        obs.ret(format!("SET_BACKEND 0 -1 ({tag})"), d.backend(0, -1));
+    }
 }
 
 fn ap_toggle(obs: &mut Obs, _ctx: &Ctx) {

@@ -22,7 +22,37 @@ pub fn tests() -> Vec<Test> {
         t("set_owner_from_thread", from_thread),
         t("reset_owner_resets_vring_state", reset_state),
         t("reset_owner_drops_backend_and_iotlb", reset_backend),
+        t("set_owner_worker_not_created_enomem", worker_not_created),
     ]
+}
+
+/// `VHOST_SET_OWNER` when the worker cannot be created: in a child that
+/// became an unprivileged user (uid 65534) with `RLIMIT_NPROC` 0, the
+/// worker's `copy_process` fails (`EAGAIN`). C's `vhost_worker_create`
+/// only says it failed and `vhost_dev_set_owner` answers `ENOMEM`; so does
+/// ours (it passed `EAGAIN` on once). Nothing is left owned: a second
+/// try answers the same, and ring ioctls still need an owner (`EPERM`).
+fn worker_not_created(obs: &mut Obs, _ctx: &Ctx) {
+    let d = Dev::open();
+    in_child(obs, "child ", |o| {
+        let lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: setgid/setuid with integer arguments; setrlimit reads the
+        // `rlimit` given, which lives across the call.
+        let r = unsafe {
+            (
+                libc::setgid(65534),
+                libc::setuid(65534),
+                libc::setrlimit(libc::RLIMIT_NPROC, &lim),
+            )
+        };
+        o.val("setgid, setuid, setrlimit", format!("{r:?}"));
+        o.ret("SET_OWNER", d.owner());
+        o.ret("SET_OWNER again", d.owner());
+        o.val("GET_VRING_BASE 0 (no owner: EPERM)", d.base(0));
+    });
 }
 
 /// Every ioctl with valid-looking arguments for index `idx`, as
