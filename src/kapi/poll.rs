@@ -71,10 +71,16 @@ impl PollTable<'_> {
 
     /// `poll_wait(file, wq, table)`: the poller is woken through `wq`.
     ///
-    /// Any `wq` may be passed: a [`WaitQueue`] that was registered detaches
-    /// its pollers before it is freed (`wake_up_pollfree`, then an RCU
-    /// grace period), as the kernel requires of a wait queue that may die
-    /// before the file.
+    /// `wq` must live as long as the polled file: `select`/`poll` keep
+    /// their entry on it until the syscall ends (holding a reference to
+    /// the file, not to `wq`), and `pollwake` ignores `POLLFREE`. A
+    /// [`WaitQueue`] that was registered detaches epoll's entries before
+    /// it is freed (`wake_up_pollfree`, then an RCU grace period), as the
+    /// kernel requires of a wait queue that may die before the file. The
+    /// one caller registers `Msgs::wait`, part of the file's private data.
+    /// (Upstream's `PollCondVar::register_wait` has the same requirement,
+    /// unchecked: a safe caller could break it by registering a queue that
+    /// dies first; ours does not.)
     pub(crate) fn register(&self, wq: &WaitQueue) {
         wq.mark_polled();
         // SAFETY: `file` and `table` are the running poll's (type

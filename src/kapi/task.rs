@@ -20,7 +20,7 @@ use super::shim::{vhost_net_rs_current_pid, vhost_net_rs_set_current_interruptib
 use super::shim::{vhost_net_rs_set_current_running, vhost_task};
 use super::shim::{vhost_task_create, vhost_task_start, vhost_task_stop, vhost_task_wake};
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::bindings;
 use kernel::error::from_err_ptr;
 use kernel::prelude::*;
@@ -128,13 +128,19 @@ pub(crate) enum WorkerThread {
     Kthread(Kthread),
 }
 
+/// The bit of a published handle that says it is a kthread's
+/// `task_struct` rather than a `vhost_task`: both are slab objects, at
+/// least 8-byte aligned, so their handles have it clear.
+const KTHREAD_TAG: usize = 1;
+
 impl WorkerThread {
-    /// The raw handle a [`TaskSlot`] publishes, and whether it is a
-    /// kthread (`task_struct`) rather than a `vhost_task`.
-    fn raw(&self) -> (*mut c_void, bool) {
+    /// The handle a [`TaskSlot`] publishes: the `vhost_task`, or the
+    /// kthread's `task_struct` with [`KTHREAD_TAG`] set, so that a waker
+    /// learns the kind from the same load as the pointer.
+    fn tagged(&self) -> *mut c_void {
         match self {
-            WorkerThread::Task(t) => (t.vtsk.cast(), false),
-            WorkerThread::Kthread(k) => (k.task.cast(), true),
+            WorkerThread::Task(t) => t.vtsk.cast(),
+            WorkerThread::Kthread(k) => k.task.cast::<c_void>().wrapping_byte_add(KTHREAD_TAG),
         }
     }
 }
@@ -315,14 +321,14 @@ unsafe extern "C" fn kill_trampoline<T: TaskBody>(data: *mut c_void) {
 ///
 /// # Invariants
 ///
-/// `raw` is null or the raw handle ([`WorkerThread::raw`]) of the thread
-/// in `thread`; `kthread` is its kind, stored before `raw`. A thread whose
-/// handle was published is freed only after `raw` was cleared and an RCU
-/// grace period passed.
+/// `raw` is null or the tagged handle ([`WorkerThread::tagged`]) of the
+/// thread in `thread`: the kind travels with the pointer, so a waker that
+/// loaded a handle before it was replaced still wakes it the right way.
+/// A thread whose handle was published is freed only after `raw` was
+/// cleared and an RCU grace period passed.
 #[pin_data]
 pub(crate) struct TaskSlot {
     raw: AtomicPtr<c_void>,
-    kthread: AtomicBool,
     #[pin]
     thread: Mutex<Option<WorkerThread>>,
 }
@@ -332,7 +338,6 @@ impl TaskSlot {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             raw: AtomicPtr::new(core::ptr::null_mut()),
-            kthread: AtomicBool::new(false),
             thread <- kernel::new_mutex!(None, "TaskSlot::thread"),
         })
     }
@@ -342,12 +347,11 @@ impl TaskSlot {
     pub(crate) fn publish(&self, thread: WorkerThread) {
         drop(self.unpublish());
         let mut slot = self.thread.lock();
-        let (raw, kthread) = thread.raw();
+        let raw = thread.tagged();
         *slot = Some(thread);
-        self.kthread.store(kthread, Ordering::Relaxed);
-        // INVARIANT: The kind first; the thread is in `thread` until
-        // `unpublish` clears `raw`. Release: every waker that sees the
-        // handle sees the kind.
+        // INVARIANT: The thread is in `thread` until `unpublish` clears
+        // `raw`. Release: a waker that sees the handle sees the thread
+        // started.
         self.raw.store(raw, Ordering::Release);
     }
 
@@ -358,17 +362,17 @@ impl TaskSlot {
     #[inline]
     pub(crate) fn wake(&self, _rcu: &rcu::Reader) {
         let raw = self.raw.load(Ordering::Acquire);
-        if !raw.is_null() {
-            // SAFETY: A handle loaded inside a read-side section (`_rcu`
-            // lasts until we return) is freed only after it ends (type
-            // invariant), and `kthread` says its kind (stored before it
-            // was published).
-            unsafe {
-                if self.kthread.load(Ordering::Relaxed) {
-                    bindings::wake_up_process(raw.cast());
-                } else {
-                    vhost_task_wake(raw.cast());
-                }
+        if raw.is_null() {
+            return;
+        }
+        // SAFETY: A handle loaded inside a read-side section (`_rcu` lasts
+        // until we return) is freed only after it ends (type invariant),
+        // and its tag says its kind.
+        unsafe {
+            if raw as usize & KTHREAD_TAG != 0 {
+                bindings::wake_up_process(raw.wrapping_byte_sub(KTHREAD_TAG).cast());
+            } else {
+                vhost_task_wake(raw.cast());
             }
         }
     }
