@@ -597,8 +597,10 @@ fn bad_chain_mid_packet(obs: &mut Obs, ctx: &Ctx) {
     let r = n.tap.inject(&f[0]);
     obs.check(r == Ok(f[0].len() as i64), "inject 0");
     sleep_ms(300);
-    obs.val("after the error", used_raw(&n, 2));
-    obs.val("GET_VRING_BASE 0 after the error", n.vring_base(0));
+    // Not compared: whether a second round (the frame's wake-up racing
+    // the first kick's round) retried already depends on timing, for C
+    // as for ours.
+    obs.note(format!("after the error: {}", used_raw(&n, 2)));
     // The retry: a kick, then one more frame.
     n.rx.kick_now();
     sleep_ms(300);
