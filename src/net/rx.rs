@@ -198,6 +198,33 @@ struct RxBufs {
     overrun: bool,
 }
 
+/// `get_rx_bufs` found more pieces than UIO_MAXIOV before the packet's
+/// end: as C, the `heads` chains taken go back and the round stops
+/// (`-ENOBUFS`), without a `vq_err`. Out of line: the packet loop's code
+/// stays as it was (make profile, RX 64 B: 18 more instructions a packet
+/// with this and [`bad_rx_chain`] inline).
+#[cold]
+#[inline(never)]
+fn too_many_pieces(r: &mut Round<'_>, done: usize, heads: usize) {
+    let first = first_head(r, done, heads);
+    r.q.discard(heads as u16, first);
+    r.q.note_err(Reason::RxNoRoom, Some(Errno::ENOBUFS));
+}
+
+/// `get_rx_bufs` took a chain of the wrong format (readable pieces, or no
+/// writable one) after `heads` good ones: C's "unexpected descriptor
+/// format for RX". C gives back only the chains taken before it: the bad
+/// chain, `descs` descriptors long, stays consumed (without a used entry),
+/// so the next kick does not meet it again; in order, the next chain
+/// starts after its descriptors (`discard_before_last`).
+#[cold]
+#[inline(never)]
+fn bad_rx_chain(r: &mut Round<'_>, done: usize, heads: usize, descs: u32) {
+    let first = first_head(r, done, heads);
+    r.q.discard_before_last(heads as u16, first, descs);
+    r.vq_err(Reason::RxFormat, Some(Errno::EINVAL));
+}
+
 /// Collects chains for a packet of `datalen` bytes (C's `get_rx_bufs`).
 /// `Ok(None)`: the ring ran out of buffers (nothing consumed). `Err`: the
 /// ring is broken (reported) or missed in the IOTLB, or (`Err(true)`) the
@@ -231,9 +258,7 @@ fn get_rx_bufs(
     };
     while left > 0 && heads < quota {
         if seg >= UIO_MAXIOV {
-            // C: -ENOBUFS, the chains given back, no `vq_err`.
-            fail(r, heads, None);
-            r.q.note_err(Reason::RxNoRoom, Some(Errno::ENOBUFS));
+            too_many_pieces(r, done, heads);
             return Err(false);
         }
         let log_from = if log_all { Some(nlogs) } else { None };
@@ -249,14 +274,7 @@ fn get_rx_bufs(
             }
         };
         if chain.out_num != 0 || chain.in_num == 0 {
-            // C: "unexpected descriptor format for RX". C gives back only
-            // the chains taken before this one: the bad chain stays
-            // consumed (without a used entry), so the next kick does not
-            // meet it again; in order, the next chain starts after its
-            // descriptors (`discard_before_last`).
-            let first = first_head(r, done, heads);
-            r.q.discard_before_last(heads as u16, first, chain.descs);
-            r.vq_err(Reason::RxFormat, Some(Errno::EINVAL));
+            bad_rx_chain(r, done, heads, chain.descs);
             return Err(false);
         }
         // `chain.reads` is at most the `reads_left` given.
