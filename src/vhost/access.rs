@@ -17,7 +17,7 @@ use crate::vcore::errno::Errno;
 use crate::vcore::features::has_feature;
 use crate::vcore::memory::dirtylog::{log_write, log_write_hva, DirtyBitmap};
 use crate::vcore::memory::intervalmap::{Entry, Piece, TranslateError, PERM_RO, PERM_WO};
-use crate::vcore::ring::access::{write_used_elems_buffered, RingMemory, Translate};
+use crate::vcore::ring::access::{write_used_elems_buffered, RingMemory, Translate, UsedRing};
 use crate::vcore::ring::desc::UsedElem;
 use crate::vcore::uapi::{
     VhostIotlbMsg, VHOST_BACKEND_F_IOTLB_MSG_V2, VHOST_IOTLB_MISS, VIRTIO_RING_F_EVENT_IDX,
@@ -77,6 +77,58 @@ impl OwnerMem<'_> {
         for p in &pieces[..n] {
             f(p.addr, done, p.len as usize)?;
             done += p.len as usize;
+        }
+        Ok(())
+    }
+}
+
+impl OwnerMem<'_> {
+    /// Writes a 2-byte field of the used ring `ring` through the IOTLB as
+    /// C's `vhost_put_user` does: translated with read permission
+    /// (`__vhost_get_user_slow`), unless the ring's metadata cache holds
+    /// it (`vhost_vq_meta_fetch`). C fills that cache in `vq_meta_prefetch`
+    /// when one mapping covers the whole used ring and allows writes, and
+    /// empties it whenever the IOTLB or the ring's addresses change; the
+    /// IOTLB cannot change during a round (its messages take the ring's
+    /// lock), so "one mapping with write permission covers the ring now"
+    /// is that cache. Only a read-only translation that fails can differ:
+    /// a used ring the guest's IOMMU maps write-only, which C serves from
+    /// the cache. Out of line, as [`OwnerMem::through_iotlb`].
+    #[inline(never)]
+    fn used_field_through_iotlb(
+        iotlb: &Iotlb,
+        ring: UsedRing,
+        uaddr: u64,
+        data: [u8; 2],
+    ) -> Result<(), Errno> {
+        let mut pieces = [Piece::default(); META_PIECES];
+        let r = iotlb.lock().translate(uaddr, 2, PERM_RO, &mut pieces);
+        let n = match r {
+            Ok(n) => n,
+            Err(TranslateError::Perm) => {
+                let offset = uaddr.wrapping_sub(ring.addr);
+                let whole = iotlb
+                    .lock()
+                    .translate(ring.addr, ring.len, PERM_WO, &mut pieces[..1]);
+                // One piece of `ring.len` bytes: the field, inside the
+                // ring, is at `offset` in it.
+                if whole.is_err() || offset.saturating_add(2) > u64::from(ring.len) {
+                    return Err(Errno::EFAULT);
+                }
+                pieces[0] = Piece {
+                    addr: pieces[0].addr.wrapping_add(offset),
+                    len: 2,
+                };
+                1
+            }
+            Err(_) => return Err(Errno::EFAULT),
+        };
+        // The pieces add up to the field's 2 bytes.
+        let mut done = 0usize;
+        for p in &pieces[..n] {
+            let len = p.len as usize;
+            uaccess::copy_to_user(p.addr, &data[done..done + len]).map_err(|_| Errno::EFAULT)?;
+            done += len;
         }
         Ok(())
     }
@@ -149,16 +201,13 @@ impl RingMemory for OwnerMem<'_> {
         }
     }
 
-    fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {
+    fn write_used_u16(&self, ring: UsedRing, uaddr: u64, value: u16) -> Result<(), Errno> {
         let data = value.to_le_bytes();
         let Some(iotlb) = self.iotlb else {
             return uaccess::put_user_u16(uaddr, u16::from_ne_bytes(data))
                 .map_err(|_| Errno::EFAULT);
         };
-        // C's `vhost_put_user` translates with read permission.
-        Self::through_iotlb(iotlb, uaddr, 2, PERM_RO, |a, off, n| {
-            uaccess::copy_to_user(a, &data[off..off + n]).map_err(|_| Errno::EFAULT)
-        })
+        Self::used_field_through_iotlb(iotlb, ring, uaddr, data)
     }
 
     fn rmb(&self) {

@@ -31,8 +31,10 @@ pub(crate) trait RingMemory: DirtyBitmap {
         self.read(uaddr, &mut b)?;
         Ok(u16::from_le_bytes(b))
     }
-    /// Writes a little-endian `u16` (`put_user`).
-    fn write_u16(&self, uaddr: u64, value: u16) -> Result<(), Errno> {
+    /// Writes a little-endian `u16` field at `uaddr` of the used ring
+    /// `ring` (`put_user`; the ring is given for the device IOTLB's rule,
+    /// see [`UsedRing`]).
+    fn write_used_u16(&self, _ring: UsedRing, uaddr: u64, value: u16) -> Result<(), Errno> {
         self.write(uaddr, &value.to_le_bytes())
     }
     /// Writes one used-ring element, little endian (C's two `put_user`s of
@@ -54,6 +56,20 @@ pub(crate) trait RingMemory: DirtyBitmap {
     /// Signals the log eventfd (`vq->log_ctx`), if one is set, after the
     /// used ring was written and logged.
     fn log_signal(&self);
+}
+
+/// Where the used ring lies: its address and its size in bytes (with
+/// `avail_event` when `VIRTIO_RING_F_EVENT_IDX` was negotiated). Given with
+/// each write of one of its 2-byte fields: with a device IOTLB, C serves
+/// those from the ring's metadata cache when one mapping, checked for
+/// write permission, covers the whole ring (`vhost_vq_meta_fetch`), and
+/// translates them with read permission otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UsedRing {
+    /// User address (an IOVA with a device IOTLB).
+    pub(crate) addr: u64,
+    /// Size in bytes.
+    pub(crate) len: u32,
 }
 
 /// Translation of guest buffer addresses, as the kernel provides it.

@@ -62,7 +62,7 @@ use super::super::diag::Reason;
 use super::super::errno::Errno;
 use super::super::memory::dirtylog::{log_write, log_write_hva};
 use super::super::memory::intervalmap::{Piece, TranslateError, PERM_WO};
-use super::access::{RingMemory, Translate};
+use super::access::{RingMemory, Translate, UsedRing};
 use super::chain::{walk_indirect, Chain, ChainBufs, Collector, RingError, MAX_ROUND_READS};
 use super::desc::{
     Desc, UsedElem, DESC_SIZE, USED_ELEM_SIZE, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT,
@@ -730,6 +730,16 @@ impl SplitRing {
         }
     }
 
+    /// Where the used ring lies, for the writes of its 2-byte fields.
+    #[inline(always)]
+    fn used_ring(&self) -> UsedRing {
+        UsedRing {
+            addr: self.used,
+            // At most 4 + 8 * 32768 + 2 bytes.
+            len: super::super::validate::used_size(self.num, self.event_idx) as u32,
+        }
+    }
+
     /// Writes `used->flags` from `used_flags` and logs it (C's
     /// `vhost_update_used_flags`); `EFAULT` if the write fails.
     fn update_used_flags<M, T>(&self, mem: &M, xlate: &T) -> Result<(), Errno>
@@ -737,7 +747,7 @@ impl SplitRing {
         M: RingMemory + ?Sized,
         T: Translate + ?Sized,
     {
-        mem.write_u16(self.used, self.used_flags)
+        mem.write_used_u16(self.used_ring(), self.used, self.used_flags)
             .map_err(|_| Errno::EFAULT)?;
         if self.log.is_some() {
             // Barrier 5: the flags are in memory before their page is logged.
@@ -756,7 +766,8 @@ impl SplitRing {
         T: Translate + ?Sized,
     {
         let offset = self.avail_event_offset();
-        mem.write_u16(self.used.wrapping_add(offset), self.avail_idx)
+        let at = self.used.wrapping_add(offset);
+        mem.write_used_u16(self.used_ring(), at, self.avail_idx)
             .map_err(|_| Errno::EFAULT)?;
         if self.log.is_some() {
             // Barrier 5: the event index is in memory before it is logged.
@@ -806,7 +817,8 @@ impl SplitRing {
         // Barrier 2: the elements are visible before the index that
         // publishes them.
         mem.wmb();
-        mem.write_u16(self.used.wrapping_add(IDX_OFFSET), self.last_used_idx)
+        let idx = self.used.wrapping_add(IDX_OFFSET);
+        mem.write_used_u16(self.used_ring(), idx, self.last_used_idx)
             .map_err(|_| Errno::EFAULT)?;
         if self.log.is_some() {
             // Barrier 5: the index is in memory before it is logged.
