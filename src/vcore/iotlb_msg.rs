@@ -118,22 +118,30 @@ pub(crate) fn kernel_refuses(c: &Contract, msg: &VhostIotlbMsg) -> Result<(), Er
     Ok(())
 }
 
+/// `vhost_chr_write_iter`'s own check of a parsed message, made before
+/// the handler takes any lock: an update of size 0 is `EINVAL`.
+pub(crate) fn write_refuses(msg: &VhostIotlbMsg) -> Result<(), Errno> {
+    if msg.type_ == VHOST_IOTLB_UPDATE && msg.size == 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
 /// `vhost_chr_write_iter` after parsing, with `vhost_process_iotlb_msg`.
 ///
 /// `iotlb` is the device IOTLB, `None` when `VIRTIO_F_ACCESS_PLATFORM` is not
-/// acked. An update of size 0 is `EINVAL`; every later failure (asid not 0,
-/// no device IOTLB, inaccessible user range, map refusal, unknown message
-/// type) is reported to userspace as `EFAULT`, because C overwrites the
-/// handler's errno.
+/// acked. An update of size 0 is `EINVAL` ([`write_refuses`], which the
+/// kernel checks before its locks, and again here); every later failure
+/// (asid not 0, no device IOTLB, inaccessible user range, map refusal,
+/// unknown message type) is reported to userspace as `EFAULT`, because C
+/// overwrites the handler's errno.
 pub(crate) fn process_iotlb_msg<S: Storage>(
     iotlb: Option<&mut IntervalMap<S>>,
     asid: u32,
     msg: &VhostIotlbMsg,
     access_ok: impl FnMut(u64, u64) -> bool,
 ) -> Result<IotlbOutcome, Errno> {
-    if msg.type_ == VHOST_IOTLB_UPDATE && msg.size == 0 {
-        return Err(Errno::EINVAL);
-    }
+    write_refuses(msg)?;
     if asid != 0 {
         return Err(Errno::EFAULT);
     }

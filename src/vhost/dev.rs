@@ -759,6 +759,9 @@ impl<V: DeviceVq> Dev<V> {
             return Err(EINVAL);
         }
         let msg = iotlb_msg::parse_iotlb_msg(&raw);
+        // C refuses an empty update before its locks (a busy-poll round
+        // holding a ring would make the refusal wait otherwise).
+        iotlb_msg::write_refuses(&msg).map_err(errno)?;
         // The device mutex is held throughout, as in C, which also keeps
         // the worker's task alive for the kicks below (see `worker`).
         let dev = self.state.lock();

@@ -35,8 +35,13 @@ fn iotlb_messages() {
         Ok(IotlbOutcome::Updated)
     );
     assert_eq!(m.first(0x1fff, 0x1fff).unwrap().1.addr, 0x7000);
-    // Size 0 is EINVAL, before the asid and the IOTLB are looked at.
+    // Size 0 is EINVAL, before the asid and the IOTLB are looked at: by
+    // the write itself (before its locks), and by the handler.
     let zero = msg(VHOST_IOTLB_UPDATE, 0, 0, 0, VHOST_ACCESS_RO);
+    assert_eq!(write_refuses(&zero), Err(Errno::EINVAL));
+    assert_eq!(write_refuses(&upd), Ok(()));
+    let inv0 = msg(VHOST_IOTLB_INVALIDATE, 0, 0, 0, 0);
+    assert_eq!(write_refuses(&inv0), Ok(()));
     assert_eq!(
         process_iotlb_msg::<VecStorage>(None, 1, &zero, ok),
         Err(Errno::EINVAL)
