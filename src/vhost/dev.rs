@@ -666,6 +666,9 @@ impl<V: DeviceVq> Dev<V> {
         if vq.log_used() {
             log_used_flags(&self.ctx.msgs, vq, index);
         }
+        // As C, from here on even if the index read fails and the old
+        // backend goes back: its next used entry is signalled.
+        vq.ring.forget_signalled();
         // `used` is 4-aligned (`set_vring_addr`): `used + 2` cannot wrap.
         if vq.iotlb.is_none() && !uaccess::access_ok(vq.used() + 2, 2) {
             return Err(EFAULT);

@@ -357,6 +357,14 @@ impl SplitRing {
         self.heads_len = 0;
     }
 
+    /// Forgets `signalled_used`, so that the next used entry is signalled
+    /// whatever the driver's `used_event` says: what attaching a backend
+    /// does once `used->flags` is written, whether or not the attach then
+    /// succeeds (C's `vhost_vq_init_access`).
+    pub(crate) fn forget_signalled(&mut self) {
+        self.signalled_used_valid = false;
+    }
+
     /// Sets or clears the logging of used-ring writes (`VHOST_VRING_F_LOG`
     /// with `log_addr`, and the device's log base).
     pub(crate) fn set_used_log(&mut self, log: Option<UsedLog>) {
@@ -411,7 +419,7 @@ impl SplitRing {
         T: Translate + ?Sized,
     {
         self.update_used_flags(mem, xlate)?;
-        self.signalled_used_valid = false;
+        self.forget_signalled();
         self.last_used_idx = mem.read_u16(self.used.wrapping_add(IDX_OFFSET))?;
         Ok(())
     }
