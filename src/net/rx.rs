@@ -214,14 +214,14 @@ fn too_many_pieces(r: &mut Round<'_>, done: usize, heads: usize) {
 /// `get_rx_bufs` took a chain of the wrong format (readable pieces, or no
 /// writable one) after `heads` good ones: C's "unexpected descriptor
 /// format for RX". C gives back only the chains taken before it: the bad
-/// chain, `descs` descriptors long, stays consumed (without a used entry),
-/// so the next kick does not meet it again; in order, the next chain
-/// starts after its descriptors (`discard_before_last`).
+/// chain, with head `bad_head`, stays consumed (without a used entry), so
+/// the next kick does not meet it again; in order, the next chain starts
+/// after its descriptors (`discard_before_last`).
 #[cold]
 #[inline(never)]
-fn bad_rx_chain(r: &mut Round<'_>, done: usize, heads: usize, descs: u32) {
+fn bad_rx_chain(r: &mut Round<'_>, done: usize, heads: usize, bad_head: u16) {
     let first = first_head(r, done, heads);
-    r.q.discard_before_last(heads as u16, first, descs);
+    r.q.discard_before_last(heads as u16, first, bad_head);
     r.vq_err(Reason::RxFormat, Some(Errno::EINVAL));
 }
 
@@ -274,7 +274,7 @@ fn get_rx_bufs(
             }
         };
         if chain.out_num != 0 || chain.in_num == 0 {
-            bad_rx_chain(r, done, heads, chain.descs);
+            bad_rx_chain(r, done, heads, chain.head);
             return Err(false);
         }
         // `chain.reads` is at most the `reads_left` given.

@@ -204,10 +204,10 @@ impl<E> VqRound<'_, E> {
     }
 
     /// Gives back the `n` chains taken before the last one, which stays
-    /// consumed and used `descs` descriptors (`SplitRing::discard_before_last`).
+    /// consumed, with head `last_head` (`SplitRing::discard_before_last`).
     #[inline]
-    pub(crate) fn discard_before_last(&mut self, n: u16, first_head: u16, descs: u32) {
-        self.ring.discard_before_last(n, first_head, descs);
+    pub(crate) fn discard_before_last(&mut self, n: u16, first_head: u16, last_head: u16) {
+        self.ring.discard_before_last(n, first_head, last_head);
     }
 
     /// Whether `VIRTIO_F_IN_ORDER` was negotiated (constant in a round:

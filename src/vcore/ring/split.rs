@@ -668,16 +668,21 @@ impl SplitRing {
 
     /// Gives back the `n` chains taken before the last one, which stays
     /// consumed, the first of them with head `first_head`, the last one
-    /// `descs` descriptors long: C's `vhost_discard_vq_desc(vq, n, ndesc)`
+    /// with head `last_head`: C's `vhost_discard_vq_desc(vq, n, ndesc)`
     /// where `ndesc` counts the `n` chains only (`get_rx_bufs` after a chain
     /// of the wrong format). The index moves back by `n`, so one avail
     /// entry stays consumed, the first one's; in order, C's
     /// `next_avail_head` moves back by the `n` chains' descriptors only and
-    /// stays past the last chain's: `first_head + descs`.
-    pub(crate) fn discard_before_last(&mut self, n: u16, first_head: u16, descs: u32) {
+    /// stays past the last chain's: `first_head` plus the last chain's
+    /// length, which is where the ring is now less `last_head` (the head
+    /// rather than the length is passed: the caller keeps it anyway, and
+    /// keeping the length too cost the RX loop a register, make profile).
+    pub(crate) fn discard_before_last(&mut self, n: u16, first_head: u16, last_head: u16) {
+        let next = self.last_avail_idx.wrapping_add(self.skew);
         self.discard(n, first_head);
         if self.in_order && n != 0 {
-            self.skew = self.skew.wrapping_add(descs as u16);
+            // Modulo `num`, which divides 2^16, as every use masks it.
+            self.skew = self.skew.wrapping_add(next.wrapping_sub(last_head));
         }
     }
 

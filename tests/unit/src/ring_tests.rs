@@ -1296,7 +1296,7 @@ fn in_order_discard_before_a_bad_chain_skips_its_descriptors() {
     assert_eq!(g.chain().head, 2);
     let bad = g.chain();
     assert_eq!((bad.head, bad.descs), (3, 2));
-    g.ring.discard_before_last(2, 0, bad.descs);
+    g.ring.discard_before_last(2, 0, bad.head);
     assert_eq!(g.ring.last_avail_idx(), 1);
     assert_eq!(g.chain().head, 2);
     assert_eq!(g.chain().head, 3);
@@ -1307,7 +1307,7 @@ fn in_order_discard_before_a_bad_chain_skips_its_descriptors() {
     g.desc(2, 0x300, 8, W, 0);
     post(&mut g, 2, 0);
     let bad = g.chain();
-    g.ring.discard_before_last(0, 0, bad.descs);
+    g.ring.discard_before_last(0, 0, bad.head);
     assert_eq!(g.ring.last_avail_idx(), 1);
     assert_eq!(g.chain().head, 2);
     // Out of order only the index moves, as `discard`.
@@ -1318,9 +1318,33 @@ fn in_order_discard_before_a_bad_chain_skips_its_descriptors() {
     g.push(6);
     assert_eq!(g.chain().head, 1);
     let bad = g.chain();
-    g.ring.discard_before_last(1, 1, bad.descs);
+    g.ring.discard_before_last(1, 1, bad.head);
     assert_eq!(g.ring.last_avail_idx(), 1);
     assert_eq!(g.chain().head, 6);
+}
+
+#[test]
+fn in_order_discard_before_a_bad_chain_that_wraps() {
+    // A ring of 4 whose bad chain (head 3, then 0) wraps: after the good
+    // chain at 2 is given back, the next chain starts at 2 plus the bad
+    // chain's 2 descriptors, descriptor 0 again (modulo the ring size).
+    let mut g = in_order(4);
+    g.desc(0, 0x100, 8, W, 0);
+    g.desc(1, 0x200, 8, W, 0);
+    post(&mut g, 2, 0);
+    assert_eq!(g.chain().head, 0);
+    assert_eq!(g.chain().head, 1);
+    g.desc(2, 0x300, 8, W, 0);
+    g.desc(3, 0x400, 8, N, 0);
+    g.desc(0, 0x500, 8, 0, 0);
+    post(&mut g, 2, 0);
+    assert_eq!(g.chain().head, 2);
+    let bad = g.chain();
+    assert_eq!((bad.head, bad.descs), (3, 2));
+    g.ring.discard_before_last(1, 2, bad.head);
+    assert_eq!(g.ring.last_avail_idx(), 3);
+    post(&mut g, 1, 0);
+    assert_eq!(g.chain().head, 0);
 }
 
 #[test]
