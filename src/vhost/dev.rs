@@ -683,10 +683,7 @@ impl<V: DeviceVq> Dev<V> {
             }
         };
         match uaccess::read::<u16>(idx as usize) {
-            Ok(idx) => {
-                let last_avail = vq.ring.last_avail_idx();
-                vq.ring.set_indices(last_avail, u16::from_le(idx));
-            }
+            Ok(idx) => vq.ring.set_used_idx(u16::from_le(idx)),
             Err(_) => {
                 self.ring_err(vq, index, Reason::UsedIdxRead);
                 return Err(EFAULT);

@@ -153,7 +153,7 @@ pub(crate) struct SplitConfig {
 /// device has not taken, so a cached entry is what a read now would give
 /// (a driver that breaks that rule gets stale heads, checked like any other).
 /// Moving the ring or its indices (`set_layout`, `set_base`,
-/// `set_indices`) empties the cache.
+/// `set_indices`, `set_used_idx`) empties the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SplitRing {
     /// Number of entries.
@@ -357,6 +357,16 @@ impl SplitRing {
         self.heads_len = 0;
     }
 
+    /// Sets `last_used_idx` from the `used->idx` read when a backend is
+    /// attached (`vhost_vq_init_access`). As C, the cached `avail->idx`
+    /// stays: a ring that stopped on a bad chain takes the entries it
+    /// already counted before it reads the index again. The read-ahead
+    /// entries are read again (C reads each when it takes it).
+    pub(crate) fn set_used_idx(&mut self, last_used_idx: u16) {
+        self.last_used_idx = last_used_idx;
+        self.heads_len = 0;
+    }
+
     /// Forgets `signalled_used`, so that the next used entry is signalled
     /// whatever the driver's `used_event` says: what attaching a backend
     /// does once `used->flags` is written, whether or not the attach then
@@ -420,7 +430,8 @@ impl SplitRing {
     {
         self.update_used_flags(mem, xlate)?;
         self.forget_signalled();
-        self.last_used_idx = mem.read_u16(self.used.wrapping_add(IDX_OFFSET))?;
+        let idx = mem.read_u16(self.used.wrapping_add(IDX_OFFSET))?;
+        self.set_used_idx(idx);
         Ok(())
     }
 

@@ -54,7 +54,59 @@ pub fn tests() -> Vec<Test> {
         t("hostile_cve_2018_16880_many_heads_log", many_heads_log),
         t("hostile_cve_2024_41090_tiny_frames", tiny_frames),
         t("hostile_set_owner_then_execve", owner_execve),
+        t(
+            "hostile_reattach_keeps_cached_avail_idx",
+            reattach_keeps_avail_idx,
+        ),
     ]
+}
+
+/// A TX ring stopped on a bad chain keeps the `avail->idx` it read: C's
+/// `vhost_vq_init_access` does not touch `vq->avail_idx`, so after the
+/// backend is detached and attached again (without `SET_VRING_BASE`) the
+/// ring takes the entry it had counted even though the driver has since
+/// moved `avail->idx` back, and re-reads the index only once it is taken.
+/// The module once reset the cache on every attach and sent nothing.
+fn reattach_keeps_avail_idx(obs: &mut Obs, _: &Ctx) {
+    let Some(mut r) = rig(obs, Cfg::default()) else {
+        return;
+    };
+    r.a.tx.raw_reserve(RAW);
+    r.a.tx.raw_desc(&r.a.mem, RAW, 0x1000, 112, 0, 0);
+    push_kick(&mut r, TX, RAW);
+    let sig = poll_in(r.errs[TX].raw(), 3000);
+    eventfd_take(&r.errs[TX]);
+    obs.val("err signalled (descriptor outside the table)", sig);
+    let backend = |r: &Rig, fd: i32| {
+        let mut f = uapi::VhostVringFile {
+            index: TX as u32,
+            fd,
+        };
+        ioctl(
+            r.a.dev.raw(),
+            uapi::VHOST_NET_SET_BACKEND as u64,
+            &mut f as *mut _ as usize,
+        )
+    };
+    obs.ret("SET_BACKEND 1 -1", backend(&r, -1));
+    // The chain made good, and avail->idx moved back to 0.
+    let p = tx_payload(&mut r);
+    r.a.tx.raw_desc(&r.a.mem, RAW, p.gpa, p.len, 0, 0);
+    let idx = r.a.tx.raw_avail_idx();
+    r.a.tx.raw_set_avail_idx(idx.wrapping_sub(1));
+    r.a.tx.publish(&r.a.mem);
+    obs.ret("SET_BACKEND 1 tap", backend(&r, r.a.tap.fd.raw()));
+    let t0 = std::time::Instant::now();
+    while r.a.tx.used_idx(&r.a.mem) == 0 && t0.elapsed().as_millis() < 2000 {
+        sys::sleep_ms(5);
+    }
+    obs.val("used idx after the attach", r.a.tx.used_idx(&r.a.mem));
+    obs.val("frame sent", r.a.tap.capture(500).is_some());
+    obs.val(
+        "err signalled after the attach",
+        poll_in(r.errs[TX].raw(), 0) && eventfd_take(&r.errs[TX]) > 0,
+    );
+    obs.val("vring base", r.a.vring_base(TX as u32));
 }
 
 pub(super) const RX: usize = 0;
