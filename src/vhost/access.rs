@@ -151,6 +151,10 @@ impl RingMemory for OwnerMem<'_> {
         })
     }
 
+    fn read_translated(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        uaccess::copy_from_user(uaddr, buf).map_err(|_| Errno::EFAULT)
+    }
+
     fn read_desc(&self, uaddr: u64, buf: &mut [u8; 16]) -> Result<(), Errno> {
         if self.iotlb.is_some() {
             return self.read(uaddr, buf);

@@ -23,6 +23,13 @@ pub(crate) trait RingMemory: DirtyBitmap {
     fn read_desc(&self, uaddr: u64, buf: &mut [u8; 16]) -> Result<(), Errno> {
         self.read(uaddr, buf)
     }
+    /// Copies `buf.len()` bytes from `uaddr`, an address the ring's
+    /// [`Translate`] already gave (a piece of an indirect table): a plain
+    /// `copy_from_user`, never through the device IOTLB again (C's
+    /// `get_indirect` copies from `translate_desc`'s iovec).
+    fn read_translated(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.read(uaddr, buf)
+    }
     /// Copies `buf` to user address `uaddr` (`copy_to_user`).
     fn write(&self, uaddr: u64, buf: &[u8]) -> Result<(), Errno>;
     /// Reads a little-endian `u16` (`get_user`).

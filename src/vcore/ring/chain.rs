@@ -340,7 +340,8 @@ impl PieceReader<'_> {
             // `filled < 16` and `take <= left`: the sums below stay within
             // `b` and the piece.
             let take = left.min((b.len() - filled) as u64) as usize;
-            mem.read(
+            // The piece is a translation: read it as it is.
+            mem.read_translated(
                 p.addr.wrapping_add(self.offset),
                 &mut b[filled..filled + take],
             )

@@ -400,6 +400,26 @@ fn indirect_table() {
 }
 
 #[test]
+fn indirect_table_behind_an_iotlb_is_read_where_it_was_translated() {
+    // With a device IOTLB the table's address is an IOVA: translated once,
+    // its entries are then read at the user addresses it maps to (C's
+    // `get_indirect`), not through the IOTLB again.
+    let mut g = guest_with(4, Xlate::new(&regions(), true));
+    g.table(0x1000, &[(0x100, 8, N, 0), (0x200, 16, W, 0)]);
+    g.desc(1, 0x1000, 32, I, 0);
+    g.push(1);
+    g.mem.take_events();
+    let c = g.chain();
+    assert_eq!(g.out(&c), [p(0x100, 8)]);
+    assert_eq!(g.inn(&c), [p(0x200, 16)]);
+    let ev = g.mem.take_events();
+    assert!(ev.contains(&Ev::ReadTranslated(BUF + 0x1000, 16)), "{ev:?}");
+    assert!(ev.contains(&Ev::ReadTranslated(BUF + 0x1010, 16)), "{ev:?}");
+    assert!(!ev.contains(&Ev::Read(BUF + 0x1000, 16)), "{ev:?}");
+    assert!(g.xl.misses.borrow().is_empty());
+}
+
+#[test]
 fn indirect_descriptor_with_next_goes_on() {
     let mut g = guest(4);
     g.table(0x1000, &[(0x100, 8, 0, 0)]);

@@ -23,6 +23,8 @@ use crate::vcore::ring::split::{SplitConfig, SplitRing};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Ev {
     Read(u64, usize),
+    /// A read of an address the translation gave (an indirect table).
+    ReadTranslated(u64, usize),
     Write(u64, usize),
     Rmb,
     Wmb,
@@ -111,6 +113,14 @@ impl DirtyBitmap for Mem {
 impl RingMemory for Mem {
     fn read(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         self.events.borrow_mut().push(Ev::Read(uaddr, buf.len()));
+        let off = self.range(uaddr, buf.len()).ok_or(Errno::EFAULT)?;
+        buf.copy_from_slice(&self.data.borrow()[off..off + buf.len()]);
+        Ok(())
+    }
+    fn read_translated(&self, uaddr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.events
+            .borrow_mut()
+            .push(Ev::ReadTranslated(uaddr, buf.len()));
         let off = self.range(uaddr, buf.len()).ok_or(Errno::EFAULT)?;
         buf.copy_from_slice(&self.data.borrow()[off..off + buf.len()]);
         Ok(())
