@@ -4,8 +4,9 @@
 #  - kbuild's clean pass, which reads Kbuild without the kernel's
 #    configuration, must succeed (a fresh clone's first module build runs it);
 #  - a kernel it cannot serve is refused by Kbuild, by name, in one line:
-#    without CONFIG_X86_64, without CONFIG_RUST, with the C vhost_net built
-#    in (CONFIG_VHOST_NET=y), of another version (6.1); the configuration is
+#    without CONFIG_X86_64, without CONFIG_RUST, without the Rust metadata
+#    of its build (Debian's headers), with the C vhost_net built in
+#    (CONFIG_VHOST_NET=y), of another version (6.1); the configuration is
 #    overridden on make's command line, as a kernel configured so would
 #    have it, and nothing is compiled;
 #  - `make` with a KDIR that is no kernel tree says so in one line;
@@ -41,6 +42,7 @@ refused() { # refused WHAT EXPECTED-MESSAGE MAKE-VARIABLES...
 refused "without CONFIG_X86_64" "x86-64 only" CONFIG_X86_64=n
 refused "without CONFIG_RUST" "this kernel has no CONFIG_RUST" CONFIG_RUST=n
 refused "with CONFIG_VHOST_NET=y" "this kernel has the C vhost_net built in" CONFIG_VHOST_NET=y
+refused "without Rust metadata" "this kernel tree has no Rust metadata" vhost_rust_meta="$tmp/no-such.rmeta"
 refused "of version 6.1" "Linux 6.1 is not supported" VERSION=6 PATCHLEVEL=1
 
 # The Makefile: a missing kernel tree, make help.
@@ -74,5 +76,5 @@ make -C "$tmp/src" --no-print-directory clean
 left=$(comm -13 "$tmp/before" "$tmp/after")
 [ -z "$left" ] || fail "make clean left $(echo "$left" | wc -l) build products, first: $(echo "$left" | head -n1)"
 
-echo "kbuild-test: clean pass ok; refused in one line each: non-x86-64, no CONFIG_RUST, CONFIG_VHOST_NET=y, Linux 6.1;" \
+echo "kbuild-test: clean pass ok; refused in one line each: non-x86-64, no CONFIG_RUST, no Rust metadata, CONFIG_VHOST_NET=y, Linux 6.1;" \
      "a missing KDIR said in one line; make help complete; version from VERSION and VHOST_NET_RS_VERSION; make clean leaves nothing"

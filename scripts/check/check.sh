@@ -46,7 +46,7 @@ fi
 passed=$((passed + 1)); echo "ok - test kernel ($kdir)"
 echo "# took $((SECONDS - t0)) s"
 
-step "Kbuild and Makefile: clean pass, refusals (x86-64, CONFIG_RUST, CONFIG_VHOST_NET=y, version), make help, version, make clean" scripts/build/kbuild-test.sh "$kdir"
+step "Kbuild and Makefile: clean pass, refusals (x86-64, CONFIG_RUST, Rust metadata, CONFIG_VHOST_NET=y, version), make help, version, make clean" scripts/build/kbuild-test.sh "$kdir"
 step "module (CLIPPY=1, warnings are errors)" scripts/build/module.sh "$kdir"
 # Debian 13's stock kernel (trixie-backports): the root, the Rust metadata
 # and Debian's kernel image and modules are made once per machine and
