@@ -172,6 +172,24 @@ impl Reason {
         Self::ALL.get(usize::from(v)).copied()
     }
 
+    /// How many times C's `vq_err` reports this condition, each a signal
+    /// of the ring's error eventfd: twice for a broken indirect table
+    /// (`get_indirect`'s own message, then `vhost_get_vq_desc`'s "Failure
+    /// detected in indirect descriptor"), once for anything else.
+    pub(crate) const fn c_reports(self) -> u64 {
+        match self {
+            Reason::IndirectLen
+            | Reason::IndirectXlate
+            | Reason::IndirectTooBig
+            | Reason::IndirectLoop
+            | Reason::IndirectRead
+            | Reason::IndirectNested
+            | Reason::IndirectDescXlate
+            | Reason::IndirectOutAfterIn => 2,
+            _ => 1,
+        }
+    }
+
     /// A short name, for the fdinfo line (lower case, no spaces).
     pub(crate) const fn name(self) -> &'static str {
         match self {

@@ -219,13 +219,16 @@ impl<E> VqRound<'_, E> {
 
     /// Reports a ring error (C's `vq_err`): logs `reason` (dynamic debug,
     /// rate-limited), with C's `errno` when there is one, counts it and
-    /// signals the error eventfd.
+    /// signals the error eventfd as many times as C does
+    /// ([`Reason::c_reports`]: twice for a broken indirect table).
     #[cold]
     #[inline(never)]
     pub(crate) fn vq_err(&self, reason: Reason, errno: Option<Errno>) {
         self.note_err(reason, errno);
         if let Some(err) = self.err {
-            err.signal();
+            for _ in 0..reason.c_reports() {
+                err.signal();
+            }
         }
     }
 

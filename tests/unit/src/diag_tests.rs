@@ -21,6 +21,16 @@ fn reasons_are_listed_in_order_with_distinct_names() {
 }
 
 #[test]
+fn c_reports_a_broken_indirect_table_twice() {
+    // get_indirect's vq_err, then vhost_get_vq_desc's; every other
+    // condition once.
+    for r in Reason::ALL {
+        let twice = r.name().starts_with("indirect_");
+        assert_eq!(r.c_reports(), if twice { 2 } else { 1 }, "{}", r.name());
+    }
+}
+
+#[test]
 fn fdinfo_line_of_an_idle_ring() {
     let s = VqStats::default();
     let mut out = String::new();
