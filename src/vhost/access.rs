@@ -13,6 +13,7 @@ use crate::kapi::barrier;
 use crate::kapi::eventfd::EventFdCtx;
 use crate::kapi::uaccess;
 use crate::kapi::version::CONTRACT;
+use crate::vcore::diag::{Reason, VqStats};
 use crate::vcore::errno::Errno;
 use crate::vcore::features::has_feature;
 use crate::vcore::memory::dirtylog::{log_write, log_write_hva, DirtyBitmap};
@@ -41,11 +42,50 @@ fn used_elems_as_le_bytes(heads: &[UsedElem]) -> Option<&[u8]> {
     Some(crate::kapi::uapi::slice_as_bytes(heads))
 }
 
+/// Where a ring's errors go: its counters (and index, for the log) and
+/// its error eventfd.
+#[derive(Clone, Copy)]
+pub(crate) struct RingErrs<'a> {
+    pub(crate) stats: &'a VqStats,
+    /// The ring's field itself (see `OwnerMem::log_ctx`).
+    pub(crate) err: &'a Option<EventFdCtx>,
+}
+
+impl RingErrs<'_> {
+    /// C's `vq_err`: logs `reason` (dynamic debug, rate-limited) with C's
+    /// `errno` if there is one, counts it, and signals the error eventfd
+    /// as many times as C reports it ([`Reason::c_reports`]).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn vq_err(&self, reason: Reason, errno: Option<Errno>) {
+        self.note(reason, errno);
+        if let Some(err) = self.err {
+            for _ in 0..reason.c_reports() {
+                err.signal();
+            }
+        }
+    }
+
+    /// Logs and counts as [`RingErrs::vq_err`] does, without signalling
+    /// (a condition C stops on without a `vq_err`).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn note(&self, reason: Reason, errno: Option<Errno>) {
+        let now = crate::kapi::diag::boottime_ns();
+        self.stats.error(reason, now);
+        crate::kapi::diag::vq_err(self.stats.index(), reason, errno, now);
+    }
+}
+
 /// The owner's memory as the ring code sees it (C's `vhost_get_user`,
 /// `vhost_put_user`, `vhost_copy_to_user` and `set_bit_to_user`).
 pub(crate) struct OwnerMem<'a> {
     /// The device IOTLB, when ring addresses are IOVAs.
     pub(crate) iotlb: Option<&'a Iotlb>,
+    /// Where the ring's errors go: a 2-byte field the IOTLB cannot give
+    /// in one piece is C's `vq_err` in `__vhost_get_user_slow`, before
+    /// the caller's own (`None` where no such field is accessed).
+    pub(crate) errs: Option<RingErrs<'a>>,
     /// The dirty-log eventfd: the ring's field itself, read only when a
     /// bit was set (a reference to the `Option` costs a round's set-up one
     /// address, where `as_deref` cost a test and a select).
@@ -83,54 +123,49 @@ impl OwnerMem<'_> {
 }
 
 impl OwnerMem<'_> {
-    /// Writes a 2-byte field of the used ring `ring` through the IOTLB as
-    /// C's `vhost_put_user` does: translated with read permission
-    /// (`__vhost_get_user_slow`), unless the ring's metadata cache holds
-    /// it (`vhost_vq_meta_fetch`). C fills that cache in `vq_meta_prefetch`
-    /// when one mapping covers the whole used ring and allows writes, and
-    /// empties it whenever the IOTLB or the ring's addresses change; the
-    /// IOTLB cannot change during a round (its messages take the ring's
-    /// lock), so "one mapping with write permission covers the ring now"
-    /// is that cache. Only a read-only translation that fails can differ:
-    /// a used ring the guest's IOMMU maps write-only, which C serves from
-    /// the cache. Out of line, as [`OwnerMem::through_iotlb`].
+    /// The owner's address of a 2-byte ring field at IOVA `uaddr`, as C's
+    /// `vhost_get_user`/`vhost_put_user` find it: from the ring's metadata
+    /// cache (`vhost_vq_meta_fetch`), else translated with read permission
+    /// into one piece (`__vhost_get_user_slow`), else `EFAULT` after C's
+    /// `vq_err` there ("IOTLB translation failure", "Non atomic userspace
+    /// memory access"; the caller reports its own after it).
+    ///
+    /// `used`: the used ring, when the field is one of its. C fills its
+    /// cache in `vq_meta_prefetch` when one mapping covers the whole used
+    /// ring and allows writes, and empties it whenever the IOTLB or the
+    /// ring's addresses change; the IOTLB cannot change during a round
+    /// (its messages take the ring's lock), so "one mapping with write
+    /// permission covers the ring now" is that cache. The descriptor table
+    /// and the available ring are cached under the same checks as the
+    /// slow path's (read permission), so for their fields only a field in
+    /// two pieces can tell: C's cache serves a ring in one mapping, where
+    /// no field is in two pieces. Out of line, as
+    /// [`OwnerMem::through_iotlb`].
     #[inline(never)]
-    fn used_field_through_iotlb(
-        iotlb: &Iotlb,
-        ring: UsedRing,
-        uaddr: u64,
-        data: [u8; 2],
-    ) -> Result<(), Errno> {
-        let mut pieces = [Piece::default(); META_PIECES];
+    fn ring_field(&self, iotlb: &Iotlb, uaddr: u64, used: Option<UsedRing>) -> Result<u64, Errno> {
+        let mut pieces = [Piece::default(); 2];
         let r = iotlb.lock().translate(uaddr, 2, PERM_RO, &mut pieces);
-        let n = match r {
-            Ok(n) => n,
-            Err(TranslateError::Perm) => {
-                let offset = uaddr.wrapping_sub(ring.addr);
-                let whole = iotlb
-                    .lock()
-                    .translate(ring.addr, ring.len, PERM_WO, &mut pieces[..1]);
-                // One piece of `ring.len` bytes: the field, inside the
-                // ring, is at `offset` in it.
-                if whole.is_err() || offset.saturating_add(2) > u64::from(ring.len) {
-                    return Err(Errno::EFAULT);
-                }
-                pieces[0] = Piece {
-                    addr: pieces[0].addr.wrapping_add(offset),
-                    len: 2,
-                };
-                1
-            }
-            Err(_) => return Err(Errno::EFAULT),
+        let reason = match r {
+            // One piece of the field's 2 bytes.
+            Ok(1) => return Ok(pieces[0].addr),
+            Ok(_) | Err(TranslateError::NoBufs) => Reason::NonAtomicAccess,
+            Err(_) => Reason::IotlbTranslation,
         };
-        // The pieces add up to the field's 2 bytes.
-        let mut done = 0usize;
-        for p in &pieces[..n] {
-            let len = p.len as usize;
-            uaccess::copy_to_user(p.addr, &data[done..done + len]).map_err(|_| Errno::EFAULT)?;
-            done += len;
+        if let Some(ring) = used {
+            let offset = uaddr.wrapping_sub(ring.addr);
+            let whole = iotlb
+                .lock()
+                .translate(ring.addr, ring.len, PERM_WO, &mut pieces[..1]);
+            // One piece of `ring.len` bytes: the field, inside the ring,
+            // is at `offset` in it.
+            if whole.is_ok() && offset.saturating_add(2) <= u64::from(ring.len) {
+                return Ok(pieces[0].addr.wrapping_add(offset));
+            }
         }
-        Ok(())
+        if let Some(errs) = &self.errs {
+            errs.vq_err(reason, Some(Errno::EFAULT));
+        }
+        Err(Errno::EFAULT)
     }
 }
 
@@ -172,15 +207,16 @@ impl RingMemory for OwnerMem<'_> {
     }
 
     fn read_u16(&self, uaddr: u64) -> Result<u16, Errno> {
-        if self.iotlb.is_none() {
+        let Some(iotlb) = self.iotlb else {
             // Ring indices and heads: `get_user`, as C.
             return uaccess::get_user_u16(uaddr)
                 .map(u16::from_le)
                 .map_err(|_| Errno::EFAULT);
-        }
-        let mut b = [0u8; 2];
-        self.read(uaddr, &mut b)?;
-        Ok(u16::from_le_bytes(b))
+        };
+        let at = self.ring_field(iotlb, uaddr, None)?;
+        uaccess::get_user_u16(at)
+            .map(u16::from_le)
+            .map_err(|_| Errno::EFAULT)
     }
 
     fn write_used_elem(&self, uaddr: u64, elem: UsedElem) -> Result<(), Errno> {
@@ -211,7 +247,8 @@ impl RingMemory for OwnerMem<'_> {
             return uaccess::put_user_u16(uaddr, u16::from_ne_bytes(data))
                 .map_err(|_| Errno::EFAULT);
         };
-        Self::used_field_through_iotlb(iotlb, ring, uaddr, data)
+        let at = self.ring_field(iotlb, uaddr, Some(ring))?;
+        uaccess::put_user_u16(at, u16::from_ne_bytes(data)).map_err(|_| Errno::EFAULT)
     }
 
     fn rmb(&self) {
@@ -311,6 +348,8 @@ fn enqueue_miss(msgs: &Msgs, index: usize, v2: bool, iova: u64, access: u32) {
 pub(crate) fn log_used_flags<B, E>(msgs: &Msgs, vq: &Vq<B, E>, index: usize) {
     let mem = OwnerMem {
         iotlb: vq.iotlb.as_deref(),
+        // Only the flags' log: no 2-byte field is read or written.
+        errs: None,
         log_ctx: &vq.log_ctx,
     };
     let xlate = GuestXlate::new(

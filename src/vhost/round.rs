@@ -5,14 +5,13 @@
 //! round uses (C's `vhost_add_used_and_signal_n`, `vhost_enable_notify`,
 //! `vhost_disable_notify`, `vq_err`, `vhost_exceeds_weight`).
 
-use crate::kapi::diag;
 use crate::kapi::eventfd::EventFdCtx;
 use crate::vcore::diag::{Reason, VqStats};
 use crate::vcore::errno::Errno;
 use crate::vcore::ring::access::RingMemory;
 use crate::vcore::ring::chain::{log_write_bufs, Chain, ChainBufs, RingError};
 use crate::vcore::ring::split::SplitRing;
-use crate::vhost::access::{GuestXlate, OwnerMem};
+use crate::vhost::access::{GuestXlate, OwnerMem, RingErrs};
 use crate::vhost::iotlb::Msgs;
 use crate::vhost::vq::{Vq, VqBufs};
 use crate::vhost::worker::Worker;
@@ -125,11 +124,14 @@ pub(crate) fn begin<'a, B, E>(
         ..
     } = vq;
     let bufs = bufs.as_deref_mut()?;
+    // Ring indices are 0 and 1 (the mask spares a bounds check).
+    let stats = &dev.stats[index & 1];
     let round = VqRound {
         ring,
         bufs,
         mem: OwnerMem {
             iotlb: iotlb.as_deref(),
+            errs: Some(RingErrs { stats, err }),
             log_ctx,
         },
         xlate: GuestXlate::new(
@@ -141,8 +143,7 @@ pub(crate) fn begin<'a, B, E>(
         ),
         call,
         err,
-        // Ring indices are 0 and 1 (the mask spares a bounds check).
-        stats: &dev.stats[index & 1],
+        stats,
     };
     Some((backend.as_mut(), round))
 }
@@ -224,11 +225,14 @@ impl<E> VqRound<'_, E> {
     #[cold]
     #[inline(never)]
     pub(crate) fn vq_err(&self, reason: Reason, errno: Option<Errno>) {
-        self.note_err(reason, errno);
-        if let Some(err) = self.err {
-            for _ in 0..reason.c_reports() {
-                err.signal();
-            }
+        self.errs().vq_err(reason, errno);
+    }
+
+    /// Where the ring's errors go.
+    fn errs(&self) -> RingErrs<'_> {
+        RingErrs {
+            stats: self.stats,
+            err: self.err,
         }
     }
 
@@ -238,9 +242,7 @@ impl<E> VqRound<'_, E> {
     #[cold]
     #[inline(never)]
     pub(crate) fn note_err(&self, reason: Reason, errno: Option<Errno>) {
-        let now = diag::boottime_ns();
-        self.stats.error(reason, now);
-        diag::vq_err(self.stats.index(), reason, errno, now);
+        self.errs().note(reason, errno);
     }
 
     /// Reports the error of a ring operation that returned only C's errno
