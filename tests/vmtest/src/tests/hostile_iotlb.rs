@@ -11,6 +11,7 @@ use crate::harness::{debug_kernel, Ctx, Kind, Obs, Test};
 use crate::sys::{fmt_res, sleep_ms, Fd, Res};
 use crate::uapi;
 use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
 use std::time::{Duration, Instant};
 
 pub fn tests() -> Vec<Test> {
@@ -36,6 +37,28 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
+/// A device with ACCESS_PLATFORM and no backend yet (`Net::new`), and
+/// its fd as the ioctl tests' wrapper, non-blocking (not closed twice).
+fn ap_net(obs: &mut Obs, prefix: &str, event_idx: bool) -> Option<(Net, ManuallyDrop<Dev>)> {
+    let cfg = Cfg {
+        access_platform: true,
+        event_idx,
+        ..Cfg::default()
+    };
+    let n = Net::new(obs, prefix, cfg)?;
+    let d = ManuallyDrop::new(Dev(Fd(n.dev.raw())));
+    d.set_nonblock(true);
+    Some((n, d))
+}
+
+/// A non-blocking eventfd (an error eventfd whose count the test reads).
+fn nb_eventfd() -> Fd {
+    // SAFETY: plain syscall with integer arguments; checked below.
+    let e = Fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) });
+    assert!(e.raw() >= 0, "eventfd");
+    e
+}
+
 /// An attach that fails after writing `used->flags` (the used index has
 /// no translation) still forgets the last signalled used index: C's
 /// `vhost_vq_init_access` clears `signalled_used_valid` right after the
@@ -44,15 +67,9 @@ pub fn tests() -> Vec<Test> {
 /// where the guest's `used_event` says not to (`vhost_notify`). The
 /// module once cleared it only when the attach succeeded.
 fn failed_attach_forgets_signalled(obs: &mut Obs, _: &Ctx) {
-    let cfg = Cfg {
-        access_platform: true,
-        ..Cfg::default()
-    };
-    let Some(mut n) = Net::new(obs, "", cfg) else {
+    let Some((mut n, d)) = ap_net(obs, "", true) else {
         return;
     };
-    let d = std::mem::ManuallyDrop::new(Dev(Fd(n.dev.raw())));
-    d.set_nonblock(true);
     n.mem.align(PAGE as u64);
     let tx_buf = n.mem.alloc(PAGE);
     let end = n.mem.alloc(PAGE);
@@ -85,9 +102,7 @@ fn failed_attach_forgets_signalled(obs: &mut Obs, _: &Ctx) {
     obs.ret("UPDATE used ring", update(used, used + usz));
     obs.ret("UPDATE above the used ring", update(used + usz, end));
     obs.ret("SET_BACKEND 1 tap", d.backend(1, n.tap.fd.raw()));
-    // SAFETY: plain syscall with integer arguments; checked below.
-    let err = Fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) });
-    assert!(err.raw() >= 0, "eventfd");
+    let err = nb_eventfd();
     obs.ret_ok(
         "SET_VRING_ERR 1",
         d.file(uapi::VHOST_SET_VRING_ERR, 1, err.raw()),
@@ -170,15 +185,9 @@ fn failed_attach_forgets_signalled(obs: &mut Obs, _: &Ctx) {
 /// `used->idx` (the frame is sent, its used entry written, the index not).
 /// The module once read and wrote such fields a byte at a time.
 fn field_across_mappings(obs: &mut Obs, _: &Ctx) {
-    let cfg = Cfg {
-        access_platform: true,
-        ..Cfg::default()
-    };
-    let Some(mut n) = Net::new(obs, "", cfg) else {
+    let Some((mut n, d)) = ap_net(obs, "", true) else {
         return;
     };
-    let d = std::mem::ManuallyDrop::new(Dev(Fd(n.dev.raw())));
-    d.set_nonblock(true);
     let end = GPA_BASE + crate::driver::MEM_SIZE as u64;
     let base = n.mem.uaddr(GPA_BASE);
     let map = |from: u64, to: u64| {
@@ -194,9 +203,7 @@ fn field_across_mappings(obs: &mut Obs, _: &Ctx) {
     };
     let unmap_all = || d.write(&msg_v2(0, uapi::VHOST_IOTLB_INVALIDATE, 0, u64::MAX, 0, 0));
     obs.ret("UPDATE all", map(GPA_BASE, end));
-    // SAFETY: plain syscall with integer arguments; checked below.
-    let err = Fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) });
-    assert!(err.raw() >= 0, "eventfd");
+    let err = nb_eventfd();
     obs.ret_ok(
         "SET_VRING_ERR 1",
         d.file(uapi::VHOST_SET_VRING_ERR, 1, err.raw()),
@@ -270,15 +277,9 @@ fn field_across_mappings(obs: &mut Obs, _: &Ctx) {
 /// those user addresses through the IOTLB a second time, missed, and
 /// stopped the ring with an error on every kick.
 fn indirect_descriptors(obs: &mut Obs, _: &Ctx) {
-    let cfg = Cfg {
-        access_platform: true,
-        ..Cfg::default()
-    };
-    let Some(mut n) = Net::new(obs, "", cfg) else {
+    let Some((mut n, d)) = ap_net(obs, "", true) else {
         return;
     };
-    let d = std::mem::ManuallyDrop::new(Dev(Fd(n.dev.raw())));
-    d.set_nonblock(true);
     // All of guest memory, read-write.
     let end = GPA_BASE + crate::driver::MEM_SIZE as u64;
     let base = n.mem.uaddr(GPA_BASE);
@@ -291,9 +292,7 @@ fn indirect_descriptors(obs: &mut Obs, _: &Ctx) {
         3,
     );
     obs.ret("UPDATE all", d.write(&m));
-    // SAFETY: plain syscall with integer arguments; checked below.
-    let err = Fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) });
-    assert!(err.raw() >= 0, "eventfd");
+    let err = nb_eventfd();
     for i in 0..2 {
         obs.ret_ok(
             format!("SET_VRING_ERR {i}"),
@@ -356,16 +355,9 @@ fn used_ring_write_only(obs: &mut Obs, _: &Ctx) {
         } else {
             "no event_idx "
         };
-        let cfg = Cfg {
-            access_platform: true,
-            event_idx,
-            ..Cfg::default()
-        };
-        let Some(mut n) = Net::new(obs, p, cfg) else {
+        let Some((mut n, d)) = ap_net(obs, p, event_idx) else {
             return;
         };
-        let d = std::mem::ManuallyDrop::new(Dev(Fd(n.dev.raw())));
-        d.set_nonblock(true);
         n.mem.align(PAGE as u64);
         let tx_buf = n.mem.alloc(PAGE);
         let rx_buf = n.mem.alloc(PAGE);
@@ -381,14 +373,7 @@ fn used_ring_write_only(obs: &mut Obs, _: &Ctx) {
                 perm,
             ))
         };
-        let errs: Vec<Fd> = (0..2)
-            .map(|_| {
-                // SAFETY: plain syscall with integer arguments; checked below.
-                let e = Fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) });
-                assert!(e.raw() >= 0, "eventfd");
-                e
-            })
-            .collect();
+        let errs: Vec<Fd> = (0..2).map(|_| nb_eventfd()).collect();
         for (i, e) in errs.iter().enumerate() {
             obs.ret_ok(
                 format!("{p}SET_VRING_ERR {i}"),
@@ -515,7 +500,7 @@ const MAX_ITERS: u64 = 400;
 struct Rig {
     n: Net,
     /// The device fd as the ioctl tests' wrapper, not closed twice.
-    d: std::mem::ManuallyDrop<Dev>,
+    d: ManuallyDrop<Dev>,
     /// The pool: `[lo, hi)`, IOVA = guest-physical address.
     lo: u64,
     hi: u64,
@@ -529,13 +514,7 @@ impl Rig {
     /// Sets the device up with `pages` pages of pool and the backend on
     /// ring `index` only.
     fn new(obs: &mut Obs, index: u32, pages: usize) -> Option<Rig> {
-        let cfg = Cfg {
-            access_platform: true,
-            ..Cfg::default()
-        };
-        let mut n = Net::new(obs, "", cfg)?;
-        let d = std::mem::ManuallyDrop::new(Dev(Fd(n.dev.raw())));
-        d.set_nonblock(true);
+        let (mut n, d) = ap_net(obs, "", true)?;
         n.mem.align(PAGE as u64);
         let lo = n.mem.alloc(pages * PAGE);
         let hi = lo + (pages * PAGE) as u64;
