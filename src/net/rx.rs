@@ -72,7 +72,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 let ready = || sock.peek_len() != 0 && !r.q.avail_empty();
                 match ctx.busy_poll(busyloop_us, ready) {
                     BusyPoll::Ready => {
-                        r.q.stats.busypoll_hits.add(1);
+                        r.q.stats().busypoll_hits.add(1);
                         sock_len = sock.peek_len();
                     }
                     BusyPoll::Interrupted => {
@@ -112,7 +112,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
                 // `iov[0]` is a piece of the first chain, and translated
                 // pieces are never empty: it holds a byte.
                 let _ = sock.recvmsg(&mut hdr, &one, 0, 1);
-                r.q.stats.drop_packet(Reason::RxTooBig);
+                r.q.stats().drop_packet(Reason::RxTooBig);
                 r.rx_skipped += 1;
                 break 'pass;
             }
@@ -165,7 +165,7 @@ pub(crate) fn handle_rx(ctx: NetCtx<'_>, vqm: &Mutex<NetVq>) {
     // Every pass that did not `break 'pass` received a packet; frame
     // bytes, without the two headers (`vhost_len` includes them).
     let got = pkts.wrapping_sub(r.rx_skipped);
-    r.q.stats.count_moved(got, bytes, r.rx_hdrs);
+    r.q.stats().count_moved(got, bytes, r.rx_hdrs);
 }
 
 /// Gives back the `heads` chains just collected for a packet, whose used

@@ -95,7 +95,7 @@ fn tx_chain(
                     r.tx_batch(sock);
                     match ctx.busy_poll(busyloop_us, || !r.q.avail_empty()) {
                         BusyPoll::Ready => {
-                            r.q.stats.busypoll_hits.add(1);
+                            r.q.stats().busypoll_hits.add(1);
                             continue;
                         }
                         BusyPoll::Interrupted => {
@@ -273,7 +273,7 @@ impl TxCtx<'_> {
                     break;
                 }
                 // Other errors and short sends drop the packet, as in C.
-                Err(_) => r.q.stats.drop_packet(Reason::TxSend),
+                Err(_) => r.q.stats().drop_packet(Reason::TxSend),
                 Ok(_) => {}
             }
             bytes += len;
@@ -284,7 +284,7 @@ impl TxCtx<'_> {
             }
         }
         r.tx_batch(sock);
-        r.q.stats.count_moved(pkts, bytes, sock_hlen);
+        r.q.stats().count_moved(pkts, bytes, sock_hlen);
     }
 
     /// C's `handle_tx_zerocopy`: packets of at least `GOODCOPY_LEN` bytes
@@ -345,7 +345,7 @@ impl TxCtx<'_> {
                     break;
                 }
                 // Other errors drop the packet, as in C.
-                r.q.stats.drop_packet(Reason::TxSend);
+                r.q.stats().drop_packet(Reason::TxSend);
             }
             bytes += len;
             z.tx_packet();
@@ -360,7 +360,7 @@ impl TxCtx<'_> {
                 break;
             }
         }
-        r.q.stats.count_moved(pkts, bytes, self.sock_hlen);
+        r.q.stats().count_moved(pkts, bytes, self.sock_hlen);
     }
 }
 

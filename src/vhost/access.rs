@@ -84,8 +84,8 @@ pub(crate) struct OwnerMem<'a> {
     pub(crate) iotlb: Option<&'a Iotlb>,
     /// Where the ring's errors go: a 2-byte field the IOTLB cannot give
     /// in one piece is C's `vq_err` in `__vhost_get_user_slow`, before
-    /// the caller's own (`None` where no such field is accessed).
-    pub(crate) errs: Option<RingErrs<'a>>,
+    /// the caller's own.
+    pub(crate) errs: RingErrs<'a>,
     /// The dirty-log eventfd: the ring's field itself, read only when a
     /// bit was set (a reference to the `Option` costs a round's set-up one
     /// address, where `as_deref` cost a test and a select).
@@ -139,10 +139,20 @@ impl OwnerMem<'_> {
     /// and the available ring are cached under the same checks as the
     /// slow path's (read permission), so for their fields only a field in
     /// two pieces can tell: C's cache serves a ring in one mapping, where
-    /// no field is in two pieces. Out of line, as
-    /// [`OwnerMem::through_iotlb`].
+    /// no field is in two pieces.
+    ///
+    /// Out of line, as [`OwnerMem::through_iotlb`], and returning the
+    /// address only: the callers' one `get_user`/`put_user` serves both
+    /// paths (make profile: an access of its own here cost a latency round
+    /// trip 42 module instructions of the common path's code, and this
+    /// inline 86, `refresh_avail_idx` going out of line).
     #[inline(never)]
-    fn ring_field(&self, iotlb: &Iotlb, uaddr: u64, used: Option<UsedRing>) -> Result<u64, Errno> {
+    fn ring_field(
+        iotlb: &Iotlb,
+        errs: RingErrs<'_>,
+        uaddr: u64,
+        used: Option<UsedRing>,
+    ) -> Result<u64, Errno> {
         let mut pieces = [Piece::default(); 2];
         let r = iotlb.lock().translate(uaddr, 2, PERM_RO, &mut pieces);
         let reason = match r {
@@ -162,9 +172,7 @@ impl OwnerMem<'_> {
                 return Ok(pieces[0].addr.wrapping_add(offset));
             }
         }
-        if let Some(errs) = &self.errs {
-            errs.vq_err(reason, Some(Errno::EFAULT));
-        }
+        errs.vq_err(reason, Some(Errno::EFAULT));
         Err(Errno::EFAULT)
     }
 }
@@ -207,13 +215,11 @@ impl RingMemory for OwnerMem<'_> {
     }
 
     fn read_u16(&self, uaddr: u64) -> Result<u16, Errno> {
-        let Some(iotlb) = self.iotlb else {
-            // Ring indices and heads: `get_user`, as C.
-            return uaccess::get_user_u16(uaddr)
-                .map(u16::from_le)
-                .map_err(|_| Errno::EFAULT);
+        let at = match self.iotlb {
+            None => uaddr,
+            Some(iotlb) => Self::ring_field(iotlb, self.errs, uaddr, None)?,
         };
-        let at = self.ring_field(iotlb, uaddr, None)?;
+        // Ring indices and heads: `get_user`, as C.
         uaccess::get_user_u16(at)
             .map(u16::from_le)
             .map_err(|_| Errno::EFAULT)
@@ -242,13 +248,12 @@ impl RingMemory for OwnerMem<'_> {
     }
 
     fn write_used_u16(&self, ring: UsedRing, uaddr: u64, value: u16) -> Result<(), Errno> {
-        let data = value.to_le_bytes();
-        let Some(iotlb) = self.iotlb else {
-            return uaccess::put_user_u16(uaddr, u16::from_ne_bytes(data))
-                .map_err(|_| Errno::EFAULT);
+        let at = match self.iotlb {
+            None => uaddr,
+            Some(iotlb) => Self::ring_field(iotlb, self.errs, uaddr, Some(ring))?,
         };
-        let at = self.ring_field(iotlb, uaddr, Some(ring))?;
-        uaccess::put_user_u16(at, u16::from_ne_bytes(data)).map_err(|_| Errno::EFAULT)
+        uaccess::put_user_u16(at, u16::from_ne_bytes(value.to_le_bytes()))
+            .map_err(|_| Errno::EFAULT)
     }
 
     fn rmb(&self) {
@@ -345,11 +350,13 @@ fn enqueue_miss(msgs: &Msgs, index: usize, v2: bool, iova: u64, access: u32) {
 
 /// Logs the write of `used->flags` made when a backend is attached, and
 /// signals the log eventfd (C's `vhost_update_used_flags` with `log_used`).
-pub(crate) fn log_used_flags<B, E>(msgs: &Msgs, vq: &Vq<B, E>, index: usize) {
+pub(crate) fn log_used_flags<B, E>(msgs: &Msgs, vq: &Vq<B, E>, index: usize, stats: &VqStats) {
     let mem = OwnerMem {
         iotlb: vq.iotlb.as_deref(),
-        // Only the flags' log: no 2-byte field is read or written.
-        errs: None,
+        errs: RingErrs {
+            stats,
+            err: &vq.err,
+        },
         log_ctx: &vq.log_ctx,
     };
     let xlate = GuestXlate::new(

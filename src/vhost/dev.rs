@@ -279,6 +279,8 @@ impl<V: DeviceVq> Dev<V> {
         dev.iotlb = None;
         dev.owner = None;
         dev.fork_owner = params::fork_from_owner_default();
+        // The fresh rings' (`Vq::new`).
+        self.ctx.backend_features.store(0, Ordering::Relaxed);
         self.ctx.msgs.set_iotlb_on(false);
         self.ctx.msgs.reset();
         self.ctx.msgs.wake();
@@ -377,6 +379,7 @@ impl<V: DeviceVq> Dev<V> {
     pub(crate) fn set_backend_features(&self, value: u64) -> Result<isize> {
         let _dev = self.state.lock();
         self.for_each_vq(|vq| vq.vq_mut().acked_backend_features = value);
+        self.ctx.backend_features.store(value, Ordering::Relaxed);
         Ok(0)
     }
 
@@ -664,7 +667,7 @@ impl<V: DeviceVq> Dev<V> {
         let flags = self.ring_uaddr(vq, index, vq.used(), 2)?;
         uaccess::write(flags as usize, &used_flags.to_le()).map_err(|_| EFAULT)?;
         if vq.log_used() {
-            log_used_flags(&self.ctx.msgs, vq, index);
+            log_used_flags(&self.ctx.msgs, vq, index, &self.ctx.stats[index & 1]);
         }
         // As C, from here on even if the index read fails and the old
         // backend goes back: its next used entry is signalled.
@@ -742,7 +745,7 @@ impl<V: DeviceVq> Dev<V> {
             return Err(EINVAL);
         }
         // C reads the backend features of ring 0 without its lock.
-        let backend_features = self.vq0.lock().vq().acked_backend_features;
+        let backend_features = self.ctx.backend_features.load(Ordering::Relaxed);
         let layout = iotlb_msg::iotlb_write_layout(i32::from_ne_bytes(ty), backend_features)
             .map_err(errno)?;
         let mut asid = 0u32;

@@ -15,7 +15,7 @@ use crate::vhost::access::{GuestXlate, OwnerMem, RingErrs};
 use crate::vhost::iotlb::Msgs;
 use crate::vhost::vq::{Vq, VqBufs};
 use crate::vhost::worker::Worker;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -40,6 +40,12 @@ pub(crate) struct DevCtx {
     /// Each ring's counters (fdinfo; src/vcore/diag.rs): outside the
     /// rings' mutexes, so that fdinfo reads them without taking one.
     pub(crate) stats: [VqStats; 2],
+    /// The rings' acked backend features (the same in every ring: they
+    /// are only ever set all at once), for the fd's `write`, which reads
+    /// them without a ring's mutex as C reads ring 0's: a round holding
+    /// that mutex (a busy poll) does not delay the refusal of a bad
+    /// message. Written under the device mutex.
+    pub(crate) backend_features: AtomicU64,
 }
 
 impl DevCtx {
@@ -50,6 +56,7 @@ impl DevCtx {
             worker,
             stopping: AtomicBool::new(false),
             stats: [VqStats::new(0), VqStats::new(1)],
+            backend_features: AtomicU64::new(0),
         })
     }
 
@@ -94,13 +101,10 @@ pub(crate) struct VqRound<'a, E> {
     pub(crate) mem: OwnerMem<'a>,
     /// Guest-address translation.
     pub(crate) xlate: GuestXlate<'a>,
-    /// The ring's call and error eventfds: the fields themselves (see
-    /// `OwnerMem::log_ctx`).
+    /// The ring's call eventfd: the field itself (see
+    /// `OwnerMem::log_ctx`). Its counters and error eventfd are the
+    /// memory's (`mem.errs`), which reports some errors itself.
     call: &'a Option<EventFdCtx>,
-    err: &'a Option<EventFdCtx>,
-    /// The ring's counters (and its index, for the log); the round is
-    /// their writer (it holds the ring's mutex).
-    pub(crate) stats: &'a VqStats,
 }
 
 /// Splits a locked ring into its backend and a round, if the ring is set
@@ -131,7 +135,7 @@ pub(crate) fn begin<'a, B, E>(
         bufs,
         mem: OwnerMem {
             iotlb: iotlb.as_deref(),
-            errs: Some(RingErrs { stats, err }),
+            errs: RingErrs { stats, err },
             log_ctx,
         },
         xlate: GuestXlate::new(
@@ -142,8 +146,6 @@ pub(crate) fn begin<'a, B, E>(
             *acked_backend_features,
         ),
         call,
-        err,
-        stats,
     };
     Some((backend.as_mut(), round))
 }
@@ -153,7 +155,7 @@ impl<E> VqRound<'_, E> {
     /// (`MAX_ROUND_READS`).
     #[inline]
     pub(crate) fn start_round(&mut self) {
-        self.stats.rounds.add(1);
+        self.stats().rounds.add(1);
         self.ring.start_round();
     }
 
@@ -229,11 +231,16 @@ impl<E> VqRound<'_, E> {
     }
 
     /// Where the ring's errors go.
-    fn errs(&self) -> RingErrs<'_> {
-        RingErrs {
-            stats: self.stats,
-            err: self.err,
-        }
+    #[inline]
+    fn errs(&self) -> &RingErrs<'_> {
+        &self.mem.errs
+    }
+
+    /// The ring's counters (and its index, for the log); the round is
+    /// their writer (it holds the ring's mutex).
+    #[inline]
+    pub(crate) fn stats(&self) -> &VqStats {
+        self.mem.errs.stats
     }
 
     /// A condition C stops the round on without a `vq_err`: logged and
@@ -256,7 +263,7 @@ impl<E> VqRound<'_, E> {
     /// Signals the call eventfd, counting the notification.
     #[inline]
     fn call(&self, call: &EventFdCtx) {
-        self.stats.calls.add(1);
+        self.stats().calls.add(1);
         call.signal();
     }
 

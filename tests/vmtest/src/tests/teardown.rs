@@ -26,6 +26,12 @@ pub fn tests() -> Vec<Test> {
             timeout: 120,
             f: busy_poll_release,
         },
+        Test {
+            name: "iotlb_bad_write_during_busy_poll",
+            kind: Kind::Diff,
+            timeout: 120,
+            f: bad_write_during_busy_poll,
+        },
     ]
 }
 
@@ -176,6 +182,90 @@ impl Drop for RtThrottle {
     }
 }
 
+/// The worker pinned to CPU 0, SCHED_FIFO, with RT throttling off until
+/// the guard is dropped: a busy poll then runs its whole budget (see
+/// [`busy_poll_release`]).
+fn worker_alone(obs: &mut Obs) -> Option<RtThrottle> {
+    let rt = std::fs::read_to_string("/proc/sys/kernel/sched_rt_runtime_us")
+        .map(|s| RtThrottle(s.trim().to_string()));
+    obs.val(
+        "RT throttling off",
+        std::fs::write("/proc/sys/kernel/sched_rt_runtime_us", "-1").is_ok(),
+    );
+    let tids = worker_tids();
+    obs.val("worker threads", tids.len());
+    for tid in &tids {
+        let p = libc::sched_param { sched_priority: 1 };
+        // SAFETY: `p` is a valid sched_param; `tid` is a thread of ours.
+        let r = unsafe { libc::sched_setscheduler(*tid, libc::SCHED_FIFO, &p) };
+        obs.val("worker SCHED_FIFO", r == 0);
+    }
+    rt.ok()
+}
+
+/// A device whose worker runs alone on CPU 0 ([`worker_alone`]; the test
+/// goes on on CPU 1), with ring `index` busy-polling for `timeout_us`.
+fn busy_device(obs: &mut Obs, index: u32, timeout_us: u32) -> Option<(Net, Option<RtThrottle>)> {
+    sys::pin_to_cpu(0);
+    let n = Net::new(obs, "", Cfg::default());
+    sys::pin_to_cpu(1);
+    let n = n?;
+    let rt = worker_alone(obs);
+    let mut s = uapi::VhostVringState {
+        index,
+        num: timeout_us,
+    };
+    obs.ret_ok(
+        format!("SET_VRING_BUSYLOOP_TIMEOUT {index}"),
+        ioctl(
+            n.dev.raw(),
+            uapi::VHOST_SET_VRING_BUSYLOOP_TIMEOUT as u64,
+            &mut s as *mut _ as usize,
+        ),
+    );
+    Some((n, rt))
+}
+
+/// A `write` of a malformed IOTLB message (type 99) while an RX round
+/// busy-polls an empty socket for 2 s, holding ring 0's mutex: C reads
+/// ring 0's backend features without that mutex and refuses the message
+/// at once (`EINVAL`); so must ours. The module once took ring 0's mutex
+/// to read them and waited for the busy poll.
+fn bad_write_during_busy_poll(obs: &mut Obs, _: &Ctx) {
+    let Some((mut n, rt)) = busy_device(obs, 0, 2_000_000) else {
+        return;
+    };
+    // Buffers posted, the socket empty: the kicked round spins.
+    let b = n.rx_buf(2048);
+    n.rx.add(&mut n.mem, &[b], true, false);
+    n.rx.publish(&n.mem);
+    n.rx.kick_now();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut msg = [0u8; 68];
+    msg[0] = 99;
+    let t = Instant::now();
+    // SAFETY: write(2) of a readable 68-byte buffer to the device fd.
+    let r = unsafe { libc::write(n.dev.raw(), msg.as_ptr().cast(), msg.len()) };
+    let ms = t.elapsed().as_millis();
+    let e = Errno::last();
+    obs.val(
+        "write type 99",
+        if r < 0 {
+            format!("-1 {e}")
+        } else {
+            r.to_string()
+        },
+    );
+    obs.note(format!("the write took {ms} ms"));
+    obs.val("refused within 250 ms", ms < 250);
+    // The round goes on after its busy poll: a frame still arrives.
+    let f = frame(100, UNICAST, 0x53, 1, None);
+    obs.ret("inject", n.tap.inject(&f));
+    obs.val("frame received", n.rx.wait_used(&n.mem, 1, 5000).len());
+    drop(n);
+    drop(rt);
+}
+
 /// A TX round that busy-polls an empty ring for the largest timeout
 /// (2^32 - 1 us, 71 minutes; C's 6.12 would hold release that long, so C
 /// gets 2 s and the test notes what its close took): close must not wait
@@ -191,38 +281,9 @@ impl Drop for RtThrottle {
 fn busy_poll_release(obs: &mut Obs, ctx: &Ctx) {
     let ours = ctx.imp() == Impl::Ours;
     let timeout_us: u32 = if ours { u32::MAX } else { 2_000_000 };
-    sys::pin_to_cpu(0);
-    let n = Net::new(obs, "", Cfg::default());
-    sys::pin_to_cpu(1);
-    let Some(mut n) = n else {
+    let Some((mut n, rt)) = busy_device(obs, 1, timeout_us) else {
         return;
     };
-    let rt = std::fs::read_to_string("/proc/sys/kernel/sched_rt_runtime_us")
-        .map(|s| RtThrottle(s.trim().to_string()));
-    obs.val(
-        "RT throttling off",
-        std::fs::write("/proc/sys/kernel/sched_rt_runtime_us", "-1").is_ok(),
-    );
-    let tids = worker_tids();
-    obs.val("worker threads", tids.len());
-    for tid in &tids {
-        let p = libc::sched_param { sched_priority: 1 };
-        // SAFETY: `p` is a valid sched_param; `tid` is a thread of ours.
-        let r = unsafe { libc::sched_setscheduler(*tid, libc::SCHED_FIFO, &p) };
-        obs.val("worker SCHED_FIFO", r == 0);
-    }
-    let mut s = uapi::VhostVringState {
-        index: 1,
-        num: timeout_us,
-    };
-    obs.ret_ok(
-        "SET_VRING_BUSYLOOP_TIMEOUT 1",
-        ioctl(
-            n.dev.raw(),
-            uapi::VHOST_SET_VRING_BUSYLOOP_TIMEOUT as u64,
-            &mut s as *mut _ as usize,
-        ),
-    );
     // One frame: the round sends it, finds the ring empty and spins.
     let mut all = n.zero_hdr();
     all.extend(frame(100, UNICAST, 0x52, 1, None));
