@@ -153,27 +153,66 @@ impl OwnerMem<'_> {
         uaddr: u64,
         used: Option<UsedRing>,
     ) -> Result<u64, Errno> {
-        let mut pieces = [Piece::default(); 2];
-        let r = iotlb.lock().translate(uaddr, 2, PERM_RO, &mut pieces);
-        let reason = match r {
-            // One piece of the field's 2 bytes.
-            Ok(1) => return Ok(pieces[0].addr),
-            Ok(_) | Err(TranslateError::NoBufs) => Reason::NonAtomicAccess,
-            Err(_) => Reason::IotlbTranslation,
+        let map = iotlb.lock();
+        // A miss cannot be: the round's `prefetch` found all three rings
+        // mapped, so C's `translate_desc` queues none here either.
+        let reason = match field_in_one_piece(&map, uaddr) {
+            Ok(at) => return Ok(at),
+            Err(e) => e.reason,
         };
         if let Some(ring) = used {
             let offset = uaddr.wrapping_sub(ring.addr);
-            let whole = iotlb
-                .lock()
-                .translate(ring.addr, ring.len, PERM_WO, &mut pieces[..1]);
+            let mut whole = [Piece::default(); 1];
             // One piece of `ring.len` bytes: the field, inside the ring,
             // is at `offset` in it.
-            if whole.is_ok() && offset.saturating_add(2) <= u64::from(ring.len) {
-                return Ok(pieces[0].addr.wrapping_add(offset));
+            if map
+                .translate(ring.addr, ring.len, PERM_WO, &mut whole)
+                .is_ok()
+                && offset.saturating_add(2) <= u64::from(ring.len)
+            {
+                return Ok(whole[0].addr.wrapping_add(offset));
             }
         }
+        drop(map);
         errs.vq_err(reason, Some(Errno::EFAULT));
         Err(Errno::EFAULT)
+    }
+}
+
+/// Why a 2-byte ring field has no owner's address through the IOTLB.
+#[derive(Clone, Copy)]
+pub(crate) struct FieldFault {
+    /// What C's `__vhost_get_user_slow` reports: `NonAtomicAccess` when
+    /// two mappings hold the bytes, else `IotlbTranslation`.
+    pub(crate) reason: Reason,
+    /// The IOVA no mapping covers, for which C's `translate_desc` queues
+    /// a miss.
+    pub(crate) miss: Option<u64>,
+}
+
+/// The owner's address of the 2-byte ring field at IOVA `uaddr` when one
+/// mapping with read permission holds both bytes, as C's
+/// `__vhost_get_user_slow` asks (read permission even for writes), else
+/// why not. Shared by the round's accesses ([`OwnerMem`]) and
+/// `vhost_vq_init_access`'s, which C both route through that function.
+pub(crate) fn field_in_one_piece(map: &GuestMap, uaddr: u64) -> Result<u64, FieldFault> {
+    // Room for every piece two bytes can span: a field whose second byte
+    // has no translation is a miss, not a lack of room (C has 64).
+    let mut pieces = [Piece::default(); 2];
+    match map.translate(uaddr, 2, PERM_RO, &mut pieces) {
+        Ok(1) => Ok(pieces[0].addr),
+        Ok(_) | Err(TranslateError::NoBufs) => Err(FieldFault {
+            reason: Reason::NonAtomicAccess,
+            miss: None,
+        }),
+        Err(TranslateError::Miss { addr }) => Err(FieldFault {
+            reason: Reason::IotlbTranslation,
+            miss: Some(addr),
+        }),
+        Err(TranslateError::Perm) => Err(FieldFault {
+            reason: Reason::IotlbTranslation,
+            miss: None,
+        }),
     }
 }
 

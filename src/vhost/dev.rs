@@ -39,11 +39,11 @@ use crate::vcore::diag::Reason;
 use crate::vcore::errno::Errno;
 use crate::vcore::features::{IotlbAction, SET_FEATURES_FAILED};
 use crate::vcore::iotlb_msg::{self, IotlbOutcome};
-use crate::vcore::memory::intervalmap::{Piece, TranslateError, PERM_RO};
+use crate::vcore::memory::intervalmap::PERM_RO;
 use crate::vcore::uapi::{self, VhostMemory, VhostMemoryRegion, VhostVringAddr, VhostVringFile};
 use crate::vcore::uapi::{VhostVringState, VHOST_FILE_UNBIND};
 use crate::vcore::validate;
-use crate::vhost::access::{log_used_flags, queue_miss};
+use crate::vhost::access::{field_in_one_piece, log_used_flags, queue_miss, RingErrs};
 use crate::vhost::iotlb::{new_iotlb, Iotlb, Msgs};
 use crate::vhost::memmap::{new_map, GuestMap};
 use crate::vhost::round::DevCtx;
@@ -664,7 +664,7 @@ impl<V: DeviceVq> Dev<V> {
         // C writes the flags it keeps (NO_NOTIFY if the ring was left with
         // kicks disabled by an earlier backend).
         let used_flags = vq.ring.used_flags();
-        let flags = self.ring_uaddr(vq, index, vq.used(), 2)?;
+        let flags = self.ring_uaddr(vq, index, vq.used())?;
         uaccess::write(flags as usize, &used_flags.to_le()).map_err(|_| EFAULT)?;
         if vq.log_used() {
             log_used_flags(&self.ctx.msgs, vq, index, &self.ctx.stats[index & 1]);
@@ -678,7 +678,7 @@ impl<V: DeviceVq> Dev<V> {
         }
         // A failed translation is reported twice, as in C: by the
         // translation (`__vhost_get_user_slow`) and by the index read.
-        let idx = match self.ring_uaddr(vq, index, vq.used() + 2, 2) {
+        let idx = match self.ring_uaddr(vq, index, vq.used() + 2) {
             Ok(a) => a,
             Err(e) => {
                 self.ring_err(vq, index, Reason::UsedIdxRead);
@@ -695,47 +695,33 @@ impl<V: DeviceVq> Dev<V> {
         Ok(())
     }
 
-    /// The user address of `size` (2) bytes of ring metadata at `addr`:
-    /// the address itself, or its translation through the device IOTLB,
-    /// which must be one piece (C's `__vhost_get_user_slow`, which asks for
-    /// read permission even for writes). A failed translation is reported
-    /// on the ring's err eventfd.
-    fn ring_uaddr<B, E>(&self, vq: &Vq<B, E>, index: usize, addr: u64, size: u32) -> Result<u64> {
+    /// The user address of the 2-byte ring field at `addr`: the address
+    /// itself, or its translation through the device IOTLB, which must be
+    /// one piece ([`field_in_one_piece`]). A failed translation queues
+    /// its miss and is reported on the ring's err eventfd.
+    fn ring_uaddr<B, E>(&self, vq: &Vq<B, E>, index: usize, addr: u64) -> Result<u64> {
         let Some(iotlb) = &vq.iotlb else {
             return Ok(addr);
         };
-        // Room for every piece two bytes can span, as C's 64: a field
-        // whose second byte has no translation is a miss (queued), not
-        // a lack of room.
-        let mut pieces = [Piece::default(); 2];
-        let r = iotlb.lock().translate(addr, size, PERM_RO, &mut pieces);
-        match r {
-            Ok(1) if pieces[0].len == u64::from(size) => Ok(pieces[0].addr),
-            r => {
-                if let Err(TranslateError::Miss { addr }) = r {
-                    // C's translate_desc queues the miss for userspace.
-                    queue_miss(&self.ctx.msgs, vq, index, addr, PERM_RO);
-                }
-                let reason = if r.is_ok() {
-                    Reason::NonAtomicAccess
-                } else {
-                    Reason::IotlbTranslation
-                };
-                self.ring_err(vq, index, reason);
-                Err(EFAULT)
+        let r = field_in_one_piece(&iotlb.lock(), addr);
+        r.map_err(|fault| {
+            if let Some(iova) = fault.miss {
+                queue_miss(&self.ctx.msgs, vq, index, iova, PERM_RO);
             }
-        }
+            self.ring_err(vq, index, fault.reason);
+            EFAULT
+        })
     }
 
     /// C's `vq_err` outside a round, from the caller holding ring
-    /// `index`'s mutex (the counters' writer then): logs, counts and
-    /// signals the ring's error eventfd.
+    /// `index`'s mutex (the counters' writer then).
     #[cold]
     fn ring_err<B, E>(&self, vq: &Vq<B, E>, index: usize, reason: Reason) {
-        let now = crate::kapi::diag::boottime_ns();
-        self.ctx.stats[index & 1].error(reason, now);
-        crate::kapi::diag::vq_err(index, reason, Some(Errno::EFAULT), now);
-        vq.signal_err();
+        let errs = RingErrs {
+            stats: &self.ctx.stats[index & 1],
+            err: &vq.err,
+        };
+        errs.vq_err(reason, Some(Errno::EFAULT));
     }
 
     /// `write` on the fd: one IOTLB message (C's `vhost_chr_write_iter`).

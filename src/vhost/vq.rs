@@ -263,13 +263,6 @@ impl<B, E> Vq<B, E> {
         self.update_used_log();
     }
 
-    /// Reports an error of this ring to userspace (C's `vq_err`).
-    pub(crate) fn signal_err(&self) {
-        if let Some(err) = &self.err {
-            err.signal();
-        }
-    }
-
     /// Whether a feature bit was negotiated.
     pub(crate) fn has_feature(&self, bit: u32) -> bool {
         has_feature(self.acked_features, bit)

@@ -6,7 +6,7 @@
 //! `vhost_dev_lock_vqs`), which waits for the round in progress.
 
 use super::ioctl_util::{msg_v2, Dev};
-use crate::driver::{frame, Buf, Cfg, Net, GPA_BASE, UNICAST};
+use crate::driver::{frame, Buf, Cfg, Net, Used, GPA_BASE, UNICAST};
 use crate::harness::{debug_kernel, Ctx, Kind, Obs, Test};
 use crate::sys::{fmt_res, sleep_ms, Fd, Res};
 use crate::uapi;
@@ -49,6 +49,20 @@ fn ap_net(obs: &mut Obs, prefix: &str, event_idx: bool) -> Option<(Net, Manually
     let d = ManuallyDrop::new(Dev(Fd(n.dev.raw())));
     d.set_nonblock(true);
     Some((n, d))
+}
+
+/// Records the RX used entries' lengths and whether the first holds
+/// frame `g` after the virtio-net header.
+fn rx_used_frame(obs: &mut Obs, p: &str, n: &Net, used: &[Used], g: &[u8]) {
+    let lens: Vec<String> = used.iter().map(|u| u.len.to_string()).collect();
+    obs.val(format!("{p}rx used"), lens.join(","));
+    if let Some(u) = used.first() {
+        let bytes = crate::driver::Vq::used_bytes(&n.mem, u);
+        obs.val(
+            format!("{p}rx frame intact"),
+            bytes.get(n.hdr_len..) == Some(g),
+        );
+    }
 }
 
 /// A non-blocking eventfd (an error eventfd whose count the test reads).
@@ -320,17 +334,7 @@ fn indirect_descriptors(obs: &mut Obs, _: &Ctx) {
     let g = frame(1500, UNICAST, 0x4d, 2, None);
     obs.ret("inject", n.tap.inject(&g));
     let used = n.rx.wait_used(&n.mem, 1, 3000);
-    obs.val(
-        "rx used",
-        used.iter()
-            .map(|u| u.len.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-    );
-    if let Some(u) = used.first() {
-        let bytes = crate::driver::Vq::used_bytes(&n.mem, u);
-        obs.val("rx frame intact", bytes.get(n.hdr_len..) == Some(&g[..]));
-    }
+    rx_used_frame(obs, "", &n, &used, &g);
     sleep_ms(20);
     obs.val("errors", crate::driver::eventfd_take(&err));
     let (r, b) = d.read(72);
@@ -442,21 +446,7 @@ fn used_ring_write_only(obs: &mut Obs, _: &Ctx) {
         let g = frame(300, UNICAST, 0x4b, 2, None);
         obs.ret(format!("{p}inject"), n.tap.inject(&g));
         let used = n.rx.wait_used(&n.mem, 1, 2000);
-        obs.val(
-            format!("{p}rx used"),
-            used.iter()
-                .map(|u| u.len.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        if let Some(u) = used.first() {
-            let bytes = crate::driver::Vq::used_bytes(&n.mem, u);
-            let hl = n.hdr_len;
-            obs.val(
-                format!("{p}rx frame intact"),
-                bytes.get(hl..) == Some(&g[..]),
-            );
-        }
+        rx_used_frame(obs, p, &n, &used, &g);
         sleep_ms(50);
         for i in [0u32, 1] {
             let vq = if i == 0 { &n.rx } else { &n.tx };
