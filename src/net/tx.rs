@@ -379,7 +379,10 @@ pub(crate) fn zerocopy_signal_used(ctx: &NetCtx<'_>, nvq: &mut NetVq) {
 impl Round<'_> {
     /// Publishes, in order, the zerocopy chains whose pages the socket
     /// released, up to the first still in flight (C's
-    /// `vhost_zerocopy_signal_used`).
+    /// `vhost_zerocopy_signal_used`). As C, chains that wrap from the last
+    /// slot to the first are published (and signalled) in two steps: C's
+    /// slots are its used elements, which it hands over up to the end of
+    /// the array, then from its start.
     pub(crate) fn zc_signal_used(&mut self) {
         loop {
             let Some(z) = self.zc.as_deref_mut() else {
@@ -390,7 +393,8 @@ impl Round<'_> {
             // packets since `tx_packet` cleared it plus those in flight.
             let room = self.q.bufs.heads.len() - self.q.bufs.done;
             let mut added = 0;
-            while z.done != z.upend && added < room {
+            let mut wrapped = false;
+            while z.done != z.upend && added < room && !wrapped {
                 match z.zc.status(z.done) {
                     FAILED => z.errs += 1,
                     DONE => {}
@@ -403,12 +407,13 @@ impl Round<'_> {
                 };
                 added += 1;
                 z.done = (z.done + 1) % SLOTS;
+                wrapped = z.done == 0;
             }
             self.q.bufs.done += added;
             // One entry each even in order, as C (its zerocopy path passes
             // no `nheads`): packets copied meanwhile were used at once.
             self.signal_used_each();
-            if added < room {
+            if added < room && !wrapped {
                 return;
             }
         }

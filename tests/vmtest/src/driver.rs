@@ -658,7 +658,7 @@ fn ifreq(name: &str) -> [u8; 40] {
     ifr
 }
 
-fn packet_socket(proto: u16) -> Fd {
+pub fn packet_socket(proto: u16) -> Fd {
     // SAFETY: plain syscall with integer arguments; the result is checked below.
     let fd = unsafe {
         libc::socket(
@@ -669,6 +669,60 @@ fn packet_socket(proto: u16) -> Fd {
     };
     assert!(fd >= 0, "AF_PACKET socket: {}", Errno::last());
     Fd(fd)
+}
+
+/// Binds AF_PACKET socket `s` to interface `ifindex`, for every protocol.
+pub fn bind_packet(s: &Fd, ifindex: i32) -> Result<(), String> {
+    // SAFETY: `sockaddr_ll` is a plain C struct of integers and a byte array: all-zero is
+    // valid.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    sll.sll_ifindex = ifindex;
+    // SAFETY: `s` is an open socket; `sll` is an initialized sockaddr_ll and the length
+    // passed is its size.
+    let rc = unsafe {
+        libc::bind(
+            s.raw(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if rc < 0 {
+        return Err(format!("bind AF_PACKET {ifindex}: {}", Errno::last()));
+    }
+    Ok(())
+}
+
+/// Binds AF_PACKET socket `cap` to interface `ifindex` for every protocol,
+/// asks for VLAN aux data and gives it an 8 MiB receive buffer.
+fn bind_capture(cap: &Fd, ifindex: i32) -> Result<(), String> {
+    bind_packet(cap, ifindex)?;
+    let one: i32 = 1;
+    // SAFETY: `cap` is an open socket; `one` is a live i32 and 4, the length passed, is its
+    // size.
+    unsafe {
+        libc::setsockopt(
+            cap.raw(),
+            libc::SOL_PACKET,
+            PACKET_AUXDATA,
+            (&one as *const i32).cast(),
+            4,
+        )
+    };
+    let big: i32 = 8 << 20;
+    // SAFETY: `cap` is an open socket; `big` is a live i32 and 4, the length passed, is its
+    // size.
+    unsafe {
+        libc::setsockopt(
+            cap.raw(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&big as *const i32).cast(),
+            4,
+        )
+    };
+    Ok(())
 }
 
 impl Tap {
@@ -715,49 +769,7 @@ impl Tap {
         r[16..18].copy_from_slice(&fl.to_ne_bytes());
         ioctl(cap.raw(), SIOCSIFFLAGS, r.as_mut_ptr() as usize)
             .map_err(|e| format!("SIOCSIFFLAGS: {e}"))?;
-        // bind the capture socket, ask for VLAN aux data, drain noise
-        // SAFETY: `sockaddr_ll` is a plain C struct of integers and a byte array: all-zero is
-        // valid.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        sll.sll_ifindex = ifindex;
-        // SAFETY: `cap` is an open socket; `sll` is an initialized sockaddr_ll and the length
-        // passed is its size.
-        let rc = unsafe {
-            libc::bind(
-                cap.raw(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if rc < 0 {
-            return Err(format!("bind AF_PACKET: {}", Errno::last()));
-        }
-        let one: i32 = 1;
-        // SAFETY: `cap` is an open socket; `one` is a live i32 and 4, the length passed, is its
-        // size.
-        unsafe {
-            libc::setsockopt(
-                cap.raw(),
-                libc::SOL_PACKET,
-                PACKET_AUXDATA,
-                (&one as *const i32).cast(),
-                4,
-            )
-        };
-        let big: i32 = 8 << 20;
-        // SAFETY: `cap` is an open socket; `big` is a live i32 and 4, the length passed, is its
-        // size.
-        unsafe {
-            libc::setsockopt(
-                cap.raw(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&big as *const i32).cast(),
-                4,
-            )
-        };
+        bind_capture(&cap, ifindex)?;
         let inj = packet_socket(0);
         Ok(Tap {
             fd,
@@ -766,6 +778,13 @@ impl Tap {
             cap,
             inj,
         })
+    }
+
+    /// A new capture socket like `cap`, bound to the tap.
+    pub fn new_capture(&self) -> Result<Fd, String> {
+        let cap = packet_socket(libc::ETH_P_ALL as u16);
+        bind_capture(&cap, self.ifindex)?;
+        Ok(cap)
     }
 
     /// Sets the tap's transmit queue length (its ring's size, and the
