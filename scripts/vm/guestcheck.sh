@@ -13,7 +13,9 @@
 #                       a run took 1400-1700 s on a slow 2-core machine)
 #   GUESTCHECK_IMPLS    which modules, in order (default "c ours")
 #   GUESTCHECK_SECTIONS scenario sections of tests/guest/outer-check.sh
-#                       (default abcdef; "ce": multiqueue and migration)
+#                       (default abcdef; "ce": multiqueue and migration; "i",
+#                       a guest behind an emulated Intel IOMMU, needs a guest
+#                       kernel with CONFIG_INTEL_IOMMU: Debian's)
 #   GUESTCHECK_MIGRATE  the guest migrated in section e: B (default, one
 #                       NIC) or A (two NICs, one multiqueue; see testing.rst)
 #   GUESTCHECK_MIG_ROUNDS migrations in a row in section m (default 4; m is
@@ -92,7 +94,7 @@ if [ -n "$c" ] && [ -f "$c" ] && [ -f "$o" ]; then
     join -t $'\t' -a1 -a2 -e '-' -o 0,1.2,2.2 <(metrics "$c" | sort -k1,1) <(metrics "$o" | sort -k1,1) |
         awk -F'\t' '{ printf "#   %-26s %-28s | %s\n", $1, $2, $3 }'
     diffs=0
-    exact='^(vhost_threads_|refcnt_|features_|channels_|migration_status)'
+    exact='^(vhost_threads_|refcnt_|features_|channels_|migration_status|iommu_domain_|dmar_faults_)'
     while IFS=$'\t' read -r k a b; do
         if [[ $k =~ $exact ]] && [ "$a" != "$b" ]; then
             echo "#   DIFFERENT: $k: c=$a ours=$b"; diffs=$((diffs + 1))

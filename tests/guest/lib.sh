@@ -44,7 +44,8 @@ now() { cut -d' ' -f1 /proc/uptime; }
 # elapsed START: seconds since START (a now() value), one decimal
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# qemu_start NAME QEMU-ARGS...: start a guest in the background
+# qemu_start NAME QEMU-ARGS...: start a guest in the background (with
+# GUEST_APPEND, if set, added to its kernel command line)
 qemu_start() {
     local name=$1
     shift
@@ -54,7 +55,7 @@ qemu_start() {
     cat /tmp/$name.out >> /tmp/$name.log &
     $QEMU $QEMU_FW -accel tcg ${GUESTCHECK_CPU:+-cpu $GUESTCHECK_CPU} -m "$GUEST_MEM" -smp 1 -nodefaults -display none -no-reboot \
         -kernel /guest/bzImage -initrd /guest/initramfs.cpio.gz \
-        -append "console=ttyS0 panic=-1 printk.devkmsg=on $INNER_ARGS" \
+        -append "console=ttyS0 panic=-1 printk.devkmsg=on $INNER_ARGS${GUEST_APPEND:+ $GUEST_APPEND}" \
         -serial file:/tmp/$name.console \
         -chardev pipe,id=ctl,path=/tmp/$name -serial chardev:ctl \
         -monitor unix:/tmp/$name.mon,server=on,wait=off \

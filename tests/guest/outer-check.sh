@@ -14,6 +14,12 @@
 #   A2 with GUESTCHECK_MIGRATE=A: the target of A, taps tapm0/tapm1
 #   M1.. section m's chain of migration targets of B, taps tapm1..
 #   C  after every guest quit and the module was reloaded: default, tap0
+#   I  with section i: q35, an emulated Intel IOMMU (device IOTLB), its NIC
+#      behind it (iommu_platform=on,ats=on, on a PCIe root port), tapi0 in
+#      br0 (198.18.1.4): every ring and buffer address vhost sees is an
+#      IOVA, translated through the device IOTLB that QEMU fills on misses.
+#      Needs a guest kernel with CONFIG_INTEL_IOMMU (Debian's; not the 6.12
+#      test kernel's), so only Debian's stage names the section.
 # Output: TAP lines "ok N - ..." / "not ok N - ...", "# metric KEY VALUE"
 # lines for scripts/vm/guestcheck.sh's comparison, and "<n> passed, <m> failed"
 # last. Exit status 0 only if every test passed.
@@ -59,6 +65,7 @@ NET="script=no,downscript=no,vhost=${GUESTCHECK_VHOST:-on},vhostforce=${GUESTCHE
 OFF="csum=off,guest_csum=off,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off"
 OFF="$OFF,host_tso4=off,host_tso6=off,host_ecn=off,host_ufo=off,mrg_rxbuf=off,event_idx=off,indirect_desc=off"
 MAC_A0=52:54:00:00:0a:00 MAC_A1=52:54:00:00:0a:01 MAC_B=52:54:00:00:0b:00 MAC_C=52:54:00:00:0c:00
+MAC_I=52:54:00:00:0e:00
 # GUESTCHECK_DEV: more virtio-net-pci properties for A's and C's NICs
 # (scripts/vm/guestcheck.sh passes in_order=on on Debian's 7.3 kernel,
 # whose vhost_net offers VIRTIO_F_IN_ORDER, with QEMU 10).
@@ -70,6 +77,12 @@ args_A() { # args_A TAP0 TAP1
 }
 args_B() { # args_B TAP
     echo "-netdev tap,id=n0,ifname=$1,$NET -device virtio-net-pci,netdev=n0,romfile=,mac=$MAC_B,$OFF"
+}
+args_I() { # args_I TAP: the IOMMU first, then the devices behind it
+    echo "-machine q35 -device intel-iommu,intremap=off,device-iotlb=on" \
+        "-device pcie-root-port,id=rp0,bus=pcie.0,chassis=1" \
+        "-netdev tap,id=n0,ifname=$1,$NET" \
+        "-device virtio-net-pci,bus=rp0,netdev=n0,romfile=,mac=$MAC_I,iommu_platform=on,ats=on$DEV"
 }
 
 wait_if() { # wait_if IFACE: QEMU creates the tap before the guest boots
@@ -182,7 +195,8 @@ ip addr add 198.18.1.1/24 dev br0 && ip link set br0 up
 
 # GUESTCHECK_SECTIONS (default abcdef): the sections below to run, for
 # focused runs (the migration alone is "ce": it needs c's channels; "m",
-# repeated migration, is only run when named).
+# repeated migration, and "i", the guest behind a vIOMMU, are only run
+# when named).
 want() { case ${GUESTCHECK_SECTIONS:-abcdef} in *$1*) return 0 ;; esac; return 1; }
 
 # --- boot A and B together -------------------------------------------------
@@ -190,10 +204,19 @@ want() { case ${GUESTCHECK_SECTIONS:-abcdef} in *$1*) return 0 ;; esac; return 1
 # on a slow guest kernel (Debian's, scripts/vm/guestcheck.sh) saves its boot.
 HAVE_B=0
 { want b || want d || want m || { want e && [ "${GUESTCHECK_MIGRATE:-B}" = B ]; }; } && HAVE_B=1
+HAVE_I=0
+want i && HAVE_I=1
 t0=$(now)
 qemu_start A $(args_A tap0 tap1)
 taps="tap1"
 if [ $HAVE_B = 1 ]; then qemu_start B $(args_B tapb0); taps="tap1 tapb0"; fi
+if [ $HAVE_I = 1 ]; then
+    # The guest's DMA API translates (no passthrough domain).
+    GUEST_APPEND="intel_iommu=on iommu.passthrough=0"
+    qemu_start I $(args_I tapi0)
+    GUEST_APPEND=""
+    taps="$taps tapi0"
+fi
 for t in tap0 $taps; do wait_if $t; done
 ip addr add 198.18.0.1/24 dev tap0 && ip link set tap0 up
 for t in $taps; do brctl addif br0 $t; ip link set $t up; done
@@ -210,6 +233,15 @@ fi
 if [ $rc != 0 ]; then
     for x in A B; do echo "# $x QEMU log:"; sed 's/^/#   /' /tmp/$x.qemu.log; done
     finish
+fi
+if [ $HAVE_I = 1 ]; then
+    gwait I 1200; rc=$?
+    metric boot_I_s "$(elapsed "$t0")"
+    result $rc "guest I (NIC behind an emulated Intel IOMMU: iommu_platform=on,ats=on) boots"
+    if [ $rc != 0 ]; then
+        echo "# I QEMU log:"; sed 's/^/#   /' /tmp/I.qemu.log
+        HAVE_I=0
+    fi
 fi
 # The inner kernel's uptime when its agent was ready: the rest of boot_A_s
 # is QEMU's start, the firmware and the kernel's decompression.
@@ -228,12 +260,13 @@ if [ $HAVE_B = 1 ]; then
     g B "ip addr add 198.18.1.3/24 dev $B0 && ip link set $B0 up" >/dev/null
 fi
 
-ta=$(vhost_threads A | wc -l) tb=0 rf=$(refcnt)
+ta=$(vhost_threads A | wc -l) tb=0 ti=0 rf=$(refcnt)
 [ $HAVE_B = 0 ] || tb=$(vhost_threads B | wc -l)
-metric vhost_threads_A "$ta"; metric vhost_threads_B "$tb"; metric refcnt_AB "$rf"
-echo "#   A: $(vhost_threads A | awk '{ printf "%s ", $2 }')B: $([ $HAVE_B = 0 ] || vhost_threads B | awk '{ printf "%s ", $2 }')refcnt $rf"
-[ "$ta" = 3 ] && [ "$tb" = $HAVE_B ] && [ "$rf" = $((3 + HAVE_B)) ]
-result $? "vhost workers: 3 in A (1 + 2 queue pairs), $HAVE_B in B; $MOD refcnt $((3 + HAVE_B))"
+[ $HAVE_I = 0 ] || ti=$(vhost_threads I | wc -l)
+metric vhost_threads_A "$ta"; metric vhost_threads_B "$tb"; metric vhost_threads_I "$ti"; metric refcnt_AB "$rf"
+echo "#   A: $(vhost_threads A | awk '{ printf "%s ", $2 }')B: $([ $HAVE_B = 0 ] || vhost_threads B | awk '{ printf "%s ", $2 }')I: $([ $HAVE_I = 0 ] || vhost_threads I | awk '{ printf "%s ", $2 }')refcnt $rf"
+[ "$ta" = 3 ] && [ "$tb" = $HAVE_B ] && [ "$ti" = $HAVE_I ] && [ "$rf" = $((3 + HAVE_B + HAVE_I)) ]
+result $? "vhost workers: 3 in A (1 + 2 queue pairs), $HAVE_B in B, $HAVE_I in I; $MOD refcnt $((3 + HAVE_B + HAVE_I))"
 fa0=$(features A $A0) fa1=$(features A $A1)
 metric features_A_eth0 "$fa0"; metric features_A_eth1 "$fa1"
 # bits 0 CSUM, 1 GUEST_CSUM, 15 MRG_RXBUF, 28 INDIRECT_DESC, 29 EVENT_IDX
@@ -390,6 +423,45 @@ l=$(ping_both A 198.18.100.2 198.18.100.1 56 3); rc=$?
 result $rc "VLAN 100 inside A (8021q): ping both ways (loss $l)"
 tcp_in A 198.18.100.2 2 7 tcp_vlan_in_MBps
 result $? "VLAN 100: TCP 2 MB outer -> A, content verified"
+fi
+
+# --- i. behind a vIOMMU: guest I ---------------------------------------------
+# The one scenario where vhost translates every address through the device
+# IOTLB: QEMU answers its misses (VHOST_IOTLB_MISS -> UPDATE) from the
+# emulated IOMMU's page tables and sends INVALIDATE when the guest unmaps.
+# TCP makes the guest's TX use indirect descriptors (TSO: header and
+# fragments), which the vmtest suite's IOTLB tests also cover.
+if want i && [ $HAVE_I = 1 ]; then
+I0=$(guest_if I $MAC_I)
+g I "ip addr add 198.18.1.4/24 dev $I0 && ip link set $I0 up" >/dev/null
+fi0=$(features I $I0)
+metric features_I "$fi0"
+# The NIC's PCI function's IOMMU domain: DMA or DMA-FQ translate,
+# "identity" would hand vhost guest-physical IOVAs.
+dom=$(g I "cat \$(readlink -f /sys/class/net/$I0/device/..)/iommu_group/type 2>/dev/null || echo none" | tr -d '\r')
+metric iommu_domain_I "$dom"
+# bit 33 VIRTIO_F_ACCESS_PLATFORM (and 35 IN_ORDER when asked for)
+want_io=$(case $DEV in *in_order=on*) echo 1 ;; *) bit "$fi0" 35 ;; esac)
+case $dom in DMA*) [ "$(bit "$fi0" 33)$(bit "$fi0" 35)" = "1$want_io" ] ;; *) false ;; esac
+result $? "vIOMMU: I negotiated VIRTIO_F_ACCESS_PLATFORM (bit 33: $(bit "$fi0" 33), IN_ORDER $(bit "$fi0" 35)), its DMA translated (domain $dom)"
+ping -c 1 -W 20 198.18.1.4 >/dev/null 2>&1
+l=$(ping_both I 198.18.1.4 198.18.1.1 56 5); rc=$?
+metric ping_loss_I "$l"
+result $rc "vIOMMU: ping outer <-> I (5 each way, loss $l)"
+l=$(ping_both I 198.18.1.4 198.18.1.1 1472 3); rc=$?
+result $rc "vIOMMU: ping 1472 bytes both ways (loss $l)"
+tcp_in I 198.18.1.4 2 11 tcp_in_I_MBps
+result $? "vIOMMU: TCP 2 MB outer -> I, content verified"
+tcp_out I 198.18.1.1 2 12 tcp_out_I_MBps
+result $? "vIOMMU: TCP 2 MB I -> outer, content verified"
+udp_in I 198.18.1.4 300 1400 150 udp_in_I_lost
+result $? "vIOMMU: UDP 300 x 1400 B outer -> I (<= 2% lost, none corrupt)"
+# DMA remapping faults: the guest's IOMMU refusing an access (QEMU's
+# emulation logs them in the guest, "DMAR: [DMA Read|Write] ...").
+df=$(tr -d '\r' < /tmp/I.console | grep -cE 'DMAR: \[DMA|DMAR: DRHD: handling fault')
+metric dmar_faults_I "$df"
+[ "$df" = 0 ]
+result $? "vIOMMU: no DMA remapping fault in I's log ($df)"
 fi
 
 # migrate_wait NAME SOCKET: migrate guest NAME to the QEMU listening on
