@@ -312,13 +312,21 @@ impl VhostNet {
                 return Err(e);
             }
             old = prev;
-            drop(nvq);
-            let tx = self.dev.vq(1);
             // C resets the zerocopy heuristics (`tx_packets`,
             // `tx_zcopy_err`, `tx_flush`) when either ring's backend
-            // changes. Lock order: device, then one ring at a time.
-            if let Some(z) = tx.lock().zc.as_deref_mut() {
+            // changes, under the mutex that installs the socket: for the
+            // TX ring, before a round can run on the new socket (its poll
+            // may have queued one already).
+            if let Some(z) = nvq.zc.as_deref_mut() {
                 z.restart();
+            }
+            drop(nvq);
+            let tx = self.dev.vq(1);
+            if index == 0 {
+                // Lock order: device, then one ring at a time.
+                if let Some(z) = tx.lock().zc.as_deref_mut() {
+                    z.restart();
+                }
             }
             if old.is_some() {
                 self.dev.worker().flush();

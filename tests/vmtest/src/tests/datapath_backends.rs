@@ -48,6 +48,7 @@ pub fn tests() -> Vec<Test> {
         t("dp2_rx_batch_given_back", rx_batch_given_back),
         t("dp2_zcopy_tx", zcopy_tx),
         t("dp2_zcopy_wrap_signals", zcopy_wrap_signals),
+        t("dp2_zcopy_then_af_packet", zcopy_then_af_packet),
         t("dp2_worker_cgroup", worker_cgroup),
     ]
 }
@@ -704,6 +705,16 @@ fn af_packet_backend(name_a: &str, name_b: &str) -> Result<(Tap, Link), String> 
     Ok((port(s, name_b)?, l))
 }
 
+/// A device with VHOST_NET_F_VIRTIO_NET_HDR (vhost adds and strips the
+/// header; the backend has none) on `tap`.
+fn net_hdr_net(obs: &mut Obs, tap: Tap) -> Option<Net> {
+    let cfg = Cfg {
+        net_hdr: true,
+        ..Cfg::default()
+    };
+    Net::with_backend(obs, "", cfg, tap, None)
+}
+
 /// With VHOST_NET_F_VIRTIO_NET_HDR: vhost strips the guest's header on TX
 /// and writes a zero one on RX (sock_hlen 0, vhost_hlen 12).
 fn af_packet_net_hdr(obs: &mut Obs, _: &Ctx) {
@@ -711,11 +722,7 @@ fn af_packet_net_hdr(obs: &mut Obs, _: &Ctx) {
         Ok(x) => x,
         Err(e) => return obs.fail(e),
     };
-    let cfg = Cfg {
-        net_hdr: true,
-        ..Cfg::default()
-    };
-    let Some(mut n) = Net::with_backend(obs, "", cfg, tap, None) else {
+    let Some(mut n) = net_hdr_net(obs, tap) else {
         return;
     };
     let f = frames(&[14, 60, 1514], PEER, 1);
@@ -2035,6 +2042,53 @@ fn zcopy_wrap_signals(obs: &mut Obs, ctx: &Ctx) {
             format!("{calls}, {}", eventfd_take(&n.tx.call)),
         );
     }
+}
+
+/// C's TX ring keeps one `done_idx` for zerocopy (its slot cursor) and for
+/// the copy path (its batch count), and `VHOST_NET_SET_BACKEND` resets
+/// neither: after k zerocopy packets on a tap, the first copy round on an
+/// AF_PACKET socket (not zerocopy-capable) publishes `heads[0..k)` again,
+/// chains the guest had back already, before the new one
+/// (Documentation/differences.rst, "Upstream bugs we do not reproduce";
+/// the key is allowed to differ). Ours keeps the two apart: one entry.
+fn zcopy_then_af_packet(obs: &mut Obs, ctx: &Ctx) {
+    let _restore = DefaultParams(ctx);
+    if let Err(e) = ctx.reload("experimental_zcopytx=1") {
+        return obs.fail(e);
+    }
+    let tap = match Tap::new(None, 1500) {
+        Ok(t) => t,
+        Err(e) => return obs.fail(e),
+    };
+    let Some(mut n) = net_hdr_net(obs, tap) else {
+        return;
+    };
+    let h = n.zero_hdr();
+    // Three frames from the guest's pages, released at once (nobody
+    // captures them).
+    // SAFETY: plain syscall with integer arguments; the new descriptor is owned by the `Fd`.
+    n.tap.cap = Fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) });
+    tx_post(&mut n, &frames(&[300, 300, 300], PEER, 7), &h);
+    let used = n.tx.wait_used(&n.mem, 3, WAIT);
+    obs.val("tap: used ids", used_ids_sorted(&used));
+    let (pk, _l) = match af_packet_backend("d2za", "d2zb") {
+        Ok(x) => x,
+        Err(e) => return obs.fail(e),
+    };
+    obs.ret("SET_BACKEND tx AF_PACKET", set_backend(&n, 1, pk.fd.raw()));
+    tx_post(&mut n, &frames(&[300], PEER, 8), &h);
+    sleep_ms(300);
+    let used = n.tx.take_used(&n.mem);
+    let ids: Vec<u32> = used.iter().map(|u| u.id).collect();
+    obs.val("AF_PACKET: used ids", format!("{ids:?}"));
+    obs.val(
+        "AF_PACKET: the new chain used",
+        used.iter().any(|u| !u.chain.bufs.is_empty()),
+    );
+    // C leaks its ubuf counter on release with a zerocopy backend
+    // attached (see zcopy_tx): detach first.
+    let _ = set_backend(&n, 1, -1);
+    let _ = set_backend(&n, 0, -1);
 }
 
 /// Sends frames of `sizes` (tag `tag`) in chunks of 64, waiting for each
