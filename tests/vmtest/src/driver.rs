@@ -304,6 +304,21 @@ fn eventfd() -> Fd {
     Fd(fd)
 }
 
+/// The signals of eventfd `fd` until it goes quiet: counts taken every
+/// 50 ms until two windows in a row add none (at most 3 s), summed. For a
+/// count of what a burst of work signalled, whatever its rounds' timing.
+pub fn eventfd_settle(fd: &Fd) -> u64 {
+    let deadline = Instant::now() + Duration::from_millis(3000);
+    let (mut total, mut quiet) = (0, 0);
+    while quiet < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let n = eventfd_take(fd);
+        total += n;
+        quiet = if n == 0 { quiet + 1 } else { 0 };
+    }
+    total
+}
+
 /// Reads an eventfd's counter (0 if it was not signalled).
 pub fn eventfd_take(fd: &Fd) -> u64 {
     let mut v = 0u64;
