@@ -264,14 +264,16 @@ impl<V: DeviceVq> Dev<V> {
     /// `umem` as given; the worker was stopped before. Returns the old
     /// rings, to be dropped outside the locks.
     pub(crate) fn reset(&self, dev: &mut DevState, umem: Option<Arc<GuestMap>>) -> KVec<V> {
-        let mut old = KVec::new();
+        // Room for both rings before their locks are taken, so that no ring
+        // is dropped under its lock (its files put, its zerocopy drained:
+        // design.rst). Only if even that allocation fails can a push below
+        // fail; dropping under the lock is then still correct, only slower
+        // for whoever waits.
+        let mut old = KVec::with_capacity(2, GFP_KERNEL).unwrap_or_else(|_| KVec::new());
         self.for_each_vq(|vq| {
             let mut fresh = V::new();
             fresh.vq_mut().umem = umem.clone();
             let prev = core::mem::replace(vq, fresh);
-            // Pushing cannot fail for want of memory here in practice, but
-            // if it did, dropping under the lock is still correct, only
-            // slower for whoever waits.
             let _ = old.push(prev, GFP_KERNEL);
         });
         dev.log_ctx = None;
