@@ -171,9 +171,9 @@ fi
 suite "guests (real QEMU with vhost=on in the VM, C and ours)" scripts/vm/guestcheck.sh "$kdir" "$ko"
 # On Debian's kernel: Debian 13's QEMU 10 and Debian's kernel in the guest,
 # which negotiates VIRTIO_F_IN_ORDER; section a (ping, MTU sweep, TCP,
-# UDP) with guest A, and section i with guest I behind an emulated Intel
-# IOMMU (the device IOTLB; the test kernel has no IOMMU driver), booted
-# together (their nested boots are the stage's cost).
+# UDP) with guest A, then section i with guest I behind an emulated Intel
+# IOMMU (vhost's device IOTLB; the test kernel has no IOMMU driver),
+# booted once A is shut down (their nested boots are the stage's cost).
 [ ! -f "$dko" ] ||
     suite "guests on Debian's 7.3 kernel (QEMU 10, in_order=on, C and ours; sections ${VHOST_D13_GUEST_SECTIONS:-ai})" \
         env GUESTCHECK_OUT="$REPO/build/guestcheck-debian13" GUESTCHECK_SECTIONS="${VHOST_D13_GUEST_SECTIONS:-ai}" \
