@@ -36,7 +36,7 @@ refused() { # refused WHAT EXPECTED-MESSAGE MAKE-VARIABLES...
     fi
     local lines
     lines=$(echo "$out" | grep -c 'vhost_net_rs:' || true)
-    echo "$out" | grep -q "vhost_net_rs: $msg" && [ "$lines" = 1 ] \
+    grep -q "vhost_net_rs: $msg" <<<"$out" && [ "$lines" = 1 ] \
         || { echo "$out" | tail -n 5; fail "a kernel $what: refused, but not in one line by its guard ('$msg')"; }
 }
 refused "without CONFIG_X86_64" "x86-64 only" CONFIG_X86_64=n
@@ -52,11 +52,15 @@ cp -a "$REPO/Kbuild" "$REPO/Makefile" "$REPO/src" "$tmp/src/"
 if out=$(make -C "$tmp/src" --no-print-directory KDIR="$tmp/no-such-kernel" 2>&1); then
     fail "make with a KDIR that does not exist succeeded"
 fi
-[ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q "no kernel build tree at $tmp/no-such-kernel" \
+[ "$(echo "$out" | wc -l)" = 1 ] && grep -q "no kernel build tree at $tmp/no-such-kernel" <<<"$out" \
     || { echo "$out"; fail "make with a missing KDIR: not one clear line"; }
 out=$(make -C "$tmp/src" --no-print-directory help)
+# Here-strings, not `echo "$out" | grep -q`: bash's echo writes a line at a
+# time, and once grep -q has matched, a later line's write can meet the
+# closed pipe (SIGPIPE), which pipefail turns into a failure (a fresh
+# machine's make check, 2026-12-07: "make help does not name CC").
 for w in modules_install clean KDIR KERNEL LLVM RUSTC BINDGEN CC INSTALL_MOD_PATH VHOST_NET_RS_VERSION demo check; do
-    echo "$out" | grep -qw -- "$w" || fail "make help does not name $w"
+    grep -qw -- "$w" <<<"$out" || fail "make help does not name $w"
 done
 
 # A build the way a package builds it, its version, and make clean.

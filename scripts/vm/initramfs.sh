@@ -106,7 +106,7 @@ for f in "${KO[vhost_net]}" ${OURS:+"$OURS"}; do
 done
 # pktgen (bench/vbench) when the kernel ships it and no -f provides it.
 PKTGEN=""
-if [ -n "${KO[pktgen]:-}" ] && ! printf '%s\n' "${EXTRA[@]}" | grep -q ':/*lib/pktgen.ko$'; then
+if [ -n "${KO[pktgen]:-}" ] && ! grep -q ':/*lib/pktgen.ko$' <<<"$(printf '%s\n' "${EXTRA[@]}")"; then
     PKTGEN=${KO[pktgen]}
     for d in $(deps_of "$PKTGEN"); do visit "$d"; done
 fi
