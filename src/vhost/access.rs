@@ -382,6 +382,7 @@ fn enqueue_miss(msgs: &Msgs, index: usize, v2: bool, iova: u64, access: u32) {
                 type_: VHOST_IOTLB_MISS,
                 padding: [0; 6],
             },
+            counts: true,
         },
         CONTRACT.iotlb_one_miss_per_ring,
     );

@@ -17,6 +17,7 @@ use crate::vcore::errno::Errno;
 use crate::vcore::uapi::{
     VhostIotlbMsg, VhostMsg, VHOST_IOTLB_MISS, VHOST_IOTLB_MSG, VHOST_IOTLB_MSG_V2,
 };
+use crate::vcore::validate::NET_VQ_MAX;
 use crate::vhost::memmap::GuestMap;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -41,6 +42,11 @@ pub(crate) struct MsgNode {
     pub(crate) v2: bool,
     /// The payload.
     pub(crate) iotlb: VhostIotlbMsg,
+    /// A miss that counts as its ring's outstanding one (7.x's
+    /// `vq->iotlb_miss` points at C's node): every miss, except one read
+    /// across a [`Msgs::reset`], which waits in `pending` without counting,
+    /// as C's node does once `vhost_vq_reset` cleared `iotlb_miss`.
+    pub(crate) counts: bool,
 }
 
 impl MsgNode {
@@ -70,9 +76,26 @@ pub(crate) struct MsgLists {
     read: KVec<MsgNode>,
     /// Misses read by userspace, waiting for an update.
     pending: KVec<MsgNode>,
+    /// Misses of each ring a reader has dequeued and not yet copied out
+    /// (in neither list meanwhile), in this generation. Each still counts
+    /// as its ring's outstanding miss, as C's node does while
+    /// `vq->iotlb_miss` points at it.
+    reading: [u32; NET_VQ_MAX as usize],
     /// Bumped by every [`Msgs::reset`]: a miss dequeued before a reset
-    /// and copied out after it does not join the new `pending` list.
+    /// and copied out after it leaves no count in `reading` and joins the
+    /// new `pending` list without counting as outstanding.
     gen: u64,
+}
+
+impl MsgLists {
+    /// Whether ring `vq` has a miss outstanding: queued, being read, or
+    /// read and waiting for an update.
+    fn miss_outstanding(&self, vq: usize) -> bool {
+        let of_vq = |m: &MsgNode| m.vq == vq && m.iotlb.type_ == VHOST_IOTLB_MISS && m.counts;
+        self.reading.get(vq).is_some_and(|&n| n != 0)
+            || self.read.iter().any(of_vq)
+            || self.pending.iter().any(of_vq)
+    }
 }
 
 /// The message queues, their wait queue, and what a sleeping reader may
@@ -96,7 +119,12 @@ impl Msgs {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             lists <- kernel::new_mutex!(
-                MsgLists { read: KVec::new(), pending: KVec::new(), gen: 0 },
+                MsgLists {
+                    read: KVec::new(),
+                    pending: KVec::new(),
+                    reading: [0; NET_VQ_MAX as usize],
+                    gen: 0,
+                },
                 "Msgs::lists"
             ),
             wait <- WaitQueue::new(),
@@ -112,15 +140,14 @@ impl Msgs {
 
     /// Queues the `VHOST_IOTLB_MISS` `node` for userspace (C's
     /// `vhost_iotlb_miss`). With `one_per_ring` (7.x's `vq->iotlb_miss`),
-    /// nothing is queued while the ring has a miss outstanding: queued, or
-    /// read and not yet resolved by an update (the ring stops at a miss and
-    /// runs again when it is resolved, so the first one is enough).
+    /// nothing is queued while the ring has a miss outstanding: queued,
+    /// being read, or read and not yet resolved by an update (the ring
+    /// stops at a miss and runs again when it is resolved, so the first one
+    /// is enough).
     pub(crate) fn enqueue_miss(&self, node: MsgNode, one_per_ring: bool) -> Result {
         {
             let mut l = self.lists.lock();
-            let outstanding = |m: &MsgNode| m.vq == node.vq && m.iotlb.type_ == VHOST_IOTLB_MISS;
-            if one_per_ring && (l.read.iter().any(outstanding) || l.pending.iter().any(outstanding))
-            {
+            if one_per_ring && l.miss_outstanding(node.vq) {
                 return Ok(());
             }
             l.read.push(node, GFP_KERNEL)?;
@@ -141,10 +168,11 @@ impl Msgs {
 
     /// [`Msgs::clear`] when the rings are reset too (`VHOST_RESET_OWNER`,
     /// release: C's `vhost_dev_cleanup`, whose `vhost_vq_reset` clears
-    /// `vq->iotlb_miss`): a miss being read meanwhile belongs to the old
-    /// session and is dropped. Waiting in the new `pending` list it would
-    /// keep its ring from queueing a miss again (`enqueue_miss`, one per
-    /// ring), for a translation the new session never asked for.
+    /// `vq->iotlb_miss`): a miss being read meanwhile no longer counts as
+    /// its ring's outstanding one (`reading`, and `counts` when it joins
+    /// `pending`), so the ring queues a miss again at once. It still joins
+    /// `pending`, as C's node does, and an update covering it kicks its
+    /// ring.
     pub(crate) fn reset(&self) {
         self.clear_lists(true);
     }
@@ -155,6 +183,7 @@ impl Msgs {
             self.readable.store(0, Ordering::Release);
             if reset {
                 l.gen = l.gen.wrapping_add(1);
+                l.reading = [0; NET_VQ_MAX as usize];
             }
             (
                 core::mem::replace(&mut l.read, KVec::new()),
@@ -169,13 +198,23 @@ impl Msgs {
         self.wait.wake_up_poll(POLL_READABLE);
     }
 
-    /// Takes the oldest readable message, with the lists' generation.
+    /// Takes the oldest readable message, with the lists' generation; a
+    /// miss counts in `reading` until [`Msgs::read_done`], and `pending`
+    /// gets room for it (C's list insertion cannot fail; if this
+    /// allocation does, `read_done`'s push tries again).
     fn dequeue(&self) -> Option<(MsgNode, u64)> {
         let mut l = self.lists.lock();
         if l.read.is_empty() {
             return None;
         }
         let node = kvec::remove(&mut l.read, 0);
+        if node.iotlb.type_ == VHOST_IOTLB_MISS {
+            if let Some(n) = l.reading.get_mut(node.vq) {
+                *n = n.saturating_add(1);
+            }
+            let being_read: usize = l.reading.iter().map(|&n| n as usize).sum();
+            let _ = l.pending.reserve(being_read, GFP_KERNEL);
+        }
         self.readable.store(l.read.len(), Ordering::Release);
         Some((node, l.gen))
     }
@@ -222,16 +261,36 @@ impl Msgs {
         };
         let bytes = node.to_bytes();
         let copied = iter.copy_to(&bytes);
-        if copied == MSG_LEN && node.iotlb.type_ == VHOST_IOTLB_MISS {
-            let mut l = self.lists.lock();
-            // Not after a reset since the dequeue (see `reset`). If this
-            // allocation fails the miss is forgotten, as if it had been
-            // resolved: the ring retries and misses again.
-            if l.gen == gen {
-                let _ = l.pending.push(node, GFP_KERNEL);
-            }
+        if node.iotlb.type_ == VHOST_IOTLB_MISS {
+            self.read_done(node, gen, copied == MSG_LEN);
         }
         Ok(copied as isize)
+    }
+
+    /// The miss `node`, dequeued in generation `gen`, has been copied out
+    /// (`whole`: all of it; C frees it otherwise). In one critical section,
+    /// so the ring's miss stays outstanding until it waits in `pending`:
+    /// it leaves `reading` and, whole, joins `pending` (not counting if a
+    /// reset came since the dequeue, see `reset`), which wakes readers and
+    /// pollers as C's `vhost_enqueue_msg` does. If the push fails (no room
+    /// reserved, no memory) the miss is forgotten, as if it had been
+    /// resolved: the ring retries and misses again.
+    fn read_done(&self, mut node: MsgNode, gen: u64, whole: bool) {
+        {
+            let mut l = self.lists.lock();
+            if l.gen == gen {
+                if let Some(n) = l.reading.get_mut(node.vq) {
+                    *n = n.saturating_sub(1);
+                }
+            } else {
+                node.counts = false;
+            }
+            if !whole {
+                return;
+            }
+            let _ = l.pending.push(node, GFP_KERNEL);
+        }
+        self.wake();
     }
 
     /// `poll` on the device's file: readable while a message waits.

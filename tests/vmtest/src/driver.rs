@@ -709,34 +709,22 @@ pub fn bind_packet(s: &Fd, ifindex: i32) -> Result<(), String> {
     Ok(())
 }
 
+/// setsockopt(2) of an `int` option on socket `s` (what it answers is not
+/// checked: the options set here exist on every kernel served).
+pub fn setsockopt_int(s: &Fd, level: i32, opt: i32, v: i32) {
+    // SAFETY: `s` is an open socket borrowed for the call; `v` is a readable i32, the 4 bytes
+    // passed.
+    unsafe {
+        libc::setsockopt(s.raw(), level, opt, (&v as *const i32).cast(), 4);
+    }
+}
+
 /// Binds AF_PACKET socket `cap` to interface `ifindex` for every protocol,
 /// asks for VLAN aux data and gives it an 8 MiB receive buffer.
-fn bind_capture(cap: &Fd, ifindex: i32) -> Result<(), String> {
+pub fn bind_capture(cap: &Fd, ifindex: i32) -> Result<(), String> {
     bind_packet(cap, ifindex)?;
-    let one: i32 = 1;
-    // SAFETY: `cap` is an open socket; `one` is a live i32 and 4, the length passed, is its
-    // size.
-    unsafe {
-        libc::setsockopt(
-            cap.raw(),
-            libc::SOL_PACKET,
-            PACKET_AUXDATA,
-            (&one as *const i32).cast(),
-            4,
-        )
-    };
-    let big: i32 = 8 << 20;
-    // SAFETY: `cap` is an open socket; `big` is a live i32 and 4, the length passed, is its
-    // size.
-    unsafe {
-        libc::setsockopt(
-            cap.raw(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&big as *const i32).cast(),
-            4,
-        )
-    };
+    setsockopt_int(cap, libc::SOL_PACKET, PACKET_AUXDATA, 1);
+    setsockopt_int(cap, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20);
     Ok(())
 }
 

@@ -28,6 +28,8 @@ pub fn tests() -> Vec<Test> {
         t("contract_rx_num_buffers", rx_num_buffers),
         t("contract_iotlb_empty_invalidate", iotlb_empty_invalidate),
         t("contract_iotlb_one_miss_per_ring", iotlb_one_miss),
+        t("contract_iotlb_miss_being_read", iotlb_miss_being_read),
+        t("contract_iotlb_read_wakes", iotlb_read_wakes),
         t("contract_tap_backpressure", tap_backpressure),
     ]
 }
@@ -427,53 +429,231 @@ fn iotlb_empty_invalidate(obs: &mut Obs, _: &Ctx) {
     );
 }
 
-/// A ring whose miss userspace read but did not resolve misses again on
-/// each kick: 6.12 queues each miss, 7.x none while one is outstanding.
-fn iotlb_one_miss(obs: &mut Obs, _: &Ctx) {
+/// A device with an IOTLB, its fd non-blocking (as a `Dev`, which must not
+/// close it), whose TX ring was kicked with a frame while its IOTLB maps only
+/// the used ring: its miss is queued when this returns.
+fn tx_ring_missing(obs: &mut Obs) -> Option<(Net, std::mem::ManuallyDrop<Dev>)> {
     let cfg = Cfg {
         access_platform: true,
         ..Cfg::default()
     };
-    let Some(mut n) = Net::new(obs, "", cfg) else {
-        return;
-    };
+    let mut n = Net::new(obs, "", cfg)?;
     let d = std::mem::ManuallyDrop::new(Dev(crate::sys::Fd(n.dev.raw())));
     d.set_nonblock(true);
-    let base = n.mem.uaddr(GPA_BASE);
-    let used = n.tx.used;
     // The used ring mapped (attaching needs it), the rest not.
-    let m = msg_v2(
-        0,
-        uapi::VHOST_IOTLB_UPDATE,
-        used,
-        4096,
-        base + (used - GPA_BASE),
-        3,
-    );
-    obs.ret("UPDATE tx used ring", d.write(&m));
-    obs.ret_ok("SET_BACKEND 1", d.backend(1, n.tap.fd.raw()));
+    map_used_then_attach(obs, &n, &d, 1);
     let bufs = n.place(&frame(100, UNICAST, 3, 1, None), 0);
     n.tx.add(&mut n.mem, &bufs, false, false);
     obs.val("kicked", n.tx.notify(&n.mem));
     obs.val("miss readable", poll_in(n.dev.raw(), 5000));
     sleep_ms(200);
-    let mut first = 0;
+    Some((n, d))
+}
+
+/// Maps ring `index`'s used ring in the IOTLB (one page, read-write) and
+/// attaches the tap to the ring.
+fn map_used_then_attach(obs: &mut Obs, n: &Net, d: &Dev, index: u32) {
+    let used = if index == 0 { n.rx.used } else { n.tx.used };
+    let uaddr = n.mem.uaddr(GPA_BASE) + (used - GPA_BASE);
+    let m = msg_v2(0, uapi::VHOST_IOTLB_UPDATE, used, 4096, uaddr, 3);
+    obs.ret(format!("UPDATE ring {index}'s used ring"), d.write(&m));
+    obs.ret_ok(
+        format!("SET_BACKEND {index}"),
+        d.backend(index, n.tap.fd.raw()),
+    );
+}
+
+/// Reads (non-blocking) every message queued on `d`: how many.
+fn read_all(d: &Dev) -> usize {
+    let mut got = 0;
     while let (Ok(_), _) = d.read(72) {
-        first += 1;
+        got += 1;
     }
-    obs.val("misses read first", first > 0);
-    // Kick again, three times; the misses read are outstanding.
+    got
+}
+
+/// Kicks TX three times, 150 ms apart, then reads what they queued and
+/// records whether they queued a miss (`key`), noting how many.
+fn kicks_queue_misses(obs: &mut Obs, n: &mut Net, d: &Dev, key: &str) {
     for _ in 0..3 {
         n.tx.kick_now();
         sleep_ms(150);
     }
-    let mut again = 0;
-    while let (Ok(_), _) = d.read(72) {
-        again += 1;
-    }
-    obs.note(format!("{again} misses after 3 more kicks"));
-    obs.val("misses after more kicks", again > 0);
+    let again = read_all(d);
+    obs.note(format!("{key}: {again} misses after 3 kicks"));
+    obs.val(key, again > 0);
+}
+
+/// A ring whose miss userspace read but did not resolve misses again on
+/// each kick: 6.12 queues each miss, 7.x none while one is outstanding.
+fn iotlb_one_miss(obs: &mut Obs, _: &Ctx) {
+    let Some((mut n, d)) = tx_ring_missing(obs) else {
+        return;
+    };
+    obs.val("misses read first", read_all(&d) > 0);
+    // Kick again; the misses read are outstanding.
+    kicks_queue_misses(obs, &mut n, &d, "misses after more kicks");
     eventfd_take(&n.tx.call);
+}
+
+/// A miss a reader has taken off the queue but not yet copied out is, on
+/// 7.x, still its ring's outstanding miss (C's `vq->iotlb_miss` points at
+/// its node until the node is freed): kicks meanwhile queue none. The
+/// reader's copy is held in a page fault of a userfaultfd page while the
+/// ring is kicked, then released; afterwards the miss waits for an update
+/// and kicks queue none either. Kernels without userfaultfd record
+/// that (the 6.12 test kernel; it queues every miss anyway).
+fn iotlb_miss_being_read(obs: &mut Obs, _: &Ctx) {
+    let page = match UffdPage::new() {
+        Ok(p) => p,
+        Err(e) => {
+            obs.ret("userfaultfd", Err(e));
+            return;
+        }
+    };
+    let Some((mut n, d)) = tx_ring_missing(obs) else {
+        return;
+    };
+    let (fd, at) = (n.dev.raw(), page.addr());
+    let reader = std::thread::spawn(move || {
+        // SAFETY: read(2) of at most 72 bytes into the first of the 4096 bytes mapped at `at`,
+        // which the `UffdPage` keeps mapped until after this thread is joined.
+        unsafe { libc::read(fd, at as *mut libc::c_void, 72) }
+    });
+    let held = page.wait_fault(5000);
+    obs.val("reader's copy held in a fault", held);
+    if held {
+        kicks_queue_misses(obs, &mut n, &d, "misses queued while one is read");
+    }
+    obs.ret("UFFDIO_COPY", page.fill());
+    let got = reader.join().unwrap_or(-1);
+    obs.val("reader read", got);
+    kicks_queue_misses(obs, &mut n, &d, "misses queued after the read");
+    eventfd_take(&n.tx.call);
+}
+
+/// Reading a miss wakes the device's waiters, as its move to the pending
+/// list does in C (`vhost_enqueue_msg`, both kernels): an edge-triggered
+/// epoll user that reads one of two queued misses is told again that the
+/// device is readable.
+fn iotlb_read_wakes(obs: &mut Obs, _: &Ctx) {
+    let Some((mut n, d)) = tx_ring_missing(obs) else {
+        return;
+    };
+    // RX misses too (7.x queues one miss per ring): two messages queued.
+    map_used_then_attach(obs, &n, &d, 0);
+    n.rx.kick_now();
+    sleep_ms(200);
+    // SAFETY: epoll_create1(2) with integer flags; the result is checked below.
+    let ep = crate::sys::Fd(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) });
+    if ep.raw() < 0 {
+        obs.fail(format!("epoll_create1: {}", crate::sys::Errno::last()));
+        return;
+    }
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: 0,
+    };
+    // SAFETY: `ep` and the device fd are open; `ev` is a valid epoll_event for the call.
+    let rc = unsafe { libc::epoll_ctl(ep.raw(), libc::EPOLL_CTL_ADD, n.dev.raw(), &mut ev) };
+    obs.val("EPOLL_CTL_ADD", rc);
+    let ready = |ep: &crate::sys::Fd| {
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }];
+        // SAFETY: `out` holds one writable epoll_event and maxevents is 1; timeout 0.
+        unsafe { libc::epoll_wait(ep.raw(), out.as_mut_ptr(), 1, 0) }
+    };
+    obs.val("edge before reading", ready(&ep));
+    let (r, _) = d.read(72);
+    obs.ret("read one miss", r);
+    obs.val("edge after reading one", ready(&ep));
+    let left = read_all(&d);
+    obs.note(format!("{left} more messages queued"));
+    obs.val("another message was queued", left > 0);
+    eventfd_take(&n.tx.call);
+}
+
+/// userfaultfd(2) (include/uapi/linux/userfaultfd.h): the API version,
+/// the ioctls (`_IOWR(0xAA, nr, struct)`), the registration mode and the
+/// page-fault event.
+const UFFD_API: u64 = 0xaa;
+const UFFDIO_API: u64 = 0xc018_aa3f;
+const UFFDIO_REGISTER: u64 = 0xc020_aa00;
+const UFFDIO_COPY: u64 = 0xc028_aa03;
+const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
+
+/// One anonymous page, not populated, registered with a userfaultfd for
+/// missing-page faults: a first touch (a kernel copy included) waits until
+/// [`UffdPage::fill`] maps it.
+struct UffdPage {
+    uffd: crate::sys::Fd,
+    ptr: *mut libc::c_void,
+}
+
+impl UffdPage {
+    fn new() -> Result<UffdPage, crate::sys::Errno> {
+        // SAFETY: userfaultfd(2) with integer flags only; the result is checked.
+        let fd =
+            unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
+        if fd < 0 {
+            return Err(crate::sys::Errno::last());
+        }
+        let uffd = crate::sys::Fd(fd as i32);
+        let mut api = [UFFD_API, 0, 0];
+        ioctl(uffd.raw(), UFFDIO_API, api.as_mut_ptr() as usize)?;
+        // SAFETY: anonymous mmap with a null hint, not populated: a fresh range, no existing
+        // memory affected; MAP_FAILED is checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(crate::sys::Errno::last());
+        }
+        let page = UffdPage { uffd, ptr };
+        // struct uffdio_register: range (start, len), mode, ioctls (out).
+        let mut reg = [page.addr(), 4096, UFFDIO_REGISTER_MODE_MISSING, 0];
+        ioctl(page.uffd.raw(), UFFDIO_REGISTER, reg.as_mut_ptr() as usize)?;
+        Ok(page)
+    }
+
+    fn addr(&self) -> u64 {
+        self.ptr as u64
+    }
+
+    /// Waits up to `ms` for a missing-page fault on the page: whether one
+    /// came (its faulting thread waits until `fill`).
+    fn wait_fault(&self, ms: i32) -> bool {
+        if !poll_in(self.uffd.raw(), ms) {
+            return false;
+        }
+        let mut msg = [0u8; 32];
+        // SAFETY: read(2) of at most 32 bytes (one `struct uffd_msg`) into `msg`, 32 bytes.
+        let r = unsafe { libc::read(self.uffd.raw(), msg.as_mut_ptr().cast(), msg.len()) };
+        r == 32 && msg[0] == UFFD_EVENT_PAGEFAULT
+    }
+
+    /// Maps a zeroed page there and wakes the thread waiting on it.
+    fn fill(&self) -> Res {
+        let zero = vec![0u8; 4096];
+        // struct uffdio_copy: dst, src, len, mode, copy (out).
+        let mut copy = [self.addr(), zero.as_ptr() as u64, 4096, 0, 0];
+        ioctl(self.uffd.raw(), UFFDIO_COPY, copy.as_mut_ptr() as usize)
+    }
+}
+
+impl Drop for UffdPage {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` is the 4096-byte mapping made in `new` and owned by this `UffdPage`;
+        // nothing uses it after drop (the reader thread has been joined by then).
+        unsafe { libc::munmap(self.ptr, 4096) };
+    }
 }
 
 /// `IFF_BACKPRESSURE` (7.x, include/uapi/linux/if_tun.h): tun stops its

@@ -13,8 +13,8 @@
 //! timing.
 
 use crate::driver::{
-    bind_packet, eventfd_take, frame, hash, hex, packet_socket, poll_in, src_mac, Buf, Cfg, Net,
-    Tap, Used, Vq, BROADCAST, UNICAST,
+    bind_capture, bind_packet, eventfd_take, frame, hash, hex, packet_socket, poll_in,
+    setsockopt_int, src_mac, Buf, Cfg, Net, Tap, Used, Vq, BROADCAST, UNICAST,
 };
 use crate::harness::{Ctx, DefaultParams, Kind, Obs, Test};
 use crate::modules;
@@ -316,7 +316,6 @@ fn open_macvtap(name: &str) -> Result<(Fd, TapDev), String> {
 
 // ------------------------------------------------------- packet sockets
 
-const PACKET_AUXDATA: i32 = 8;
 const PACKET_VNET_HDR: i32 = 15;
 const PACKET_OUTGOING: u8 = 4;
 const TUNSETIFF: u64 = 0x4004_54ca;
@@ -327,23 +326,13 @@ const TUN_F_CSUM: usize = 1;
 const TUN_F_TSO4: usize = 2;
 const TUN_F_TSO6: usize = 4;
 
-fn setsockopt_int(s: &Fd, level: i32, opt: i32, v: i32) {
-    // SAFETY: `s` is an open socket borrowed for the call; `v` is a readable i32, the 4 bytes
-    // passed.
-    unsafe {
-        libc::setsockopt(s.raw(), level, opt, (&v as *const i32).cast(), 4);
-    }
-}
-
 /// A capture socket bound to `ifindex` (with PACKET_VNET_HDR if `vnet`).
 fn cap_socket(ifindex: i32, vnet: bool) -> Result<Fd, String> {
     let s = packet_socket(libc::ETH_P_ALL as u16);
     if vnet {
         setsockopt_int(&s, libc::SOL_PACKET, PACKET_VNET_HDR, 1);
     }
-    bind_packet(&s, ifindex)?;
-    setsockopt_int(&s, libc::SOL_PACKET, PACKET_AUXDATA, 1);
-    setsockopt_int(&s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20);
+    bind_capture(&s, ifindex)?;
     Ok(s)
 }
 
