@@ -305,9 +305,10 @@ pub(crate) const VHOST_SET_BACKEND_FEATURES: u32 = iow(VHOST_VIRTIO, 0x25, size_
 pub(crate) const VHOST_GET_BACKEND_FEATURES: u32 = ior(VHOST_VIRTIO, 0x26, size_of::<u64>());
 /// Attaches a ring to a tap or packet socket.
 pub(crate) const VHOST_NET_SET_BACKEND: u32 = iow(VHOST_VIRTIO, 0x30, size_of::<VhostVringFile>());
-/// Selects how workers are created (Debian tree only).
+/// Selects how workers are created (6.12 stable and 7.x, with
+/// `CONFIG_VHOST_ENABLE_FORK_OWNER_CONTROL`).
 pub(crate) const VHOST_SET_FORK_FROM_OWNER: u32 = iow(VHOST_VIRTIO, 0x84, size_of::<u8>());
-/// Returns how workers are created (Debian tree only).
+/// Returns how workers are created (as `VHOST_SET_FORK_FROM_OWNER`).
 pub(crate) const VHOST_GET_FORK_FROM_OWNER: u32 = ior(VHOST_VIRTIO, 0x85, size_of::<u8>());
 
 /// Returns the offered feature words (Linux 6.17+; 6.12 has no such
