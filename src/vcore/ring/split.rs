@@ -867,9 +867,11 @@ impl SplitRing {
     /// `heads`. When the elements are logged, each part is logged as its
     /// own range, then `idx`, then the log eventfd is signalled.
     ///
-    /// C splits only once, so more than `num` elements written at a position
-    /// other than 0 would run past the end of the used ring; C's callers
-    /// never pass that many. This splits at every wrap instead.
+    /// C splits only once, so more elements than the room left before the
+    /// ring's end plus `num` run past the end of the used ring; a guest
+    /// that posts heads again while they are held can make RX collect that
+    /// many (Documentation/differences.rst, upstream bugs). This splits at
+    /// every wrap instead.
     ///
     /// If the second part fails the first one stays written and counted in
     /// `last_used_idx`, but `used->idx` is not updated, as in C.
