@@ -458,12 +458,7 @@ fn interrupts(obs: &mut Obs, ctx: &Ctx) {
                 tx_post(&mut n, fr, 0);
             }
             let calls = publish_and_count(&mut n.tx, &n.mem, count);
-            let want = expected_calls(event_idx, count);
-            obs.check(
-                calls == want,
-                format!("{key}: tx {count}: {calls}, C {want}"),
-            );
-            obs.val(format!("{key}: tx {count}: chains used, interrupts"), calls);
+            record_calls(obs, &format!("{key}: tx {count}"), calls, event_idx, count);
             for fr in &f {
                 let r = n.tap.inject(fr);
                 obs.check(r == Ok(fr.len() as i64), format!("{key}: inject"));
@@ -474,12 +469,7 @@ fn interrupts(obs: &mut Obs, ctx: &Ctx) {
                 n.rx.add(&mut n.mem, &[b], true, false);
             }
             let calls = publish_and_count(&mut n.rx, &n.mem, count);
-            let want = expected_calls(event_idx, count);
-            obs.check(
-                calls == want,
-                format!("{key}: rx {count}: {calls}, C {want}"),
-            );
-            obs.val(format!("{key}: rx {count}: chains used, interrupts"), calls);
+            record_calls(obs, &format!("{key}: rx {count}"), calls, event_idx, count);
         }
     }
 }
@@ -503,13 +493,15 @@ fn publish_and_count(q: &mut Vq, mem: &crate::driver::GuestMem, count: usize) ->
     format!("{} {calls}", used.len())
 }
 
-/// What 7.3's C answers in `interrupts` (checked where ours runs alone,
-/// on 6.12): every chain used, one signal per publish without EVENT_IDX
+/// Records `calls` ([`publish_and_count`]) under `key` and checks it
+/// against what 7.3's C answers (which matters where ours runs alone, on
+/// 6.12): every chain used, one signal per publish without EVENT_IDX
 /// (two for 100 chains: at 64 and at the end), one with it (the driver
 /// asks for a signal at the first element only).
-fn expected_calls(event_idx: bool, count: usize) -> String {
-    let calls = if !event_idx && count > 64 { 2 } else { 1 };
-    format!("{count} {calls}")
+fn record_calls(obs: &mut Obs, key: &str, calls: String, event_idx: bool, count: usize) {
+    let want = format!("{count} {}", if !event_idx && count > 64 { 2 } else { 1 });
+    obs.check(calls == want, format!("{key}: {calls}, C {want}"));
+    obs.val(format!("{key}: chains used, interrupts"), calls);
 }
 
 /// With VHOST_F_LOG_ALL the used-ring page is logged for in-order
