@@ -525,6 +525,15 @@ result $? "vIOMMU: after migration: TCP 2 MB I2 -> outer, content verified"
 # emulation logs them in the guest, "DMAR: [DMA Read|Write] ...").
 df=$(cat /tmp/I.console /tmp/I2.console 2>/dev/null | tr -d '\r' | grep -cE 'DMAR: \[DMA|DMAR: DRHD: handling fault')
 metric dmar_faults_I "$df"
+if [ "$df" != 0 ]; then
+    # what faulted, and what the guest printed just before: the address
+    # and reason tell a vhost access from QEMU's own, and the moment
+    for n in I I2; do
+        tr -d '\r' < /tmp/$n.console 2>/dev/null |
+            grep -B4 -A1 -E 'DMAR: \[DMA|DMAR: DRHD: handling fault' | head -n 40 | sed "s/^/#   $n console: /"
+        tail -n 10 /tmp/$n.qemu.log 2>/dev/null | sed "s/^/#   $n QEMU log: /"
+    done
+fi
 [ "$df" = 0 ]
 result $? "vIOMMU: no DMA remapping fault in I's and I2's logs ($df)"
 fi
