@@ -522,9 +522,26 @@ result $rc "vIOMMU: after migration: I2 reachable (loss $l)"
 tcp_out I2 198.18.1.1 2 13 tcp_out_I2_MBps
 result $? "vIOMMU: after migration: TCP 2 MB I2 -> outer, content verified"
 # DMA remapping faults: the guest's IOMMU refusing an access (QEMU's
-# emulation logs them in the guest, "DMAR: [DMA Read|Write] ...").
-df=$(cat /tmp/I.console /tmp/I2.console 2>/dev/null | tr -d '\r' | grep -cE 'DMAR: \[DMA|DMAR: DRHD: handling fault')
-metric dmar_faults_I "$df"
+# emulation logs them in the guest: "DMAR: DRHD: handling fault status
+# reg ..." then "DMAR: [DMA Read|Write ...] ... fault addr ...").
+# One fault is known and not ours: with IN_ORDER, 7.3's C logs a publish
+# that wraps the used ring over a range past the ring's end, and asks the
+# IOTLB for it (a write) while the migration logs; where the ring's
+# mapping ends there, QEMU faults (differences.rst, "Upstream bugs we do
+# not reproduce"; the VM test in_order_log_past_used_ring shows it). In
+# C's run with IN_ORDER, DMA Write faults are that and are counted apart
+# (dmar_c_log_faults_I); every other fault, and any in ours, counts.
+dlog=$(cat /tmp/I.console /tmp/I2.console 2>/dev/null | tr -d '\r')
+df=$(grep -cE 'DMAR: \[DMA|DMAR: DRHD: handling fault' <<< "$dlog")
+dw=0
+if [ "$IMPL" = c ] && [ "$(bit "$fi0" 35)" = 1 ]; then
+    dw=$(grep -cE 'DMAR: \[DMA Write' <<< "$dlog")
+    # each fault is two lines; an odd one out counts against the total
+    [ $((2 * dw)) -le "$df" ] || dw=$((df / 2))
+fi
+dother=$((df - 2 * dw))
+metric dmar_faults_I "$dother"
+[ "$dw" = 0 ] || metric dmar_c_log_faults_I "$dw"
 if [ "$df" != 0 ]; then
     # what faulted, and what the guest printed just before: the address
     # and reason tell a vhost access from QEMU's own, and the moment
@@ -534,8 +551,9 @@ if [ "$df" != 0 ]; then
         tail -n 10 /tmp/$n.qemu.log 2>/dev/null | sed "s/^/#   $n QEMU log: /"
     done
 fi
-[ "$df" = 0 ]
-result $? "vIOMMU: no DMA remapping fault in I's and I2's logs ($df)"
+[ "$dw" = 0 ] || echo "#   C's run: $dw DMA write fault(s), the known upstream bug above (not counted)"
+[ "$dother" = 0 ]
+result $? "vIOMMU: no DMA remapping fault in I's and I2's logs ($dother)"
 fi
 
 # --- e. live migration, TCP and ping running across it ----------------------

@@ -52,6 +52,21 @@ fn ap_net(obs: &mut Obs, prefix: &str, event_idx: bool) -> Option<(Net, Manually
     Some((n, d))
 }
 
+/// `VHOST_IOTLB_UPDATE` of guest-physical `[from, to)` as IOVAs equal to
+/// the addresses, with `perm`; `base` is the user address of `GPA_BASE`
+/// (one memory region: contiguous in user space).
+pub(super) fn map_iova(d: &Dev, base: u64, from: u64, to: u64, perm: u8) -> Res {
+    let m = msg_v2(
+        0,
+        uapi::VHOST_IOTLB_UPDATE,
+        from,
+        to - from,
+        base + (from - GPA_BASE),
+        perm,
+    );
+    d.write(&m)
+}
+
 /// Records the RX used entries' lengths and whether the first holds
 /// frame `g` after the virtio-net header.
 fn rx_used_frame(obs: &mut Obs, p: &str, n: &Net, used: &[Used], g: &[u8]) {
@@ -89,17 +104,7 @@ fn failed_attach_forgets_signalled(obs: &mut Obs, _: &Ctx) {
     let tx_buf = n.mem.alloc(PAGE);
     let end = n.mem.alloc(PAGE);
     let base = n.mem.uaddr(GPA_BASE);
-    let ua = move |g: u64| base + (g - GPA_BASE);
-    let update = |from: u64, to: u64| {
-        d.write(&msg_v2(
-            0,
-            uapi::VHOST_IOTLB_UPDATE,
-            from,
-            to - from,
-            ua(from),
-            3,
-        ))
-    };
+    let update = |from: u64, to: u64| map_iova(&d, base, from, to, 3);
     let invalidate = |from: u64, to: u64| {
         d.write(&msg_v2(
             0,
@@ -205,17 +210,7 @@ fn field_across_mappings(obs: &mut Obs, _: &Ctx) {
     };
     let end = GPA_BASE + crate::driver::MEM_SIZE as u64;
     let base = n.mem.uaddr(GPA_BASE);
-    let map = |from: u64, to: u64| {
-        let m = msg_v2(
-            0,
-            uapi::VHOST_IOTLB_UPDATE,
-            from,
-            to - from,
-            base + (from - GPA_BASE),
-            3,
-        );
-        d.write(&m)
-    };
+    let map = |from: u64, to: u64| map_iova(&d, base, from, to, 3);
     let unmap_all = || d.write(&msg_v2(0, uapi::VHOST_IOTLB_INVALIDATE, 0, u64::MAX, 0, 0));
     obs.ret("UPDATE all", map(GPA_BASE, end));
     let err = nb_eventfd();
@@ -464,17 +459,8 @@ fn used_ring_write_only(obs: &mut Obs, _: &Ctx) {
         let tx_buf = n.mem.alloc(PAGE);
         let rx_buf = n.mem.alloc(PAGE);
         let end = n.mem.alloc(PAGE);
-        let ua = |g: u64| n.mem.uaddr(GPA_BASE) + (g - GPA_BASE);
-        let map = |from: u64, to: u64, perm: u8| {
-            d.write(&msg_v2(
-                0,
-                uapi::VHOST_IOTLB_UPDATE,
-                from,
-                to - from,
-                ua(from),
-                perm,
-            ))
-        };
+        let base = n.mem.uaddr(GPA_BASE);
+        let map = |from: u64, to: u64, perm: u8| map_iova(&d, base, from, to, perm);
         let errs: Vec<Fd> = (0..2).map(|_| nb_eventfd()).collect();
         for (i, e) in errs.iter().enumerate() {
             obs.ret_ok(
@@ -628,9 +614,7 @@ impl Rig {
     /// `VHOST_IOTLB_UPDATE` of `[iova, end)`, read and write (one memory
     /// region: contiguous in user space).
     fn map(&self, iova: u64, end: u64) -> Res {
-        let ua = self.n.mem.uaddr(GPA_BASE) + (iova - GPA_BASE);
-        let m = msg_v2(0, uapi::VHOST_IOTLB_UPDATE, iova, end - iova, ua, 3);
-        self.d.write(&m)
+        map_iova(&self.d, self.n.mem.uaddr(GPA_BASE), iova, end, 3)
     }
 
     /// Reads the misses the device queued, so that the next update
