@@ -76,6 +76,7 @@ rm -f "$dkms_ko"
 [ -z "$dkdir" ] || step "DKMS package: installed on a fresh Debian 13 root, builds for $(scripts/build/debian13.sh kver); remove and purge leave no file" \
     env DEB_TEST_KO="$dkms_ko" scripts/check/deb-test.sh
 step "rustfmt --check" scripts/build/fmt.sh check
+step "shell scripts parse (bash -n; busybox sh -n for the test VM's)" scripts/check/sh-parse.sh
 
 # Host tests: every cargo test counts.
 cargo_tests() { # cargo_tests DIR TITLE

@@ -532,10 +532,10 @@ result $? "vIOMMU: after migration: TCP 2 MB I2 -> outer, content verified"
 # C's run with IN_ORDER, DMA Write faults are that and are counted apart
 # (dmar_c_log_faults_I); every other fault, and any in ours, counts.
 dlog=$(cat /tmp/I.console /tmp/I2.console 2>/dev/null | tr -d '\r')
-df=$(grep -cE 'DMAR: \[DMA|DMAR: DRHD: handling fault' <<< "$dlog")
+df=$(printf '%s\n' "$dlog" | grep -cE 'DMAR: \[DMA|DMAR: DRHD: handling fault')
 dw=0
 if [ "$IMPL" = c ] && [ "$(bit "$fi0" 35)" = 1 ]; then
-    dw=$(grep -cE 'DMAR: \[DMA Write' <<< "$dlog")
+    dw=$(printf '%s\n' "$dlog" | grep -cE 'DMAR: \[DMA Write')
     # each fault is two lines; an odd one out counts against the total
     [ $((2 * dw)) -le "$df" ] || dw=$((df / 2))
 fi
