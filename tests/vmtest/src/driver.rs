@@ -1273,6 +1273,21 @@ impl Net {
         })
     }
 
+    /// `VHOST_NET_SET_BACKEND` of ring `index` to the tap it has: C and
+    /// ours then only wait for the work queued (`vhost_dev_flush`), such
+    /// as the round a kick or a frame just queued.
+    pub fn flush(&self, index: u32) -> Res {
+        let mut b = uapi::VhostVringFile {
+            index,
+            fd: self.tap.fd.raw(),
+        };
+        ioctl(
+            self.dev.raw(),
+            uapi::VHOST_NET_SET_BACKEND as u64,
+            &mut b as *mut _ as usize,
+        )
+    }
+
     /// GET_VRING_BASE of a ring, as `"<res> <num>"`.
     pub fn vring_base(&self, index: u32) -> String {
         let mut s = uapi::VhostVringState { index, num: 0xdead };

@@ -543,7 +543,8 @@ fn iotlb_read_wakes(obs: &mut Obs, _: &Ctx) {
     // RX misses too (7.x queues one miss per ring): two messages queued.
     map_used_then_attach(obs, &n, &d, 0);
     n.rx.kick_now();
-    sleep_ms(200);
+    // The same socket again waits for the kicked round (a flush).
+    obs.ret("SET_BACKEND 0 again (flush)", d.backend(0, n.tap.fd.raw()));
     // SAFETY: epoll_create1(2) with integer flags; the result is checked below.
     let ep = crate::sys::Fd(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) });
     if ep.raw() < 0 {

@@ -2027,7 +2027,15 @@ fn zcopy_wrap_signals(obs: &mut Obs, ctx: &Ctx) {
         sleep_ms(50);
         eventfd_take(&n.tx.call);
         let fr: Vec<Vec<u8>> = (0..8).map(|i| frame(300, PEER, 6, i, None)).collect();
+        let sent = |n: &Net| n.tap.stat("rx_packets").parse::<u64>().unwrap_or(0);
+        let before = sent(&n);
         tx_post(&mut n, &fr, &h);
+        // tun counts the 8 as they come in (not a flush: C's would wait
+        // for the pages the capture holds), then their completions.
+        let deadline = Instant::now() + Duration::from_millis(WAIT);
+        while sent(&n) < before + 8 && Instant::now() < deadline {
+            sleep_ms(10);
+        }
         sleep_ms(300);
         let held = 8 - n.tx.take_used(&n.mem).len();
         obs.val(format!("{p}held by the capture socket"), held);
@@ -2083,7 +2091,12 @@ fn zcopy_then_af_packet(obs: &mut Obs, ctx: &Ctx) {
     };
     obs.ret("SET_BACKEND tx AF_PACKET", set_backend(&n, 1, pk.fd.raw()));
     tx_post(&mut n, &frames(&[300], PEER, 8), &h);
-    sleep_ms(300);
+    // The same socket again waits for the kicked round (a flush; nothing
+    // is zerocopy on AF_PACKET).
+    obs.ret(
+        "SET_BACKEND tx AF_PACKET again (flush)",
+        set_backend(&n, 1, pk.fd.raw()),
+    );
     let used = n.tx.take_used(&n.mem);
     let ids: Vec<u32> = used.iter().map(|u| u.id).collect();
     obs.val("AF_PACKET: used ids", format!("{ids:?}"));

@@ -265,9 +265,14 @@ fn field_across_mappings(obs: &mut Obs, _: &Ctx) {
     obs.ret("UPDATE all again", map(GPA_BASE, end));
     drain(obs, "one");
     n.tx.kick_now();
-    sleep_ms(200);
-    obs.val("one mapping: used idx", n.tx.used_idx(&n.mem));
+    // The frame first, then a flush (same socket), then what the round
+    // left: a fixed sleep could read the used index before the round.
     obs.val("one mapping: frame sent", n.tap.capture(1000).is_some());
+    obs.ret(
+        "one mapping: SET_BACKEND 1 again (flush)",
+        d.backend(1, tap),
+    );
+    obs.val("one mapping: used idx", n.tx.used_idx(&n.mem));
     obs.val("one mapping: errors", crate::driver::eventfd_take(&err));
     let _ = n.tx.take_used(&n.mem);
     // used->idx across two mappings.
@@ -380,7 +385,9 @@ fn dirty_log(obs: &mut Obs, _: &Ctx) {
     for i in 0..2 {
         obs.ret(format!("SET_BACKEND {i}"), d.backend(i, n.tap.fd.raw()));
     }
-    // The attach's first rounds (each ring's poll) log and signal too.
+    // The attach's first rounds (each ring's poll) log and signal too:
+    // the same socket again waits for them (a flush, in C and ours).
+    obs.ret("SET_BACKEND 1 again (flush)", d.backend(1, n.tap.fd.raw()));
     let attach_signals = signals(&n);
     obs.val("after attach: pages", pages(&n));
     obs.val("after attach: log signals", attach_signals);
@@ -393,7 +400,13 @@ fn dirty_log(obs: &mut Obs, _: &Ctx) {
         let bufs = n.place(&all, 0);
         n.tx.add(&mut n.mem, &bufs, false, false);
     }
+    let before = n.tx.used_idx(&n.mem);
     n.tx.notify(&n.mem);
+    // The round's log is written before its used index: wait for that.
+    let deadline = Instant::now() + Duration::from_millis(3000);
+    while n.tx.used_idx(&n.mem).wrapping_sub(before) < 2 && Instant::now() < deadline {
+        sleep_ms(10);
+    }
     let tx_signals = signals(&n);
     obs.val("tx used", n.tx.take_used(&n.mem).len());
     obs.val("after tx: pages", pages(&n));

@@ -764,7 +764,10 @@ fn bad_chain_mid_packet(obs: &mut Obs, ctx: &Ctx) {
     sleep_ms(300);
     let r = n.tap.inject(&f[1]);
     obs.check(r == Ok(f[1].len() as i64), "inject 1");
+    // Its round is queued once the frame reaches the tap (at once, or
+    // from ksoftirqd on a loaded host): a pause, then wait for the round.
     sleep_ms(300);
+    obs.ret("SET_BACKEND 0 again (flush)", n.flush(0));
     obs.val("after the retry", used_raw(&n, 2));
     obs.val("GET_VRING_BASE 0 after the retry", n.vring_base(0));
     for (i, b) in bufs.iter().enumerate() {

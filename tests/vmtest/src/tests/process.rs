@@ -1404,10 +1404,13 @@ fn backend_fd_closed(obs: &mut Obs, _: &Ctx) {
             ),
         );
     }
-    sys::sleep_ms(200);
-    obs.val(
-        "tap gone after detach",
-        !sys::path_exists(&format!("/sys/class/net/{}", net.tap.name)),
-    );
+    // The interface goes when tun's last reference does, after the
+    // detach returned: wait for it (5 s at most).
+    let gone = || !sys::path_exists(&format!("/sys/class/net/{}", net.tap.name));
+    let deadline = Instant::now() + Duration::from_millis(5000);
+    while !gone() && Instant::now() < deadline {
+        sys::sleep_ms(50);
+    }
+    obs.val("tap gone after detach", gone());
     let _ = poll_in;
 }
